@@ -1,0 +1,181 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from mailhost.names import domain_for_display
+from tenants.models import Organisation
+
+
+class MailNode(models.Model):
+    """One Postfix/Dovecot/OpenDKIM host and its state directory.
+
+    `desired_revision` is bumped, under a row lock, by every change to this node's mail state,
+    so revisions commit in order; the reconciler records the revision it has applied.
+    """
+
+    name = models.SlugField(max_length=50, unique=True)
+    state_dir = models.CharField(max_length=200)
+    desired_revision = models.BigIntegerField(default=0)
+    applied_revision = models.BigIntegerField(default=0)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_drift = models.JSONField(default=list, blank=True)
+    last_drift_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(applied_revision__lte=models.F("desired_revision")),
+                name="node_applied_not_ahead",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def lag(self) -> int:
+        return self.desired_revision - self.applied_revision
+
+
+class NodeChange(models.Model):
+    """A key whose rendered state changed at a revision: the incremental reconciler's work list."""
+
+    class Kind(models.TextChoices):
+        DOMAIN = "domain"
+        MAILBOX = "mailbox"
+        ALIAS = "alias"
+        DKIM = "dkim"
+
+    node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
+    revision = models.BigIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    object_id = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["node", "revision"], name="nodechange_node_rev")]
+
+
+class DomainStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    DISABLED = "disabled", "Disabled"
+
+
+class Domain(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="domains")
+    node = models.ForeignKey(MailNode, on_delete=models.PROTECT, related_name="domains")
+    name = models.CharField(max_length=253, unique=True, help_text="IDNA (A-label), lower case.")
+    status = models.CharField(max_length=10, choices=DomainStatus.choices, default="active")
+    max_mailboxes = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
+    default_quota_mb = models.PositiveIntegerField(default=settings.MAILHOST_DEFAULT_QUOTA_MB)
+    revision = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=DomainStatus.values), name="domain_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(name__contains="/") & ~Q(name__contains=" ") & ~Q(name=""),
+                name="domain_name_no_separators",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def display_name(self) -> str:
+        return domain_for_display(self.name)
+
+
+class MailboxStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended (receives, cannot log in)"
+    DISABLED = "disabled", "Disabled (no login, mail refused)"
+
+
+class Mailbox(models.Model):
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="mailboxes")
+    local_part = models.CharField(max_length=64)
+    display_name = models.CharField(max_length=200, blank=True)
+    password_hash = models.CharField(max_length=200)
+    quota_mb = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=MailboxStatus.choices, default="active")
+    # The maildir lives under this id, never under the address, so a rename moves nothing.
+    home_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    revision = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["domain__name", "local_part"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain", "local_part"],
+                condition=Q(deleted_at__isnull=True),
+                name="mailbox_unique_live_address",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=MailboxStatus.values), name="mailbox_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(local_part="") & ~Q(local_part__contains="@"),
+                name="mailbox_local_part_plain",
+            ),
+            models.CheckConstraint(
+                condition=Q(password_hash__startswith="{"), name="mailbox_password_is_scheme_hash"
+            ),
+        ]
+        indexes = [models.Index(fields=["domain", "status"], name="mailbox_domain_status")]
+        verbose_name_plural = "mailboxes"
+
+    def __str__(self) -> str:
+        return self.address
+
+    @property
+    def address(self) -> str:
+        return f"{self.local_part}@{self.domain.name}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class Alias(models.Model):
+    """An address that forwards to one or more destinations; an empty local part is a catch-all."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="aliases")
+    local_part = models.CharField(max_length=64, blank=True, help_text="Empty: catch-all.")
+    destinations = models.JSONField(help_text="Normalised addresses, internal or external.")
+    active = models.BooleanField(default=True)
+    revision = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["domain__name", "local_part"]
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "local_part"], name="alias_unique_address"),
+            models.CheckConstraint(
+                condition=~Q(local_part__contains="@"), name="alias_local_part_plain"
+            ),
+        ]
+        verbose_name_plural = "aliases"
+
+    def __str__(self) -> str:
+        return self.address
+
+    @property
+    def is_catch_all(self) -> bool:
+        return self.local_part == ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.local_part}@{self.domain.name}"

@@ -1,0 +1,54 @@
+"""System checks for misconfiguration, with stable ids (mailhost.E001…, mailhost.W001…)."""
+
+import base64
+import binascii
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+from mailhost.names import InvalidName, normalise_domain
+
+
+@register()
+def check_mailhost_settings(app_configs, **kwargs):
+    problems = []
+    try:
+        normalise_domain(settings.MAILHOST_HOSTNAME)
+    except InvalidName as exc:
+        problems.append(
+            Error(f"MAILHOST_HOSTNAME is not a host name: {exc}", id="mailhost.E001")
+        )
+    ports = settings.MAILHOST_PORTS
+    for name, port in ports.items():
+        if not 1 <= port <= 65535:
+            problems.append(
+                Error(f"MAILHOST_{name.upper()}_PORT must be 1–65535, got {port}", id="mailhost.E002")
+            )
+    if len(set(ports.values())) != len(ports):
+        problems.append(Error("Two MAILHOST_*_PORT settings share a port.", id="mailhost.E003"))
+    if len(str(settings.MAILHOST_NODE_STATE_DIR)) > 60:
+        problems.append(
+            Error(
+                "MAILHOST_NODE_STATE_DIR is longer than 60 characters: Dovecot's unix sockets "
+                "live below it and socket paths are limited to 107 bytes.",
+                id="mailhost.E004",
+            )
+        )
+    try:
+        if len(base64.urlsafe_b64decode(settings.DKIM_ENCRYPTION_KEY)) != 32:
+            raise ValueError
+    except (ValueError, binascii.Error):
+        problems.append(
+            Error("DKIM_ENCRYPTION_KEY must be 32 url-safe base64 bytes (a Fernet key).",
+                  id="mailhost.E005")
+        )
+    if not 4 <= settings.MAILHOST_BCRYPT_ROUNDS <= 16:
+        problems.append(Error("MAILHOST_BCRYPT_ROUNDS must be 4–16.", id="mailhost.E006"))
+    elif settings.MAILHOST_BCRYPT_ROUNDS < 10 and not settings.DEBUG:
+        problems.append(
+            Warning("MAILHOST_BCRYPT_ROUNDS below 10 is weak for user-chosen passwords.",
+                    id="mailhost.W001")
+        )
+    if settings.MAILHOST_DELETED_RETENTION_DAYS < 0:
+        problems.append(Error("MAILHOST_DELETED_RETENTION_DAYS must be ≥ 0.", id="mailhost.E007"))
+    return problems

@@ -1,0 +1,38 @@
+"""Domain errors raised by services and selectors; pages and the API map them to HTTP.
+
+Each has a stable `code` (for API clients) and a human `detail`; `field` names the input at fault.
+"""
+
+
+class DomainError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, detail: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        if code:
+            self.code = code
+
+
+class NotFound(DomainError):
+    """Missing, or another tenant's: the two are indistinguishable on purpose."""
+
+    code = "not_found"
+    status = 404
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+
+
+class Invalid(DomainError):
+    code = "invalid"
+    status = 422

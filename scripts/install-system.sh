@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Mailhost needs, only those that are missing.
+# Postfix is preseeded to "No configuration": the project never touches /etc/postfix;
+# every daemon runs from a state directory the project renders.
+set -euo pipefail
+
+PACKAGES=(
+  postfix postfix-sqlite postfix-lmdb
+  dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved dovecot-sqlite
+  opendkim opendkim-tools
+  swaks libnet-ssleay-perl libio-socket-ssl-perl
+  knot knot-dnsutils
+  redis-server postgresql
+  chromium
+  sqlite3 openssl python3-venv procps iproute2
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Missing Debian packages: ${missing[*]}" >&2
+  echo "Run 'make up' or 'make test' as root once, or install them with apt-get." >&2
+  exit 1
+fi
+
+echo "Installing Debian packages: ${missing[*]}"
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# --no-install-recommends keeps apt from upgrading systemd/udev alongside chromium.
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Starts Mailhost on the embedded defaults: SQLite under var/, a Redis (ours if none answers),
+# the web server, a Celery worker with beat, and the bundled mail stack. Prints where to log in.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+VAR="$PWD/var"; RUN="$VAR/run"; LOG="$VAR/log"
+mkdir -p "$RUN" "$LOG"
+[ -f "$VAR/up.env" ] && source "$VAR/up.env"
+source <(scripts/ensure-services.sh redis)
+export CELERY_BROKER_URL
+WEB_PORT="${MAILHOST_WEB_PORT:-8000}"
+
+running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+python manage.py migrate --noinput -v0
+python manage.py collectstatic --noinput -v0
+python manage.py ensurestaff --email "${MAILHOST_ADMIN_EMAIL:-admin@localhost}" \
+  --password-file "$VAR/admin-password"
+python manage.py stack start
+
+if ! running web; then
+  gunicorn mailhost.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers 2 \
+    --pid "$RUN/web.pid" --daemon --access-logfile "$LOG/web-access.log" \
+    --error-logfile "$LOG/web.log"
+fi
+if ! running worker; then
+  queues="celery,node.${MAILHOST_NODE_NAME:-local}"
+  nohup celery -A mailhost worker --beat --concurrency 2 -Q "$queues" --loglevel INFO \
+    --schedule "$VAR/celerybeat-schedule" >"$LOG/worker.log" 2>&1 &
+  echo $! >"$RUN/worker.pid"
+fi
+for _ in $(seq 100); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$WEB_PORT/accounts/login/" && break; sleep 0.1
+done
+python manage.py reconcile --full >/dev/null
+
+cat <<MSG
+
+Mailhost is running.
+  Portal      http://127.0.0.1:$WEB_PORT/mail-admin/   (Django admin: /admin/)
+  Log in as   ${MAILHOST_ADMIN_EMAIL:-admin@localhost}
+  Password    $(cat "$VAR/admin-password")
+  Mail        SMTP 127.0.0.1:${MAILHOST_SMTP_PORT:-2525}, submission :${MAILHOST_SUBMISSION_PORT:-2587}, IMAP :${MAILHOST_IMAP_PORT:-2143}
+  Logs        var/log/
+Stop everything with: make down
+MSG

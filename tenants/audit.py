@@ -1,0 +1,28 @@
+from tenants.access import Actor
+from tenants.models import AuditEvent
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    organisation_id: int | None,
+    action: str,
+    target_type: str,
+    target: str,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEvent:
+    """Write one audit event. Call inside the service's transaction so both commit or neither."""
+    user = actor.user if actor.user is not None and actor.user.is_authenticated else None
+    return AuditEvent.objects.create(
+        organisation_id=organisation_id,
+        actor_user=user,
+        actor_token=actor.token,
+        actor_label=actor.label[:200],
+        ip=actor.ip,
+        action=action,
+        target_type=target_type,
+        target=target[:300],
+        before=before,
+        after=after,
+    )

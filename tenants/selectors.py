@@ -1,0 +1,55 @@
+"""Reads for tenants, always scoped to what the actor may see."""
+
+from django.db.models import QuerySet
+
+from mailhost.errors import NotFound
+from tenants.access import Actor, require_read, visible_organisations
+from tenants.models import ApiToken, AuditEvent, Membership, Organisation
+
+
+def organisation_get(actor: Actor, slug: str) -> Organisation:
+    organisation = visible_organisations(actor).filter(slug=slug).first()
+    if organisation is None:
+        raise NotFound("That organisation was not found.")
+    return organisation
+
+
+def organisation_list(actor: Actor) -> QuerySet[Organisation]:
+    return visible_organisations(actor).order_by("name")
+
+
+def membership_list(actor: Actor, organisation: Organisation) -> QuerySet[Membership]:
+    require_read(actor, organisation.pk)
+    return organisation.memberships.select_related("user").order_by("user__email")
+
+
+def api_token_list(actor: Actor, organisation: Organisation) -> QuerySet[ApiToken]:
+    require_read(actor, organisation.pk)
+    return organisation.api_tokens.order_by("-created_at")
+
+
+def api_token_get(actor: Actor, organisation: Organisation, token_id: int) -> ApiToken:
+    require_read(actor, organisation.pk)
+    token = organisation.api_tokens.filter(pk=token_id).first()
+    if token is None:
+        raise NotFound("That token was not found.")
+    return token
+
+
+def audit_list(
+    actor: Actor,
+    organisation: Organisation,
+    *,
+    action: str | None = None,
+    target: str | None = None,
+    actor_label: str | None = None,
+) -> QuerySet[AuditEvent]:
+    require_read(actor, organisation.pk)
+    events = AuditEvent.objects.filter(organisation=organisation)
+    if action:
+        events = events.filter(action__startswith=action)
+    if target:
+        events = events.filter(target__icontains=target)
+    if actor_label:
+        events = events.filter(actor_label__icontains=actor_label)
+    return events.order_by("-created_at", "-id")

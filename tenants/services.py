@@ -1,0 +1,244 @@
+"""Writes for organisations, members, invitations and API tokens. Each records an AuditEvent."""
+
+import datetime as dt
+import re
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from mailhost.errors import Conflict, Forbidden, Invalid, NotFound
+from tenants.access import Actor, require_owner, require_write
+from tenants.audit import audit_record
+from tenants.models import ApiToken, Invitation, Membership, Organisation, Role
+
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+INVITATION_LIFETIME = dt.timedelta(days=7)
+
+
+@transaction.atomic
+def organisation_create(*, actor: Actor, slug: str, name: str) -> Organisation:
+    if not actor.is_global:
+        raise Forbidden("Only staff can create organisations.")
+    if not _SLUG.match(slug or ""):
+        raise Invalid(
+            "The slug uses lower-case letters, digits and inner hyphens (max 50).", field="slug"
+        )
+    if not (name or "").strip():
+        raise Invalid("Enter a name.", field="name")
+    if Organisation.objects.filter(slug=slug).exists():
+        raise Conflict(f"An organisation with slug {slug!r} exists.", field="slug")
+    organisation = Organisation.objects.create(slug=slug, name=name.strip())
+    audit_record(
+        actor=actor,
+        organisation_id=organisation.pk,
+        action="organisation.create",
+        target_type="organisation",
+        target=slug,
+        after={"slug": slug, "name": organisation.name},
+    )
+    return organisation
+
+
+@transaction.atomic
+def membership_set(*, actor: Actor, organisation: Organisation, user, role: str) -> Membership:
+    """Add `user` to the organisation with `role`, or change their role."""
+    require_owner(actor, organisation.pk)
+    if role not in Role.values:
+        raise Invalid(f"Role must be one of {', '.join(Role.values)}.", field="role")
+    membership, created = Membership.objects.select_for_update().get_or_create(
+        user=user, organisation=organisation, defaults={"role": role}
+    )
+    before = None if created else {"role": membership.role}
+    if not created and membership.role != role:
+        _refuse_removing_last_owner(membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
+    audit_record(
+        actor=actor,
+        organisation_id=organisation.pk,
+        action="membership.set",
+        target_type="membership",
+        target=user.get_username(),
+        before=before,
+        after={"role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor: Actor, membership: Membership) -> None:
+    require_owner(actor, membership.organisation_id)
+    _refuse_removing_last_owner(membership)
+    audit_record(
+        actor=actor,
+        organisation_id=membership.organisation_id,
+        action="membership.remove",
+        target_type="membership",
+        target=membership.user.get_username(),
+        before={"role": membership.role},
+    )
+    membership.delete()
+
+
+def _refuse_removing_last_owner(membership: Membership) -> None:
+    if membership.role != Role.OWNER:
+        return
+    owners = Membership.objects.filter(organisation_id=membership.organisation_id, role="owner")
+    if owners.count() <= 1:
+        raise Conflict("An organisation needs at least one owner.", field="role")
+
+
+@transaction.atomic
+def invitation_create(
+    *, actor: Actor, organisation: Organisation, email: str, role: str
+) -> tuple[Invitation, str]:
+    """Invite an e-mail address; returns the invitation and its one-time token."""
+    require_owner(actor, organisation.pk)
+    email = (email or "").strip().lower()
+    if "@" not in email or any(ch.isspace() for ch in email):
+        raise Invalid("Enter a valid e-mail address.", field="email")
+    if role not in Role.values:
+        raise Invalid(f"Role must be one of {', '.join(Role.values)}.", field="role")
+    raw = secrets.token_urlsafe(32)
+    try:
+        with transaction.atomic():
+            invitation = Invitation.objects.create(
+                organisation=organisation,
+                email=email,
+                role=role,
+                token_hash=ApiToken.hash(raw),
+                invited_by=actor.user,
+                expires_at=timezone.now() + INVITATION_LIFETIME,
+            )
+    except IntegrityError:
+        raise Conflict(f"{email} already has an open invitation.", field="email") from None
+    audit_record(
+        actor=actor,
+        organisation_id=organisation.pk,
+        action="invitation.create",
+        target_type="invitation",
+        target=email,
+        after={"email": email, "role": role},
+    )
+    return invitation, raw
+
+
+@transaction.atomic
+def invitation_accept(*, user, raw_token: str) -> Membership:
+    invitation = (
+        Invitation.objects.select_for_update()
+        .filter(token_hash=ApiToken.hash(raw_token or ""), accepted_at__isnull=True)
+        .first()
+    )
+    if invitation is None or invitation.expires_at <= timezone.now():
+        raise NotFound("This invitation is not valid or has expired.")
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_at"])
+    membership, _ = Membership.objects.get_or_create(
+        user=user, organisation=invitation.organisation, defaults={"role": invitation.role}
+    )
+    audit_record(
+        actor=Actor(user=user),
+        organisation_id=invitation.organisation_id,
+        action="invitation.accept",
+        target_type="invitation",
+        target=invitation.email,
+        after={"role": membership.role},
+    )
+    return membership
+
+
+def invitations_expire(*, now: dt.datetime | None = None) -> int:
+    """Delete invitations past their expiry that were never accepted; returns how many."""
+    now = now or timezone.now()
+    deleted, _ = Invitation.objects.filter(accepted_at__isnull=True, expires_at__lte=now).delete()
+    return deleted
+
+
+@transaction.atomic
+def api_token_create(
+    *,
+    actor: Actor,
+    organisation: Organisation,
+    name: str,
+    read_only: bool = False,
+    expires_at: dt.datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token; returns it with the raw secret, which is never stored or shown again."""
+    require_write(actor, organisation.pk, "That organisation")
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise Invalid("Give the token a name of up to 100 characters.", field="name")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise Invalid("The expiry must be in the future.", field="expires_at")
+    raw = ApiToken.new_secret()
+    token = ApiToken.objects.create(
+        organisation=organisation,
+        name=name,
+        token_hash=ApiToken.hash(raw),
+        hint=raw[:10],
+        read_only=read_only,
+        created_by=actor.user if actor.user is not None else None,
+        expires_at=expires_at,
+    )
+    audit_record(
+        actor=actor,
+        organisation_id=organisation.pk,
+        action="api_token.create",
+        target_type="api_token",
+        target=f"{name} ({token.hint}…)",
+        after={"name": name, "read_only": read_only, "expires_at": _iso(expires_at)},
+    )
+    return token, raw
+
+
+@transaction.atomic
+def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
+    require_write(actor, token.organisation_id, "That token")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(
+            actor=actor,
+            organisation_id=token.organisation_id,
+            action="api_token.revoke",
+            target_type="api_token",
+            target=str(token),
+        )
+    return token
+
+
+def api_token_authenticate(raw: str) -> ApiToken | None:
+    """The usable token for a raw bearer secret, with its last use recorded; None otherwise."""
+    if not raw or not raw.startswith(ApiToken.PREFIX) or len(raw) > 200:
+        return None
+    token = (
+        ApiToken.objects.select_related("organisation")
+        .filter(token_hash=ApiToken.hash(raw))
+        .first()
+    )
+    if token is None or not token.is_usable():
+        return None
+    now = timezone.now()
+    # Record use at most once a minute: a busy client should not turn reads into writes.
+    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def user_create_staff(*, email: str, password: str):
+    """A superuser with a verified e-mail address (used by `make up` and tests)."""
+    from allauth.account.models import EmailAddress
+
+    user_model = get_user_model()
+    user = user_model.objects.create_superuser(username=email, email=email, password=password)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return user
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
