@@ -1,22 +1,70 @@
-"""Bringing a node's mail stack to the desired state: scheduling and coalescing.
+"""Bringing a node's mail stack to the desired state.
 
-A burst of changes must not mean a burst of applies. `enqueue_coalesced` sets a per-node
-"pending" flag in Redis and enqueues a task only when the flag was not already set; the task
-clears the flag *before* it reads the change log, so a change committed while it runs sets the
-flag again and gets a task of its own. Nothing is lost if Redis is down: the periodic full
+Incremental (the default, on every change): read the node's change log since the applied
+revision, re-render only the objects it names, write the row difference in one SQLite
+transaction and only the files that changed, then record the revision. Its cost depends on the
+size of the change, not on the number of mailboxes.
+
+Full (periodic, and `manage.py reconcile`): render everything, diff every row and managed file,
+repair what differs. Run after the incremental pass, whatever it still finds is drift (a row or
+file changed by hand), which is reported on the node and then repaired.
+
+Scheduling: a burst of changes must not mean a burst of applies. `enqueue_coalesced` sets a
+per-node "pending" flag in Redis and enqueues a task only when the flag was not already set; the
+task clears the flag *before* it reads the change log, so a change committed while it runs sets
+the flag again and gets a task of its own. If Redis is down nothing is lost: the periodic full
 reconcile repairs whatever was missed.
 """
 
+import fcntl
 import logging
+import os
+import pwd
+import shutil
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
+from django.utils import timezone
 
-from mailboxes.models import MailNode
+from mailboxes import snapshot
+from mailboxes.models import MailNode, NodeChange
+from mailhost.backend import lookup
+from mailhost.backend.apply import (
+    FileChange,
+    FileSpec,
+    ManagedFiles,
+    RowDiff,
+    diff_rows,
+    write_rows,
+)
+from mailhost.backend.config import MAIL_GID, MAIL_UID, NodeConfig, render_static_files
+from mailhost.backend.model import MailboxSnap
+from mailhost.backend.render import (
+    OPENDKIM_KEY_TABLE,
+    OPENDKIM_KEYS_DIR,
+    OPENDKIM_SIGNING_TABLE,
+    Rows,
+    alias_rows,
+    dkim_files,
+    domain_rows,
+    empty_rows,
+    mailbox_rows,
+    merge,
+    sieve_file,
+    src_of,
+)
+from mailhost.backend.stack import Stack
 from mailhost.redis import get_redis
 
 logger = logging.getLogger(__name__)
 
 PENDING_TTL_SECONDS = 300  # a lost task does not block a node for longer than this
+
+
+# --- scheduling ------------------------------------------------------------------------------
 
 
 def pending_key(node_id: int) -> str:
@@ -32,7 +80,7 @@ def enqueue_coalesced(node_id: int) -> None:
 
     try:
         if not get_redis().set(pending_key(node_id), "1", nx=True, ex=PENDING_TTL_SECONDS):
-            return  # a reconcile is already queued and has not started: it will see this change
+            return  # a reconcile is queued and has not started yet: it will see this change
     except redis.RedisError as exc:
         logger.warning("reconcile of node %s not coalesced (Redis: %s)", node_id, exc)
     name = MailNode.objects.values_list("name", flat=True).get(pk=node_id)
@@ -47,3 +95,267 @@ def clear_pending(node_id: int) -> None:
         get_redis().delete(pending_key(node_id))
     except redis.RedisError as exc:
         logger.warning("could not clear the pending flag of node %s: %s", node_id, exc)
+
+
+# --- planning --------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a reconcile wants: rows for `srcs` (all when None) and files in `file_scope`."""
+
+    rows: Rows
+    srcs: set[str] | None
+    files: dict[str, FileSpec]
+    static: dict[str, FileSpec]  # node config, written (validated) by the stack runner
+    file_scope: set[str] | None
+    mailboxes: list[MailboxSnap]
+
+
+@dataclass
+class Report:
+    revision: int
+    rows: RowDiff
+    files: list[FileChange]
+    drift: list[str] = field(default_factory=list)
+    reloaded: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rows.count or self.files)
+
+    def describe(self) -> list[str]:
+        lines = self.rows.describe()
+        lines += [f"{'~' if c.action == 'write' else '-'} file {c.path}" for c in self.files]
+        return lines
+
+
+def _dkim_owner() -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam("opendkim")
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return -1, -1
+
+
+def _dkim_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
+    uid, gid = _dkim_owner()
+    specs = {}
+    for path, data in dkim_files(snapshot.active_dkim_keys(node), str(config.state_dir)).items():
+        secret = path.startswith(OPENDKIM_KEYS_DIR + "/")
+        specs[path] = FileSpec(data, mode=0o600 if secret else 0o644, uid=uid, gid=gid)
+    return specs
+
+
+def _sieve_specs(mailboxes: list[MailboxSnap]) -> tuple[dict[str, FileSpec], set[str]]:
+    specs, scope = {}, set()
+    for mailbox in mailboxes:
+        path, data = sieve_file(mailbox)
+        scope.add(path)
+        if data is not None:
+            specs[path] = FileSpec(data, mode=0o600, uid=MAIL_UID, gid=MAIL_GID)
+    return specs, scope
+
+
+def _render_rows(node_state_dir: str, domains, mailboxes, aliases) -> Rows:
+    rows = empty_rows()
+    for domain in domains:
+        merge(rows, domain_rows(domain))
+    for mailbox in mailboxes:
+        merge(rows, mailbox_rows(mailbox, node_state_dir))
+    for alias in aliases:
+        merge(rows, alias_rows(alias))
+    return rows
+
+
+def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str, int]]) -> Plan:
+    ids: dict[str, set[int]] = defaultdict(set)
+    for kind, object_id in changes:
+        ids[kind].add(object_id)
+    domain_ids = ids[NodeChange.Kind.DOMAIN]
+    domains = snapshot.domains(node, domain_ids)
+    mailboxes = snapshot.mailboxes(node, ids=ids[NodeChange.Kind.MAILBOX])
+    aliases = snapshot.aliases(node, ids=ids[NodeChange.Kind.ALIAS])
+    if domain_ids:  # a domain's status decides whether its addresses work
+        mailboxes += snapshot.mailboxes(node, domain_ids=domain_ids)
+        aliases += snapshot.aliases(node, domain_ids=domain_ids)
+    srcs = {src_of("domain", i) for i in domain_ids}
+    srcs |= {src_of("mailbox", i) for i in ids[NodeChange.Kind.MAILBOX]}
+    srcs |= {src_of("alias", i) for i in ids[NodeChange.Kind.ALIAS]}
+    srcs |= {src_of("mailbox", m.id) for m in mailboxes} | {src_of("alias", a.id) for a in aliases}
+    files, scope = _sieve_specs(mailboxes)
+    if domain_ids or ids[NodeChange.Kind.DKIM]:
+        dkim = _dkim_specs(node, config)
+        files |= dkim
+        scope |= set(dkim) | {OPENDKIM_KEY_TABLE, OPENDKIM_SIGNING_TABLE}
+        scope |= {
+            p for p in ManagedFiles(config.state_dir).manifest if p.startswith(OPENDKIM_KEYS_DIR)
+        }
+    rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
+    return Plan(rows=rows, srcs=srcs, files=files, static={}, file_scope=scope, mailboxes=mailboxes)
+
+
+def plan_full(node: MailNode, config: NodeConfig) -> Plan:
+    domains = snapshot.domains(node)
+    mailboxes = snapshot.mailboxes(node)
+    aliases = snapshot.aliases(node)
+    static = {path: FileSpec(data) for path, data in render_static_files(config).items()}
+    files = _dkim_specs(node, config)
+    sieve, _ = _sieve_specs(mailboxes)
+    files |= sieve
+    rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
+    return Plan(
+        rows=rows, srcs=None, files=files, static=static, file_scope=None, mailboxes=mailboxes
+    )
+
+
+# --- applying --------------------------------------------------------------------------------
+
+
+@contextmanager
+def node_lock(state_dir: Path):
+    """One apply at a time per node, across worker processes on the node's host."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "reconcile.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _sync_maildirs(state_dir: Path, mailboxes: list[MailboxSnap]) -> None:
+    """Deleted mailboxes' maildirs move to archive/ (kept for the retention period); restored
+    ones move back. Homes are keyed by id, so a rename never moves anything."""
+    live_root, archive_root = state_dir / "mail", state_dir / "archive"
+    for mailbox in mailboxes:
+        live, archived = live_root / mailbox.home_id, archive_root / mailbox.home_id
+        source, target = (live, archived) if mailbox.deleted else (archived, live)
+        if source.exists() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+
+
+def _ensure_homes(state_dir: Path, changes: list[FileChange]) -> None:
+    """A Sieve script may be written before Dovecot ever created the home: create it as `mail`."""
+    for change in changes:
+        if change.action == "write" and change.path.startswith("mail/"):
+            home = state_dir / Path(change.path).parent
+            if not home.exists():
+                home.mkdir(parents=True, mode=0o700)
+                os.chown(home, MAIL_UID, MAIL_GID)
+
+
+def _reload(stack: Stack, changes: list[FileChange]) -> list[str]:
+    daemons = sorted(
+        {c.path.split("/", 1)[0] for c in changes} & {"postfix", "dovecot", "opendkim"}
+    )
+    if not daemons or not stack.is_running():
+        return []
+    for daemon in daemons:
+        stack.reload(daemon)
+    return daemons
+
+
+def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = False) -> Report:
+    stack = Stack(config)
+    if not dry_run:
+        stack.prepare()  # directories, owners and the lookup store's schema: idempotent
+    managed = ManagedFiles(config.state_dir)
+    files = managed.plan(plan.files | plan.static, plan.file_scope)
+    conn = lookup.connect(config.lookup_db) if config.lookup_db.exists() else None
+    try:
+        rows = diff_rows(conn, plan.rows, plan.srcs) if conn else _all_added(plan.rows)
+        report = Report(revision=node.desired_revision, rows=rows, files=files)
+        if dry_run:
+            return report
+        write_rows(conn, rows)
+    finally:
+        if conn:
+            conn.close()
+    _ensure_homes(config.state_dir, files)
+    managed.apply(plan.files, [c for c in files if c.path not in plan.static])
+    if any(c.path in plan.static for c in files):
+        stack.write_config()  # validates before it renames, and marks the files managed
+    _sync_maildirs(config.state_dir, plan.mailboxes)
+    report.reloaded = _reload(stack, files)
+    return report
+
+
+def _all_added(rows: Rows) -> RowDiff:
+    return RowDiff(added={table: set(values) for table, values in rows.items() if values})
+
+
+def _mark_applied(node: MailNode, revision: int, **extra) -> None:
+    MailNode.objects.filter(pk=node.pk).update(
+        applied_revision=revision, applied_at=timezone.now(), last_error="", **extra
+    )
+    NodeChange.objects.filter(node=node, revision__lte=revision).delete()
+
+
+def _record_failure(node: MailNode, exc: Exception) -> None:
+    MailNode.objects.filter(pk=node.pk).update(last_error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def reconcile_incremental(node: MailNode, config: NodeConfig | None = None) -> int:
+    """Apply the node's pending changes; returns the revision now applied. Idempotent."""
+    config = config or NodeConfig.from_settings(state_dir=Path(node.state_dir))
+    with node_lock(config.state_dir):
+        node.refresh_from_db()
+        target = node.desired_revision
+        if node.applied_revision >= target:
+            return node.applied_revision
+        changes = list(
+            NodeChange.objects.filter(
+                node=node, revision__gt=node.applied_revision, revision__lte=target
+            ).values_list("kind", "object_id")
+        )
+        try:
+            execute(node, config, plan_incremental(node, config, changes))
+        except Exception as exc:
+            _record_failure(node, exc)
+            raise
+        _mark_applied(node, target)
+        return target
+
+
+def reconcile_full(
+    node: MailNode,
+    config: NodeConfig | None = None,
+    *,
+    dry_run: bool = False,
+    incremental_first: bool = True,
+) -> Report:
+    """Render and diff everything. Pending changes are applied first, so what the full diff
+    still finds is drift: reported on the node, then repaired (unless `dry_run`).
+
+    `incremental_first=False` skips that pre-pass: the full render is then the only apply, as
+    in a rebuild-everything design (benchmark B7 compares against it), and nothing is drift."""
+    config = config or NodeConfig.from_settings(state_dir=Path(node.state_dir))
+    if not dry_run and incremental_first:
+        reconcile_incremental(node, config)
+    with node_lock(config.state_dir):
+        node.refresh_from_db()
+        try:
+            report = execute(node, config, plan_full(node, config), dry_run=dry_run)
+        except Exception as exc:
+            _record_failure(node, exc)
+            raise
+        if dry_run:
+            return report
+        if incremental_first:
+            report.drift = report.rows.describe() + [
+                f"file {c.path} was changed by hand" for c in report.files if c.drift
+            ]
+        drift_fields = {"last_drift": report.drift}
+        if report.drift:
+            drift_fields["last_drift_at"] = timezone.now()
+            logger.warning("node %s: repaired drift: %s", node.name, report.drift[:20])
+        _mark_applied(node, report.revision, **drift_fields)
+        return report
+
+
+def purge_archives(state_dir: Path, home_ids: list[str]) -> None:
+    """Remove archived maildirs whose retention period is over."""
+    archive_root = Path(state_dir) / "archive"
+    for home_id in home_ids:
+        target = archive_root / home_id
+        if target.parent == archive_root and target.exists():
+            shutil.rmtree(target)

@@ -1,0 +1,131 @@
+"""Selectors that read desired mail state into frozen snapshots for the renderers.
+
+Queries here are set-based (one per table, not one per object) so a full snapshot of 100,000
+mailboxes costs a handful of queries, and an incremental one costs the same few, filtered by id.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import replace
+
+from identity.models import DkimKey, DkimKeyState
+from mailboxes.models import Alias, AppPassword, Domain, Mailbox, MailNode
+from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
+from mailhost.backend.sieve import SieveSpec, VacationSpec
+from mailhost.crypto import decrypt
+
+BATCH = 5000
+
+_MAILBOX_FIELDS = (
+    "pk", "local_part", "domain__name", "domain__status", "password_hash", "home_id",
+    "quota_mb", "status", "deleted_at",
+    # what the holder set in /mailbox/, rendered into a Sieve script
+    "forward_to", "forward_keep_copy", "vacation_enabled", "vacation_subject", "vacation_body",
+    "vacation_start", "vacation_end",
+)  # fmt: skip
+
+
+def domains(node: MailNode, ids: Iterable[int] | None = None) -> list[DomainSnap]:
+    queryset = Domain.objects.filter(node=node)
+    if ids is not None:
+        queryset = queryset.filter(pk__in=list(ids))
+    return [
+        DomainSnap(id=pk, name=name, active=status == "active")
+        for pk, name, status in queryset.values_list("pk", "name", "status")
+    ]
+
+
+def mailboxes(
+    node: MailNode, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
+) -> list[MailboxSnap]:
+    queryset = Mailbox.objects.filter(domain__node=node)
+    if ids is not None:
+        queryset = queryset.filter(pk__in=list(ids))
+    if domain_ids is not None:
+        queryset = queryset.filter(domain_id__in=list(domain_ids))
+    rows = queryset.values_list(*_MAILBOX_FIELDS).iterator(chunk_size=BATCH)
+    return _with_app_passwords([_mailbox_snap(*row) for row in rows])
+
+
+def _mailbox_snap(
+    pk, local, domain, domain_status, password_hash, home_id, quota_mb, status, deleted_at,
+    *sieve_values,
+) -> MailboxSnap:  # fmt: skip
+    address = f"{local}@{domain}"
+    return MailboxSnap(
+        id=pk,
+        address=address,
+        password_hash=password_hash,
+        home_id=str(home_id),
+        quota_mb=quota_mb,
+        status=status,
+        domain_active=domain_status == "active",
+        deleted=deleted_at is not None,
+        sieve=_sieve_spec(address, *sieve_values),
+    )
+
+
+def _sieve_spec(
+    address, forward_to, keep_copy, vacation_enabled, subject, body, start, end
+) -> SieveSpec | None:
+    if not forward_to and not vacation_enabled:
+        return None
+    vacation = VacationSpec(subject, body, start, end) if vacation_enabled else None
+    return SieveSpec(address, tuple(forward_to), keep_copy, vacation)
+
+
+def _with_app_passwords(snaps: list[MailboxSnap]) -> list[MailboxSnap]:
+    """Attach each mailbox's live app password hashes: one query per batch of mailboxes."""
+    hashes: dict[int, list[str]] = defaultdict(list)
+    ids = [snap.id for snap in snaps]
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start : start + BATCH]
+        live = AppPassword.objects.filter(mailbox_id__in=batch, revoked_at=None)
+        for mailbox_id, password_hash in live.order_by("id").values_list(
+            "mailbox_id", "password_hash"
+        ):
+            hashes[mailbox_id].append(password_hash)
+    if not hashes:
+        return snaps
+    return [
+        replace(snap, app_password_hashes=tuple(hashes[snap.id])) if snap.id in hashes else snap
+        for snap in snaps
+    ]
+
+
+def aliases(
+    node: MailNode, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
+) -> list[AliasSnap]:
+    queryset = Alias.objects.filter(domain__node=node)
+    if ids is not None:
+        queryset = queryset.filter(pk__in=list(ids))
+    if domain_ids is not None:
+        queryset = queryset.filter(domain_id__in=list(domain_ids))
+    rows = queryset.values_list(
+        "pk", "local_part", "domain__name", "domain__status", "destinations", "active"
+    )
+    return [
+        AliasSnap(
+            id=pk,
+            address=f"{local}@{domain}",
+            destinations=tuple(destinations),
+            active=active,
+            domain_active=domain_status == "active",
+        )
+        for pk, local, domain, domain_status, destinations, active in rows
+    ]
+
+
+def active_dkim_keys(node: MailNode) -> list[DkimSnap]:
+    """The RSA signing key of every active domain on the node, decrypted for OpenDKIM.
+
+    An ed25519 key (optional, per domain) is generated and published but does not sign yet:
+    OpenDKIM signs with one SigningTable match unless MultipleSignatures is on, and RSA is
+    the key every receiver verifies."""
+    keys = DkimKey.objects.filter(
+        domain__node=node, domain__status="active", state=DkimKeyState.ACTIVE, algorithm="rsa"
+    ).values_list("domain__name", "selector", "private_key_encrypted")
+    return [
+        DkimSnap(domain=domain, selector=selector, private_key_pem=decrypt(encrypted))
+        for domain, selector, encrypted in keys
+    ]

@@ -1,0 +1,609 @@
+"""A node's static configuration: `NodeConfig` and the pure renderers of every static file.
+
+"Static" means the file depends only on the node (state directory, host name, addresses, ports,
+limits), never on which domains or mailboxes exist: those live as rows in the node-local SQLite
+lookup store (`mailhost.backend.lookup`) that Postfix and Dovecot query directly, and in the
+OpenDKIM tables and Sieve scripts the reconciler writes. Renderers here do no I/O and read no
+clock: the same `NodeConfig` always gives the same bytes (golden-file tested).
+
+Layout of a state directory (every path below is relative to it):
+
+  postfix/      main.cf, master.cf, sqlite-*.cf          Postfix config_directory
+  dovecot/      dovecot.conf, sql-*.conf.ext
+  opendkim/     opendkim.conf, TrustedHosts, KeyTable, SigningTable,
+                keys/<domain>.<selector>.private      opendkim:opendkim, 0600
+  tls/          cert.pem, key.pem                        self-signed on first start
+  lookup/       lookup.sqlite                            root:postfix, dir 2770, file 0660
+  mail/<home>/  a mailbox home (Maildir, Sieve scripts)  mail:mail (8:8)
+  spool/        Postfix queue_directory
+  lib/          Postfix data_directory, Dovecot state_dir
+  run/          Dovecot base_dir (run/dovecot), OpenDKIM socket and pid (run/opendkim)
+  log/          postfix.log, dovecot.log
+"""
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailhost.backend.lookup import LOOKUP_DB
+
+# Debian's `mail` user owns every maildir; Dovecot's first_valid_uid admits exactly it.
+MAIL_UID = 8
+MAIL_GID = 8
+# OpenDKIM drops to this user; private keys must be readable by it alone.
+OPENDKIM_USER = "opendkim"
+
+PORT_NAMES = ("smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal")
+DEFAULT_INTERNAL_PORT = 2526
+DEFAULT_MESSAGE_SIZE_LIMIT = 50 * 1024 * 1024
+# Dovecot's unix sockets live below the state dir and sun_path holds 107 bytes.
+MAX_STATE_DIR_LENGTH = 60
+# Dovecot 2.3's sql passdb refuses a query that returns more than one row ("Password query
+# returned multiple matches"), so each app password gets a passdb of its own, tried in turn.
+DEFAULT_APP_PASSWORD_SLOTS = 10
+
+# The state dir is pasted into config files and SQL string literals: no quotes, no spaces.
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+
+HEADER = "Managed by Mailhost (mailhost/backend/config.py); local edits are overwritten."
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node's static files depend on. Build it with `from_settings` in code."""
+
+    state_dir: Path
+    hostname: str
+    bind_address: str
+    ports: Mapping[str, int]
+    message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT
+    # Dev/test stack: no failed-login penalty on loopback (see notes/mailstack.md).
+    dev: bool = True
+    # False when the state dir sits below a world-writable directory such as /tmp: OpenDKIM
+    # then refuses every key ("451 4.7.1") although the key file itself is private.
+    dkim_require_safe_keys: bool = True
+    app_password_slots: int = DEFAULT_APP_PASSWORD_SLOTS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state_dir", Path(self.state_dir))
+        object.__setattr__(self, "ports", dict(self.ports))
+        _check(self)
+
+    @classmethod
+    def from_settings(cls, state_dir: Path | str | None = None, **overrides) -> "NodeConfig":
+        """The node config from Django settings; `state_dir` defaults to the settings' one.
+
+        MAILHOST_STACK_DEV (true/false, default true) turns the dev/test relaxations on or off;
+        MAILHOST_INTERNAL_SMTP_PORT (default 2526) is the loopback-only re-injection port.
+        """
+        from django.conf import settings
+
+        from mailhost.env import env_bool, env_int
+
+        state = Path(state_dir or settings.MAILHOST_NODE_STATE_DIR)
+        ports = dict(settings.MAILHOST_PORTS)
+        ports.setdefault("internal", env_int("MAILHOST_INTERNAL_SMTP_PORT", DEFAULT_INTERNAL_PORT))
+        values = {
+            "state_dir": state,
+            "hostname": settings.MAILHOST_HOSTNAME,
+            "bind_address": settings.MAILHOST_BIND_ADDRESS,
+            "ports": ports,
+            "message_size_limit": getattr(
+                settings, "MAILHOST_MESSAGE_SIZE_LIMIT", DEFAULT_MESSAGE_SIZE_LIMIT
+            ),
+            "dev": getattr(settings, "MAILHOST_STACK_DEV", None),
+            "dkim_require_safe_keys": not below_world_writable(state),
+        }
+        if values["dev"] is None:
+            values["dev"] = env_bool("MAILHOST_STACK_DEV", True)
+        values.update(overrides)
+        return cls(**values)
+
+    # Paths the runner and the reconciler share (absolute).
+    def path(self, relative: str) -> Path:
+        return self.state_dir / relative
+
+    @property
+    def lookup_db(self) -> Path:
+        return self.path(LOOKUP_DB)
+
+    @property
+    def mail_root(self) -> Path:
+        return self.path("mail")
+
+    def home_dir(self, home: str) -> Path:
+        """A mailbox home: the `home` column of the lookup store names a directory here."""
+        return self.mail_root / home
+
+    @property
+    def opendkim_key_table(self) -> Path:
+        return self.path("opendkim/KeyTable")
+
+    @property
+    def opendkim_signing_table(self) -> Path:
+        return self.path("opendkim/SigningTable")
+
+    @property
+    def opendkim_keys_dir(self) -> Path:
+        return self.path("opendkim/keys")
+
+    def dkim_key_path(self, domain: str, selector: str) -> Path:
+        return self.opendkim_keys_dir / f"{domain}.{selector}.private"
+
+
+def below_world_writable(path: Path) -> bool:
+    """Whether any existing ancestor of `path` is world-writable (e.g. /tmp). Reads the disk."""
+    for parent in Path(path).resolve().parents:
+        try:
+            if parent.stat().st_mode & 0o002:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
+def _check(cfg: NodeConfig) -> None:
+    state = str(cfg.state_dir)
+    if not _SAFE_PATH.match(state) or "/../" in state + "/":
+        raise ValueError(f"state_dir must be an absolute plain path, got {state!r}")
+    if len(state) > MAX_STATE_DIR_LENGTH:
+        raise ValueError(
+            f"state_dir is longer than {MAX_STATE_DIR_LENGTH} characters: Dovecot's sockets "
+            "live below it and unix socket paths are limited to 107 bytes."
+        )
+    if not _HOSTNAME.match(cfg.hostname):
+        raise ValueError(f"hostname {cfg.hostname!r} is not a lower-case host name")
+    ipaddress.ip_address(cfg.bind_address)  # raises ValueError
+    missing = [name for name in PORT_NAMES if name not in cfg.ports]
+    if missing:
+        raise ValueError(f"ports lacks {', '.join(missing)}")
+    numbers = [cfg.ports[name] for name in PORT_NAMES]
+    if any(not isinstance(p, int) or not 1 <= p <= 65535 for p in numbers):
+        raise ValueError(f"ports must be 1–65535: {cfg.ports}")
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"two services share a port: {cfg.ports}")
+    if cfg.message_size_limit < 1024 or cfg.app_password_slots < 0:
+        raise ValueError("message_size_limit must be ≥ 1024 and app_password_slots ≥ 0")
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
+    """{path relative to the state dir: content} for every static file of the node, sorted."""
+    renderers: dict[str, Callable[[NodeConfig], str]] = {
+        "postfix/main.cf": render_postfix_main_cf,
+        "postfix/master.cf": render_postfix_master_cf,
+        "dovecot/dovecot.conf": render_dovecot_conf,
+        "dovecot/sql-passdb.conf.ext": render_dovecot_sql_passdb,
+        "dovecot/sql-userdb.conf.ext": render_dovecot_sql_userdb,
+        "opendkim/opendkim.conf": render_opendkim_conf,
+        "opendkim/TrustedHosts": render_opendkim_trusted_hosts,
+    }
+    files = {path: render(cfg).encode() for path, render in renderers.items()}
+    for path, text in render_postfix_sqlite_maps(cfg).items():
+        files[path] = text.encode()
+    for slot in range(cfg.app_password_slots):
+        files[app_password_passdb_path(slot)] = render_dovecot_sql_app_passdb(cfg, slot).encode()
+    return dict(sorted(files.items()))
+
+
+def _lines(*lines: str) -> str:
+    return "\n".join(lines) + "\n"
+
+
+# --- Postfix ---------------------------------------------------------------------------------
+
+# Lookup semantics (Postfix folds keys to lower case and escapes %s inside the quotes).
+POSTFIX_QUERIES = {
+    "domains": "SELECT name FROM domains WHERE name='%s'",
+    "mailboxes": "SELECT 'OK' FROM mailboxes WHERE address='%s' AND can_receive=1",
+    # A mailbox maps to itself, which ends alias expansion: a real mailbox wins over a catch-all
+    # '@domain' alias, a disabled one included (it is refused by recipient-access below).
+    "aliases": "SELECT destinations FROM aliases WHERE address='%s' "
+    "UNION ALL SELECT address FROM mailboxes WHERE address='%s'",
+    "sender-logins": "SELECT login FROM sender_logins WHERE address='%s'",
+    # Postfix counts an address the alias map lists as known, so a disabled mailbox (which
+    # maps to itself, keeping the catch-all off it) would pass RCPT: refuse it explicitly.
+    "recipient-access": "SELECT '550 5.2.1 Mailbox disabled' FROM mailboxes "
+    "WHERE address='%s' AND can_receive=0",
+}
+
+
+def postfix_map(cfg: NodeConfig, name: str) -> str:
+    return f"sqlite:{cfg.path(f'postfix/sqlite-{name}.cf')}"
+
+
+def render_postfix_sqlite_maps(cfg: NodeConfig) -> dict[str, str]:
+    return {
+        f"postfix/sqlite-{name}.cf": _lines(
+            f"# {HEADER}",
+            f"dbpath = {cfg.lookup_db}",
+            f"query = {query}",
+        )
+        for name, query in POSTFIX_QUERIES.items()
+    }
+
+
+def render_postfix_main_cf(cfg: NodeConfig) -> str:
+    s = cfg.state_dir
+    return _lines(
+        f"# {HEADER}",
+        "compatibility_level = 3.6",
+        f"myhostname = {cfg.hostname}",
+        "myorigin = $myhostname",
+        "# Every hosted domain is virtual: nothing is delivered locally.",
+        "mydestination =",
+        "local_recipient_maps =",
+        "local_transport = error:5.1.1 local delivery is disabled",
+        "alias_maps =",
+        "alias_database =",
+        "# Only the loopback-only 'internal' listener trusts mynetworks (Dovecot's Sieve",
+        "# redirect/vacation and local services); the public ports never do.",
+        "mynetworks = 127.0.0.0/8 [::1]/128",
+        f"inet_interfaces = {cfg.bind_address}",
+        "inet_protocols = all",
+        f"queue_directory = {s}/spool",
+        f"data_directory = {s}/lib/postfix",
+        "mail_owner = postfix",
+        "setgid_group = postdrop",
+        "# No syslog here: postlogd writes this file (needs the postlog service in master.cf).",
+        f"maillog_file = {s}/log/postfix.log",
+        f"maillog_file_prefixes = {s}/log",
+        "biff = no",
+        "append_dot_mydomain = no",
+        "readme_directory = no",
+        "recipient_delimiter = +",
+        f"message_size_limit = {cfg.message_size_limit}",
+        "mailbox_size_limit = 0",
+        "",
+        "# Hosted mail: rows in the node-local SQLite store, read on every lookup.",
+        f"virtual_mailbox_domains = {postfix_map(cfg, 'domains')}",
+        f"virtual_mailbox_maps = {postfix_map(cfg, 'mailboxes')}",
+        f"virtual_alias_maps = {postfix_map(cfg, 'aliases')}",
+        f"virtual_transport = lmtp:unix:{s}/run/dovecot/lmtp",
+        f"smtpd_sender_login_maps = {postfix_map(cfg, 'sender-logins')}",
+        "smtpd_recipient_restrictions = check_recipient_access "
+        f"{postfix_map(cfg, 'recipient-access')}",
+        "",
+        "smtpd_banner = $myhostname ESMTP",
+        "smtpd_helo_required = yes",
+        "disable_vrfy_command = yes",
+        "# No open relay: only authenticated clients relay; AUTH is offered on submission only.",
+        "smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination",
+        "smtpd_sasl_auth_enable = no",
+        "smtpd_sasl_type = dovecot",
+        f"smtpd_sasl_path = {s}/run/dovecot/auth-postfix",
+        "smtpd_sasl_security_options = noanonymous",
+        "smtpd_sasl_authenticated_header = no",
+        "",
+        f"smtpd_tls_cert_file = {s}/tls/cert.pem",
+        f"smtpd_tls_key_file = {s}/tls/key.pem",
+        "smtpd_tls_security_level = may",
+        "smtpd_tls_auth_only = yes",
+        "smtpd_tls_mandatory_protocols = >=TLSv1.2",
+        "smtpd_tls_received_header = yes",
+        "smtp_tls_security_level = may",
+        "",
+        "# DKIM: OpenDKIM over a unix socket (inet cost ~90 ms per message); a broken signer",
+        "# shows as 451, never as unsigned mail.",
+        f"smtpd_milters = unix:{s}/run/opendkim/opendkim.sock",
+        "non_smtpd_milters = $smtpd_milters",
+        "milter_default_action = tempfail",
+        "milter_protocol = 6",
+    )
+
+
+# Options shared by the two client-submission listeners (587 STARTTLS, 465 implicit TLS).
+_SUBMISSION_OPTIONS = (
+    "smtpd_sasl_auth_enable=yes",
+    "smtpd_tls_auth_only=yes",
+    "smtpd_tls_mandatory_protocols=>=TLSv1.2",
+    "smtpd_client_restrictions=permit_sasl_authenticated,reject",
+    "smtpd_sender_restrictions=reject_sender_login_mismatch",
+    "smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+)
+
+# Postfix's own services, as in Debian's master.cf but never chrooted (paths live in the state
+# dir, outside any chroot).
+_MASTER_SERVICES = (
+    ("pickup", "unix", "n", "-", "n", "60", "1", "pickup"),
+    ("cleanup", "unix", "n", "-", "n", "-", "0", "cleanup"),
+    ("qmgr", "unix", "n", "-", "n", "300", "1", "qmgr"),
+    ("tlsmgr", "unix", "-", "-", "n", "1000?", "1", "tlsmgr"),
+    ("rewrite", "unix", "-", "-", "n", "-", "-", "trivial-rewrite"),
+    ("bounce", "unix", "-", "-", "n", "-", "0", "bounce"),
+    ("defer", "unix", "-", "-", "n", "-", "0", "bounce"),
+    ("trace", "unix", "-", "-", "n", "-", "0", "bounce"),
+    ("verify", "unix", "-", "-", "n", "-", "1", "verify"),
+    ("flush", "unix", "n", "-", "n", "1000?", "0", "flush"),
+    ("proxymap", "unix", "-", "-", "n", "-", "-", "proxymap"),
+    ("proxywrite", "unix", "-", "-", "n", "-", "1", "proxymap"),
+    ("smtp", "unix", "-", "-", "n", "-", "-", "smtp"),
+    ("relay", "unix", "-", "-", "n", "-", "-", "smtp"),
+    ("showq", "unix", "n", "-", "n", "-", "-", "showq"),
+    ("error", "unix", "-", "-", "n", "-", "-", "error"),
+    ("retry", "unix", "-", "-", "n", "-", "-", "error"),
+    ("discard", "unix", "-", "-", "n", "-", "-", "discard"),
+    ("lmtp", "unix", "-", "-", "n", "-", "-", "lmtp"),
+    ("anvil", "unix", "-", "-", "n", "-", "1", "anvil"),
+    ("scache", "unix", "-", "-", "n", "-", "1", "scache"),
+    ("postlog", "unix-dgram", "n", "-", "n", "-", "1", "postlogd"),
+)
+
+
+def _master_line(*columns: str) -> str:
+    return " ".join(f"{col:<10}" for col in columns[:-1]) + " " + columns[-1]
+
+
+def _smtpd(listen: str, syslog_name: str, options: tuple[str, ...]) -> list[str]:
+    lines = [_master_line(listen, "inet", "n", "-", "n", "-", "-", "smtpd")]
+    lines += [f"  -o {opt}" for opt in (f"syslog_name=postfix/{syslog_name}", *options)]
+    return lines
+
+
+def render_postfix_master_cf(cfg: NodeConfig) -> str:
+    bind = _host_port(cfg.bind_address)
+    lines = [
+        f"# {HEADER}",
+        _master_line("# service", "type", "private", "unpriv", "chroot", "wakeup", "maxproc",
+                     "command + args"),
+        "# Inbound mail for hosted domains (MX). No AUTH here.",
+        *_smtpd(bind(cfg.ports["smtp"]), "smtp", ()),
+        "# Client submission: STARTTLS required, then AUTH; send only as addresses you own.",
+        *_smtpd(bind(cfg.ports["submission"]), "submission",
+                ("smtpd_tls_security_level=encrypt", *_SUBMISSION_OPTIONS)),
+        "# Client submission over implicit TLS.",
+        *_smtpd(bind(cfg.ports["submissions"]), "submissions",
+                ("smtpd_tls_wrappermode=yes", *_SUBMISSION_OPTIONS)),
+        "# Loopback-only re-injection: Dovecot's Sieve redirect and vacation, local services.",
+        *_smtpd(_host_port("127.0.0.1")(cfg.ports["internal"]), "internal", (
+            "smtpd_client_restrictions=permit_mynetworks,reject",
+            "smtpd_relay_restrictions=permit_mynetworks,reject",
+        )),
+    ]
+    lines += [_master_line(*service) for service in _MASTER_SERVICES]
+    return _lines(*lines)
+
+
+def _host_port(address: str) -> Callable[[int], str]:
+    host = f"[{address}]" if ":" in address else address
+    return lambda port: f"{host}:{port}"
+
+
+# --- Dovecot ---------------------------------------------------------------------------------
+
+DOVECOT_SQL_PASSWORD_QUERY = (
+    "SELECT address AS user, password FROM mailboxes WHERE address = '%u' AND can_login = 1"
+)
+# One row per slot: LIMIT 1 OFFSET n over a stable order (see DEFAULT_APP_PASSWORD_SLOTS).
+DOVECOT_SQL_APP_PASSWORD_QUERY = (
+    "SELECT a.address AS user, a.password FROM app_passwords a "
+    "JOIN mailboxes m ON m.address = a.address "
+    "WHERE a.address = '%u' AND m.can_login = 1 ORDER BY a.password LIMIT 1 OFFSET {slot}"
+)
+
+
+def app_password_passdb_path(slot: int) -> str:
+    return f"dovecot/sql-app-passdb-{slot}.conf.ext"
+
+
+def _dovecot_sql_common(cfg: NodeConfig) -> list[str]:
+    return [
+        f"# {HEADER}",
+        "driver = sqlite",
+        f"connect = {cfg.lookup_db}",
+        "# Hashes are stored with their scheme prefix: {BLF-CRYPT}$2b$…",
+        "default_pass_scheme = BLF-CRYPT",
+    ]
+
+
+def render_dovecot_sql_passdb(cfg: NodeConfig) -> str:
+    return _lines(*_dovecot_sql_common(cfg), f"password_query = {DOVECOT_SQL_PASSWORD_QUERY}")
+
+
+def render_dovecot_sql_app_passdb(cfg: NodeConfig, slot: int) -> str:
+    query = DOVECOT_SQL_APP_PASSWORD_QUERY.format(slot=slot)
+    return _lines(*_dovecot_sql_common(cfg), f"password_query = {query}")
+
+
+def render_dovecot_sql_userdb(cfg: NodeConfig) -> str:
+    mail = cfg.mail_root
+    # `home` is a home id (a directory name below mail/); an absolute path is taken as is.
+    home = f"CASE WHEN substr(home, 1, 1) = '/' THEN home ELSE '{mail}/' || home END"
+    return _lines(
+        *_dovecot_sql_common(cfg),
+        "# Logins are gated by the passdbs (can_login), so a suspended mailbox still receives.",
+        "# Delivery (service lmtp, %s) is gated by can_receive: that also stops mail reaching a",
+        "# disabled mailbox through an alias, after Postfix's RCPT check.",
+        # The state dir is checked to hold no quote (NodeConfig), so it is safe in a literal.
+        f"user_query = SELECT {home} AS home, {MAIL_UID} AS uid, {MAIL_GID} AS gid, "  # noqa: S608
+        "'*:bytes=' || quota_bytes AS quota_rule FROM mailboxes "
+        "WHERE address = '%u' AND (can_receive = 1 OR '%s' <> 'lmtp')",
+        "iterate_query = SELECT address AS user FROM mailboxes",
+    )
+
+
+def _dovecot_passdbs(cfg: NodeConfig) -> list[str]:
+    """The mailbox password first, then each app-password slot: a mismatch continues down the
+    chain (result_failure = continue is the default), the first match logs in."""
+    lines = ["passdb {", "  driver = sql", f"  args = {cfg.path('dovecot/sql-passdb.conf.ext')}",
+             "}"]
+    for slot in range(cfg.app_password_slots):
+        lines += ["passdb {", "  driver = sql",
+                  f"  args = {cfg.path(app_password_passdb_path(slot))}", "}"]
+    return lines
+
+
+def _dovecot_dev(cfg: NodeConfig) -> list[str]:
+    if not cfg.dev:
+        return []
+    return [
+        "# Dev/test stack (MAILHOST_STACK_DEV=true): no failed-login penalty from loopback. One",
+        "# failed login would otherwise delay the next good one by seconds. Production keeps it.",
+        "login_trusted_networks = 127.0.0.0/8 ::1/128",
+        "auth_failure_delay = 0",
+        "service anvil {",
+        "  unix_listener anvil-auth-penalty {",
+        "    mode = 0",
+        "  }",
+        "}",
+    ]
+
+
+def render_dovecot_conf(cfg: NodeConfig) -> str:
+    s, p = cfg.state_dir, cfg.ports
+    return _lines(
+        f"# {HEADER}",
+        "# Self-contained: nothing of the system-wide Dovecot configuration is included.",
+        "# The state dir in Dovecot's process titles: `pgrep -f <state dir>` finds them.",
+        f"instance_name = {s}",
+        f"base_dir = {s}/run/dovecot",
+        f"state_dir = {s}/lib/dovecot",
+        f"log_path = {s}/log/dovecot.log",
+        "protocols = imap lmtp sieve",
+        f"listen = {cfg.bind_address}",
+        f"hostname = {cfg.hostname}",
+        f"postmaster_address = postmaster@{cfg.hostname}",
+        "",
+        "ssl = yes",
+        f"ssl_cert = <{s}/tls/cert.pem",
+        f"ssl_key = <{s}/tls/key.pem",
+        "ssl_min_protocol = TLSv1.2",
+        "ssl_prefer_server_ciphers = yes",
+        "",
+        "disable_plaintext_auth = yes",
+        "auth_mechanisms = plain login",
+        "auth_username_format = %Lu",
+        "# Lookups hit the SQLite store directly; a cache would need flushing on every change.",
+        "auth_cache_size = 0",
+        "auth_verbose = yes",
+        *_dovecot_passdbs(cfg),
+        "userdb {",
+        "  driver = sql",
+        f"  args = {cfg.path('dovecot/sql-userdb.conf.ext')}",
+        "}",
+        *_dovecot_dev(cfg),
+        "",
+        f"first_valid_uid = {MAIL_UID}",
+        f"last_valid_uid = {MAIL_UID}",
+        f"first_valid_gid = {MAIL_GID}",
+        f"last_valid_gid = {MAIL_GID}",
+        "mail_location = maildir:~/Maildir",
+        "mail_plugins = quota",
+        *_dovecot_namespace(),
+        "",
+        *_dovecot_services(cfg, p),
+        "",
+        "protocol imap {",
+        "  mail_plugins = $mail_plugins imap_quota",
+        "}",
+        "protocol lmtp {",
+        "  mail_plugins = $mail_plugins sieve",
+        "}",
+        "# Over-quota mail is refused at RCPT (552), not accepted and bounced later.",
+        "lmtp_rcpt_check_quota = yes",
+        "# Sieve redirect and vacation replies go back through Postfix's loopback-only listener.",
+        f"submission_host = 127.0.0.1:{p['internal']}",
+        "",
+        "plugin {",
+        "  quota = count:User quota",
+        "  quota_vsizes = yes",
+        "  # Per user from the userdb (quota_rule = *:bytes=N); 0 means no limit.",
+        "  quota_rule = *:bytes=0",
+        "  sieve = file:~/sieve;active=~/.dovecot.sieve",
+        "  # Forwarded mail leaves with our recipient as envelope sender (SPF keeps passing).",
+        "  sieve_redirect_envelope_from = recipient",
+        "}",
+    )
+
+
+def _dovecot_namespace() -> list[str]:
+    lines = ["namespace inbox {", "  inbox = yes", "  separator = /"]
+    for name, use in (("Drafts", "\\Drafts"), ("Junk", "\\Junk"), ("Sent", "\\Sent"),
+                      ("Trash", "\\Trash")):
+        lines += [f"  mailbox {name} {{", "    auto = subscribe", f"    special_use = {use}",
+                  "  }"]
+    return [*lines, "}"]
+
+
+def _dovecot_services(cfg: NodeConfig, p: Mapping[str, int]) -> list[str]:
+    return [
+        "service imap-login {",
+        "  inet_listener imap {",
+        f"    port = {p['imap']}",
+        "  }",
+        "  inet_listener imaps {",
+        f"    port = {p['imaps']}",
+        "    ssl = yes",
+        "  }",
+        "}",
+        "service managesieve-login {",
+        "  inet_listener sieve {",
+        f"    port = {p['managesieve']}",
+        "  }",
+        "}",
+        "service lmtp {",
+        "  unix_listener lmtp {",
+        "    user = postfix",
+        "    group = postfix",
+        "    mode = 0600",
+        "  }",
+        "}",
+        "service auth {",
+        "  # Postfix's SMTP AUTH asks Dovecot.",
+        "  unix_listener auth-postfix {",
+        "    user = postfix",
+        "    group = postfix",
+        "    mode = 0600",
+        "  }",
+        "  unix_listener auth-userdb {",
+        "    mode = 0600",
+        "  }",
+        "}",
+    ]
+
+
+# --- OpenDKIM --------------------------------------------------------------------------------
+
+
+def render_opendkim_conf(cfg: NodeConfig) -> str:
+    s = cfg.state_dir
+    return _lines(
+        f"# {HEADER}",
+        "# The reconciler writes KeyTable, SigningTable and keys/, then sends SIGUSR1.",
+        f"UserID                  {OPENDKIM_USER}:{OPENDKIM_USER}",
+        "# run/opendkim is opendkim:postfix, mode 2750: only OpenDKIM and Postfix reach the",
+        "# socket, which UMask 007 makes group-connectable.",
+        "UMask                   007",
+        f"Socket                  local:{s}/run/opendkim/opendkim.sock",
+        f"PidFile                 {s}/run/opendkim/opendkim.pid",
+        "Background              yes",
+        "AutoRestart             no",
+        "Mode                    sv",
+        "Canonicalization        relaxed/simple",
+        "SignatureAlgorithm      rsa-sha256",
+        "OversignHeaders         From",
+        f"KeyTable                {cfg.opendkim_key_table}",
+        f"SigningTable            refile:{cfg.opendkim_signing_table}",
+        "# Choose the key by the envelope sender, which Postfix has already checked against the",
+        "# SASL login (sender login maps), never by the From: header a client can forge: else",
+        "# a user of one tenant could get mail signed with another tenant's domain key.",
+        "SenderMacro             {mail_addr}",
+        "# Mail from these hosts (or from an authenticated client) is signed, not verified.",
+        f"InternalHosts           {s}/opendkim/TrustedHosts",
+        f"ExternalIgnoreList      {s}/opendkim/TrustedHosts",
+        f"RequireSafeKeys         {'true' if cfg.dkim_require_safe_keys else 'false'}",
+        "# OpenDKIM logs only to syslog, which this host may not run. Its failures still surface",
+        "# as 451 4.7.1 milter rejects in postfix.log (milter_default_action = tempfail).",
+        "Syslog                  yes",
+        "LogWhy                  yes",
+        "DNSTimeout              5",
+    )
+
+
+def render_opendkim_trusted_hosts(cfg: NodeConfig) -> str:
+    return _lines("127.0.0.1", "::1", "localhost")

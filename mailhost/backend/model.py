@@ -1,0 +1,54 @@
+"""Frozen snapshots of desired mail state: what the pure renderers take as input.
+
+No ORM objects cross into rendering: `mailboxes.snapshot` builds these from the database, and
+everything below `mailhost.backend` works on them alone.
+"""
+
+from dataclasses import dataclass
+
+from mailhost.backend.sieve import SieveSpec
+
+
+@dataclass(frozen=True)
+class DomainSnap:
+    id: int
+    name: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class MailboxSnap:
+    id: int
+    address: str
+    password_hash: str
+    home_id: str
+    quota_mb: int
+    status: str  # active | suspended | disabled
+    domain_active: bool
+    deleted: bool
+    app_password_hashes: tuple[str, ...] = ()
+    sieve: SieveSpec | None = None  # forwarding and vacation, rendered into the home
+
+    @property
+    def can_login(self) -> bool:
+        return self.domain_active and not self.deleted and self.status == "active"
+
+    @property
+    def can_receive(self) -> bool:
+        return self.domain_active and not self.deleted and self.status in ("active", "suspended")
+
+
+@dataclass(frozen=True)
+class AliasSnap:
+    id: int
+    address: str  # 'user@domain', or '@domain' for a catch-all
+    destinations: tuple[str, ...]
+    active: bool
+    domain_active: bool
+
+
+@dataclass(frozen=True)
+class DkimSnap:
+    domain: str
+    selector: str
+    private_key_pem: bytes

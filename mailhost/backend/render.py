@@ -1,0 +1,142 @@
+"""Pure renderers: snapshots in, lookup rows and file contents out.
+
+No ORM, no I/O, no clock. Output is sorted so the same state always renders the same bytes.
+Every name is checked again here (defence in depth): a hostile value that somehow got past
+the service layer raises UnsafeValue instead of reaching a map or a file.
+"""
+
+import re
+from pathlib import PurePosixPath
+
+from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
+from mailhost.backend.sieve import render_sieve
+
+Rows = dict[str, set[tuple]]  # table → rows, each row starting with its `src`
+
+_SAFE_ADDRESS = re.compile(r"^[a-z0-9!#$%&'*+=?^_`{}~.-]*@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+_SAFE_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+_SAFE_SELECTOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+_SAFE_HOME_ID = re.compile(r"^[0-9a-f-]{32,36}$")
+_SAFE_HASH = re.compile(r"^\{[A-Z0-9-]+\}[\x21-\x7e]+$")
+
+
+class UnsafeValue(ValueError):
+    """A value that must never reach a lookup row or a config file."""
+
+
+def _check(pattern: re.Pattern, value: str, what: str) -> str:
+    # ".." guards names that reach paths; a password hash is only ever a bound SQLite value,
+    # and bcrypt's alphabet has "." (about 1 hash in 80 contains "..").
+    dots = ".." in value if isinstance(value, str) and pattern is not _SAFE_HASH else False
+    if not isinstance(value, str) or not pattern.fullmatch(value) or dots:
+        raise UnsafeValue(f"refusing to render {what} {value!r}")
+    return value
+
+
+def empty_rows() -> Rows:
+    return {
+        "domains": set(),
+        "mailboxes": set(),
+        "app_passwords": set(),
+        "aliases": set(),
+        "sender_logins": set(),
+    }
+
+
+def src_of(kind: str, object_id: int) -> str:
+    return f"{kind}:{object_id}"
+
+
+def mailbox_home(state_dir: str, home_id: str) -> str:
+    return str(PurePosixPath(state_dir) / "mail" / _check(_SAFE_HOME_ID, home_id, "home id"))
+
+
+def domain_rows(domain: DomainSnap) -> Rows:
+    rows = empty_rows()
+    if domain.active:
+        rows["domains"].add(
+            (src_of("domain", domain.id), _check(_SAFE_DOMAIN, domain.name, "domain"))
+        )
+    return rows
+
+
+def mailbox_rows(mailbox: MailboxSnap, state_dir: str) -> Rows:
+    """A deleted mailbox renders nothing: its address stops working at once."""
+    rows = empty_rows()
+    if mailbox.deleted:
+        return rows
+    src = src_of("mailbox", mailbox.id)
+    address = _check(_SAFE_ADDRESS, mailbox.address, "address")
+    _check(_SAFE_HASH, mailbox.password_hash, "password hash")
+    rows["mailboxes"].add(
+        (
+            src,
+            address,
+            mailbox.password_hash,
+            mailbox_home(state_dir, mailbox.home_id),
+            mailbox.quota_mb * 1024 * 1024,
+            int(mailbox.can_login),
+            int(mailbox.can_receive),
+        )
+    )
+    if mailbox.can_login:
+        for app_hash in mailbox.app_password_hashes:
+            rows["app_passwords"].add((src, address, _check(_SAFE_HASH, app_hash, "password hash")))
+        rows["sender_logins"].add((src, address, address))
+    return rows
+
+
+def alias_rows(alias: AliasSnap) -> Rows:
+    """Destinations that are logins may also send as the alias (Postfix checks the login)."""
+    rows = empty_rows()
+    if not (alias.active and alias.domain_active):
+        return rows
+    src = src_of("alias", alias.id)
+    address = _check(_SAFE_ADDRESS, alias.address, "alias address")
+    destinations = [_check(_SAFE_ADDRESS, d, "destination") for d in alias.destinations]
+    if not destinations:
+        raise UnsafeValue(f"alias {address!r} has no destinations")
+    rows["aliases"].add((src, address, ",".join(destinations)))
+    if not address.startswith("@"):
+        for destination in destinations:
+            rows["sender_logins"].add((src, address, destination))
+    return rows
+
+
+def merge(into: Rows, more: Rows) -> Rows:
+    for table, rows in more.items():
+        into[table] |= rows
+    return into
+
+
+OPENDKIM_KEY_TABLE = "opendkim/KeyTable"
+OPENDKIM_SIGNING_TABLE = "opendkim/SigningTable"
+OPENDKIM_KEYS_DIR = "opendkim/keys"
+
+
+def dkim_files(keys: list[DkimSnap], state_dir: str) -> dict[str, bytes]:
+    """OpenDKIM's KeyTable, SigningTable (refile: wildcards) and one private key per domain."""
+    key_lines, signing_lines, files = [], [], {}
+    for key in sorted(keys, key=lambda k: (k.domain, k.selector)):
+        domain = _check(_SAFE_DOMAIN, key.domain, "DKIM domain")
+        selector = _check(_SAFE_SELECTOR, key.selector, "DKIM selector")
+        relative = f"{OPENDKIM_KEYS_DIR}/{domain}.{selector}.private"
+        key_name = f"{selector}._domainkey.{domain}"
+        key_path = PurePosixPath(state_dir) / relative
+        key_lines.append(f"{key_name} {domain}:{selector}:{key_path}\n")
+        signing_lines.append(f"*@{domain} {key_name}\n")
+        files[relative] = key.private_key_pem
+    files[OPENDKIM_KEY_TABLE] = "".join(key_lines).encode()
+    files[OPENDKIM_SIGNING_TABLE] = "".join(signing_lines).encode()
+    return files
+
+
+def sieve_file(mailbox: MailboxSnap) -> tuple[str, bytes | None]:
+    """The mailbox's active Sieve script path (relative to the state dir) and its content."""
+    path = f"mail/{_check(_SAFE_HOME_ID, mailbox.home_id, 'home id')}/.dovecot.sieve"
+    if mailbox.deleted or mailbox.sieve is None:
+        return path, None
+    for destination in mailbox.sieve.forward_to:
+        _check(_SAFE_ADDRESS, destination, "forwarding address")
+    script = render_sieve(mailbox.sieve)
+    return path, None if script is None else script.encode()

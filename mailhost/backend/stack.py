@@ -1,0 +1,531 @@
+"""The stack runner: OpenDKIM, Dovecot and Postfix as daemons, configured from a state directory.
+
+`Stack(cfg).start()` prepares the directory (ownership, lookup store, certificate, empty DKIM
+tables), writes the static config, starts whatever is not running as a real daemon (so
+`manage.py stack start` returns and a later `manage.py stack stop` from another process stops
+it) and waits until every listener answers. `stop()` stops all three and waits until no process
+of the stack is left. Every Postfix and Dovecot tool gets `-c`: there is no system instance.
+"""
+
+import contextlib
+import dataclasses
+import grp
+import logging
+import os
+import pwd
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from mailhost.backend import lookup
+from mailhost.backend.apply import FileSpec, ManagedFiles
+from mailhost.backend.config import (
+    MAIL_GID,
+    MAIL_UID,
+    OPENDKIM_USER,
+    NodeConfig,
+    render_static_files,
+)
+from mailhost.backend.files import write_atomic
+from mailhost.backend.tls import ensure_certificate
+
+logger = logging.getLogger(__name__)
+
+DAEMONS = ("opendkim", "dovecot", "postfix")  # start order: what Postfix talks to comes first
+_EXECUTABLES = {
+    "opendkim": "/usr/sbin/opendkim",
+    "dovecot": "/usr/sbin/dovecot",
+    "postfix": "/usr/lib/postfix/sbin/master",
+}
+# Daemons get a clean environment: none of the portal's secrets (DATABASE_URL, …) leak in.
+_DAEMON_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+READY_TIMEOUT = 20.0
+OPENDKIM_TERM_GRACE = 1.5  # its SIGTERM takes 4–5 s and it keeps no state (notes)
+
+
+class StackError(RuntimeError):
+    """A daemon failed to start, stop, validate or reload; the message says which and why."""
+
+
+class Stack:
+    def __init__(self, cfg: NodeConfig):
+        self.cfg = cfg
+
+    # --- paths --------------------------------------------------------------------------------
+
+    @property
+    def postfix_dir(self) -> Path:
+        return self.cfg.path("postfix")
+
+    @property
+    def dovecot_conf(self) -> Path:
+        return self.cfg.path("dovecot/dovecot.conf")
+
+    @property
+    def opendkim_conf(self) -> Path:
+        return self.cfg.path("opendkim/opendkim.conf")
+
+    @property
+    def opendkim_socket(self) -> Path:
+        return self.cfg.path("run/opendkim/opendkim.sock")
+
+    @property
+    def lmtp_socket(self) -> Path:
+        return self.cfg.path("run/dovecot/lmtp")
+
+    def pid_file(self, daemon: str) -> Path:
+        return {
+            "postfix": self.cfg.path("spool/pid/master.pid"),
+            "dovecot": self.cfg.path("run/dovecot/master.pid"),
+            "opendkim": self.cfg.path("run/opendkim/opendkim.pid"),
+        }[daemon]
+
+    def log_file(self, daemon: str) -> Path:
+        return self.cfg.path(f"log/{daemon}.log")
+
+    def address(self, port_name: str) -> tuple[str, int]:
+        host = "127.0.0.1" if port_name == "internal" else self.cfg.bind_address
+        return host, self.cfg.ports[port_name]
+
+    # --- preparing the state directory --------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Directories with the owners the daemons need, the lookup store, TLS, DKIM tables."""
+        postfix_gid = grp.getgrnam("postfix").gr_gid
+        dkim = pwd.getpwnam(OPENDKIM_USER)
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        # mkdtemp makes 0700; Dovecot's login processes and Postfix must traverse it.
+        os.chmod(self.cfg.state_dir, 0o755)  # noqa: S103 (no secret at this level)
+        for rel in ("postfix", "dovecot", "opendkim", "tls", "spool", "lib", "run", "log"):
+            _ensure_dir(self.cfg.path(rel), 0o755)
+        _ensure_dir(self.cfg.path("lib/dovecot"), 0o750)
+        _ensure_dir(self.cfg.path("lib/postfix"), 0o700, *_ids("postfix"))
+        # Postfix opens the store read-write and creates -wal/-shm beside it (notes).
+        _ensure_dir(self.cfg.lookup_db.parent, 0o2770, 0, postfix_gid)
+        _ensure_dir(self.cfg.mail_root, 0o750, MAIL_UID, MAIL_GID)
+        _ensure_dir(self.cfg.path("run/opendkim"), 0o2750, dkim.pw_uid, postfix_gid)
+        _ensure_dir(self.cfg.opendkim_keys_dir, 0o700, dkim.pw_uid, dkim.pw_gid)
+        self._prepare_lookup(postfix_gid)
+        for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
+            if not table.exists():  # the reconciler fills them; OpenDKIM needs them to start
+                write_atomic(table, b"", mode=0o644)
+        ensure_certificate(
+            self.cfg.path("tls/cert.pem"), self.cfg.path("tls/key.pem"), self.cfg.hostname
+        )
+
+    def _prepare_lookup(self, postfix_gid: int) -> None:
+        db = self.cfg.lookup_db
+        if not db.exists():
+            # Created with its final mode first: SQLite gives -wal/-shm the main file's mode.
+            db.touch(mode=0o660)
+        for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            if path.exists():
+                os.chown(path, 0, postfix_gid)
+                os.chmod(path, 0o660)
+        lookup.ensure_schema(db)
+
+    # --- configuration ------------------------------------------------------------------------
+
+    def write_config(self) -> list[str]:
+        """Write every static file that differs, validated first; return the changed paths."""
+        files = render_static_files(self.cfg)
+        ensure_certificate(  # dovecot.conf reads the certificate while it is validated
+            self.cfg.path("tls/cert.pem"), self.cfg.path("tls/key.pem"), self.cfg.hostname
+        )
+        self._validate_postfix()
+        validators: dict[str, Callable[[Path], None]] = {
+            "dovecot/dovecot.conf": self._validate_dovecot,
+            "opendkim/opendkim.conf": self._validate_opendkim,
+        }
+        changed = [
+            rel
+            for rel, data in files.items()
+            if write_atomic(self.cfg.path(rel), data, mode=0o644, validate=validators.get(rel))
+        ]
+        if any(rel.startswith("postfix/") for rel in changed):
+            for rel in changed:
+                if rel.startswith("postfix/"):
+                    _cool_down(self.cfg.path(rel))
+            self._postfix_check()
+        # Mark them managed, so the reconciler can tell a later hand edit from our own write.
+        ManagedFiles(self.cfg.state_dir).record({rel: FileSpec(d) for rel, d in files.items()})
+        return changed
+
+    def _validate_postfix(self) -> None:
+        """postconf parses main.cf, master.cf and the sqlite maps together. It opens the maps by
+        absolute path, so the same config is rendered for a scratch state dir and checked there:
+        nothing live is touched until the whole Postfix set parses without a warning."""
+        with tempfile.TemporaryDirectory(prefix="mhpc", dir="/tmp") as scratch:
+            trial = render_static_files(dataclasses.replace(self.cfg, state_dir=Path(scratch)))
+            for rel, data in trial.items():
+                if rel.startswith("postfix/"):
+                    path = Path(scratch, rel)
+                    path.parent.mkdir(exist_ok=True)
+                    path.write_bytes(data)
+                    _cool_down(path)
+            for flag in ("-n", "-M"):
+                out = _run(["postconf", "-c", f"{scratch}/postfix", flag], what="postconf")
+                if "warning:" in out or "fatal:" in out:
+                    raise StackError(f"postconf {flag} rejects the rendered Postfix config:\n{out}")
+
+    def _validate_dovecot(self, candidate: Path) -> None:
+        out = _run(["doveconf", "-c", str(candidate), "-n"], what="doveconf")
+        if "Warning:" in _stderr_lines(out) or "Error" in _stderr_lines(out):
+            raise StackError(f"doveconf rejects the rendered dovecot.conf:\n{out}")
+
+    def _validate_opendkim(self, candidate: Path) -> None:
+        _run(["opendkim", "-n", "-x", str(candidate)], what="opendkim -n")
+
+    def _postfix_check(self) -> None:
+        # Also creates the queue subdirectories with their owners on first use.
+        _run(["postfix", "-c", str(self.postfix_dir), "check"], what="postfix check")
+
+    # --- start / stop -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Prepare, write config, start what is not running (reload what is, if its config
+        changed), and wait until every listener answers. Idempotent."""
+        self.prepare()
+        changed = self.write_config()
+        if not any(rel.startswith("postfix/") for rel in changed):
+            self._postfix_check()  # write_config ran it otherwise; it repairs the queue dirs
+        for daemon in DAEMONS:
+            touched = any(rel.startswith(f"{daemon}/") for rel in changed)
+            if self.pid(daemon) is None:
+                logger.info("starting %s from %s", daemon, self.cfg.state_dir)
+                getattr(self, f"_start_{daemon}")()
+            elif touched:
+                logger.info("reloading %s: its configuration changed", daemon)
+                self.reload(daemon)
+        self.wait_ready()
+
+    def _start_opendkim(self) -> None:
+        for stale in (self.opendkim_socket, self.pid_file("opendkim")):
+            stale.unlink(missing_ok=True)
+        _run(["opendkim", "-x", str(self.opendkim_conf)], what="opendkim start")
+
+    def _start_dovecot(self) -> None:
+        _run(["dovecot", "-c", str(self.dovecot_conf)], what="dovecot start")
+
+    def _start_postfix(self) -> None:
+        _run(["postfix", "-c", str(self.postfix_dir), "start"], what="postfix start")
+
+    def stop(self) -> None:
+        """Stop all three and wait until no process of the stack is left. Idempotent."""
+        leftovers = self.processes()
+        pids = {daemon: self.pid(daemon) for daemon in DAEMONS}
+        # OpenDKIM first: its grace period runs while the others stop.
+        for daemon in ("opendkim", "dovecot"):
+            if pids[daemon]:
+                logger.info("stopping %s (pid %s)", daemon, pids[daemon])
+                _signal(pids[daemon], signal.SIGTERM)
+        term_sent = time.monotonic()
+        if pids["postfix"]:
+            logger.info("stopping postfix (pid %s)", pids["postfix"])
+            try:
+                _run(["postfix", "-c", str(self.postfix_dir), "stop"], what="postfix stop")
+            except StackError as exc:  # a broken config must not keep the stack from stopping
+                logger.warning("%s; sending SIGTERM to the master instead", exc)
+                _signal(pids["postfix"], signal.SIGTERM)
+        _wait_exit({p for d, p in pids.items() if p and d != "opendkim"}, timeout=10.0)
+        remaining = OPENDKIM_TERM_GRACE - (time.monotonic() - term_sent)
+        _wait_exit({pids["opendkim"]} - {None}, timeout=max(remaining, 0))
+        _kill_survivors(leftovers | self._orphans())
+        self.opendkim_socket.unlink(missing_ok=True)
+        self.pid_file("opendkim").unlink(missing_ok=True)
+
+    # --- state --------------------------------------------------------------------------------
+
+    def pid(self, daemon: str) -> int | None:
+        """The master pid of a running daemon of this stack, else None (stale pid files and
+        reused pids are recognised by the executable)."""
+        try:
+            pid = int(self.pid_file(daemon).read_text().strip())
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return None
+        return pid if exe == _EXECUTABLES[daemon] else None
+
+    def status(self) -> dict[str, int | None]:
+        return {daemon: self.pid(daemon) for daemon in DAEMONS}
+
+    def is_running(self) -> bool:
+        return all(self.status().values())
+
+    def processes(self) -> set[tuple[int, int]]:
+        """(pid, start time) of every process of this stack: the masters and their descendants."""
+        masters = {pid for pid in self.status().values() if pid}
+        return _descendants(masters)
+
+    def _orphans(self) -> set[tuple[int, int]]:
+        """Processes of this stack that lost their master: found by their exact titles
+        (Dovecot's carry the state dir, see instance_name), never by a loose match."""
+        state = str(self.cfg.state_dir)
+        prefixes = (
+            f"dovecot-{state}/",
+            f"/usr/sbin/dovecot -c {self.dovecot_conf}",
+            f"opendkim -x {self.opendkim_conf}",
+            f"/usr/sbin/opendkim -x {self.opendkim_conf}",
+        )
+        found = set()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (FileNotFoundError, ProcessLookupError, UnicodeDecodeError):
+                continue
+            if title.startswith(prefixes) and (info := _stat(int(entry))):
+                found.add((int(entry), info[1]))
+        return found
+
+    # --- reloads ------------------------------------------------------------------------------
+
+    def reload(self, daemon: str) -> None:
+        getattr(self, f"reload_{daemon}")()
+
+    def reload_postfix(self) -> None:
+        _run(["postfix", "-c", str(self.postfix_dir), "reload"], what="postfix reload")
+
+    def reload_dovecot(self) -> None:
+        _run(["doveadm", "-c", str(self.dovecot_conf), "reload"], what="doveadm reload")
+
+    def reload_opendkim(self) -> None:
+        """SIGUSR1: OpenDKIM re-reads its config, KeyTable and SigningTable."""
+        pid = self.pid("opendkim")
+        if pid is None:
+            raise StackError("OpenDKIM is not running")
+        os.kill(pid, signal.SIGUSR1)
+
+    # --- DKIM tables ---------------------------------------------------------------------------
+
+    def dkim_problems(self) -> list[str]:
+        """What OpenDKIM would trip over in KeyTable/SigningTable/keys, in words.
+
+        OpenDKIM logs only to syslog (often absent here), so a bad key otherwise shows only as
+        451 4.7.1 on submission. The reconciler can call this after writing keys; `manage.py
+        stack status` prints it.
+        """
+        problems: list[str] = []
+        keys = _table(self.cfg.opendkim_key_table)
+        for name, value in keys.items():
+            try:
+                _domain, _selector, path = value.split(":", 2)
+            except ValueError:
+                problems.append(f"KeyTable {name}: expected domain:selector:/path, got {value!r}")
+                continue
+            problems += [f"KeyTable {name}: {p}" for p in self._key_file_problems(Path(path))]
+        for pattern, name in _table(self.cfg.opendkim_signing_table).items():
+            if name not in keys:
+                problems.append(f"SigningTable {pattern}: key {name!r} is not in the KeyTable")
+        return problems
+
+    def _key_file_problems(self, path: Path) -> list[str]:
+        try:
+            info = path.stat()
+            data = path.read_bytes()
+        except OSError as exc:
+            return [f"{path}: {exc.strerror}"]
+        problems = []
+        if info.st_uid != pwd.getpwnam(OPENDKIM_USER).pw_uid:
+            problems.append(f"{path} is not owned by {OPENDKIM_USER}")
+        if self.cfg.dkim_require_safe_keys and info.st_mode & 0o077:
+            problems.append(f"{path} is readable by others (mode {info.st_mode & 0o777:o})")
+        try:
+            serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError):
+            problems.append(f"{path} is not an unencrypted PEM private key")
+        return problems
+
+    # --- readiness ----------------------------------------------------------------------------
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        checks: list[tuple[str, Callable[[], bool]]] = [
+            ("OpenDKIM milter socket", lambda: _unix_accepts(self.opendkim_socket)),
+            ("Dovecot LMTP", lambda: _unix_greets(self.lmtp_socket, b"220")),
+            ("Dovecot IMAP", lambda: _tcp_greets(self.address("imap"), b"* OK")),
+            ("Dovecot ManageSieve",
+             lambda: _tcp_greets(self.address("managesieve"), b'"IMPLEMENTATION"')),
+            ("Postfix SMTP", lambda: _tcp_greets(self.address("smtp"), b"220")),
+            ("Postfix submission", lambda: _tcp_greets(self.address("submission"), b"220")),
+            ("Postfix internal", lambda: _tcp_greets(self.address("internal"), b"220")),
+            ("Postfix submissions",
+             lambda: _tcp_greets(self.address("submissions"), b"220", tls=True)),
+            ("Dovecot IMAPS", lambda: _tcp_greets(self.address("imaps"), b"* OK", tls=True)),
+        ]
+        deadline = time.monotonic() + timeout
+        for name, check in checks:
+            while not check():
+                if time.monotonic() > deadline:
+                    raise StackError(f"{name} is not answering after {timeout:.0f} s.\n"
+                                     f"{self.log_tails()}")
+                time.sleep(0.02)
+
+    def log_tails(self, lines: int = 20) -> str:
+        parts = []
+        for daemon in ("postfix", "dovecot"):
+            try:
+                tail = self.log_file(daemon).read_text(errors="replace").splitlines()[-lines:]
+            except FileNotFoundError:
+                tail = ["(no log yet)"]
+            parts.append(f"--- {self.log_file(daemon)}\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _ids(user: str) -> tuple[int, int]:
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _ensure_dir(path: Path, mode: int, uid: int = 0, gid: int = 0) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)  # after chown: chown clears the setgid bit
+
+
+def _run(argv: list[str], *, what: str) -> str:
+    """Run a tool with a clean environment; return its output, raise StackError on failure.
+
+    Output goes to a file, not a pipe: a daemon that forks keeps inherited pipes open, and
+    reading a pipe to EOF would then wait for the daemon to exit.
+    """
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=_DAEMON_ENV, timeout=60, start_new_session=True, check=False,
+            )
+        except FileNotFoundError as exc:
+            raise StackError(f"{what}: {argv[0]} is not installed ({exc})") from None
+        except subprocess.TimeoutExpired:
+            raise StackError(f"{what} did not finish within 60 s: {' '.join(argv)}") from None
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise StackError(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{text}")
+    return text
+
+
+def _table(path: Path) -> dict[str, str]:
+    """An OpenDKIM flat table: 'key value' per line, '#' comments."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    rows = (line.split(None, 1) for line in lines if line.strip() and not line.startswith("#"))
+    return {row[0]: row[1].strip() if len(row) > 1 else "" for row in rows}
+
+
+def _cool_down(path: Path) -> None:
+    """Date a complete Postfix config file 3 s back. Every Postfix program re-reads main.cf
+    until its mtime is over a second old ("pausing to let it cool down", up to 2 s per
+    program) to avoid reading a half-written file; ours are renamed into place whole."""
+    past = time.time() - 3
+    os.utime(path, (past, past))
+
+
+def _stderr_lines(text: str) -> str:
+    """doveconf prints config on stdout and problems prefixed 'doveconf: '."""
+    return "\n".join(line for line in text.splitlines() if line.startswith("doveconf:"))
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) from /proc/<pid>/stat; None if the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return int(fields[1]), int(fields[19])
+
+
+def _descendants(roots: set[int]) -> set[tuple[int, int]]:
+    children: dict[int, list[tuple[int, int]]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (info := _stat(int(entry))):
+            children.setdefault(info[0], []).append((int(entry), info[1]))
+    found = {(pid, info[1]) for pid in roots if (info := _stat(pid))}
+    queue = list(roots)
+    while queue:
+        for child in children.get(queue.pop(), []):
+            if child not in found:
+                found.add(child)
+                queue.append(child[0])
+    return found
+
+
+def _alive(pid: int, started: int | None = None) -> bool:
+    info = _stat(pid)
+    if info is None or (started is not None and info[1] != started):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait() is missing
+
+
+def _wait_exit(pids: set[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _kill_survivors(processes: set[tuple[int, int]]) -> None:
+    """SIGKILL whatever of the stack outlived its master (same pid *and* start time only)."""
+    for pid, started in processes:
+        if _alive(pid, started):
+            _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while any(_alive(pid, st) for pid, st in processes) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it exited meanwhile: that is the goal
+        os.kill(pid, signum)
+
+
+def _unix_accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def _unix_greets(path: Path, greeting: bytes) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(str(path))
+            return sock.recv(512).startswith(greeting)
+        except OSError:
+            return False
+
+
+def _tcp_greets(address: tuple[str, int], greeting: bytes, *, tls: bool = False) -> bool:
+    try:
+        with socket.create_connection(address, timeout=2) as raw:
+            if not tls:
+                return raw.recv(512).startswith(greeting)
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # our own self-signed certificate on loopback
+            with context.wrap_socket(raw) as sock:
+                return sock.recv(512).startswith(greeting)
+    except OSError:
+        return False
+

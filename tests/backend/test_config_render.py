@@ -1,0 +1,138 @@
+"""Golden-file tests for the node's static configuration.
+
+Regenerate the goldens (golden/node/) after an intended change with
+`UPDATE_GOLDEN=1 pytest tests/backend/test_config_render.py`,
+then read the diff: it is the change every node will get.
+"""
+
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mailhost.backend.config import NodeConfig, render_static_files
+
+GOLDEN = Path(__file__).parent / "golden" / "node"  # golden/ is shared with other renderers
+STATE = Path("/srv/mh/node")
+CONFIG = NodeConfig(
+    state_dir=STATE,
+    hostname="mail.example.test",
+    bind_address="127.0.0.1",
+    ports={
+        "smtp": 2525,
+        "submission": 2587,
+        "submissions": 2465,
+        "imap": 2143,
+        "imaps": 2993,
+        "managesieve": 24190,
+        "internal": 2526,
+    },
+    dev=True,
+    dkim_require_safe_keys=True,
+)
+RENDERED = render_static_files(CONFIG)
+# An absolute path in a config line: not preceded by a word char, '.', ']' (CIDR) or '~' (home).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.\]~])/[\w./-]+")
+
+
+@pytest.mark.parametrize("relative", sorted(RENDERED))
+def test_it_matches_the_golden_file(relative):
+    golden = GOLDEN / relative
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_bytes(RENDERED[relative])
+    assert golden.exists(), f"no golden file for {relative}: run with UPDATE_GOLDEN=1"
+    assert RENDERED[relative].decode() == golden.read_text()
+
+
+def test_it_has_no_stale_golden_files():
+    goldens = {str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*") if p.is_file()}
+    assert goldens == set(RENDERED)
+
+
+def test_it_renders_deterministically():
+    assert render_static_files(CONFIG) == RENDERED
+    assert list(RENDERED) == sorted(RENDERED)
+
+
+def test_it_depends_on_the_state_dir_only_where_it_names_it():
+    other = render_static_files(replace(CONFIG, state_dir=Path("/var/lib/mh2")))
+    assert other == {
+        path: data.replace(str(STATE).encode(), b"/var/lib/mh2") for path, data in RENDERED.items()
+    }
+
+
+def test_it_names_no_host_path_but_the_state_dir():
+    for relative, data in RENDERED.items():
+        for path in _ABSOLUTE_PATH.findall(data.decode()):
+            assert path == str(STATE) or path.startswith(f"{STATE}/"), f"{relative}: {path}"
+
+
+def test_it_includes_every_static_file_of_the_stack():
+    assert {
+        "postfix/main.cf",
+        "postfix/master.cf",
+        "postfix/sqlite-domains.cf",
+        "postfix/sqlite-mailboxes.cf",
+        "postfix/sqlite-aliases.cf",
+        "postfix/sqlite-sender-logins.cf",
+        "postfix/sqlite-recipient-access.cf",
+        "dovecot/dovecot.conf",
+        "dovecot/sql-passdb.conf.ext",
+        "dovecot/sql-userdb.conf.ext",
+        "opendkim/opendkim.conf",
+        "opendkim/TrustedHosts",
+    } <= set(RENDERED)
+    slots = [p for p in RENDERED if p.startswith("dovecot/sql-app-passdb-")]
+    assert len(slots) == CONFIG.app_password_slots
+
+
+def test_it_keeps_the_login_penalty_in_production():
+    dev = RENDERED["dovecot/dovecot.conf"].decode()
+    prod = render_static_files(replace(CONFIG, dev=False))["dovecot/dovecot.conf"].decode()
+    for cure in ("login_trusted_networks", "auth_failure_delay = 0", "anvil-auth-penalty"):
+        assert cure in dev
+        assert cure not in prod
+
+
+def test_it_relaxes_safe_keys_only_when_told():
+    relaxed = render_static_files(replace(CONFIG, dkim_require_safe_keys=False))
+    assert b"RequireSafeKeys         true" in RENDERED["opendkim/opendkim.conf"]
+    assert b"RequireSafeKeys         false" in relaxed["opendkim/opendkim.conf"]
+
+
+def test_it_uses_the_configured_ports_and_address():
+    cfg = replace(CONFIG, bind_address="192.0.2.7", ports={**CONFIG.ports, "smtp": 25})
+    files = render_static_files(cfg)
+    assert b"\n192.0.2.7:25 " in files["postfix/master.cf"]
+    assert b"127.0.0.1:2526 " in files["postfix/master.cf"]  # re-injection stays on loopback
+    assert b"listen = 192.0.2.7\n" in files["dovecot/dovecot.conf"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"state_dir": Path("relative/dir")},
+        {"state_dir": Path("/tmp/it's")},
+        {"state_dir": Path("/" + "x" * 70)},
+        {"hostname": "Mail Host"},
+        {"bind_address": "localhost"},
+        {"ports": {**CONFIG.ports, "imap": 2525}},
+        {"ports": {k: v for k, v in CONFIG.ports.items() if k != "internal"}},
+    ],
+)
+def test_it_refuses_a_config_that_would_break_the_files(change):
+    with pytest.raises(ValueError):
+        replace(CONFIG, **change)
+
+
+def test_it_builds_from_settings(settings):
+    settings.MAILHOST_NODE_STATE_DIR = Path("/srv/mh/from-settings")
+    config = NodeConfig.from_settings()
+    assert config.state_dir == Path("/srv/mh/from-settings")
+    assert config.hostname == settings.MAILHOST_HOSTNAME
+    assert config.ports["smtp"] == settings.MAILHOST_PORTS["smtp"]
+    assert "internal" in config.ports
+    assert NodeConfig.from_settings("/srv/other").state_dir == Path("/srv/other")
