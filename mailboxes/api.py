@@ -1,0 +1,774 @@
+"""API routes for domains, mailboxes and aliases: thin calls into the services and selectors.
+
+Creating is idempotent: POSTing something that exists with the same attributes answers 200 with
+the existing resource (no duplicate, no password change); with different attributes, 409
+naming them. Every resource says which desired-state `revision` it needs and whether it is
+`live` (its mail node has applied that revision).
+"""
+
+import datetime as dt
+from typing import Literal
+
+from django.conf import settings
+from django.db import transaction
+from ninja import Field, Query, Router, Schema
+from ninja.responses import Status
+from pydantic import StrictBool, StrictInt
+
+from mailboxes.models import Alias, Domain, Mailbox
+from mailboxes.selectors import (
+    alias_get,
+    alias_list,
+    domain_get,
+    domain_get_for_write,
+    domain_list,
+    mailbox_get,
+    mailbox_list,
+)
+from mailboxes.services import (
+    MAX_ALIAS_DESTINATIONS,
+    MAX_QUOTA_MB,
+    alias_create,
+    alias_delete,
+    alias_update,
+    domain_create,
+    domain_delete,
+    domain_update,
+    mailbox_create,
+    mailbox_delete,
+    mailbox_rename,
+    mailbox_restore,
+    mailbox_set_password,
+    mailbox_set_status,
+    mailbox_update,
+)
+from mailhost.api_common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    Address,
+    ErrorOut,
+    PageOut,
+    PageQuery,
+    Slug,
+    Text,
+    large_body,
+    organisation_for,
+    paginate,
+)
+from mailhost.errors import Conflict, DomainError, Invalid, NotFound
+from mailhost.names import InvalidName, normalise_domain, split_address
+from mailhost.passwords import verify_password
+from tenants.access import Actor, require_write
+
+router = Router()
+
+Password = Text(200, min_length=1)
+
+
+def _quota():
+    return Field(None, ge=1, le=MAX_QUOTA_MB, description="MB; empty: the domain's default.")
+
+
+def _live(obj, node) -> bool:
+    return node.applied_revision >= obj.revision
+
+
+def _search(raw: str | None) -> str | None:
+    return (raw or "").strip() or None
+
+
+# --- domains -------------------------------------------------------------------------------
+
+
+class DomainOut(Schema):
+    name: str = Field(description="IDNA A-label form, as stored.")
+    display_name: str = Field(description="Unicode form, for people.")
+    organisation: str
+    status: Literal["active", "disabled"]
+    max_mailboxes: int | None
+    default_quota_mb: int
+    revision: int = Field(description="The desired-state revision this domain needs.")
+    live: bool = Field(description="True once the mail node has applied that revision.")
+    created_at: dt.datetime
+
+    @staticmethod
+    def resolve_organisation(obj: Domain) -> str:
+        return obj.organisation.slug
+
+    @staticmethod
+    def resolve_live(obj: Domain) -> bool:
+        return _live(obj, obj.node)
+
+
+class DomainIn(Schema):
+    name: Text(253, min_length=1)
+    organisation: Slug | None = Field(None, description="Needed if you act in several.")
+    max_mailboxes: StrictInt | None = Field(None, ge=0, le=10**6, description="Empty: no limit.")
+    default_quota_mb: StrictInt | None = _quota()
+
+
+class DomainPatch(Schema):
+    status: Literal["active", "disabled"] | None = None
+    max_mailboxes: StrictInt | None = Field(None, ge=0, le=10**6, description="null: no limit.")
+    default_quota_mb: StrictInt | None = _quota()
+
+
+class DomainQuery(PageQuery):
+    organisation: Slug | None = None
+    status: Literal["active", "disabled"] | None = None
+    search: Text(253) | None = Field(None, description="Part of the domain name.")
+
+
+class DomainPage(PageOut):
+    items: list[DomainOut]
+
+
+@router.get("/domains", response={200: DomainPage, READ_ERRORS: ErrorOut}, tags=["domains"])
+def domains_list(request, query: Query[DomainQuery]):
+    organisation = None
+    if query.organisation:
+        organisation = organisation_for(request.auth, query.organisation)
+    domains = domain_list(request.auth, organisation=organisation).order_by("name", "id")
+    if query.status:
+        domains = domains.filter(status=query.status)
+    if search := _search(query.search):
+        domains = domains.filter(name__contains=search.lower())
+    return paginate(domains, query)
+
+
+@router.post(
+    "/domains",
+    response={201: DomainOut, 200: DomainOut, WRITE_ERRORS: ErrorOut},
+    tags=["domains"],
+)
+def domains_create(request, payload: DomainIn):
+    """Host a domain (201), or answer 200 if it is already yours with these attributes."""
+    organisation = organisation_for(request.auth, payload.organisation)
+    try:
+        domain = domain_create(
+            actor=request.auth,
+            organisation=organisation,
+            name=payload.name,
+            max_mailboxes=payload.max_mailboxes,
+            default_quota_mb=payload.default_quota_mb,
+        )
+    except Conflict as exc:
+        if exc.code != "domain_taken":
+            raise
+        existing = domain_list(request.auth, organisation=organisation).filter(
+            name=normalise_domain(payload.name)
+        ).first()
+        if existing is None:
+            raise
+        given = payload.model_dump(
+            exclude_unset=True, include={"max_mailboxes", "default_quota_mb"}
+        )
+        _refuse_differences(existing.name, existing, given)
+        return Status(200, existing)
+    return Status(201, domain_get(request.auth, domain.name))
+
+
+@router.get(
+    "/domains/{name}", response={200: DomainOut, READ_ERRORS: ErrorOut}, tags=["domains"]
+)
+def domains_get(request, name: str):
+    return domain_get(request.auth, name)
+
+
+@router.patch(
+    "/domains/{name}", response={200: DomainOut, WRITE_ERRORS: ErrorOut}, tags=["domains"]
+)
+def domains_update(request, name: str, payload: DomainPatch):
+    """Change status, mailbox limit or default quota. `max_mailboxes: null` removes the limit."""
+    domain = domain_get_for_write(request.auth, name)
+    changes = payload.model_dump(exclude_unset=True)
+    updated = domain_update(
+        actor=request.auth,
+        domain=domain,
+        status=changes.get("status"),
+        max_mailboxes=changes.get("max_mailboxes", ...),
+        default_quota_mb=changes.get("default_quota_mb"),
+    )
+    updated.node = domain.node
+    updated.organisation = domain.organisation
+    return updated
+
+
+@router.delete(
+    "/domains/{name}", response={204: None, WRITE_ERRORS: ErrorOut}, tags=["domains"]
+)
+def domains_delete(request, name: str):
+    """Stop hosting a domain; refused (409) while it has mailboxes or aliases."""
+    domain_delete(actor=request.auth, domain=domain_get_for_write(request.auth, name))
+    return Status(204, None)
+
+
+# --- mailboxes -----------------------------------------------------------------------------
+
+
+class MailboxOut(Schema):
+    address: str
+    local_part: str
+    domain: str
+    display_name: str
+    quota_mb: int
+    status: Literal["active", "suspended", "disabled"] = Field(
+        description="suspended: receives, cannot log in; disabled: no login, mail refused."
+    )
+    deleted: bool
+    deleted_at: dt.datetime | None = Field(description="Empty unless deleted.")
+    revision: int = Field(description="The desired-state revision this mailbox needs.")
+    live: bool = Field(description="True once the mail node has applied that revision.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @staticmethod
+    def resolve_domain(obj: Mailbox) -> str:
+        return obj.domain.name
+
+    @staticmethod
+    def resolve_deleted(obj: Mailbox) -> bool:
+        return obj.deleted_at is not None
+
+    @staticmethod
+    def resolve_live(obj: Mailbox) -> bool:
+        return _live(obj, obj.domain.node)
+
+
+class MailboxWithPasswordOut(MailboxOut):
+    password: str | None = Field(
+        description="The generated password, shown in this response only; null if you set one."
+    )
+
+
+class MailboxIn(Schema):
+    address: Address
+    password: Password | None = Field(None, description="Empty: one is generated and returned.")
+    display_name: Text(200) | None = None
+    quota_mb: StrictInt | None = _quota()
+
+
+class MailboxPatch(Schema):
+    address: Address | None = Field(None, description="Rename within the same domain.")
+    display_name: Text(200) | None = None
+    quota_mb: StrictInt | None = _quota()
+    status: Literal["active", "suspended", "disabled"] | None = None
+
+
+class PasswordIn(Schema):
+    password: Password | None = Field(None, description="Empty: a new one is generated.")
+
+
+class MailboxQuery(PageQuery):
+    domain: Text(253) | None = None
+    status: Literal["active", "suspended", "disabled", "deleted"] | None = None
+    search: Text(254) | None = Field(None, description="Part of the address or display name.")
+
+
+class MailboxPage(PageOut):
+    items: list[MailboxOut]
+
+
+class MailboxGetQuery(Schema):
+    include_deleted: bool = Field(False, description="Also find a deleted, restorable mailbox.")
+
+
+def _domain_of(
+    actor: Actor, raw_address: str, domains: dict | None = None, organisation=None
+) -> tuple[str, Domain]:
+    """The raw local part and the actor's domain of an address; a 404 names the field.
+
+    `domains` caches lookups across the rows of a bulk request; `organisation` confines them.
+    """
+    if raw_address.count("@") != 1:
+        raise Invalid(f"{raw_address!r} is not an e-mail address.", field="address")
+    local_part, domain_name = raw_address.rsplit("@", 1)
+    if domains is not None and domain_name in domains:
+        domain = domains[domain_name]
+    else:
+        try:
+            domain = domain_get(actor, domain_name)
+        except NotFound:
+            domain = None
+        if domains is not None:
+            domains[domain_name] = domain
+    if domain is None or (organisation is not None and domain.organisation_id != organisation.pk):
+        raise NotFound(f"The domain {domain_name!r} was not found.", field="address")
+    return local_part, domain
+
+
+def _refuse_differences(what: str, existing, given: dict) -> None:
+    """409 naming each attribute of an idempotent create that differs from what exists."""
+    differ = []
+    for field, value in given.items():
+        if field == "password":
+            if not verify_password(value, existing.password_hash):
+                differ.append(field)
+        elif getattr(existing, field) != value:
+            differ.append(field)
+    if differ:
+        raise Conflict(
+            f"{what} already exists with a different {', '.join(differ)}.",
+            field=differ[0],
+            code="exists_with_different_attributes",
+        )
+
+
+def _mailbox_create_or_existing(
+    actor: Actor, payload: MailboxIn, domains: dict | None = None, organisation=None
+) -> tuple[Mailbox, bool, str | None]:
+    """(mailbox, created, generated password). The domain row lock in the service makes one
+    winner among concurrent creators; the others find its mailbox here."""
+    local_part, domain = _domain_of(actor, payload.address, domains, organisation)
+    display_name = payload.display_name.strip() if payload.display_name is not None else None
+    try:
+        mailbox, generated = mailbox_create(
+            actor=actor,
+            domain=domain,
+            local_part=local_part,
+            password=payload.password,
+            display_name=display_name or "",
+            quota_mb=payload.quota_mb,
+        )
+    except Invalid as exc:
+        if exc.field == "local_part":
+            raise Invalid(exc.detail, field="address") from None
+        raise
+    except Conflict as exc:
+        if exc.code != "address_taken":
+            raise
+        existing = (
+            mailbox_list(actor, domain=domain)
+            .filter(local_part=local_part.lower())
+            .select_related("domain__node")
+            .first()
+        )
+        if existing is None:  # an alias holds the address
+            raise
+        given = {"display_name": display_name, "quota_mb": payload.quota_mb}
+        given["password"] = payload.password
+        given = {field: value for field, value in given.items() if value is not None}
+        _refuse_differences(existing.address, existing, given)
+        return existing, False, None
+    mailbox.domain = domain  # the selector's copy, with its node, for `live`
+    return mailbox, True, generated
+
+
+def _mailbox_for_write(actor: Actor, address: str, *, deleted: bool = False) -> Mailbox:
+    mailbox = _deleted_mailbox(actor, address) if deleted else mailbox_get(actor, address)
+    require_write(actor, mailbox.domain.organisation_id, "That mailbox")
+    return mailbox
+
+
+def _with_password(mailbox: Mailbox, password: str | None) -> Mailbox:
+    mailbox.password = password
+    return mailbox
+
+
+@router.get(
+    "/mailboxes", response={200: MailboxPage, READ_ERRORS: ErrorOut}, tags=["mailboxes"]
+)
+def mailboxes_list(request, query: Query[MailboxQuery]):
+    domain = None
+    if query.domain:
+        try:
+            domain = domain_get(request.auth, query.domain)
+        except NotFound:
+            raise NotFound("That domain was not found.", field="domain") from None
+    mailboxes = mailbox_list(
+        request.auth, domain=domain, status=query.status, search=_search(query.search)
+    ).select_related("domain__node")
+    return paginate(mailboxes, query)
+
+
+@router.post(
+    "/mailboxes",
+    response={201: MailboxWithPasswordOut, 200: MailboxOut, WRITE_ERRORS: ErrorOut},
+    tags=["mailboxes"],
+)
+def mailboxes_create(request, payload: MailboxIn):
+    """Create a mailbox (201). Without a password one is generated and returned in this
+    response only. If the mailbox exists with the same attributes: 200 and the mailbox, no
+    password change; with different ones: 409 naming them."""
+    mailbox, created, generated = _mailbox_create_or_existing(request.auth, payload)
+    if created:
+        return Status(201, _with_password(mailbox, generated))
+    return Status(200, mailbox)
+
+
+class BulkIn(Schema):
+    mailboxes: list[MailboxIn] = Field(
+        ..., min_length=1, max_length=settings.API_BULK_MAX_ENTRIES
+    )
+    atomic: StrictBool = Field(
+        False, description="true: all rows or none; false: each row on its own."
+    )
+    organisation: Slug | None = Field(None, description="Needed if you act in several.")
+
+
+class BulkRowOut(Schema):
+    index: int
+    address: str
+    result: Literal["created", "exists", "failed", "rolled_back"]
+    status: int = Field(description="The status this row alone would have had.")
+    mailbox: MailboxOut | None = None
+    password: str | None = Field(None, description="A generated password, shown once.")
+    error: ErrorOut | None = None
+
+
+class BulkOut(Schema):
+    atomic: bool
+    created: int
+    existing: int
+    failed: int
+    results: list[BulkRowOut]
+
+
+class BulkFailedOut(BulkOut):
+    code: str
+    detail: str
+
+
+def _bulk_row(actor: Actor, organisation, index: int, row: MailboxIn, domains: dict) -> dict:
+    result = {"index": index, "address": row.address}
+    try:
+        mailbox, created, generated = _mailbox_create_or_existing(
+            actor, row, domains, organisation
+        )
+    except DomainError as exc:
+        error = {"code": exc.code, "detail": exc.detail, "field": exc.field}
+        return result | {"result": "failed", "status": exc.status, "error": error}
+    if created:
+        return result | {"result": "created", "status": 201, "mailbox": mailbox,
+                         "password": generated}
+    return result | {"result": "exists", "status": 200, "mailbox": mailbox}
+
+
+def _bulk_summary(atomic: bool, results: list[dict]) -> dict:
+    count = {"created": 0, "exists": 0, "failed": 0, "rolled_back": 0}
+    for row in results:
+        count[row["result"]] += 1
+    return {
+        "atomic": atomic,
+        "created": count["created"],
+        "existing": count["exists"],
+        "failed": count["failed"],
+        "results": results,
+    }
+
+
+@router.post(
+    "/mailboxes/bulk",
+    response={200: BulkOut, 422: BulkFailedOut | ErrorOut, WRITE_ERRORS - {422}: ErrorOut},
+    tags=["mailboxes"],
+)
+@large_body
+def mailboxes_bulk(request, payload: BulkIn):
+    """Create up to API_BULK_MAX_ENTRIES mailboxes, each like POST /mailboxes, with a result
+    per row. `atomic: false` (default): each row commits on its own and failures are listed.
+    `atomic: true`: all or nothing; if any row fails nothing is created and the answer is 422,
+    rows that would have worked marked `rolled_back`. All rows are in one organisation's
+    domains (a token's own; name it with `organisation` if you act in several)."""
+    actor, domains = request.auth, {}
+    organisation = organisation_for(actor, payload.organisation)
+    require_write(actor, organisation.pk, "That organisation")
+
+    def run_rows() -> list[dict]:
+        rows = enumerate(payload.mailboxes)
+        return [_bulk_row(actor, organisation, i, row, domains) for i, row in rows]
+
+    if not payload.atomic:
+        return _bulk_summary(False, run_rows())
+    with transaction.atomic():
+        results = run_rows()
+        failures = sum(row["result"] == "failed" for row in results)
+        if not failures:
+            return _bulk_summary(True, results)
+        transaction.set_rollback(True)
+    for row in results:
+        if row["result"] != "failed":
+            row.update(result="rolled_back", mailbox=None, password=None)
+    summary = _bulk_summary(True, results)
+    summary["code"] = "bulk_rolled_back"
+    summary["detail"] = f"{failures} row(s) failed, so nothing was created (atomic)."
+    return Status(422, summary)
+
+
+@router.get(
+    "/mailboxes/{address}", response={200: MailboxOut, READ_ERRORS: ErrorOut}, tags=["mailboxes"]
+)
+def mailboxes_get(request, address: str, query: Query[MailboxGetQuery]):
+    """Poll this until `live` is true to know the mailbox works on the mail node."""
+    try:
+        return mailbox_get(request.auth, address)
+    except NotFound:
+        if not query.include_deleted:
+            raise
+    return _deleted_mailbox(request.auth, address)
+
+
+def _deleted_mailbox(actor: Actor, address: str) -> Mailbox:
+    """The most recently deleted mailbox at `address` (there may be several over time)."""
+    try:
+        local_part, domain_name = split_address(address)
+    except InvalidName:
+        raise NotFound("That mailbox was not found.") from None
+    mailbox = (
+        mailbox_list(actor, status="deleted")
+        .filter(local_part=local_part, domain__name=domain_name)
+        .order_by("-deleted_at", "-id")
+        .first()
+    )
+    if mailbox is None:
+        raise NotFound("That mailbox was not found.")
+    return mailbox
+
+
+@router.patch(
+    "/mailboxes/{address}", response={200: MailboxOut, WRITE_ERRORS: ErrorOut}, tags=["mailboxes"]
+)
+def mailboxes_update(request, address: str, payload: MailboxPatch):
+    """Change display name, quota or status, or rename within the domain; all or nothing."""
+    actor = request.auth
+    mailbox = _mailbox_for_write(actor, address)
+    changes = payload.model_dump(exclude_unset=True, exclude_none=True)
+    with transaction.atomic():
+        if "address" in changes:
+            local_part = _rename_target(mailbox, changes["address"])
+            mailbox = mailbox_rename(actor=actor, mailbox=mailbox, local_part=local_part)
+        if "display_name" in changes or "quota_mb" in changes:
+            mailbox = mailbox_update(
+                actor=actor,
+                mailbox=mailbox,
+                display_name=changes.get("display_name"),
+                quota_mb=changes.get("quota_mb"),
+            )
+        if "status" in changes:
+            mailbox = mailbox_set_status(actor=actor, mailbox=mailbox, status=changes["status"])
+    return mailbox
+
+
+def _rename_target(mailbox: Mailbox, raw: str) -> str:
+    try:
+        local_part, domain_name = split_address(raw)
+    except InvalidName as exc:
+        raise Invalid(str(exc), field="address") from None
+    if domain_name != mailbox.domain.name:
+        raise Invalid(
+            "A mailbox can be renamed only within its domain; create one in the other domain.",
+            field="address",
+        )
+    return local_part
+
+
+@router.delete(
+    "/mailboxes/{address}", response={200: MailboxOut, WRITE_ERRORS: ErrorOut}, tags=["mailboxes"]
+)
+def mailboxes_delete(request, address: str):
+    """Delete: the address stops working at once; the mail is kept for the retention period
+    (POST …/restore brings it back). Answers the deleted mailbox, whose `live` says when the
+    deletion has reached the mail node."""
+    mailbox = _mailbox_for_write(request.auth, address)
+    return mailbox_delete(actor=request.auth, mailbox=mailbox)
+
+
+@router.post(
+    "/mailboxes/{address}/password",
+    response={200: MailboxWithPasswordOut, WRITE_ERRORS: ErrorOut},
+    tags=["mailboxes"],
+)
+def mailboxes_password(request, address: str, payload: PasswordIn | None = None):
+    """Rotate the password: send none to get a generated one (in this response only), or set
+    the one you send. Poll the mailbox until `live` to know the new password works."""
+    mailbox = _mailbox_for_write(request.auth, address)
+    password = payload.password if payload is not None else None
+    generated = mailbox_set_password(actor=request.auth, mailbox=mailbox, password=password)
+    return _with_password(mailbox, generated)
+
+
+def _status_action(request, address: str, status: str) -> Mailbox:
+    mailbox = _mailbox_for_write(request.auth, address)
+    return mailbox_set_status(actor=request.auth, mailbox=mailbox, status=status)
+
+
+@router.post(
+    "/mailboxes/{address}/suspend",
+    response={200: MailboxOut, WRITE_ERRORS: ErrorOut},
+    tags=["mailboxes"],
+)
+def mailboxes_suspend(request, address: str):
+    """Suspend: mail is still received, but nobody can log in."""
+    return _status_action(request, address, "suspended")
+
+
+@router.post(
+    "/mailboxes/{address}/resume",
+    response={200: MailboxOut, WRITE_ERRORS: ErrorOut},
+    tags=["mailboxes"],
+)
+def mailboxes_resume(request, address: str):
+    """Make a suspended or disabled mailbox active again."""
+    return _status_action(request, address, "active")
+
+
+@router.post(
+    "/mailboxes/{address}/restore",
+    response={200: MailboxOut, WRITE_ERRORS: ErrorOut},
+    tags=["mailboxes"],
+)
+def mailboxes_restore(request, address: str):
+    """Bring back the most recently deleted mailbox at this address, with its mail, within the
+    retention period; 409 if the address has been taken since. Restoring a mailbox that is
+    not deleted changes nothing."""
+    actor = request.auth
+    try:
+        mailbox = _mailbox_for_write(actor, address, deleted=True)
+    except NotFound:
+        return _mailbox_for_write(actor, address)
+    return mailbox_restore(actor=actor, mailbox=mailbox)
+
+
+# --- aliases -------------------------------------------------------------------------------
+
+
+class AliasOut(Schema):
+    address: str = Field(description="user@domain, or @domain for the catch-all.")
+    local_part: str
+    domain: str
+    catch_all: bool
+    destinations: list[str]
+    active: bool
+    revision: int = Field(description="The desired-state revision this alias needs.")
+    live: bool = Field(description="True once the mail node has applied that revision.")
+    created_at: dt.datetime
+
+    @staticmethod
+    def resolve_domain(obj: Alias) -> str:
+        return obj.domain.name
+
+    @staticmethod
+    def resolve_catch_all(obj: Alias) -> bool:
+        return obj.is_catch_all
+
+    @staticmethod
+    def resolve_live(obj: Alias) -> bool:
+        return _live(obj, obj.domain.node)
+
+
+class AliasIn(Schema):
+    address: Address = Field(description="user@domain, or @domain for a catch-all.")
+    destinations: list[Address] = Field(..., min_length=1, max_length=MAX_ALIAS_DESTINATIONS)
+    active: StrictBool = True
+
+
+class AliasPatch(Schema):
+    destinations: list[Address] | None = Field(
+        None, min_length=1, max_length=MAX_ALIAS_DESTINATIONS
+    )
+    active: StrictBool | None = None
+
+
+class AliasQuery(PageQuery):
+    domain: Text(253) | None = None
+    search: Text(254) | None = Field(None, description="Part of the address.")
+
+
+class AliasPage(PageOut):
+    items: list[AliasOut]
+
+
+@router.get("/aliases", response={200: AliasPage, READ_ERRORS: ErrorOut}, tags=["aliases"])
+def aliases_list(request, query: Query[AliasQuery]):
+    domain = None
+    if query.domain:
+        try:
+            domain = domain_get(request.auth, query.domain)
+        except NotFound:
+            raise NotFound("That domain was not found.", field="domain") from None
+    aliases = alias_list(request.auth, domain=domain, search=_search(query.search))
+    return paginate(aliases.select_related("domain__node"), query)
+
+
+@router.post(
+    "/aliases",
+    response={201: AliasOut, 200: AliasOut, WRITE_ERRORS: ErrorOut},
+    tags=["aliases"],
+)
+def aliases_create(request, payload: AliasIn):
+    """Create an alias or catch-all (201); 200 if it exists with these destinations."""
+    actor = request.auth
+    local_part, domain = _domain_of(actor, payload.address)
+    try:
+        with transaction.atomic():
+            alias = alias_create(
+                actor=actor, domain=domain, local_part=local_part,
+                destinations=payload.destinations,
+            )
+            if not payload.active:
+                alias = alias_update(actor=actor, alias=alias, active=False)
+    except Conflict as exc:
+        if exc.code != "address_taken":
+            raise
+        existing = _existing_alias(actor, domain, local_part)
+        if existing is None:  # a mailbox holds the address
+            raise
+        given = {"active": payload.active} if "active" in payload.model_fields_set else {}
+        if sorted(existing.destinations) != sorted(_normalised(payload.destinations)):
+            given["destinations"] = payload.destinations
+        _refuse_differences(existing.address, existing, given)
+        return Status(200, existing)
+    alias.domain = domain
+    return Status(201, alias)
+
+
+def _normalised(addresses: list[str]) -> list[str]:
+    try:
+        return [f"{local}@{domain}" for local, domain in map(split_address, addresses)]
+    except InvalidName:
+        return addresses
+
+
+def _existing_alias(actor: Actor, domain: Domain, local_part: str) -> Alias | None:
+    local = "" if local_part in ("", "*") else local_part.lower()
+    return (
+        alias_list(actor, domain=domain)
+        .filter(local_part=local)
+        .select_related("domain__node")
+        .first()
+    )
+
+
+def _alias_for_write(actor: Actor, address: str) -> Alias:
+    alias = alias_get(actor, address)
+    require_write(actor, alias.domain.organisation_id, "That alias")
+    return alias
+
+
+@router.get(
+    "/aliases/{address}", response={200: AliasOut, READ_ERRORS: ErrorOut}, tags=["aliases"]
+)
+def aliases_get(request, address: str):
+    """`address` is user@domain, or @domain for the catch-all."""
+    return alias_get(request.auth, address)
+
+
+@router.patch(
+    "/aliases/{address}", response={200: AliasOut, WRITE_ERRORS: ErrorOut}, tags=["aliases"]
+)
+def aliases_update(request, address: str, payload: AliasPatch):
+    alias = _alias_for_write(request.auth, address)
+    changes = payload.model_dump(exclude_unset=True, exclude_none=True)
+    return alias_update(
+        actor=request.auth,
+        alias=alias,
+        destinations=changes.get("destinations"),
+        active=changes.get("active"),
+    )
+
+
+@router.delete(
+    "/aliases/{address}", response={204: None, WRITE_ERRORS: ErrorOut}, tags=["aliases"]
+)
+def aliases_delete(request, address: str):
+    alias_delete(actor=request.auth, alias=_alias_for_write(request.auth, address))
+    return Status(204, None)

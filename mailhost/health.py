@@ -1,0 +1,93 @@
+"""Is the portal able to do its work? The database, the broker and each mail node's progress.
+
+Public (load balancers and monitors call it without a token), so it says what failed and never
+why in detail: no URLs, host names or error text.
+"""
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.utils import timezone
+from kombu import Connection
+
+from mailboxes.models import MailNode
+
+logger = logging.getLogger(__name__)
+
+BROKER_TIMEOUT_SECONDS = 2
+
+
+def database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        logger.warning("health: database check failed: %s", exc)
+        return False
+    return True
+
+
+def broker_ok() -> bool:
+    try:
+        with Connection(
+            settings.CELERY_BROKER_URL,
+            connect_timeout=BROKER_TIMEOUT_SECONDS,
+            transport_options={
+                "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
+                "socket_timeout": BROKER_TIMEOUT_SECONDS,
+            },
+        ) as broker:
+            broker.ensure_connection(max_retries=0)
+    except Exception as exc:  # kombu raises transport-specific errors; any means "down"
+        logger.warning("health: broker check failed: %s", exc)
+        return False
+    return True
+
+
+def node_state(node: MailNode, now: dt.datetime) -> dict:
+    """A node is failing when changes wait and its reconciler errs or has stopped applying.
+
+    Lag alone is normal for a moment after each change; lag with a recorded error, or with no
+    apply for API_HEALTH_NODE_STALE_SECONDS (the periodic full reconcile records one regularly),
+    means changes are not going live.
+    """
+    stale_after = dt.timedelta(seconds=settings.API_HEALTH_NODE_STALE_SECONDS)
+    problem = None
+    if node.lag > 0 and node.last_error:
+        problem = "The last reconcile failed; changes are waiting."
+    elif node.lag > 0 and (node.applied_at is None or now - node.applied_at > stale_after):
+        problem = "Changes are waiting and nothing has been applied recently."
+    return {
+        "name": node.name,
+        "ok": problem is None,
+        "desired_revision": node.desired_revision,
+        "applied_revision": node.applied_revision,
+        "lag": node.lag,
+        "applied_at": node.applied_at,
+        "detail": problem or ("Applying changes." if node.lag else "Up to date."),
+    }
+
+
+def health() -> dict:
+    database = database_ok()
+    nodes = []
+    if database:
+        try:
+            now = timezone.now()
+            nodes = [node_state(node, now) for node in MailNode.objects.order_by("name")]
+        except DatabaseError as exc:
+            logger.warning("health: reading the mail nodes failed: %s", exc)
+            database = False
+    broker = broker_ok()
+    failing = [name for name, ok in (("database", database), ("broker", broker)) if not ok]
+    failing += [f"node:{node['name']}" for node in nodes if not node["ok"]]
+    return {
+        "ok": not failing,
+        "failing": failing,
+        "database": {"ok": database, "detail": "Reachable." if database else "Unreachable."},
+        "broker": {"ok": broker, "detail": "Reachable." if broker else "Unreachable."},
+        "nodes": nodes,
+    }

@@ -1,0 +1,75 @@
+"""Concurrent clients, with real threads against Postgres."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from mailboxes.models import Mailbox
+from mailhost.passwords import verify_password
+from tenants.models import ApiToken, AuditEvent
+from tests.api.conftest import ApiClient, make_tenant
+
+CLIENTS = 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_creates_exactly_one_mailbox_from_50_concurrent_posts():
+    tenant = make_tenant("acme")
+    start = threading.Barrier(CLIENTS)
+    responses: list = []
+
+    def create():
+        try:
+            start.wait(timeout=30)
+            client = ApiClient(tenant.rw.token)
+            responses.append(client.post("/mailboxes", {"address": "new@acme.test"}))
+        finally:
+            connection.close()  # each thread has its own connection; give it back
+
+    threads = [threading.Thread(target=create) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert len(responses) == CLIENTS
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] * (CLIENTS - 1) + [201]
+    mailbox = Mailbox.objects.get(local_part="new")
+    winner = next(r for r in responses if r.status_code == 201).json()
+    assert verify_password(winner["password"], mailbox.password_hash)
+    assert all("password" not in r.json() for r in responses if r.status_code == 200)
+    assert {r.json()["address"] for r in responses} == {"new@acme.test"}
+    assert AuditEvent.objects.filter(action="mailbox.create", target="new@acme.test").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_acts_once_for_concurrent_retries_with_one_idempotency_key():
+    tenant = make_tenant("acme")
+    start = threading.Barrier(10)
+    responses: list = []
+
+    def create():
+        try:
+            start.wait(timeout=30)
+            client = ApiClient(tenant.rw.token)
+            responses.append(
+                client.post("/tokens", {"name": "ci"}, headers={"Idempotency-Key": "retry-1"})
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(responses) == 10
+    assert {r.status_code for r in responses} <= {201, 409}
+    created = [r.json()["token"] for r in responses if r.status_code == 201]
+    assert len(set(created)) == 1  # replays carry the same secret; nobody got a second token
+    assert ApiToken.objects.filter(name="ci").count() == 1
+    waiting = [r.json()["code"] for r in responses if r.status_code == 409]
+    assert set(waiting) <= {"idempotency_in_progress"}
