@@ -32,3 +32,49 @@ def dated_selector(today: dt.date, taken: set[str]) -> str:
         if base + suffix not in taken:
             return base + suffix
     raise ValueError("Too many DKIM keys generated for one domain in one day.")
+
+
+def generate_ed25519_key() -> tuple[bytes, str]:
+    """A new Ed25519 key (RFC 8463): (private key PEM, raw 32-byte public key, base64)."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_raw = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return private_pem, base64.b64encode(public_raw).decode("ascii")
+
+
+def generate_key(algorithm: str) -> tuple[bytes, str]:
+    if algorithm == "rsa":
+        return generate_rsa_key()
+    if algorithm == "ed25519":
+        return generate_ed25519_key()
+    raise ValueError(f"Unknown DKIM algorithm {algorithm!r}.")
+
+
+def txt_value(algorithm: str, public_key: str) -> str:
+    return f"v=DKIM1; k={algorithm}; p={public_key}"
+
+
+def parse_tags(value: str) -> dict[str, str]:
+    """A DKIM/DMARC-style tag list (`a=1; b=2`) as a dict; later duplicates do not win.
+
+    Raises ValueError for a tag without `=`. Whitespace inside values is kept; callers that
+    compare base64 (p=) strip it themselves.
+    """
+    tags: dict[str, str] = {}
+    for part in value.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, tag_value = part.partition("=")
+        if not sep:
+            raise ValueError(f"{part!r} is not a tag=value pair")
+        tags.setdefault(name.strip().lower(), tag_value.strip())
+    return tags

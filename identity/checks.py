@@ -1,0 +1,88 @@
+"""System checks for the DNS-posture settings, with stable ids (identity.E001…, identity.W001…)."""
+
+import ipaddress
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+from identity.mtasts import MAX_AGE_LIMIT, MODES
+from identity.verify import nameserver
+
+
+@register()
+def check_identity_settings(app_configs, **kwargs):
+    return [
+        *_resolvers(), *_addresses(), *_portal(), *_numbers(),
+        *([] if settings.MAILHOST_MTASTS_MODE in MODES else [Error(
+            f"MAILHOST_MTASTS_MODE must be one of {', '.join(MODES)}.", id="identity.E004"
+        )]),
+    ]
+
+
+def _resolvers():
+    problems = []
+    for spec in settings.MAILHOST_DNS_RESOLVERS:
+        try:
+            nameserver(spec)
+        except ValueError:
+            problems.append(Error(
+                f"MAILHOST_DNS_RESOLVERS: {spec!r} is not an IP address or ip@port.",
+                id="identity.E001",
+            ))
+    if not 1 <= settings.MAILHOST_DNS_TIMEOUT_MS <= settings.MAILHOST_DNS_LIFETIME_MS:
+        problems.append(Error(
+            "MAILHOST_DNS_TIMEOUT_MS must be ≥ 1 and ≤ MAILHOST_DNS_LIFETIME_MS.",
+            id="identity.E002",
+        ))
+    return problems
+
+
+def _addresses():
+    problems = []
+    for name, version in (("MAILHOST_PUBLIC_IPV4", 4), ("MAILHOST_PUBLIC_IPV6", 6)):
+        for raw in getattr(settings, name):
+            try:
+                valid = ipaddress.ip_address(raw).version == version
+            except ValueError:
+                valid = False
+            if not valid:
+                problems.append(Error(f"{name}: {raw!r} is not an IPv{version} address.",
+                                      id="identity.E003"))
+    try:  # a stack bound to loopback is a development one: no public addresses to name
+        public = not ipaddress.ip_address(settings.MAILHOST_BIND_ADDRESS).is_loopback
+    except ValueError:
+        public = True
+    if public and not settings.MAILHOST_PUBLIC_IPV4 and not settings.MAILHOST_PUBLIC_IPV6:
+        problems.append(Warning(
+            "MAILHOST_PUBLIC_IPV4/IPV6 are empty: SPF records will name the mail host instead "
+            "of its addresses, and reverse DNS is not checked.", id="identity.W001",
+        ))
+    return problems
+
+
+def _portal():
+    url = urlparse(settings.MAILHOST_PORTAL_URL)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return [Error("MAILHOST_PORTAL_URL must be an http(s) URL with a host.",
+                      id="identity.E005")]
+    if url.scheme != "https" and not settings.DEBUG:
+        return [Warning("MAILHOST_PORTAL_URL is not https: BIMI logos must be served over "
+                        "HTTPS.", id="identity.W002")]
+    return []
+
+
+def _numbers():
+    limits = {
+        "MAILHOST_DKIM_ROTATION_DAYS": 0, "MAILHOST_DKIM_SWITCH_DELAY_MINUTES": 0,
+        "MAILHOST_DKIM_GRACE_DAYS": 0, "MAILHOST_DNS_CHECK_INTERVAL_MINUTES": 1,
+        "MAILHOST_BIMI_MAX_BYTES": 1, "MAILHOST_DNS_TTL": 1, "MAILHOST_MTASTS_MAX_AGE": 1,
+    }
+    problems = [
+        Error(f"{name} must be ≥ {low}.", id="identity.E006")
+        for name, low in limits.items() if getattr(settings, name) < low
+    ]
+    if settings.MAILHOST_MTASTS_MAX_AGE > MAX_AGE_LIMIT:
+        problems.append(Error(f"MAILHOST_MTASTS_MAX_AGE must be ≤ {MAX_AGE_LIMIT}.",
+                              id="identity.E006"))
+    return problems

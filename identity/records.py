@@ -1,0 +1,181 @@
+"""The DNS records a hosted domain should publish, and their BIND zone-file form. Pure.
+
+Input is a frozen snapshot (built by identity.selectors from the models and settings); output
+is a sorted list of records, each with a stable `key` that the verifier's results are filed
+under. No ORM, no I/O, no clock.
+"""
+
+from dataclasses import dataclass
+
+import dns.reversename
+
+from identity import dkim, dmarc, mtasts
+
+SRV_RECORDS = (
+    # (key, owner label, port, purpose): the standard ports receivers of the SRV data expect,
+    # whatever high ports the development stack runs on.
+    ("srv:submissions", "_submissions._tcp", 465, "Mail clients find implicit-TLS submission"),
+    ("srv:imaps", "_imaps._tcp", 993, "Mail clients find IMAP over TLS"),
+    ("srv:autodiscover", "_autodiscover._tcp", 443, "Outlook finds its autodiscover service"),
+)
+TXT_CHUNK = 255  # bytes per character-string (RFC 1035 3.3)
+
+
+@dataclass(frozen=True)
+class DkimKeySnap:
+    selector: str
+    algorithm: str
+    public_key: str
+    state: str
+
+
+@dataclass(frozen=True)
+class PostureSnap:
+    domain: str
+    mail_host: str
+    portal_host: str
+    ipv4: tuple[str, ...]
+    ipv6: tuple[str, ...]
+    dkim_keys: tuple[DkimKeySnap, ...]
+    dmarc: dmarc.Dmarc
+    mtasts_mode: str
+    mtasts_mx: tuple[str, ...]
+    mtasts_max_age: int
+    tlsrpt_rua: tuple[str, ...]
+    bimi_url: str | None  # set when a logo is stored
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str
+    name: str  # absolute, without the trailing dot
+    type: str
+    value: str  # presentation form, unquoted for TXT
+    purpose: str
+
+
+def mtasts_policy(snap: PostureSnap) -> str:
+    return mtasts.policy_text(
+        mode=snap.mtasts_mode, mx=snap.mtasts_mx or (snap.mail_host,), max_age=snap.mtasts_max_age
+    )
+
+
+def spf_value(snap: PostureSnap) -> str:
+    """Our sending addresses by IP (no DNS lookups for receivers), else the mail host's A."""
+    terms = [f"ip4:{ip}" for ip in snap.ipv4] + [f"ip6:{ip}" for ip in snap.ipv6]
+    if not terms:
+        terms = [f"a:{snap.mail_host}"]
+    return " ".join(["v=spf1", *terms, "-all"])
+
+
+def bimi_published(snap: PostureSnap) -> bool:
+    """BIMI only means something once DMARC enforces on all mail (quarantine/reject, pct=100)."""
+    return snap.bimi_url is not None and dmarc.enforces(snap.dmarc)
+
+
+def expected_records(snap: PostureSnap) -> list[Record]:
+    d, host = snap.domain, snap.mail_host
+    records = [
+        Record("mx", d, "MX", f"10 {host}.", "Mail for the domain is delivered to the mail host"),
+        Record("spf", d, "TXT", spf_value(snap), "SPF: the mail host may send for the domain"),
+    ]
+    for key in sorted(snap.dkim_keys, key=lambda k: k.selector):
+        records.append(
+            Record(
+                f"dkim:{key.selector}",
+                f"{key.selector}._domainkey.{d}",
+                "TXT",
+                dkim.txt_value(key.algorithm, key.public_key),
+                f"DKIM public key ({key.algorithm}, {key.state})",
+            )
+        )
+    records.append(
+        Record("dmarc", f"_dmarc.{d}", "TXT", dmarc.txt_value(snap.dmarc), "DMARC policy")
+    )
+    records += _mtasts_records(snap)
+    if bimi_published(snap):
+        records.append(
+            Record("bimi", f"default._bimi.{d}", "TXT", f"v=BIMI1; l={snap.bimi_url}",
+                   "BIMI: the logo shown next to authenticated mail")
+        )
+    records += _client_records(snap)
+    records += _host_records(snap)
+    return records
+
+
+def _mtasts_records(snap: PostureSnap) -> list[Record]:
+    d = snap.domain
+    records = [
+        Record("mta-sts", f"_mta-sts.{d}", "TXT", mtasts.sts_txt_value(mtasts_policy(snap)),
+               "MTA-STS: senders must use TLS to the listed MX (id changes with the policy)"),
+        Record("mta-sts-policy", f"mta-sts.{d}", "CNAME", f"{snap.portal_host}.",
+               "MTA-STS: the portal serves the policy at this host over HTTPS"),
+    ]
+    if snap.tlsrpt_rua:
+        records.append(
+            Record("tls-rpt", f"_smtp._tls.{d}", "TXT", mtasts.tlsrpt_txt_value(snap.tlsrpt_rua),
+                   "TLS-RPT: where senders report TLS failures")
+        )
+    return records
+
+
+def _client_records(snap: PostureSnap) -> list[Record]:
+    d, host = snap.domain, snap.mail_host
+    records = [
+        Record("autoconfig", f"autoconfig.{d}", "CNAME", f"{host}.",
+               "Thunderbird-style autoconfig (an A record to the same address also works)"),
+        Record("autodiscover", f"autodiscover.{d}", "CNAME", f"{host}.",
+               "Outlook autodiscover (an A record to the same address also works)"),
+    ]
+    for key, label, port, purpose in SRV_RECORDS:
+        records.append(Record(key, f"{label}.{d}", "SRV", f"0 1 {port} {host}.", purpose))
+    return records
+
+
+def _host_records(snap: PostureSnap) -> list[Record]:
+    """The mail host's own address and reverse DNS: the operator's, shared by every domain."""
+    records = []
+    for rtype, ips in (("A", snap.ipv4), ("AAAA", snap.ipv6)):
+        for ip in ips:
+            records.append(Record(f"host:{ip}", snap.mail_host, rtype, ip,
+                                  "The mail host's address (operator's zone)"))
+    for ip in (*snap.ipv4, *snap.ipv6):
+        reverse = dns.reversename.from_address(ip).to_text(omit_final_dot=True)
+        records.append(Record(f"ptr:{ip}", reverse, "PTR", f"{snap.mail_host}.",
+                              "Reverse DNS of the mail host, matching forward (IP owner's zone)"))
+    return records
+
+
+def in_zone(name: str, zone: str) -> bool:
+    name, zone = name.lower().rstrip("."), zone.lower().rstrip(".")
+    return name == zone or name.endswith("." + zone)
+
+
+def txt_chunks(value: str) -> list[str]:
+    """Split a TXT value into ≤255-byte strings; receivers join them back (RFC 6376 3.6.2.2)."""
+    raw = value.encode()
+    return [raw[i : i + TXT_CHUNK].decode() for i in range(0, len(raw), TXT_CHUNK)] or [""]
+
+
+def rdata_text(record: Record) -> str:
+    """The record's data as it appears in a zone file (TXT quoted and split)."""
+    if record.type != "TXT":
+        return record.value
+    escaped = [c.replace("\\", "\\\\").replace('"', '\\"') for c in txt_chunks(record.value)]
+    return " ".join(f'"{chunk}"' for chunk in escaped)
+
+
+def zone_fragment(records: list[Record], *, domain: str, ttl: int) -> str:
+    """Copy-paste BIND lines: the domain's records, then (commented) the operator's ones."""
+    lines = [f"; DNS records for {domain}, generated by Mailhost.", ""]
+    outside = []
+    for record in records:
+        line = f"{record.name}.\t{ttl}\tIN\t{record.type}\t{rdata_text(record)}"
+        if in_zone(record.name, domain):
+            lines += [f"; {record.purpose}", line]
+        else:
+            outside.append(f"; {line}")
+    if outside:
+        lines += ["", "; Outside this zone: the mail host's operator and the IP owner publish"]
+        lines += outside
+    return "\n".join(lines) + "\n"

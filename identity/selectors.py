@@ -1,0 +1,277 @@
+"""Reads for DNS posture: the record set with its latest verdicts, keys, history, public files.
+
+Org-scoped like every selector: another tenant's domain is NotFound. The two public reads (the
+MTA-STS policy and the BIMI logo) take no actor: senders and mail clients fetch them anonymously.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from identity import dmarc, mtasts
+from identity.models import (
+    DNS_STATES,
+    CheckStatus,
+    DkimKey,
+    DkimKeyState,
+    DnsCheck,
+    DnsCheckHistory,
+    DomainPosture,
+)
+from identity.records import (
+    DkimKeySnap,
+    PostureSnap,
+    Record,
+    bimi_published,
+    expected_records,
+    mtasts_policy,
+    zone_fragment,
+)
+from mailboxes.models import Domain, DomainStatus
+from mailboxes.selectors import domain_get
+from mailhost.names import InvalidName, normalise_domain
+from tenants.access import Actor
+
+REMOVAL_LISTED_DAYS = 30  # retired keys are shown as "to remove" for this long
+
+
+def _mailto(address: str) -> str:
+    return address if ":" in address else f"mailto:{address}"
+
+
+def posture_defaults(domain_name: str) -> dict:
+    """A new domain's posture: report addresses from settings ({domain} filled in)."""
+    return {
+        "dmarc_rua": [_mailto(a.format(domain=domain_name)) for a in settings.MAILHOST_DMARC_RUA],
+        "tlsrpt_rua": [_mailto(a.format(domain=domain_name)) for a in settings.MAILHOST_TLSRPT_RUA],
+        "mtasts_mode": settings.MAILHOST_MTASTS_MODE,
+        "mtasts_max_age": settings.MAILHOST_MTASTS_MAX_AGE,
+    }
+
+
+def posture_of(domain: Domain) -> DomainPosture:
+    """The stored posture, or (unsaved) the defaults a domain without one has."""
+    posture = DomainPosture.objects.filter(domain=domain).first()
+    if posture is None:
+        posture = DomainPosture(domain=domain, **posture_defaults(domain.name))
+    return posture
+
+
+def mail_host() -> str:
+    return settings.MAILHOST_HOSTNAME.lower().rstrip(".")
+
+
+def portal_host() -> str:
+    return urlparse(settings.MAILHOST_PORTAL_URL).hostname or settings.MAILHOST_HOSTNAME
+
+
+def bimi_logo_url(domain_name: str) -> str:
+    path = reverse("identity:bimi-logo", kwargs={"name": domain_name})
+    return settings.MAILHOST_PORTAL_URL.rstrip("/") + path
+
+
+def dns_keys(domain: Domain) -> QuerySet[DkimKey]:
+    """Keys whose public half belongs in DNS now: pending, published, active, retiring."""
+    return domain.dkim_keys.filter(state__in=DNS_STATES).order_by("selector")
+
+
+def posture_snapshot(domain: Domain, posture: DomainPosture | None = None) -> PostureSnap:
+    posture = posture or posture_of(domain)
+    keys = tuple(
+        DkimKeySnap(k.selector, k.algorithm, k.public_key, k.state) for k in dns_keys(domain)
+    )
+    return PostureSnap(
+        domain=domain.name,
+        mail_host=mail_host(),
+        portal_host=portal_host(),
+        ipv4=tuple(settings.MAILHOST_PUBLIC_IPV4),
+        ipv6=tuple(settings.MAILHOST_PUBLIC_IPV6),
+        dkim_keys=keys,
+        dmarc=posture_dmarc(posture),
+        mtasts_mode=posture.mtasts_mode,
+        mtasts_mx=tuple(posture.mtasts_mx),
+        mtasts_max_age=posture.mtasts_max_age,
+        tlsrpt_rua=tuple(posture.tlsrpt_rua),
+        bimi_url=bimi_logo_url(domain.name) if posture.bimi_sha256 else None,
+    )
+
+
+def posture_dmarc(posture: DomainPosture) -> dmarc.Dmarc:
+    return dmarc.Dmarc(
+        policy=posture.dmarc_policy,
+        pct=posture.dmarc_pct,
+        rua=tuple(posture.dmarc_rua),
+        ruf=tuple(posture.dmarc_ruf),
+        adkim=posture.dmarc_adkim,
+        aspf=posture.dmarc_aspf,
+    )
+
+
+def domain_records(domain: Domain) -> list[Record]:
+    return expected_records(posture_snapshot(domain))
+
+
+def domain_zone(actor: Actor, name: str) -> str:
+    domain = domain_get(actor, name)
+    return zone_fragment(domain_records(domain), domain=domain.name, ttl=settings.MAILHOST_DNS_TTL)
+
+
+@dataclass(frozen=True)
+class StaleRecord:
+    name: str
+    type: str
+    reason: str
+
+
+def records_to_remove(
+    domain: Domain, snap: PostureSnap, *, listing: bool = False
+) -> list[StaleRecord]:
+    """Records that may still be published and should not be: retired DKIM keys, and BIMI
+    while DMARC does not enforce. For `listing` (people), only what was plausibly published:
+    keys retired recently, and a BIMI record that was once expected."""
+    retired = domain.dkim_keys.filter(state=DkimKeyState.RETIRED)
+    if listing:
+        since = timezone.now() - dt.timedelta(days=REMOVAL_LISTED_DAYS)
+        retired = retired.filter(retired_at__gte=since)
+    stale = [
+        StaleRecord(f"{selector}._domainkey.{domain.name}", "TXT", "retired DKIM key")
+        for selector in retired.order_by("selector").values_list("selector", flat=True)
+    ]
+    if not bimi_published(snap) and (
+        not listing or DnsCheckHistory.objects.filter(domain=domain, key="bimi").exists()
+    ):
+        stale.append(StaleRecord(f"default._bimi.{domain.name}", "TXT",
+                                 "BIMI needs a logo and DMARC enforcing at pct=100"))
+    return stale
+
+
+@dataclass(frozen=True)
+class RecordView:
+    key: str
+    name: str
+    type: str
+    value: str
+    purpose: str
+    status: str | None  # ok / wrong / unknown; None until first checked
+    detail: str
+    found: list
+    checked_at: object
+
+
+@dataclass(frozen=True)
+class DnsOverview:
+    domain: Domain
+    posture: DomainPosture
+    records: list[RecordView]
+    keys: list[DkimKey]
+    dmarc_next: tuple[str, int] | None
+    dmarc_blockers: list[str]
+    mtasts_id: str
+    bimi_published: bool
+    remove: list[StaleRecord]
+
+
+def dns_overview(actor: Actor, name: str) -> DnsOverview:
+    domain = domain_get(actor, name)
+    posture = posture_of(domain)
+    snap = posture_snapshot(domain, posture)
+    checks = {c.key: c for c in DnsCheck.objects.filter(domain=domain)}
+    records = [_record_view(record, checks.get(record.key)) for record in expected_records(snap)]
+    return DnsOverview(
+        domain=domain,
+        posture=posture,
+        records=records,
+        keys=list(domain.dkim_keys.order_by("-created_at", "-id")),
+        dmarc_next=dmarc.next_step(posture.dmarc_policy, posture.dmarc_pct),
+        dmarc_blockers=dmarc_blockers(domain, checks),
+        mtasts_id=mtasts.policy_id(mtasts_policy(snap)),
+        bimi_published=bimi_published(snap),
+        remove=records_to_remove(domain, snap, listing=True),
+    )
+
+
+def _record_view(record: Record, check: DnsCheck | None) -> RecordView:
+    return RecordView(
+        key=record.key,
+        name=record.name,
+        type=record.type,
+        value=record.value,
+        purpose=record.purpose,
+        status=check.status if check else None,
+        detail=check.detail if check else "Not checked yet.",
+        found=check.found if check else [],
+        checked_at=check.checked_at if check else None,
+    )
+
+
+def dmarc_blockers(domain: Domain, checks: dict[str, DnsCheck] | None = None) -> list[str]:
+    """Why DMARC may not be tightened now: SPF or a signing key not verified in DNS."""
+    if checks is None:
+        checks = {c.key: c for c in DnsCheck.objects.filter(domain=domain)}
+    signing = domain.dkim_keys.filter(state=DkimKeyState.ACTIVE).order_by("selector")
+    wanted = [("spf", "SPF")] + [(f"dkim:{k.selector}", f"DKIM {k.selector}") for k in signing]
+    blockers = []
+    for key, label in wanted:
+        check = checks.get(key)
+        if check is None:
+            blockers.append(f"{label} has not been checked yet.")
+        elif check.status != CheckStatus.OK:
+            blockers.append(f"{label} is {check.status}: {check.detail}")
+    return blockers
+
+
+def dkim_signing_keys(domain: Domain) -> QuerySet[DkimKey]:
+    """What OpenDKIM signs with: the active RSA key first, then an active Ed25519 one if any."""
+    return domain.dkim_keys.filter(state=DkimKeyState.ACTIVE).order_by("-algorithm")
+
+
+def check_history(actor: Actor, name: str, *, key: str | None = None) -> QuerySet[DnsCheckHistory]:
+    domain = domain_get(actor, name)
+    history = DnsCheckHistory.objects.filter(domain=domain)
+    if key:
+        history = history.filter(key=key)
+    return history.order_by("-checked_at", "-id")
+
+
+def _public_posture(name: str) -> DomainPosture | None:
+    try:
+        ascii_name = normalise_domain(name)
+    except InvalidName:
+        return None
+    return (
+        DomainPosture.objects.filter(
+            domain__name=ascii_name, domain__status=DomainStatus.ACTIVE
+        )
+        .select_related("domain")
+        .first()
+    )
+
+
+def bimi_logo_public(name: str) -> tuple[bytes, str] | None:
+    """The stored logo and its SHA-256, for anyone (mail clients fetch it anonymously)."""
+    posture = _public_posture(name)
+    if posture is None or not posture.bimi_sha256:
+        return None
+    return bytes(posture.bimi_svg), posture.bimi_sha256
+
+
+def mtasts_policy_public(name: str) -> str | None:
+    """The policy text of a hosted, active domain (defaults if it has no posture row yet)."""
+    try:
+        ascii_name = normalise_domain(name)
+    except InvalidName:
+        return None
+    domain = Domain.objects.filter(name=ascii_name, status=DomainStatus.ACTIVE).first()
+    if domain is None:
+        return None
+    posture = posture_of(domain)
+    return mtasts.policy_text(
+        mode=posture.mtasts_mode,
+        mx=posture.mtasts_mx or [mail_host()],
+        max_age=posture.mtasts_max_age,
+    )
