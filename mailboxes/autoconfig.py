@@ -1,0 +1,204 @@
+"""Mail client self-configuration: Thunderbird autoconfig, Outlook autodiscover (POX) and an
+Apple configuration profile. The builders are pure; the views below serve them.
+
+Clients ask at a host named after the mail domain (autoconfig.<domain>, autodiscover.<domain>),
+which cannot all be in ALLOWED_HOSTS. `AutoconfigMiddleware` therefore answers these three
+public paths itself, first, and only for a Host header that names a hosted, active domain; on
+the portal's own host name the same views are reached through the URLconf.
+"""
+
+import plistlib
+import uuid
+from xml.sax.saxutils import escape
+
+import defusedxml.ElementTree as SafeET
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from mailboxes.selectors import domain_for_autoconfig
+from mailhost.names import InvalidName, normalise_domain, split_address
+
+THUNDERBIRD_PATHS = ("/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml")
+AUTODISCOVER_PATHS = ("/autodiscover/autodiscover.xml", "/Autodiscover/Autodiscover.xml")
+MAX_AUTODISCOVER_BYTES = 16 * 1024
+_RESPONSE_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+_AUTODISCOVER_NS = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
+
+
+def servers() -> dict:
+    """What a client connects to: host, ports and security (the implicit-TLS ports first)."""
+    ports = settings.MAILHOST_PORTS
+    host = settings.MAILHOST_HOSTNAME
+    return {
+        "host": host,
+        "imap": [(ports["imaps"], "SSL"), (ports["imap"], "STARTTLS")],
+        "smtp": [(ports["submissions"], "SSL"), (ports["submission"], "STARTTLS")],
+    }
+
+
+def thunderbird_xml(domain: str) -> str:
+    s = servers()
+    host = escape(s["host"])
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<clientConfig version="1.1">',
+        f'  <emailProvider id="{escape(domain)}">',
+        f"    <domain>{escape(domain)}</domain>",
+        f"    <displayName>{escape(domain)} mail</displayName>",
+        f"    <displayShortName>{escape(domain)}</displayShortName>",
+    ]
+    for tag, kind, entries in (
+        ("incomingServer", "imap", s["imap"]),
+        ("outgoingServer", "smtp", s["smtp"]),
+    ):
+        for port, security in entries:
+            parts += [
+                f'    <{tag} type="{kind}">',
+                f"      <hostname>{host}</hostname>",
+                f"      <port>{port}</port>",
+                f"      <socketType>{security}</socketType>",
+                "      <authentication>password-cleartext</authentication>",
+                "      <username>%EMAILADDRESS%</username>",
+                f"    </{tag}>",
+            ]
+    parts += ["  </emailProvider>", "</clientConfig>", ""]
+    return "\n".join(parts)
+
+
+def autodiscover_xml(address: str) -> str:
+    s = servers()
+    protocols = []
+    for kind, (port, _security) in (("IMAP", s["imap"][0]), ("SMTP", s["smtp"][0])):
+        protocols.append(
+            "      <Protocol>\n"
+            f"        <Type>{kind}</Type>\n"
+            f"        <Server>{escape(s['host'])}</Server>\n"
+            f"        <Port>{port}</Port>\n"
+            "        <DomainRequired>off</DomainRequired>\n"
+            f"        <LoginName>{escape(address)}</LoginName>\n"
+            "        <SPA>off</SPA>\n"
+            "        <SSL>on</SSL>\n"
+            "        <AuthRequired>on</AuthRequired>\n"
+            "      </Protocol>\n"
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<Autodiscover xmlns="{_AUTODISCOVER_NS}">\n'
+        f'  <Response xmlns="{_RESPONSE_NS}">\n'
+        "    <Account>\n"
+        "      <AccountType>email</AccountType>\n"
+        "      <Action>settings</Action>\n"
+        + "".join(protocols)
+        + "    </Account>\n  </Response>\n</Autodiscover>\n"
+    )
+
+
+def mobileconfig(address: str, display_name: str = "") -> bytes:
+    """An (unsigned) Apple configuration profile for one IMAP account; no password in it —
+    the device asks for it on install."""
+    s = servers()
+    imap_port, _ = s["imap"][0]
+    smtp_port, _ = s["smtp"][0]
+    domain = address.rsplit("@", 1)[1]
+    reverse_dns = ".".join(reversed(s["host"].split(".")))
+    account = {
+        "PayloadType": "com.apple.mail.managed",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": f"{reverse_dns}.mail.{uuid.uuid5(uuid.NAMESPACE_URL, address)}",
+        "PayloadUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, "mail:" + address)).upper(),
+        "PayloadDisplayName": address,
+        "EmailAccountDescription": address,
+        "EmailAccountName": display_name or address,
+        "EmailAccountType": "EmailTypeIMAP",
+        "EmailAddress": address,
+        "IncomingMailServerHostName": s["host"],
+        "IncomingMailServerPortNumber": imap_port,
+        "IncomingMailServerUseSSL": True,
+        "IncomingMailServerUsername": address,
+        "IncomingMailServerAuthentication": "EmailAuthPassword",
+        "OutgoingMailServerHostName": s["host"],
+        "OutgoingMailServerPortNumber": smtp_port,
+        "OutgoingMailServerUseSSL": True,
+        "OutgoingMailServerUsername": address,
+        "OutgoingMailServerAuthentication": "EmailAuthPassword",
+        "OutgoingPasswordSameAsIncomingPassword": True,
+        "PreventMove": False,
+        "SMIMEEnabled": False,
+    }
+    profile = {
+        "PayloadType": "Configuration",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": f"{reverse_dns}.profile.{uuid.uuid5(uuid.NAMESPACE_URL, address)}",
+        "PayloadUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, "profile:" + address)).upper(),
+        "PayloadDisplayName": f"Mail for {address}",
+        "PayloadDescription": f"Sets up {address} ({domain}) in Apple Mail.",
+        "PayloadOrganization": domain,
+        "PayloadRemovalDisallowed": False,
+        "PayloadContent": [account],
+    }
+    return plistlib.dumps(profile, fmt=plistlib.FMT_XML, sort_keys=True)
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+def _hosted(domain_name: str):
+    try:
+        return domain_for_autoconfig(normalise_domain(domain_name))
+    except InvalidName:
+        return None
+
+
+@require_GET
+def thunderbird(request, host_domain: str | None = None):
+    """?emailaddress=user@domain, or the domain of the autoconfig.<domain> host."""
+    address = request.GET.get("emailaddress", "")
+    name = address.rpartition("@")[2] if "@" in address else host_domain
+    domain = _hosted(name) if name else None
+    if domain is None:
+        return HttpResponse("No mail is hosted here for that domain.\n", status=404,
+                            content_type="text/plain")
+    return HttpResponse(thunderbird_xml(domain.name), content_type="application/xml")
+
+
+@csrf_exempt
+@require_POST
+def autodiscover(request):
+    """Outlook's POX autodiscover: the request names the address; the answer gives IMAP/SMTP."""
+    if len(request.body) > MAX_AUTODISCOVER_BYTES:
+        return HttpResponseBadRequest("Request too large.\n", content_type="text/plain")
+    try:
+        root = SafeET.fromstring(request.body)
+    except Exception:  # defusedxml raises several types for hostile or broken XML
+        return HttpResponseBadRequest("Send an Autodiscover request.\n", content_type="text/plain")
+    found = [el.text for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "EMailAddress"]
+    try:
+        local_part, domain_name = split_address((found[0] or "").strip() if found else "")
+    except InvalidName:
+        return HttpResponseBadRequest("No valid EMailAddress.\n", content_type="text/plain")
+    if _hosted(domain_name) is None:
+        return HttpResponse("No mail is hosted here for that domain.\n", status=404,
+                            content_type="text/plain")
+    return HttpResponse(autodiscover_xml(f"{local_part}@{domain_name}"),
+                        content_type="application/xml")
+
+
+class AutoconfigMiddleware:
+    """Answers the autoconfig/autodiscover paths on autoconfig.<domain> / autodiscover.<domain>
+    before Django's host validation, for hosted domains only; everything else passes through."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if path in THUNDERBIRD_PATHS or path in AUTODISCOVER_PATHS:
+            host = request.META.get("HTTP_HOST", "").rsplit(":", 1)[0].lower().rstrip(".")
+            label, _, domain_name = host.partition(".")
+            if label in ("autoconfig", "autodiscover") and _hosted(domain_name) is not None:
+                if path in THUNDERBIRD_PATHS:
+                    return thunderbird(request, host_domain=domain_name)
+                return autodiscover(request)
+        return self.get_response(request)

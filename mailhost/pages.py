@@ -1,0 +1,90 @@
+"""What every server-rendered page shares: the actor, the organisation in the URL, domain errors
+as HTTP responses (404/403/409/422 with the service's message), and pagination.
+
+Views stay thin: they read through selectors, write through services, and let a DomainError
+bubble up to `operator_page`, which renders it.
+"""
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Page, Paginator
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from mailhost.errors import DomainError, Forbidden, NotFound
+from tenants.access import Actor
+from tenants.models import WRITE_ROLES
+
+TITLES = {404: "Not found", 403: "Not allowed", 409: "Conflict", 422: "Check your input"}
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def error_response(request, exc: DomainError, *, template: str = "errors/error.html"):
+    status = exc.status if exc.status in TITLES else 400
+    context = {"status": status, "title": TITLES.get(status, "Error"), "detail": exc.detail}
+    return render(request, template, context, status=status)
+
+
+def operator_page(view):
+    """A /mail-admin/ view: signed-in operator, `request.actor`; with an `org` URL argument,
+    `request.organisation` (another tenant's is a 404) and `request.can_write`."""
+
+    @login_required
+    @never_cache
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        from tenants.selectors import organisation_get, organisation_list
+
+        request.actor = Actor(user=request.user, ip=client_ip(request))
+        request.organisations = organisation_list(request.actor)  # the switcher; one query
+        try:
+            slug = kwargs.pop("org", None)
+            if slug is not None:
+                request.organisation = organisation_get(request.actor, slug)
+                request.role = _role(request.actor, request.organisation)
+                request.can_write = request.role in (*WRITE_ROLES, "staff")
+            return view(request, *args, **kwargs)
+        except DomainError as exc:
+            return error_response(request, exc)
+
+    return wrapper
+
+
+def _role(actor: Actor, organisation) -> str:
+    if actor.is_global:
+        return "staff"
+    role = actor.role_in(organisation.pk)
+    if role is None:  # organisation_get already refused it; belt and braces
+        raise NotFound("That organisation was not found.")
+    return role
+
+
+def require_page_write(request) -> None:
+    """Refuse a write by a read-only member before any form is shown or processed."""
+    if not getattr(request, "can_write", False):
+        raise Forbidden("Your role in this organisation is read-only.")
+
+
+def paginate(request, items, *, per_page: int | None = None, param: str = "page") -> Page:
+    """One page of `items` from ?page=N (out-of-range pages show the last one).
+
+    Two queries whatever the size of the list: one COUNT, one slice.
+    """
+    paginator = Paginator(items, per_page or settings.MAILHOST_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get(param))
+    page.param = param
+    return page
+
+
+def form_errors_from(form, exc: DomainError, fields: dict[str, str] | None = None) -> None:
+    """Show a service's error on the form field it names (or on the form as a whole)."""
+    field = (fields or {}).get(exc.field, exc.field)
+    if field in form.fields:
+        form.add_error(field, exc.detail)
+    else:
+        form.add_error(None, exc.detail)

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from tenants import views
+
+app_name = "tenants"
+
+urlpatterns = [
+    path("switch/", views.switch, name="switch"),
+    path("invitations/<str:token>/", views.accept_invitation, name="accept"),
+    path("<slug:org>/members/", views.members, name="members"),
+    path("<slug:org>/members/<int:pk>/role/", views.member_role, name="member_role"),
+    path("<slug:org>/members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+    path("<slug:org>/tokens/", views.tokens, name="tokens"),
+    path("<slug:org>/tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+    path("<slug:org>/audit/", views.audit, name="audit"),
+]

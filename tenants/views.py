@@ -1,0 +1,222 @@
+"""/mail-admin/ pages for the organisation itself: switcher, members and invitations, API tokens,
+audit log. Reads through tenants.selectors, writes through tenants.services."""
+
+import datetime as dt
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.mail import send_mail
+from django.db import transaction
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+
+from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from mailhost.pages import error_response, form_errors_from, operator_page, paginate
+from tenants import selectors, services
+from tenants.forms import AuditFilterForm, InviteForm, RoleForm, TokenForm
+from tenants.models import Invitation, Role
+
+
+def _render(request, template, context, *, status=200, section=""):
+    return render(request, template, {"section": section, **context}, status=status)
+
+
+def _require_owner(request) -> None:
+    if request.role not in (Role.OWNER, "staff"):
+        raise Forbidden("Only an owner of this organisation can manage its members.")
+
+
+@operator_page
+def switch(request):
+    """The organisation switcher's target: ?org=<slug> → that organisation's dashboard."""
+    organisation = selectors.organisation_get(request.actor, request.GET.get("org") or "")
+    return redirect("mailboxes:dashboard", organisation.slug)
+
+
+# --- members and invitations -------------------------------------------------------------------
+
+
+def _open_invitations(request):
+    # Members can see who has been invited (like the member list itself); owners manage them.
+    selectors.membership_list(request.actor, request.organisation)  # read check
+    return Invitation.objects.filter(
+        organisation=request.organisation, accepted_at=None, expires_at__gt=timezone.now()
+    ).order_by("email")
+
+
+@operator_page
+def members(request):
+    form = InviteForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        _require_owner(request)
+        if form.is_valid():
+            try:
+                invitation, raw = services.invitation_create(
+                    actor=request.actor, organisation=request.organisation, **form.cleaned_data
+                )
+            except (Invalid, Conflict) as exc:
+                form_errors_from(form, exc)
+            else:
+                link = request.build_absolute_uri(reverse("tenants:accept", args=[raw]))
+                _send_invitation(request, invitation, link)
+                return _render(
+                    request, "mail_admin/invitation_sent.html",
+                    {"invitation": invitation, "link": link}, section="members",
+                )
+        status = 422
+    context = {
+        "page": paginate(request, selectors.membership_list(request.actor, request.organisation)),
+        "invitations": _open_invitations(request)[:100],
+        "form": form,
+        "can_manage": request.role in (Role.OWNER, "staff"),
+    }
+    return _render(request, "mail_admin/members.html", context, status=status, section="members")
+
+
+def _send_invitation(request, invitation, link: str) -> None:
+    organisation = request.organisation
+    body = (
+        f"{request.user.email} invited you to manage mail for {organisation.name} on Mailhost "
+        f"as {invitation.get_role_display().lower()}.\n\nAccept within 7 days: {link}\n"
+    )
+    transaction.on_commit(
+        lambda: send_mail(
+            f"Invitation to {organisation.name} on Mailhost", body,
+            settings.DEFAULT_FROM_EMAIL, [invitation.email], fail_silently=True,
+        )
+    )
+
+
+def _membership(request, pk: int):
+    members = selectors.membership_list(request.actor, request.organisation)
+    membership = members.filter(pk=pk).first()
+    if membership is None:
+        raise NotFound("That member was not found.")
+    _require_owner(request)
+    return membership
+
+
+@operator_page
+def member_role(request, pk):
+    membership = _membership(request, pk)
+    form = RoleForm(request.POST or None, initial={"role": membership.role})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.membership_set(
+                actor=request.actor, organisation=request.organisation, user=membership.user,
+                role=form.cleaned_data["role"],
+            )
+        except (Invalid, Conflict) as exc:
+            form_errors_from(form, exc)
+        else:
+            role = form.cleaned_data["role"]
+            messages.success(request, f"{membership.user.email} is now {role}.")
+            return redirect("tenants:members", request.organisation.slug)
+    context = {"membership": membership, "form": form}
+    return _render(
+        request, "mail_admin/member_role.html", context, status=422 if form.errors else 200,
+        section="members",
+    )
+
+
+@operator_page
+def member_remove(request, pk):
+    membership = _membership(request, pk)
+    back = reverse("tenants:members", args=[request.organisation.slug])
+    if request.method == "POST":
+        services.membership_remove(actor=request.actor, membership=membership)
+        messages.success(request, f"{membership.user.email} was removed.")
+        return redirect(back)
+    context = {
+        "title": f"Remove {membership.user.email} from {request.organisation.name}?",
+        "body": "They lose access to this organisation at once. Their account stays.",
+        "button": "Remove member", "cancel": back, "danger": True, "fields": {},
+    }
+    return _render(request, "mail_admin/confirm.html", context, section="members")
+
+
+@login_required
+def accept_invitation(request, token):
+    """The link in an invitation e-mail: the signed-in user joins the organisation."""
+    if request.method != "POST":
+        return render(request, "mail_admin/invitation_accept.html", {"token": token})
+    try:
+        membership = services.invitation_accept(user=request.user, raw_token=token)
+    except DomainError as exc:
+        return error_response(request, exc)
+    messages.success(request, f"You joined {membership.organisation.name}.")
+    return redirect("mailboxes:dashboard", membership.organisation.slug)
+
+
+# --- API tokens --------------------------------------------------------------------------------
+
+
+@operator_page
+def tokens(request):
+    form = TokenForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if not request.can_write:
+            raise Forbidden("Your role in this organisation is read-only.")
+        if form.is_valid():
+            days = form.cleaned_data["expires_in_days"]
+            try:
+                token, raw = services.api_token_create(
+                    actor=request.actor, organisation=request.organisation,
+                    name=form.cleaned_data["name"], read_only=form.cleaned_data["read_only"],
+                    expires_at=timezone.now() + dt.timedelta(days=days) if days else None,
+                )
+            except Invalid as exc:
+                form_errors_from(form, exc, {"expires_at": "expires_in_days"})
+            else:
+                response = _render(
+                    request, "mail_admin/token_created.html", {"token": token, "raw": raw},
+                    section="tokens",
+                )
+                response["Cache-Control"] = "no-store"
+                return response
+        status = 422
+    context = {
+        "page": paginate(request, selectors.api_token_list(request.actor, request.organisation)),
+        "form": form,
+        "now": timezone.now(),
+    }
+    return _render(request, "mail_admin/tokens.html", context, status=status, section="tokens")
+
+
+@operator_page
+def token_revoke(request, pk):
+    token = selectors.api_token_get(request.actor, request.organisation, pk)
+    if not request.can_write:
+        raise Forbidden("Your role in this organisation is read-only.")
+    back = reverse("tenants:tokens", args=[request.organisation.slug])
+    if request.method == "POST":
+        services.api_token_revoke(actor=request.actor, token=token)
+        messages.success(request, f"The token {token.name} was revoked.")
+        return redirect(back)
+    context = {
+        "title": f"Revoke the API token “{token.name}”?",
+        "body": "Anything using it is refused from now on. This cannot be undone.",
+        "button": "Revoke token", "cancel": back, "danger": True, "fields": {},
+    }
+    return _render(request, "mail_admin/confirm.html", context, section="tokens")
+
+
+# --- audit log ---------------------------------------------------------------------------------
+
+
+@operator_page
+def audit(request):
+    form = AuditFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    events = selectors.audit_list(
+        request.actor, request.organisation,
+        action=(filters.get("action") or "").strip() or None,
+        target=(filters.get("target") or "").strip() or None,
+        actor_label=(filters.get("actor") or "").strip() or None,
+    )
+    context = {"form": form, "page": paginate(request, events)}
+    return _render(request, "mail_admin/audit.html", context, section="audit")
