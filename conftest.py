@@ -2,6 +2,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["tests.stack", "tests.dns_server"]
+
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
@@ -12,3 +14,27 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     if suffix:
         test = settings.DATABASES["default"].setdefault("TEST", {})
         test["NAME"] = f"test_{settings.DATABASES['default']['NAME']}_{suffix}"
+
+
+# --- browser tests (pytest-playwright with Debian's Chromium; no browser download) ----------
+
+SCREENSHOTS_DIR = os.path.join(os.path.dirname(__file__), "var", "screenshots")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": [
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+        ],
+    }
+
+
+@pytest.fixture
+def screenshots_dir():
+    """Where browser tests save a screenshot of each main page (var/screenshots/)."""
+    os.makedirs(SCREENSHOTS_DIR, exist_ok=True)
+    return SCREENSHOTS_DIR

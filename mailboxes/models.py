@@ -59,6 +59,9 @@ class NodeChange(models.Model):
     class Meta:
         indexes = [models.Index(fields=["node", "revision"], name="nodechange_node_rev")]
 
+    def __str__(self) -> str:
+        return f"r{self.revision} {self.kind}:{self.object_id}"
+
 
 class DomainStatus(models.TextChoices):
     ACTIVE = "active", "Active"
@@ -111,6 +114,14 @@ class Mailbox(models.Model):
     # The maildir lives under this id, never under the address, so a rename moves nothing.
     home_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # What the mailbox holder sets in /mailbox/; the reconciler renders it to a Sieve script.
+    forward_to = models.JSONField(default=list, blank=True, help_text="Normalised addresses.")
+    forward_keep_copy = models.BooleanField(default=True)
+    vacation_enabled = models.BooleanField(default=False)
+    vacation_subject = models.CharField(max_length=200, blank=True)
+    vacation_body = models.TextField(blank=True)
+    vacation_start = models.DateField(null=True, blank=True)
+    vacation_end = models.DateField(null=True, blank=True)
     revision = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -132,6 +143,12 @@ class Mailbox(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(password_hash__startswith="{"), name="mailbox_password_is_scheme_hash"
+            ),
+            models.CheckConstraint(
+                condition=Q(vacation_start__isnull=True)
+                | Q(vacation_end__isnull=True)
+                | Q(vacation_end__gte=models.F("vacation_start")),
+                name="mailbox_vacation_end_after_start",
             ),
         ]
         indexes = [models.Index(fields=["domain", "status"], name="mailbox_domain_status")]
@@ -179,3 +196,78 @@ class Alias(models.Model):
     @property
     def address(self) -> str:
         return f"{self.local_part}@{self.domain.name}"
+
+
+class AppPassword(models.Model):
+    """An extra password for one device (a phone, a mail client): revocable without changing the
+    mailbox password. Only a Dovecot-verifiable hash is stored; the password is shown once."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="app_passwords")
+    name = models.CharField(max_length=100, help_text="The device it is for.")
+    password_hash = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(password_hash__startswith="{"), name="app_password_is_scheme_hash"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.mailbox_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class MailboxImport(models.Model):
+    """A bulk CSV import of mailboxes, processed by a task that records progress as it goes.
+
+    The uploaded CSV may hold passwords, so it is kept encrypted and dropped once processed;
+    generated passwords are kept encrypted until the operator downloads them, once.
+    """
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="mailbox_imports"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_ip = models.GenericIPAddressField(null=True, blank=True)
+    filename = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=ImportStatus.choices, default="queued")
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="[{line, address, error}]")
+    source_encrypted = models.TextField(blank=True)
+    generated_encrypted = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(100 * self.processed / self.total)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ImportStatus.DONE, ImportStatus.FAILED)

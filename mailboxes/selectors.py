@@ -3,12 +3,13 @@
 Another organisation's object raises NotFound, exactly like a missing one.
 """
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
-from mailboxes.models import Alias, Domain, Mailbox
+from mailboxes.models import Alias, AppPassword, Domain, Mailbox, MailboxImport, MailNode
 from mailhost.errors import NotFound
 from mailhost.names import InvalidName, normalise_domain, split_address
-from tenants.access import Actor, require_write, visible_organisations
+from tenants.access import Actor, require_read, require_write, visible_organisations
 
 
 def domain_list(actor: Actor, *, organisation=None) -> QuerySet[Domain]:
@@ -83,7 +84,8 @@ def mailbox_get(actor: Actor, address: str, *, include_deleted: bool = False) ->
     mailboxes = mailbox_list(actor, include_deleted=include_deleted).filter(
         local_part=local_part, domain__name=domain_name
     )
-    mailbox = mailboxes.order_by("deleted_at").first()  # live (NULL) first
+    # The live one (deleted_at NULL) first, then the most recently deleted.
+    mailbox = mailboxes.order_by(F("deleted_at").desc(nulls_first=True)).first()
     if mailbox is None:
         raise NotFound("That mailbox was not found.")
     return mailbox
@@ -118,3 +120,99 @@ def alias_get(actor: Actor, address: str) -> Alias:
     if alias is None:
         raise NotFound("That alias was not found.")
     return alias
+
+
+# --- pages: dashboard counts, mailbox holders, imports ------------------------------------
+
+
+def domain_list_with_counts(actor: Actor, *, organisation) -> QuerySet[Domain]:
+    """Domains with `mailbox_count` and `alias_count` in the same query (subqueries, no join
+    fan-out), for the dashboard and the domain list."""
+    live = Mailbox.objects.filter(domain=OuterRef("pk"), deleted_at=None)
+    aliases = Alias.objects.filter(domain=OuterRef("pk"))
+    return domain_list(actor, organisation=organisation).annotate(
+        mailbox_count=_count(live), alias_count=_count(aliases)
+    )
+
+
+def _count(queryset):
+    counted = queryset.order_by().values("domain").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def mailbox_counts(actor: Actor, *, organisation) -> dict[str, int]:
+    """How many live mailboxes of the organisation are in each status (one query)."""
+    rows = (
+        mailbox_list(actor, organisation=organisation)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("pk"))
+    )
+    return {row["status"]: row["n"] for row in rows}
+
+
+def node_list(actor: Actor, *, organisation) -> QuerySet[MailNode]:
+    """The mail nodes serving the organisation's domains, for the stack health panel."""
+    domains = domain_list(actor, organisation=organisation)
+    return MailNode.objects.filter(pk__in=domains.values("node_id")).order_by("name")
+
+
+def mailbox_for_login(address: str) -> Mailbox | None:
+    """The mailbox that may sign in to /mailbox/ at `address`: live, active, on an active
+    domain. No actor: this is how a mailbox holder becomes one."""
+    try:
+        local_part, domain_name = split_address(address)
+    except InvalidName:
+        return None
+    return _can_login(Mailbox.objects.filter(local_part=local_part, domain__name=domain_name))
+
+
+def mailbox_for_session(mailbox_id: int) -> Mailbox | None:
+    """The signed-in holder's mailbox, if it may still sign in (suspension ends the session)."""
+    return _can_login(Mailbox.objects.filter(pk=mailbox_id))
+
+
+def _can_login(mailboxes: QuerySet[Mailbox]) -> Mailbox | None:
+    return (
+        mailboxes.filter(deleted_at=None, status="active", domain__status="active")
+        .select_related("domain", "domain__organisation")
+        .first()
+    )
+
+
+def _require_mailbox_read(actor: Actor, mailbox: Mailbox) -> None:
+    if actor.mailbox is not None:
+        if actor.mailbox.pk != mailbox.pk:
+            raise NotFound("That mailbox was not found.")
+        return
+    require_read(actor, mailbox.domain.organisation_id, "That mailbox")
+
+
+def app_password_list(actor: Actor, mailbox: Mailbox) -> QuerySet[AppPassword]:
+    _require_mailbox_read(actor, mailbox)
+    return mailbox.app_passwords.order_by("revoked_at", "-created_at", "-id")
+
+
+def app_password_get(actor: Actor, mailbox: Mailbox, app_password_id: int) -> AppPassword:
+    app_password = app_password_list(actor, mailbox).filter(pk=app_password_id).first()
+    if app_password is None:
+        raise NotFound("That app password was not found.")
+    app_password.mailbox = mailbox
+    return app_password
+
+
+def mailbox_import_list(actor: Actor, *, organisation) -> QuerySet[MailboxImport]:
+    require_read(actor, organisation.pk, "That organisation")
+    return MailboxImport.objects.filter(organisation=organisation).order_by("-created_at", "-id")
+
+
+def mailbox_import_get(actor: Actor, *, organisation, import_id: int) -> MailboxImport:
+    job = mailbox_import_list(actor, organisation=organisation).filter(pk=import_id).first()
+    if job is None:
+        raise NotFound("That import was not found.")
+    return job
+
+
+def domain_for_autoconfig(ascii_name: str) -> Domain | None:
+    """A hosted, active domain by its A-label name: public information (it has our MX)."""
+    return Domain.objects.filter(name=ascii_name, status="active").first()

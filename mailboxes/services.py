@@ -5,16 +5,34 @@ before it can reach the mail stack, writes the rows, records an AuditEvent and a
 (which schedules a reconcile once the transaction commits).
 """
 
+import csv
+import datetime as dt
+import functools
+import io
+import json
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from mailboxes.changes import node_default, record_change
-from mailboxes.models import Alias, Domain, DomainStatus, Mailbox, MailboxStatus, NodeChange
-from mailhost.errors import Conflict, Invalid
+from mailboxes.models import (
+    Alias,
+    AppPassword,
+    Domain,
+    DomainStatus,
+    ImportStatus,
+    Mailbox,
+    MailboxImport,
+    MailboxStatus,
+    NodeChange,
+)
+from mailhost.backend.config import DEFAULT_APP_PASSWORD_SLOTS
+from mailhost.crypto import decrypt, encrypt
+from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from mailhost.names import InvalidName, normalise_address, normalise_domain, normalise_local_part
-from mailhost.passwords import generate_password, hash_password
-from tenants.access import Actor, require_write
+from mailhost.passwords import generate_password, hash_password, verify_password
+from tenants.access import SYSTEM, Actor, require_write
 from tenants.audit import audit_record
 from tenants.models import Organisation
 
@@ -42,7 +60,9 @@ def _local_part(raw: str, field: str = "local_part") -> str:
 def _display_name(raw: str | None) -> str:
     value = (raw or "").strip()
     if len(value) > 200 or any(ord(ch) < 32 for ch in value):
-        raise Invalid("The display name is one line of at most 200 characters.", field="display_name")
+        raise Invalid(
+            "The display name is one line of at most 200 characters.", field="display_name"
+        )
     return value
 
 
@@ -71,6 +91,14 @@ def _destinations(raw: list[str]) -> list[str]:
     return result
 
 
+def _new_password_hash(password: str | None) -> tuple[str, str | None]:
+    """Hash the given password, or generate one: returns (hash, the generated one or None)."""
+    if password is None:
+        generated = generate_password()
+        return hash_password(generated, generated=True), generated
+    return hash_password(password), None
+
+
 def _lock_domain(domain: Domain) -> Domain:
     """Lock the domain row: serialises address creation so one address is one thing."""
     return Domain.objects.select_for_update().get(pk=domain.pk)
@@ -82,11 +110,15 @@ def _refuse_taken_address(domain: Domain, local_part: str, *, except_mailbox=Non
         mailboxes = mailboxes.exclude(pk=except_mailbox.pk)
     if mailboxes.exists():
         raise Conflict(
-            f"{local_part}@{domain.name} is already a mailbox.", field="address", code="address_taken"
+            f"{local_part}@{domain.name} is already a mailbox.",
+            field="address",
+            code="address_taken",
         )
     if local_part and Alias.objects.filter(domain=domain, local_part=local_part).exists():
         raise Conflict(
-            f"{local_part}@{domain.name} is already an alias.", field="address", code="address_taken"
+            f"{local_part}@{domain.name} is already an alias.",
+            field="address",
+            code="address_taken",
         )
 
 
@@ -234,16 +266,14 @@ def mailbox_create(
     local_part = _local_part(local_part)
     display_name = _display_name(display_name)
     quota = _quota(quota_mb, domain.default_quota_mb)
-    generated = generate_password() if password is None else None
-    password_hash = hash_password(generated or password)
+    password_hash, generated = _new_password_hash(password)
     domain = _lock_domain(domain)
     _refuse_taken_address(domain, local_part)
-    if domain.max_mailboxes is not None:
-        if domain.mailboxes.filter(deleted_at=None).count() >= domain.max_mailboxes:
-            raise Conflict(
-                f"{domain.name} has reached its limit of {domain.max_mailboxes} mailboxes.",
-                code="limit_reached",
-            )
+    limit = domain.max_mailboxes
+    if limit is not None and domain.mailboxes.filter(deleted_at=None).count() >= limit:
+        raise Conflict(
+            f"{domain.name} has reached its limit of {limit} mailboxes.", code="limit_reached"
+        )
     mailbox = Mailbox.objects.create(
         domain=domain,
         local_part=local_part,
@@ -285,8 +315,7 @@ def mailbox_set_password(
 ) -> str | None:
     """Set the given password, or generate one and return it (once)."""
     require_write(actor, mailbox.domain.organisation_id, "That mailbox")
-    generated = generate_password() if password is None else None
-    mailbox.password_hash = hash_password(generated or password)
+    mailbox.password_hash, generated = _new_password_hash(password)
     mailbox.save(update_fields=["password_hash", "updated_at"])
     _changed(mailbox, NodeChange.Kind.MAILBOX)
     _audit(actor, mailbox.domain.organisation_id, "mailbox.password", mailbox)
@@ -306,7 +335,11 @@ def mailbox_set_status(*, actor: Actor, mailbox: Mailbox, status: str) -> Mailbo
     mailbox.save(update_fields=["status", "updated_at"])
     _changed(mailbox, NodeChange.Kind.MAILBOX)
     _audit(
-        actor, mailbox.domain.organisation_id, "mailbox.status", mailbox, before,
+        actor,
+        mailbox.domain.organisation_id,
+        "mailbox.status",
+        mailbox,
+        before,
         _mailbox_state(mailbox),
     )
     return mailbox
@@ -325,7 +358,9 @@ def mailbox_rename(*, actor: Actor, mailbox: Mailbox, local_part: str) -> Mailbo
     mailbox.local_part = local_part
     mailbox.save(update_fields=["local_part", "updated_at"])
     _changed(mailbox, NodeChange.Kind.MAILBOX)
-    _audit(actor, domain.organisation_id, "mailbox.rename", mailbox, before, _mailbox_state(mailbox))
+    _audit(
+        actor, domain.organisation_id, "mailbox.rename", mailbox, before, _mailbox_state(mailbox)
+    )
     return mailbox
 
 
@@ -380,7 +415,9 @@ def alias_create(
     domain = _lock_domain(domain)
     _refuse_taken_address(domain, local_part)
     if local_part == "" and Alias.objects.filter(domain=domain, local_part="").exists():
-        raise Conflict(f"{domain.name} already has a catch-all.", field="address", code="address_taken")
+        raise Conflict(
+            f"{domain.name} already has a catch-all.", field="address", code="address_taken"
+        )
     alias = Alias.objects.create(domain=domain, local_part=local_part, destinations=destinations)
     _changed(alias, NodeChange.Kind.ALIAS)
     _audit(actor, domain.organisation_id, "alias.create", alias, after=_alias_state(alias))
@@ -415,3 +452,410 @@ def alias_delete(*, actor: Actor, alias: Alias) -> None:
     node_id, alias_id = alias.domain.node_id, alias.pk
     alias.delete()
     record_change(node_id=node_id, kind=NodeChange.Kind.ALIAS, object_id=alias_id)
+
+
+# --- retention -------------------------------------------------------------------------------
+
+
+def mailbox_purge_expired(*, now=None) -> int:
+    """Forget mailboxes deleted longer ago than MAILHOST_DELETED_RETENTION_DAYS and remove
+    their archived mail on the node. Returns how many were purged."""
+    from mailboxes.reconcile import node_queue
+    from mailboxes.tasks import purge_archives
+
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.MAILHOST_DELETED_RETENTION_DAYS)
+    expired = Mailbox.objects.filter(deleted_at__lte=cutoff).select_related("domain__node")
+    by_node: dict[tuple[int, str], list[str]] = {}
+    with transaction.atomic():
+        for mailbox in expired.select_for_update(of=("self",)):
+            node = mailbox.domain.node
+            by_node.setdefault((node.pk, node.name), []).append(str(mailbox.home_id))
+            audit_record(
+                actor=SYSTEM,
+                organisation_id=mailbox.domain.organisation_id,
+                action="mailbox.purge",
+                target_type="mailbox",
+                target=mailbox.address,
+            )
+            mailbox.delete()
+        for (node_id, name), home_ids in by_node.items():
+            transaction.on_commit(
+                functools.partial(
+                    purge_archives.apply_async, args=[node_id, home_ids], queue=node_queue(name)
+                )
+            )
+    return sum(map(len, by_node.values()))
+
+
+# --- what a mailbox holder manages: forwarding, vacation, app passwords, own password --------
+# Operators may change these too (require_write); a mailbox holder (Actor.mailbox) only for
+# their own mailbox: any other mailbox is NotFound, exactly like another tenant's.
+
+MAX_FORWARD_ADDRESSES = 10
+MAX_VACATION_SUBJECT = 200
+MAX_VACATION_BODY = 4000
+# Dovecot checks app passwords through a fixed number of passdb slots (see backend.config).
+MAX_APP_PASSWORDS = DEFAULT_APP_PASSWORD_SLOTS
+
+
+def _require_mailbox_write(actor: Actor, mailbox: Mailbox) -> None:
+    if actor.mailbox is not None:
+        if actor.mailbox.pk != mailbox.pk or mailbox.deleted_at is not None:
+            raise NotFound("That mailbox was not found.")
+        return
+    require_write(actor, mailbox.domain.organisation_id, "That mailbox")
+
+
+def _one_line(raw: str | None, *, field: str, limit: int, label: str) -> str:
+    value = (raw or "").strip()
+    if len(value) > limit or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise Invalid(f"The {label} is one line of at most {limit} characters.", field=field)
+    return value
+
+
+def _forward_addresses(raw, own_address: str) -> list[str]:
+    if isinstance(raw, str):
+        raw = [part for part in raw.replace(",", "\n").split() if part]
+    if not isinstance(raw, list | tuple):
+        raise Invalid("Give the forwarding addresses as a list.", field="forward_to")
+    if len(raw) > MAX_FORWARD_ADDRESSES:
+        raise Invalid(f"Forward to at most {MAX_FORWARD_ADDRESSES} addresses.", field="forward_to")
+    result: list[str] = []
+    for item in raw:
+        try:
+            address = normalise_address(str(item).strip())
+        except InvalidName as exc:
+            raise Invalid(f"Forwarding address {item!r}: {exc}", field="forward_to") from None
+        if address == own_address:
+            raise Invalid("A mailbox cannot forward to itself.", field="forward_to")
+        if address not in result:
+            result.append(address)
+    return result
+
+
+@transaction.atomic
+def mailbox_set_forwarding(
+    *, actor: Actor, mailbox: Mailbox, forward_to: list[str] | str, keep_copy: bool
+) -> Mailbox:
+    """Forward incoming mail to `forward_to` (empty: no forwarding), keeping a copy or not."""
+    _require_mailbox_write(actor, mailbox)
+    addresses = _forward_addresses(forward_to, mailbox.address)
+    before = {"forward_to": mailbox.forward_to, "keep_copy": mailbox.forward_keep_copy}
+    after = {"forward_to": addresses, "keep_copy": bool(keep_copy)}
+    if before == after:
+        return mailbox
+    mailbox.forward_to = addresses
+    mailbox.forward_keep_copy = bool(keep_copy)
+    mailbox.save(update_fields=["forward_to", "forward_keep_copy", "updated_at"])
+    _changed(mailbox, NodeChange.Kind.MAILBOX)
+    _audit(actor, mailbox.domain.organisation_id, "mailbox.forwarding", mailbox, before, after)
+    return mailbox
+
+
+def _vacation_body(raw: str | None) -> str:
+    value = (raw or "").replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+    if len(value) > MAX_VACATION_BODY:
+        raise Invalid(
+            f"The auto-reply text is at most {MAX_VACATION_BODY} characters.", field="body"
+        )
+    if any((ord(ch) < 32 and ch not in "\n\t") or ord(ch) == 127 for ch in value):
+        raise Invalid("The auto-reply text may not contain control characters.", field="body")
+    return value
+
+
+@transaction.atomic
+def mailbox_set_vacation(
+    *,
+    actor: Actor,
+    mailbox: Mailbox,
+    enabled: bool,
+    subject: str,
+    body: str,
+    start: dt.date | None,
+    end: dt.date | None,
+) -> Mailbox:
+    """The vacation auto-reply: sent at most once a day per sender, between start and end."""
+    _require_mailbox_write(actor, mailbox)
+    subject = _one_line(subject, field="subject", limit=MAX_VACATION_SUBJECT, label="subject")
+    body = _vacation_body(body)
+    if enabled and not body:
+        raise Invalid("Write the auto-reply text.", field="body")
+    if start is not None and end is not None and end < start:
+        raise Invalid("The last day cannot be before the first day.", field="end")
+    fields = ["enabled", "subject", "body", "start", "end"]
+    before = dict(zip(fields, _vacation_state(mailbox), strict=True))
+    mailbox.vacation_enabled = bool(enabled)
+    mailbox.vacation_subject, mailbox.vacation_body = subject, body
+    mailbox.vacation_start, mailbox.vacation_end = start, end
+    after = dict(zip(fields, _vacation_state(mailbox), strict=True))
+    if before == after:
+        return mailbox
+    mailbox.save(
+        update_fields=[
+            "vacation_enabled",
+            "vacation_subject",
+            "vacation_body",
+            "vacation_start",
+            "vacation_end",
+            "updated_at",
+        ]
+    )
+    _changed(mailbox, NodeChange.Kind.MAILBOX)
+    _audit(actor, mailbox.domain.organisation_id, "mailbox.vacation", mailbox, before, after)
+    return mailbox
+
+
+def _vacation_state(mailbox: Mailbox) -> tuple:
+    return (
+        mailbox.vacation_enabled,
+        mailbox.vacation_subject,
+        mailbox.vacation_body,
+        mailbox.vacation_start.isoformat() if mailbox.vacation_start else None,
+        mailbox.vacation_end.isoformat() if mailbox.vacation_end else None,
+    )
+
+
+@transaction.atomic
+def app_password_create(*, actor: Actor, mailbox: Mailbox, name: str) -> tuple[AppPassword, str]:
+    """A password for one device; returns it with the raw password, shown once."""
+    _require_mailbox_write(actor, mailbox)
+    name = _one_line(name, field="name", limit=100, label="device name")
+    if not name:
+        raise Invalid("Name the device this password is for.", field="name")
+    active = mailbox.app_passwords.filter(revoked_at=None).count()
+    if active >= MAX_APP_PASSWORDS:
+        raise Conflict(
+            f"A mailbox has at most {MAX_APP_PASSWORDS} app passwords; revoke one first.",
+            code="limit_reached",
+        )
+    raw = generate_password()
+    app_password = AppPassword.objects.create(
+        mailbox=mailbox, name=name, password_hash=hash_password(raw, generated=True)
+    )
+    _changed(mailbox, NodeChange.Kind.MAILBOX)
+    _audit(
+        actor, mailbox.domain.organisation_id, "app_password.create", mailbox, after={"name": name}
+    )
+    return app_password, raw
+
+
+@transaction.atomic
+def app_password_revoke(*, actor: Actor, app_password: AppPassword) -> AppPassword:
+    mailbox = app_password.mailbox
+    _require_mailbox_write(actor, mailbox)
+    if app_password.revoked_at is not None:
+        return app_password
+    app_password.revoked_at = timezone.now()
+    app_password.save(update_fields=["revoked_at"])
+    _changed(mailbox, NodeChange.Kind.MAILBOX)
+    _audit(
+        actor,
+        mailbox.domain.organisation_id,
+        "app_password.revoke",
+        mailbox,
+        before={"name": app_password.name},
+    )
+    return app_password
+
+
+@transaction.atomic
+def mailbox_change_own_password(
+    *, actor: Actor, mailbox: Mailbox, current_password: str, new_password: str
+) -> Mailbox:
+    """A mailbox holder's password change: the current password must be given and right."""
+    if actor.mailbox is None:
+        raise Forbidden("Only the mailbox holder changes a password this way.")
+    _require_mailbox_write(actor, mailbox)
+    if not verify_password(current_password or "", mailbox.password_hash):
+        raise Invalid("Your current password is not right.", field="current_password")
+    if new_password == current_password:
+        raise Invalid("Choose a password different from the current one.", field="new_password")
+    try:
+        mailbox.password_hash = hash_password(new_password)
+    except Invalid as exc:
+        raise Invalid(exc.detail, field="new_password") from None
+    mailbox.save(update_fields=["password_hash", "updated_at"])
+    _changed(mailbox, NodeChange.Kind.MAILBOX)
+    _audit(actor, mailbox.domain.organisation_id, "mailbox.password", mailbox)
+    return mailbox
+
+
+# --- bulk CSV import -------------------------------------------------------------------------
+
+IMPORT_COLUMNS = ("address", "display_name", "quota_mb", "password")
+MAX_IMPORT_ROWS = 100_000
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+IMPORT_PROGRESS_EVERY = 25  # rows between progress writes
+
+
+def _parse_import(content: str) -> list[dict]:
+    reader = csv.DictReader(io.StringIO(content))
+    header = [name.strip().lower() for name in (reader.fieldnames or [])]
+    if "address" not in header:
+        raise Invalid(
+            "The first line must name the columns, including 'address' "
+            f"(allowed: {', '.join(IMPORT_COLUMNS)}).",
+            field="file",
+        )
+    unknown = sorted(set(header) - set(IMPORT_COLUMNS))
+    if unknown:
+        raise Invalid(f"Unknown column(s): {', '.join(unknown)}.", field="file")
+    reader.fieldnames = header
+    rows = []
+    try:
+        for row in reader:
+            if any((value or "").strip() for value in row.values() if isinstance(value, str)):
+                rows.append({"line": reader.line_num, **{k: row.get(k) for k in IMPORT_COLUMNS}})
+            if len(rows) > MAX_IMPORT_ROWS:
+                raise Invalid(f"At most {MAX_IMPORT_ROWS} rows per import.", field="file")
+    except csv.Error as exc:
+        raise Invalid(f"Line {reader.line_num}: not valid CSV ({exc}).", field="file") from None
+    if not rows:
+        raise Invalid("The file has no rows below its header.", field="file")
+    return rows
+
+
+@transaction.atomic
+def mailbox_import_start(
+    *, actor: Actor, organisation: Organisation, filename: str, content: bytes
+) -> MailboxImport:
+    """Check an uploaded CSV and queue it; the rows are created by `mailbox_import_run`."""
+    require_write(actor, organisation.pk, "That organisation")
+    if actor.user is None:
+        raise Forbidden("Imports are started by a signed-in operator.")
+    if len(content) > MAX_IMPORT_BYTES:
+        raise Invalid(f"The file is larger than {MAX_IMPORT_BYTES // 2**20} MB.", field="file")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Invalid("Save the file as UTF-8 CSV.", field="file") from None
+    rows = _parse_import(text)
+    job = MailboxImport.objects.create(
+        organisation=organisation,
+        created_by=actor.user,
+        actor_ip=actor.ip,
+        filename=(filename or "")[:200],
+        total=len(rows),
+        source_encrypted=encrypt(json.dumps(rows).encode()),
+    )
+    audit_record(
+        actor=actor,
+        organisation_id=organisation.pk,
+        action="mailbox_import.start",
+        target_type="mailbox_import",
+        target=job.filename or f"import {job.pk}",
+        after={"rows": len(rows)},
+    )
+    transaction.on_commit(functools.partial(_enqueue_import, job.pk))
+    return job
+
+
+def _enqueue_import(job_id: int) -> None:
+    from mailboxes.import_tasks import import_mailboxes
+
+    import_mailboxes.delay(job_id)
+
+
+def _import_row(actor: Actor, organisation_id: int, row: dict, domains: dict) -> str | None:
+    """Create one row's mailbox; returns the generated password, if one was generated."""
+    raw_address = (row.get("address") or "").strip()
+    try:
+        local_part, domain_name = raw_address.rsplit("@", 1)
+        domain_name = normalise_domain(domain_name)
+    except (ValueError, InvalidName):
+        raise Invalid(f"{raw_address!r} is not an e-mail address.", field="address") from None
+    if domain_name not in domains:
+        domains[domain_name] = Domain.objects.filter(
+            name=domain_name, organisation_id=organisation_id
+        ).first()
+    domain = domains[domain_name]
+    if domain is None:
+        raise NotFound(f"{domain_name} is not a domain of this organisation.")
+    quota_raw = (row.get("quota_mb") or "").strip()
+    if quota_raw and not quota_raw.isdigit():
+        raise Invalid("quota_mb is a whole number of MB.", field="quota_mb")
+    _, generated = mailbox_create(
+        actor=actor,
+        domain=domain,
+        local_part=local_part,
+        password=(row.get("password") or None),
+        display_name=row.get("display_name") or "",
+        quota_mb=int(quota_raw) if quota_raw else None,
+    )
+    return generated
+
+
+def mailbox_import_run(*, import_id: int) -> MailboxImport:
+    """Create the mailboxes of a queued import, one service call per row, recording progress.
+
+    Each row is its own transaction: a bad row is reported and the others still go in.
+    Re-running a finished import does nothing (the source is gone).
+    """
+    job = MailboxImport.objects.select_related("created_by").get(pk=import_id)
+    if job.is_finished or not job.source_encrypted:
+        return job
+    rows = json.loads(decrypt(job.source_encrypted))
+    actor = Actor(user=job.created_by, ip=job.actor_ip)
+    MailboxImport.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING)
+    domains: dict = {}
+    generated: list[list[str]] = []
+    job.processed = job.created = job.failed = 0
+    job.errors = []
+    try:
+        for row in rows:
+            _import_one(job, actor, row, domains, generated)
+    except Exception:
+        # Never leave an import "running" for ever, nor its passwords at rest.
+        MailboxImport.objects.filter(pk=job.pk).update(
+            status=ImportStatus.FAILED,
+            finished_at=timezone.now(),
+            source_encrypted="",
+            processed=job.processed,
+            created=job.created,
+            failed=job.failed,
+            errors=job.errors,
+        )
+        raise
+    job.status = ImportStatus.DONE
+    job.finished_at = timezone.now()
+    job.source_encrypted = ""
+    job.generated_encrypted = encrypt(json.dumps(generated).encode()) if generated else ""
+    job.save()
+    return job
+
+
+def _import_one(job: MailboxImport, actor: Actor, row: dict, domains: dict, generated: list):
+    try:
+        password = _import_row(actor, job.organisation_id, row, domains)
+    except DomainError as exc:
+        job.failed += 1
+        address = str(row.get("address") or "")[:254]
+        job.errors.append({"line": row["line"], "address": address, "error": exc.detail})
+    else:
+        job.created += 1
+        if password:
+            generated.append([row["address"].strip().lower(), password])
+    job.processed += 1
+    if job.processed % IMPORT_PROGRESS_EVERY == 0:
+        job.save(update_fields=["processed", "created", "failed", "errors"])
+
+
+@transaction.atomic
+def mailbox_import_take_generated(*, actor: Actor, mailbox_import: MailboxImport) -> list:
+    """The generated passwords of an import, [[address, password], …], handed out once."""
+    require_write(actor, mailbox_import.organisation_id, "That import")
+    job = MailboxImport.objects.select_for_update().get(pk=mailbox_import.pk)
+    if not job.generated_encrypted:
+        raise Conflict("The generated passwords were already downloaded.", code="already_taken")
+    generated = json.loads(decrypt(job.generated_encrypted))
+    job.generated_encrypted = ""
+    job.save(update_fields=["generated_encrypted"])
+    audit_record(
+        actor=actor,
+        organisation_id=job.organisation_id,
+        action="mailbox_import.passwords",
+        target_type="mailbox_import",
+        target=job.filename or f"import {job.pk}",
+        after={"count": len(generated)},
+    )
+    return generated

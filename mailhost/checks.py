@@ -15,14 +15,14 @@ def check_mailhost_settings(app_configs, **kwargs):
     try:
         normalise_domain(settings.MAILHOST_HOSTNAME)
     except InvalidName as exc:
-        problems.append(
-            Error(f"MAILHOST_HOSTNAME is not a host name: {exc}", id="mailhost.E001")
-        )
+        problems.append(Error(f"MAILHOST_HOSTNAME is not a host name: {exc}", id="mailhost.E001"))
     ports = settings.MAILHOST_PORTS
     for name, port in ports.items():
         if not 1 <= port <= 65535:
             problems.append(
-                Error(f"MAILHOST_{name.upper()}_PORT must be 1–65535, got {port}", id="mailhost.E002")
+                Error(
+                    f"MAILHOST_{name.upper()}_PORT must be 1–65535, got {port}", id="mailhost.E002"
+                )
             )
     if len(set(ports.values())) != len(ports):
         problems.append(Error("Two MAILHOST_*_PORT settings share a port.", id="mailhost.E003"))
@@ -39,15 +39,19 @@ def check_mailhost_settings(app_configs, **kwargs):
             raise ValueError
     except (ValueError, binascii.Error):
         problems.append(
-            Error("DKIM_ENCRYPTION_KEY must be 32 url-safe base64 bytes (a Fernet key).",
-                  id="mailhost.E005")
+            Error(
+                "DKIM_ENCRYPTION_KEY must be 32 url-safe base64 bytes (a Fernet key).",
+                id="mailhost.E005",
+            )
         )
     if not 4 <= settings.MAILHOST_BCRYPT_ROUNDS <= 16:
         problems.append(Error("MAILHOST_BCRYPT_ROUNDS must be 4–16.", id="mailhost.E006"))
     elif settings.MAILHOST_BCRYPT_ROUNDS < 10 and not settings.DEBUG:
         problems.append(
-            Warning("MAILHOST_BCRYPT_ROUNDS below 10 is weak for user-chosen passwords.",
-                    id="mailhost.W001")
+            Warning(
+                "MAILHOST_BCRYPT_ROUNDS below 10 is weak for user-chosen passwords.",
+                id="mailhost.W001",
+            )
         )
     if settings.MAILHOST_DELETED_RETENTION_DAYS < 0:
         problems.append(Error("MAILHOST_DELETED_RETENTION_DAYS must be ≥ 0.", id="mailhost.E007"))

@@ -15,7 +15,7 @@ MAX_ADDRESS_LENGTH = 254  # RFC 5321 path limit minus the angle brackets
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # dot-atom text (RFC 5322 atext) without the characters that break map lines or configs.
 _LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{}~-]+)*$")
-_UNSAFE_IN_LOCAL_PART = set("|:,;\"\\<>()[]@ \t\r\n\0/")
+_UNSAFE_IN_LOCAL_PART = set('|:,;"\\<>()[]@ \t\r\n\0/')
 _SELECTOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -37,7 +37,9 @@ def normalise_domain(raw: str) -> str:
     try:
         ascii_name = _to_ascii(name)
     except UnicodeError as exc:
-        raise InvalidName(f"{raw!r} is not a valid internationalised domain name ({exc}).") from None
+        raise InvalidName(
+            f"{raw!r} is not a valid internationalised domain name ({exc})."
+        ) from None
     labels = ascii_name.split(".")
     if len(labels) < 2:
         raise InvalidName(f"{raw!r} needs at least two labels, like example.com.")

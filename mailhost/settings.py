@@ -144,10 +144,10 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 
 # Outgoing notification mail (verification, alerts). By default it goes through the bundled
-# stack's own SMTP port; tests use Django's locmem backend.
+# stack's loopback re-injection port (the public port refuses relay); tests use locmem.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")
-EMAIL_PORT = env_int("EMAIL_PORT", env_int("MAILHOST_SMTP_PORT", 2525))
+EMAIL_PORT = env_int("EMAIL_PORT", env_int("MAILHOST_INTERNAL_SMTP_PORT", 2526))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "mailhost@localhost")
 
 # Celery: Redis as broker; results are not needed (tasks record their outcome in the database).
@@ -171,12 +171,20 @@ MAILHOST_PORTS = {
     "imap": env_int("MAILHOST_IMAP_PORT", 2143),
     "imaps": env_int("MAILHOST_IMAPS_PORT", 2993),
     "managesieve": env_int("MAILHOST_MANAGESIEVE_PORT", 24190),
+    # Loopback-only re-injection for Sieve redirects, vacation replies and the portal's own
+    # notifications; it trusts 127.0.0.1 only and is never exposed.
+    "internal": env_int("MAILHOST_INTERNAL_SMTP_PORT", 2526),
 }
+# Dev/test stack: no failed-login penalty from loopback (production wants the penalty).
+MAILHOST_STACK_DEV = env_bool("MAILHOST_STACK_DEV", True)
+MAILHOST_MESSAGE_SIZE_LIMIT = env_int("MAILHOST_MESSAGE_SIZE_LIMIT", 50 * 1024 * 1024)
 MAILHOST_NODE_STATE_DIR = Path(env_str("MAILHOST_NODE_STATE_DIR", str(VAR_DIR / "node")))
 MAILHOST_NODE_NAME = env_str("MAILHOST_NODE_NAME", "local")
 
 # Mailbox password hashing: BLF-CRYPT (bcrypt), verified by Dovecot. See README for why.
 MAILHOST_BCRYPT_ROUNDS = env_int("MAILHOST_BCRYPT_ROUNDS", 10)
+# Generated passwords carry ~119 bits of entropy: the work factor protects nothing there.
+MAILHOST_GENERATED_BCRYPT_ROUNDS = env_int("MAILHOST_GENERATED_BCRYPT_ROUNDS", 5)
 MAILHOST_GENERATED_PASSWORD_LENGTH = env_int("MAILHOST_GENERATED_PASSWORD_LENGTH", 20)
 MAILHOST_DEFAULT_QUOTA_MB = env_int("MAILHOST_DEFAULT_QUOTA_MB", 2048)
 MAILHOST_DELETED_RETENTION_DAYS = env_int("MAILHOST_DELETED_RETENTION_DAYS", 30)
@@ -194,3 +202,61 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# Periodic work (Celery beat). The full reconcile repairs drift and anything an event missed.
+MAILHOST_FULL_RECONCILE_SECONDS = env_int("MAILHOST_FULL_RECONCILE_SECONDS", 900)
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-all-full": {
+        "task": "mailboxes.reconcile_all_full",
+        "schedule": MAILHOST_FULL_RECONCILE_SECONDS,
+    },
+    "purge-deleted-mailboxes": {"task": "mailboxes.purge_deleted_mailboxes", "schedule": 3600},
+    "expire-invitations": {"task": "tenants.expire_invitations", "schedule": 3600},
+}
+
+# DNS posture (identity/): the records each domain should publish, their live verification,
+# DKIM rotation, DMARC/BIMI/MTA-STS/TLS-RPT. See docker/.env.example for each variable.
+MAILHOST_DNS_RESOLVERS = env_list("MAILHOST_DNS_RESOLVERS", [])  # "ip" or "ip@port"; [] = system
+MAILHOST_DNS_TIMEOUT_MS = env_int("MAILHOST_DNS_TIMEOUT_MS", 2000)  # one attempt at one server
+MAILHOST_DNS_LIFETIME_MS = env_int("MAILHOST_DNS_LIFETIME_MS", 5000)  # one query, all retries
+MAILHOST_DNS_TTL = env_int("MAILHOST_DNS_TTL", 3600)  # TTL of generated and published records
+MAILHOST_DNS_CHECK_INTERVAL_MINUTES = env_int("MAILHOST_DNS_CHECK_INTERVAL_MINUTES", 360)
+MAILHOST_PUBLIC_IPV4 = env_list("MAILHOST_PUBLIC_IPV4", [])  # the mail host's sending addresses
+MAILHOST_PUBLIC_IPV6 = env_list("MAILHOST_PUBLIC_IPV6", [])
+MAILHOST_PORTAL_URL = env_str("MAILHOST_PORTAL_URL", f"https://{MAILHOST_HOSTNAME}")
+MAILHOST_DKIM_ROTATION_DAYS = env_int("MAILHOST_DKIM_ROTATION_DAYS", 180)  # 0: never automatic
+MAILHOST_DKIM_SWITCH_DELAY_MINUTES = env_int("MAILHOST_DKIM_SWITCH_DELAY_MINUTES", 60)
+MAILHOST_DKIM_GRACE_DAYS = env_int("MAILHOST_DKIM_GRACE_DAYS", 7)
+MAILHOST_DMARC_RUA = env_list("MAILHOST_DMARC_RUA", [])  # default report addresses, {domain} ok
+MAILHOST_TLSRPT_RUA = env_list("MAILHOST_TLSRPT_RUA", ["mailto:postmaster@{domain}"])
+MAILHOST_BIMI_MAX_BYTES = env_int("MAILHOST_BIMI_MAX_BYTES", 32 * 1024)
+MAILHOST_MTASTS_MODE = env_str("MAILHOST_MTASTS_MODE", "testing")
+MAILHOST_MTASTS_MAX_AGE = env_int("MAILHOST_MTASTS_MAX_AGE", 7 * 86400)
+MAILHOST_MTASTS_FETCH_TIMEOUT_MS = env_int("MAILHOST_MTASTS_FETCH_TIMEOUT_MS", 5000)
+# mta-sts.<hosted domain> is not in ALLOWED_HOSTS: this middleware answers its one URL first.
+MIDDLEWARE.insert(0, "identity.middleware.MtaStsPolicyMiddleware")
+CELERY_BEAT_SCHEDULE |= {
+    "dns-checks-due": {"task": "identity.check_due", "schedule": 60},
+    "dkim-rotations": {"task": "identity.rotate_due", "schedule": 3600},
+}
+
+# Pages: /mail-admin/ for operators, /mailbox/ for mailbox holders (see docker/.env.example).
+MAILHOST_PAGE_SIZE = env_int("MAILHOST_PAGE_SIZE", 50)
+MAILHOST_WEBMAIL_URL = env_str("MAILHOST_WEBMAIL_URL", "")  # shown in /mailbox/ when set
+MAILBOX_PORTAL_IDLE_SECONDS = env_int("MAILBOX_PORTAL_IDLE_SECONDS", 30 * 60)
+MAILBOX_PORTAL_MAX_SECONDS = env_int("MAILBOX_PORTAL_MAX_SECONDS", 12 * 3600)
+MAILBOX_PORTAL_LOGIN_ATTEMPTS = env_int("MAILBOX_PORTAL_LOGIN_ATTEMPTS", 5)  # per IP + address
+MAILBOX_PORTAL_LOGIN_IP_ATTEMPTS = env_int("MAILBOX_PORTAL_LOGIN_IP_ATTEMPTS", 30)  # per IP
+MAILBOX_PORTAL_LOGIN_WINDOW_SECONDS = env_int("MAILBOX_PORTAL_LOGIN_WINDOW_SECONDS", 15 * 60)
+CELERY_IMPORTS = ["mailboxes.import_tasks"]  # bulk CSV import of mailboxes
+# autoconfig.<domain> / autodiscover.<domain> are not in ALLOWED_HOSTS: answered first.
+MIDDLEWARE.insert(0, "mailboxes.autoconfig.AutoconfigMiddleware")
+
+# Provisioning API (/api/v1/): per-token rate limit, body size caps, bulk size, idempotency.
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 600)  # requests per window per token/user; 0: off
+API_RATE_LIMIT_WINDOW_SECONDS = env_int("API_RATE_LIMIT_WINDOW_SECONDS", 60)
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 64 * 1024)  # larger bodies get 413
+API_BULK_MAX_BODY_BYTES = env_int("API_BULK_MAX_BODY_BYTES", 8 * 1024 * 1024)  # bulk endpoint
+API_BULK_MAX_ENTRIES = env_int("API_BULK_MAX_ENTRIES", 10_000)  # rows per bulk request
+API_IDEMPOTENCY_TTL_HOURS = env_int("API_IDEMPOTENCY_TTL_HOURS", 24)  # Idempotency-Key replay
+API_HEALTH_NODE_STALE_SECONDS = env_int("API_HEALTH_NODE_STALE_SECONDS", 1800)  # lag + no apply

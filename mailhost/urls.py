@@ -2,8 +2,23 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from mailboxes import autoconfig
+from mailhost.api import api
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/mail-admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("api/v1/", api.urls),
+    # Pages: operators (tenants' paths first: "switch/" is not an organisation) and mailboxes.
+    path("mail-admin/", include("tenants.urls")),
+    path("mail-admin/", include("mailboxes.urls")),
+    path("mailbox/", include("mailboxes.portal_urls")),
+    # Mail client self-configuration (also answered on autoconfig.<domain> by middleware).
+    path(".well-known/autoconfig/mail/config-v1.1.xml", autoconfig.thunderbird),
+    path("mail/config-v1.1.xml", autoconfig.thunderbird, name="autoconfig"),
+    path("autodiscover/autodiscover.xml", autoconfig.autodiscover, name="autodiscover"),
+    path("Autodiscover/Autodiscover.xml", autoconfig.autodiscover),
+    # DNS posture's public files: MTA-STS policy (by Host) and BIMI logos.
+    path("", include("identity.urls")),
 ]

@@ -1,12 +1,18 @@
 """Who is acting, and what they may do: the one place tenant access is decided."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from mailhost.errors import Forbidden, NotFound
 from tenants.models import WRITE_ROLES, ApiToken, Membership, Organisation
+
+if TYPE_CHECKING:
+    from mailboxes.models import Mailbox
 
 
 @dataclass(frozen=True)
@@ -17,9 +23,13 @@ class Actor:
     token: ApiToken | None = None
     system: str | None = None  # e.g. "manage.py addmailbox": the box's operator, all-powerful
     ip: str | None = None
+    # A mailbox holder signed in to /mailbox/: may act on that one mailbox and nothing else.
+    mailbox: Mailbox | None = None
 
     @property
     def label(self) -> str:
+        if self.mailbox is not None:
+            return self.mailbox.address
         if self.token is not None:
             return f"token {self.token.name} ({self.token.hint}…)"
         if self.user is not None:
@@ -29,13 +39,15 @@ class Actor:
     @property
     def is_global(self) -> bool:
         """Staff users and operator commands see every organisation."""
-        if self.token is not None:
+        if self.mailbox is not None or self.token is not None:
             return False
         if self.user is not None:
             return bool(self.user.is_active and self.user.is_superuser)
         return self.system is not None
 
     def role_in(self, organisation_id: int) -> str | None:
+        if self.mailbox is not None:
+            return None  # a mailbox holder has no role in any organisation
         if self.token is not None:
             if self.token.organisation_id != organisation_id:
                 return None
@@ -53,6 +65,8 @@ SYSTEM = Actor(system="system")
 
 
 def visible_organisations(actor: Actor) -> QuerySet[Organisation]:
+    if actor.mailbox is not None:
+        return Organisation.objects.none()
     if actor.is_global:
         return Organisation.objects.all()
     if actor.token is not None:

@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Organisation
+from tenants.models import (
+    ApiToken,
+    AuditEvent,
+    IdempotencyRecord,
+    Invitation,
+    Membership,
+    Organisation,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -37,8 +44,15 @@ class InvitationAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "hint", "organisation", "read_only", "expires_at", "revoked_at",
-                    "last_used_at"]
+    list_display = [
+        "name",
+        "hint",
+        "organisation",
+        "read_only",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
     list_filter = ["read_only", "organisation"]
     search_fields = ["name", "hint"]
     list_select_related = ["organisation"]
@@ -58,3 +72,12 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    """Replayable API responses (kept encrypted for API_IDEMPOTENCY_TTL_HOURS)."""
+
+    list_display = ["key", "scope", "status_code", "created_at"]
+    search_fields = ["key", "scope"]
+    exclude = ["body_encrypted"]

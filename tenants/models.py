@@ -154,3 +154,28 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target}"
+
+
+class IdempotencyRecord(models.Model):
+    """The response to an API POST sent with an Idempotency-Key, kept so a retry replays it.
+
+    One per (scope, key), where scope is the token or the signed-in user. `status_code` is empty
+    while the first request is still running. The body is encrypted at rest: the response that
+    created a mailbox holds its generated password.
+    """
+
+    scope = models.CharField(max_length=40, help_text="token:<id> or user:<id>")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    body_encrypted = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -16,7 +16,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}@operators.test")
     email = factory.LazyAttribute(lambda u: u.username)
-    password = factory.PostGenerationMethodCall("set_password", TEST_PASSWORD)
+    password = factory.django.Password(TEST_PASSWORD)
 
 
 class OrganisationFactory(factory.django.DjangoModelFactory):
@@ -67,3 +67,12 @@ class AliasFactory(factory.django.DjangoModelFactory):
     domain = factory.SubFactory(DomainFactory)
     local_part = factory.Sequence(lambda n: f"alias{n}")
     destinations = factory.LazyAttribute(lambda a: [f"someone@{a.domain.name}"])
+
+
+class AppPasswordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "mailboxes.AppPassword"
+
+    mailbox = factory.SubFactory(MailboxFactory)
+    name = factory.Sequence(lambda n: f"Device {n}")
+    password_hash = factory.LazyFunction(lambda: hash_password(TEST_PASSWORD, rounds=4))
