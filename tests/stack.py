@@ -4,6 +4,7 @@ Registered in the root conftest.py (`pytest_plugins = ["tests.stack"]`). Fixture
 
   mail_stack   session-scoped running `Stack` in a short /tmp state dir on free ports
   stack_node   points Django settings and the default MailNode row at `mail_stack`
+  reconcile_worker  a real Celery worker on the node's queue, so services' changes go live
 
 Helpers (plain functions): free_ports, imap_login, fetch_inbox, smtp_send, wait_for.
 Tests that use the stack are marked `@pytest.mark.stack`. Each test should use domains of its
@@ -112,6 +113,21 @@ def stack_node(mail_stack: Stack, settings, db):
         node.state_dir = str(mail_stack.cfg.state_dir)
         node.save(update_fields=["state_dir"])
     return node
+
+
+@pytest.fixture
+def reconcile_worker(stack_node):
+    """A real Celery worker consuming the node's queue from the real Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from mailboxes.reconcile import node_queue, pending_key
+    from mailhost.celery import app
+    from mailhost.redis import get_redis
+
+    queue = node_queue(stack_node.name)
+    get_redis().delete(pending_key(stack_node.pk), queue)  # nothing left from other tests
+    with start_worker(app, perform_ping_check=False, queues=[queue], pool="solo", concurrency=1):
+        yield stack_node
 
 
 def unique_domain(prefix: str = "d") -> str:
