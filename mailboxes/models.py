@@ -123,6 +123,9 @@ class Mailbox(models.Model):
     vacation_start = models.DateField(null=True, blank=True)
     vacation_end = models.DateField(null=True, blank=True)
     revision = models.BigIntegerField(default=0)
+    # Storage in use as the node last reported it (a periodic task reads Dovecot's quota).
+    used_bytes = models.BigIntegerField(null=True, blank=True)
+    usage_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -164,6 +167,16 @@ class Mailbox(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def used_mb(self) -> float | None:
+        return None if self.used_bytes is None else round(self.used_bytes / 1024 / 1024, 1)
+
+    @property
+    def used_percent(self) -> int | None:
+        if self.used_bytes is None or not self.quota_mb:
+            return None
+        return min(100, round(100 * self.used_bytes / (self.quota_mb * 1024 * 1024)))
 
 
 class Alias(models.Model):

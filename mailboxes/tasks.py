@@ -81,3 +81,28 @@ def purge_archives(node_id: int, home_ids: list[str]) -> None:
     from mailboxes.reconcile import purge_archives as purge
 
     purge(Path(MailNode.objects.get(pk=node_id).state_dir), home_ids)
+
+
+@shared_task(name="mailboxes.collect_usage", autoretry_for=TRANSIENT, max_retries=3)
+def collect_usage(node_id: int) -> int:
+    """On the node: read Dovecot's quota use for every mailbox into the central database."""
+    from pathlib import Path
+
+    from mailboxes.services import mailbox_usage_record
+    from mailhost.backend.config import NodeConfig
+    from mailhost.backend.stack import Stack
+
+    node = MailNode.objects.get(pk=node_id)
+    stack = Stack(NodeConfig.from_settings(state_dir=Path(node.state_dir)))
+    if not stack.is_running():
+        return 0
+    return mailbox_usage_record(node_id=node_id, usage=stack.quota_usage())
+
+
+@shared_task(name="mailboxes.collect_usage_all")
+def collect_usage_all() -> None:
+    """Beat: ask every node for its mailboxes' storage use, each on its own queue."""
+    from mailboxes.reconcile import node_queue
+
+    for node_id, name in MailNode.objects.values_list("pk", "name"):
+        collect_usage.apply_async(args=[node_id], queue=node_queue(name))

@@ -211,6 +211,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": MAILHOST_FULL_RECONCILE_SECONDS,
     },
     "purge-deleted-mailboxes": {"task": "mailboxes.purge_deleted_mailboxes", "schedule": 3600},
+    "collect-usage": {
+        "task": "mailboxes.collect_usage_all",
+        "schedule": env_int("MAILHOST_USAGE_COLLECT_SECONDS", 900),
+    },
     "expire-invitations": {"task": "tenants.expire_invitations", "schedule": 3600},
 }
 

@@ -286,6 +286,21 @@ class Stack:
                 found.add((int(entry), info[1]))
         return found
 
+    # --- usage --------------------------------------------------------------------------------
+
+    def quota_usage(self) -> dict[str, int]:
+        """Bytes stored per mailbox, as Dovecot's quota counts them (every user it iterates)."""
+        output = _run(
+            ["doveadm", "-c", str(self.dovecot_conf), "-f", "tab", "quota", "get", "-A"],
+            what="doveadm quota get",
+        )
+        usage = {}
+        for line in output.splitlines()[1:]:  # header: Username, Quota name, Type, Value, …
+            fields = line.split("\t")
+            if len(fields) >= 4 and fields[2] == "STORAGE" and fields[3].isdigit():
+                usage[fields[0]] = int(fields[3]) * 1024  # Dovecot reports KiB
+        return usage
+
     # --- reloads ------------------------------------------------------------------------------
 
     def reload(self, daemon: str) -> None:
