@@ -112,9 +112,7 @@ def tokens_list(request, query: Query[TokenQuery]):
     return paginate(tokens, query)
 
 
-@router.post(
-    "/tokens", response={201: TokenCreatedOut, WRITE_ERRORS: ErrorOut}, tags=["tokens"]
-)
+@router.post("/tokens", response={201: TokenCreatedOut, WRITE_ERRORS: ErrorOut}, tags=["tokens"])
 def tokens_create(request, payload: TokenIn):
     """Create a token for the organisation. The secret is in this response only."""
     organisation = organisation_for(request.auth, payload.organisation)

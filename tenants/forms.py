@@ -6,7 +6,8 @@ from tenants.models import Role
 class InviteForm(forms.Form):
     email = forms.EmailField(label="E-mail address")
     role = forms.ChoiceField(
-        choices=Role.choices, initial=Role.VIEWER,
+        choices=Role.choices,
+        initial=Role.VIEWER,
         help_text="Owners manage members; admins change mail settings; viewers only look.",
     )
 
@@ -19,7 +20,10 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What uses it, e.g. “billing sync”.")
     read_only = forms.BooleanField(label="Read-only", required=False)
     expires_in_days = forms.IntegerField(
-        label="Expires after (days)", required=False, min_value=1, max_value=3650,
+        label="Expires after (days)",
+        required=False,
+        min_value=1,
+        max_value=3650,
         help_text="Empty: never expires.",
     )
 

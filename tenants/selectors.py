@@ -1,10 +1,11 @@
 """Reads for tenants, always scoped to what the actor may see."""
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from mailhost.errors import NotFound
 from tenants.access import Actor, require_read, visible_organisations
-from tenants.models import ApiToken, AuditEvent, Membership, Organisation
+from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Organisation
 
 
 def organisation_get(actor: Actor, slug: str) -> Organisation:
@@ -21,6 +22,21 @@ def organisation_list(actor: Actor) -> QuerySet[Organisation]:
 def membership_list(actor: Actor, organisation: Organisation) -> QuerySet[Membership]:
     require_read(actor, organisation.pk)
     return organisation.memberships.select_related("user").order_by("user__email")
+
+
+def invitation_list_open(actor: Actor, organisation: Organisation) -> QuerySet[Invitation]:
+    """Invitations not yet accepted and not expired. Members see them, like the member list."""
+    require_read(actor, organisation.pk)
+    return organisation.invitations.filter(
+        accepted_at=None, expires_at__gt=timezone.now()
+    ).order_by("email")
+
+
+def invitation_get_open(actor: Actor, organisation: Organisation, pk: int) -> Invitation:
+    invitation = invitation_list_open(actor, organisation).filter(pk=pk).first()
+    if invitation is None:
+        raise NotFound("That invitation was not found.")
+    return invitation
 
 
 def api_token_list(actor: Actor, organisation: Organisation) -> QuerySet[ApiToken]:

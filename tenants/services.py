@@ -150,6 +150,23 @@ def invitation_accept(*, user, raw_token: str) -> Membership:
     return membership
 
 
+@transaction.atomic
+def invitation_revoke(*, actor: Actor, invitation: Invitation) -> None:
+    """Withdraw an open invitation: its link stops working at once."""
+    require_owner(actor, invitation.organisation_id)
+    if invitation.accepted_at is not None:
+        raise Conflict(f"{invitation.email} has already accepted.", code="already_accepted")
+    audit_record(
+        actor=actor,
+        organisation_id=invitation.organisation_id,
+        action="invitation.revoke",
+        target_type="invitation",
+        target=invitation.email,
+        before={"email": invitation.email, "role": invitation.role},
+    )
+    invitation.delete()
+
+
 def invitations_expire(*, now: dt.datetime | None = None) -> int:
     """Delete invitations past their expiry that were never accepted; returns how many."""
     now = now or timezone.now()
@@ -241,4 +258,3 @@ def user_create_staff(*, email: str, password: str):
 
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
-

@@ -10,6 +10,9 @@ urlpatterns = [
     path("<slug:org>/members/", views.members, name="members"),
     path("<slug:org>/members/<int:pk>/role/", views.member_role, name="member_role"),
     path("<slug:org>/members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "<slug:org>/invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation_revoke"
+    ),
     path("<slug:org>/tokens/", views.tokens, name="tokens"),
     path("<slug:org>/tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
     path("<slug:org>/audit/", views.audit, name="audit"),

@@ -16,7 +16,7 @@ from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from mailhost.pages import error_response, form_errors_from, operator_page, paginate
 from tenants import selectors, services
 from tenants.forms import AuditFilterForm, InviteForm, RoleForm, TokenForm
-from tenants.models import Invitation, Role
+from tenants.models import Role
 
 
 def _render(request, template, context, *, status=200, section=""):
@@ -38,14 +38,6 @@ def switch(request):
 # --- members and invitations -------------------------------------------------------------------
 
 
-def _open_invitations(request):
-    # Members can see who has been invited (like the member list itself); owners manage them.
-    selectors.membership_list(request.actor, request.organisation)  # read check
-    return Invitation.objects.filter(
-        organisation=request.organisation, accepted_at=None, expires_at__gt=timezone.now()
-    ).order_by("email")
-
-
 @operator_page
 def members(request):
     form = InviteForm(request.POST or None)
@@ -63,13 +55,15 @@ def members(request):
                 link = request.build_absolute_uri(reverse("tenants:accept", args=[raw]))
                 _send_invitation(request, invitation, link)
                 return _render(
-                    request, "mail_admin/invitation_sent.html",
-                    {"invitation": invitation, "link": link}, section="members",
+                    request,
+                    "mail_admin/invitation_sent.html",
+                    {"invitation": invitation, "link": link},
+                    section="members",
                 )
         status = 422
     context = {
         "page": paginate(request, selectors.membership_list(request.actor, request.organisation)),
-        "invitations": _open_invitations(request)[:100],
+        "invitations": selectors.invitation_list_open(request.actor, request.organisation)[:100],
         "form": form,
         "can_manage": request.role in (Role.OWNER, "staff"),
     }
@@ -84,8 +78,11 @@ def _send_invitation(request, invitation, link: str) -> None:
     )
     transaction.on_commit(
         lambda: send_mail(
-            f"Invitation to {organisation.name} on Mailhost", body,
-            settings.DEFAULT_FROM_EMAIL, [invitation.email], fail_silently=True,
+            f"Invitation to {organisation.name} on Mailhost",
+            body,
+            settings.DEFAULT_FROM_EMAIL,
+            [invitation.email],
+            fail_silently=True,
         )
     )
 
@@ -106,7 +103,9 @@ def member_role(request, pk):
     if request.method == "POST" and form.is_valid():
         try:
             services.membership_set(
-                actor=request.actor, organisation=request.organisation, user=membership.user,
+                actor=request.actor,
+                organisation=request.organisation,
+                user=membership.user,
                 role=form.cleaned_data["role"],
             )
         except (Invalid, Conflict) as exc:
@@ -117,7 +116,10 @@ def member_role(request, pk):
             return redirect("tenants:members", request.organisation.slug)
     context = {"membership": membership, "form": form}
     return _render(
-        request, "mail_admin/member_role.html", context, status=422 if form.errors else 200,
+        request,
+        "mail_admin/member_role.html",
+        context,
+        status=422 if form.errors else 200,
         section="members",
     )
 
@@ -133,7 +135,30 @@ def member_remove(request, pk):
     context = {
         "title": f"Remove {membership.user.email} from {request.organisation.name}?",
         "body": "They lose access to this organisation at once. Their account stays.",
-        "button": "Remove member", "cancel": back, "danger": True, "fields": {},
+        "button": "Remove member",
+        "cancel": back,
+        "danger": True,
+        "fields": {},
+    }
+    return _render(request, "mail_admin/confirm.html", context, section="members")
+
+
+@operator_page
+def invitation_revoke(request, pk):
+    invitation = selectors.invitation_get_open(request.actor, request.organisation, pk)
+    _require_owner(request)
+    back = reverse("tenants:members", args=[request.organisation.slug])
+    if request.method == "POST":
+        services.invitation_revoke(actor=request.actor, invitation=invitation)
+        messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
+        return redirect(back)
+    context = {
+        "title": f"Withdraw the invitation to {invitation.email}?",
+        "body": "The link in their e-mail stops working at once. You can invite them again.",
+        "button": "Withdraw invitation",
+        "cancel": back,
+        "danger": True,
+        "fields": {},
     }
     return _render(request, "mail_admin/confirm.html", context, section="members")
 
@@ -165,15 +190,19 @@ def tokens(request):
             days = form.cleaned_data["expires_in_days"]
             try:
                 token, raw = services.api_token_create(
-                    actor=request.actor, organisation=request.organisation,
-                    name=form.cleaned_data["name"], read_only=form.cleaned_data["read_only"],
+                    actor=request.actor,
+                    organisation=request.organisation,
+                    name=form.cleaned_data["name"],
+                    read_only=form.cleaned_data["read_only"],
                     expires_at=timezone.now() + dt.timedelta(days=days) if days else None,
                 )
             except Invalid as exc:
                 form_errors_from(form, exc, {"expires_at": "expires_in_days"})
             else:
                 response = _render(
-                    request, "mail_admin/token_created.html", {"token": token, "raw": raw},
+                    request,
+                    "mail_admin/token_created.html",
+                    {"token": token, "raw": raw},
                     section="tokens",
                 )
                 response["Cache-Control"] = "no-store"
@@ -200,7 +229,10 @@ def token_revoke(request, pk):
     context = {
         "title": f"Revoke the API token “{token.name}”?",
         "body": "Anything using it is refused from now on. This cannot be undone.",
-        "button": "Revoke token", "cancel": back, "danger": True, "fields": {},
+        "button": "Revoke token",
+        "cancel": back,
+        "danger": True,
+        "fields": {},
     }
     return _render(request, "mail_admin/confirm.html", context, section="tokens")
 
@@ -213,7 +245,8 @@ def audit(request):
     form = AuditFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     events = selectors.audit_list(
-        request.actor, request.organisation,
+        request.actor,
+        request.organisation,
         action=(filters.get("action") or "").strip() or None,
         target=(filters.get("target") or "").strip() or None,
         actor_label=(filters.get("actor") or "").strip() or None,

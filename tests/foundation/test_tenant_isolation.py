@@ -116,6 +116,15 @@ OWNER_WRITES = {
     "invitation_create": lambda a, w: ts.invitation_create(
         actor=a, organisation=w.org, email="new@operators.test", role="viewer"
     ),
+    "invitation_revoke": lambda a, w: ts.invitation_revoke(
+        actor=a,
+        invitation=ts.invitation_create(
+            actor=Actor(user=w.membership.user),
+            organisation=w.org,
+            email=UserFactory.build().email,
+            role="viewer",
+        )[0],
+    ),
 }
 READS = {
     "domain_get": lambda a, w: mailbox_selectors.domain_get(a, "victim.test"),

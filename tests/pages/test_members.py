@@ -80,3 +80,36 @@ def test_it_is_404_for_another_organisations_members(stranger_client, owner):
     member = Membership.objects.get(user=owner)
     assert stranger_client.get(BASE).status_code == 404
     assert stranger_client.post(f"{BASE}{member.pk}/remove/").status_code == 404
+
+
+def _invite(owner_client, email="later@person.test") -> Invitation:
+    owner_client.post(BASE, {"email": email, "role": "viewer"})
+    return Invitation.objects.get(email=email)
+
+
+def test_it_withdraws_an_invitation_after_confirmation(owner_client, org, unused_user):
+    invitation = _invite(owner_client, unused_user.email)
+    url = f"{BASE.replace('members/', '')}invitations/{invitation.pk}/revoke/"
+    confirm = owner_client.get(url)
+    assert confirm.status_code == 200 and b"Withdraw the invitation" in confirm.content
+    assert Invitation.objects.filter(pk=invitation.pk).exists()  # a GET changes nothing
+    assert owner_client.post(url).status_code == 302
+    assert not Invitation.objects.filter(pk=invitation.pk).exists()
+
+
+def test_it_lets_only_an_owner_withdraw_and_hides_other_tenants(
+    owner_client, admin_client_, viewer_client, org
+):
+    invitation = _invite(owner_client)
+    url = f"/mail-admin/acme/invitations/{invitation.pk}/revoke/"
+    assert admin_client_.post(url).status_code == 403
+    assert viewer_client.post(url).status_code == 403
+    other = MembershipFactory(role="owner")
+    outsider = client_for(other.user)
+    assert (
+        outsider.post(
+            f"/mail-admin/{other.organisation.slug}/invitations/{invitation.pk}/revoke/"
+        ).status_code
+        == 404
+    )
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
