@@ -17,9 +17,9 @@ from identity import selectors as posture
 from identity import services as posture_services
 from identity.models import DnsCheck, MtaStsMode
 from identity.records import rdata_text
-from mailboxes.views import _confirm, _domain
+from mailboxes.views import _domain
 from mailhost.errors import Conflict, Invalid
-from mailhost.pages import operator_page, paginate
+from mailhost.pages import confirm_page, operator_page, paginate
 
 
 def posture_summary(domain_ids) -> dict[int, dict[str, int]]:
@@ -111,7 +111,7 @@ def dkim_rotate(request, name):
                 "once it is seen in DNS.",
             )
         return redirect(_dns_url(request, domain) + "#dkim")
-    return _confirm(
+    return confirm_page(
         request,
         title=f"Rotate the DKIM key of {domain.display_name}?",
         body="A new key is generated now. Mail stays signed with the current key until the new "

@@ -26,7 +26,13 @@ from mailboxes.forms import (
 )
 from mailboxes.models import MailboxStatus
 from mailhost.errors import Conflict, Invalid, NotFound
-from mailhost.pages import form_errors_from, operator_page, paginate, require_page_write
+from mailhost.pages import (
+    confirm_page,
+    form_errors_from,
+    operator_page,
+    paginate,
+    require_page_write,
+)
 from tenants.selectors import audit_list, organisation_list
 
 
@@ -230,7 +236,7 @@ def domain_delete(request, name):
         services.domain_delete(actor=request.actor, domain=domain)
         messages.success(request, f"{domain.display_name} is no longer hosted here.")
         return redirect("mailboxes:domains", request.organisation.slug)
-    return _confirm(
+    return confirm_page(
         request,
         title=f"Stop hosting {domain.display_name}?",
         body="Mail for this domain will be refused at once. A domain with mailboxes or aliases "
@@ -240,13 +246,6 @@ def domain_delete(request, name):
         section="domains",
     )
 
-
-def _confirm(request, *, title, body, button, cancel, section, danger=True, fields=None):
-    context = {
-        "title": title, "body": body, "button": button, "cancel": cancel, "danger": danger,
-        "fields": fields or {},
-    }
-    return _render(request, "mail_admin/confirm.html", context, section=section)
 
 
 # --- mailboxes ---------------------------------------------------------------------------------
@@ -382,7 +381,7 @@ def mailbox_status(request, address):
         messages.success(request, f"{mailbox.address} is now {status}.")
         return redirect("mailboxes:mailbox", request.organisation.slug, mailbox.address)
     verb, effect = STATUS_WORDS[status]
-    return _confirm(
+    return confirm_page(
         request,
         title=f"{verb} {mailbox.address}?",
         body=effect,
@@ -401,7 +400,7 @@ def mailbox_delete(request, address):
         services.mailbox_delete(actor=request.actor, mailbox=mailbox)
         messages.success(request, f"{mailbox.address} was deleted. It can be restored for a while.")
         return redirect("mailboxes:mailboxes", request.organisation.slug)
-    return _confirm(
+    return confirm_page(
         request,
         title=f"Delete {mailbox.address}?",
         body="The address stops working at once. Its mail is archived and the mailbox can be "
@@ -419,7 +418,7 @@ def mailbox_restore(request, address):
         services.mailbox_restore(actor=request.actor, mailbox=mailbox)
         messages.success(request, f"{mailbox.address} was restored.")
         return redirect("mailboxes:mailbox", request.organisation.slug, mailbox.address)
-    return _confirm(
+    return confirm_page(
         request,
         title=f"Restore {mailbox.address}?",
         body="The address works again with its archived mail and its old password.",
@@ -439,7 +438,7 @@ def app_password_revoke(request, address, pk):
         services.app_password_revoke(actor=request.actor, app_password=app_password)
         messages.success(request, f"The app password “{app_password.name}” was revoked.")
         return redirect(back)
-    return _confirm(
+    return confirm_page(
         request,
         title=f"Revoke the app password “{app_password.name}”?",
         body="The device using it can no longer sign in until it gets a new password.",
@@ -605,7 +604,7 @@ def alias_delete(request, address):
         messages.success(request, f"{alias.address} was deleted.")
         return redirect("mailboxes:aliases", request.organisation.slug)
     what = "catch-all" if alias.is_catch_all else "alias"
-    return _confirm(
+    return confirm_page(
         request,
         title=f"Delete the {what} {alias.address}?",
         body="Mail to this address will be refused from now on.",

@@ -88,3 +88,12 @@ def form_errors_from(form, exc: DomainError, fields: dict[str, str] | None = Non
         form.add_error(field, exc.detail)
     else:
         form.add_error(None, exc.detail)
+
+
+def confirm_page(request, *, title, body, button, cancel, section, danger=True, fields=None):
+    """The page that asks before anything destructive; the form posts back to the same URL."""
+    context = {
+        "section": section, "title": title, "body": body, "button": button, "cancel": cancel,
+        "danger": danger, "fields": fields or {},
+    }
+    return render(request, "mail_admin/confirm.html", context)

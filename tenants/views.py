@@ -13,7 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from mailhost.pages import error_response, form_errors_from, operator_page, paginate
+from mailhost.pages import (
+    confirm_page,
+    error_response,
+    form_errors_from,
+    operator_page,
+    paginate,
+)
 from tenants import selectors, services
 from tenants.forms import AuditFilterForm, InviteForm, RoleForm, TokenForm
 from tenants.models import Role
@@ -132,15 +138,12 @@ def member_remove(request, pk):
         services.membership_remove(actor=request.actor, membership=membership)
         messages.success(request, f"{membership.user.email} was removed.")
         return redirect(back)
-    context = {
-        "title": f"Remove {membership.user.email} from {request.organisation.name}?",
-        "body": "They lose access to this organisation at once. Their account stays.",
-        "button": "Remove member",
-        "cancel": back,
-        "danger": True,
-        "fields": {},
-    }
-    return _render(request, "mail_admin/confirm.html", context, section="members")
+    return confirm_page(
+        request,
+        title=f"Remove {membership.user.email} from {request.organisation.name}?",
+        body="They lose access to this organisation at once. Their account stays.",
+        button="Remove member", cancel=back, section="members",
+    )
 
 
 @operator_page
@@ -152,15 +155,12 @@ def invitation_revoke(request, pk):
         services.invitation_revoke(actor=request.actor, invitation=invitation)
         messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
         return redirect(back)
-    context = {
-        "title": f"Withdraw the invitation to {invitation.email}?",
-        "body": "The link in their e-mail stops working at once. You can invite them again.",
-        "button": "Withdraw invitation",
-        "cancel": back,
-        "danger": True,
-        "fields": {},
-    }
-    return _render(request, "mail_admin/confirm.html", context, section="members")
+    return confirm_page(
+        request,
+        title=f"Withdraw the invitation to {invitation.email}?",
+        body="The link in their e-mail stops working at once. You can invite them again.",
+        button="Withdraw invitation", cancel=back, section="members",
+    )
 
 
 @login_required
@@ -226,15 +226,12 @@ def token_revoke(request, pk):
         services.api_token_revoke(actor=request.actor, token=token)
         messages.success(request, f"The token {token.name} was revoked.")
         return redirect(back)
-    context = {
-        "title": f"Revoke the API token “{token.name}”?",
-        "body": "Anything using it is refused from now on. This cannot be undone.",
-        "button": "Revoke token",
-        "cancel": back,
-        "danger": True,
-        "fields": {},
-    }
-    return _render(request, "mail_admin/confirm.html", context, section="tokens")
+    return confirm_page(
+        request,
+        title=f"Revoke the API token “{token.name}”?",
+        body="Anything using it is refused from now on. This cannot be undone.",
+        button="Revoke token", cancel=back, section="tokens",
+    )
 
 
 # --- audit log ---------------------------------------------------------------------------------
