@@ -11,4 +11,5 @@ export EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
 export DJANGO_ALLOW_ASYNC_UNSAFE=true  # Playwright's event loop + ORM calls in browser tests
 mkdir -p "$MAILHOST_VAR_DIR"
 ruff check .
+python manage.py collectstatic --noinput -v0  # whitenoise serves from STATIC_ROOT, as in production
 python -m pytest "$@"
