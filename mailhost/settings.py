@@ -153,6 +153,15 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "mailhost@localhost")
 # Celery: Redis as broker; results are not needed (tasks record their outcome in the database).
 CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
 REDIS_URL = env_secret("REDIS_URL") or CELERY_BROKER_URL
+# Django's cache (allauth's login rate limits, used-TOTP-code marks) is shared by every web
+# worker through Redis: a per-process cache would multiply the allowed attempts by workers.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "mailhost",
+    }
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
