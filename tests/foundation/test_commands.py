@@ -55,3 +55,14 @@ def test_it_reports_bad_input_as_a_clear_error(args, message):
     Organisation.objects.create(slug="acme", name="Acme")
     with pytest.raises(CommandError, match=message):
         run(*args)
+
+
+def test_it_creates_the_first_staff_user_make_up_prints_and_it_can_sign_in(client, tmp_path):
+    password_file = tmp_path / "admin-password"
+    run("ensurestaff", "--email", "admin@localhost", "--password-file", str(password_file))
+    run("ensurestaff", "--email", "admin@localhost", "--password-file", str(password_file))
+    password = password_file.read_text().strip()
+    assert oct(password_file.stat().st_mode & 0o777) == "0o600" and len(password) == 20
+    response = client.post("/accounts/login/", {"login": "admin@localhost", "password": password})
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200
