@@ -19,7 +19,11 @@ BATCH = 5000
 _MAILBOX_FIELDS = (
     "pk", "local_part", "domain__name", "domain__status", "password_hash", "home_id",
     "quota_mb", "status", "deleted_at",
-    # what the holder set in /mailbox/, rendered into a Sieve script
+)  # fmt: skip
+# What the holder set in /mailbox/, rendered into a Sieve script. Read in a second query, for
+# the mailboxes that set something only: decoding 100,000 empty JSON lists cost ~0.4 s a pass.
+_SIEVE_FIELDS = (
+    "pk", "local_part", "domain__name",
     "forward_to", "forward_keep_copy", "vacation_enabled", "vacation_subject", "vacation_body",
     "vacation_start", "vacation_end",
 )  # fmt: skip
@@ -38,31 +42,41 @@ def domains(node: MailNode, ids: Iterable[int] | None = None) -> list[DomainSnap
 def mailboxes(
     node: MailNode, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
 ) -> list[MailboxSnap]:
-    queryset = Mailbox.objects.filter(domain__node=node)
+    queryset = Mailbox.objects.filter(domain__node=node).order_by()  # renderers sort
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
     if domain_ids is not None:
         queryset = queryset.filter(domain_id__in=list(domain_ids))
+    sieve = _sieve_specs(queryset)
     rows = queryset.values_list(*_MAILBOX_FIELDS).iterator(chunk_size=BATCH)
-    return _with_app_passwords([_mailbox_snap(*row) for row in rows])
+    snaps = [_mailbox_snap(*row, sieve=sieve.get(row[0])) for row in rows]
+    return _with_app_passwords(snaps, node if ids is None and domain_ids is None else None)
 
 
 def _mailbox_snap(
     pk, local, domain, domain_status, password_hash, home_id, quota_mb, status, deleted_at,
-    *sieve_values,
+    *, sieve: SieveSpec | None,
 ) -> MailboxSnap:  # fmt: skip
-    address = f"{local}@{domain}"
     return MailboxSnap(
         id=pk,
-        address=address,
+        address=f"{local}@{domain}",
         password_hash=password_hash,
         home_id=str(home_id),
         quota_mb=quota_mb,
         status=status,
         domain_active=domain_status == "active",
         deleted=deleted_at is not None,
-        sieve=_sieve_spec(address, *sieve_values),
+        sieve=sieve,
     )
+
+
+def _sieve_specs(queryset) -> dict[int, SieveSpec]:
+    configured = queryset.exclude(forward_to=[], vacation_enabled=False)
+    specs = {}
+    for pk, local, domain, *values in configured.values_list(*_SIEVE_FIELDS):
+        if (spec := _sieve_spec(f"{local}@{domain}", *values)) is not None:
+            specs[pk] = spec
+    return specs
 
 
 def _sieve_spec(
@@ -74,16 +88,23 @@ def _sieve_spec(
     return SieveSpec(address, tuple(forward_to), keep_copy, vacation)
 
 
-def _with_app_passwords(snaps: list[MailboxSnap]) -> list[MailboxSnap]:
-    """Attach each mailbox's live app password hashes: one query per batch of mailboxes."""
+def _with_app_passwords(
+    snaps: list[MailboxSnap], whole_node: MailNode | None = None
+) -> list[MailboxSnap]:
+    """Attach each mailbox's live app password hashes: one query for a whole node's snapshot
+    (100,000 ids as IN parameters cost seconds), else one per batch of mailboxes."""
     hashes: dict[int, list[str]] = defaultdict(list)
-    ids = [snap.id for snap in snaps]
-    for start in range(0, len(ids), BATCH):
-        batch = ids[start : start + BATCH]
-        live = AppPassword.objects.filter(mailbox_id__in=batch, revoked_at=None)
-        for mailbox_id, password_hash in live.order_by("id").values_list(
-            "mailbox_id", "password_hash"
-        ):
+    live = AppPassword.objects.filter(revoked_at=None).order_by("id")
+    if whole_node is not None:
+        queries = [live.filter(mailbox__domain__node=whole_node)]
+    else:
+        ids = [snap.id for snap in snaps]
+        queries = [
+            live.filter(mailbox_id__in=ids[start : start + BATCH])
+            for start in range(0, len(ids), BATCH)
+        ]
+    for query in queries:
+        for mailbox_id, password_hash in query.values_list("mailbox_id", "password_hash"):
             hashes[mailbox_id].append(password_hash)
     if not hashes:
         return snaps
