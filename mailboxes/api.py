@@ -7,6 +7,7 @@ naming them. Every resource says which desired-state `revision` it needs and whe
 """
 
 import datetime as dt
+import time
 from typing import Literal
 
 from django.conf import settings
@@ -429,6 +430,13 @@ class BulkFailedOut(BulkOut):
     detail: str
 
 
+# A bulk request's rows commit in groups of at most this many rows or seconds: per-row commits
+# (WAL flush, reconcile enqueue, an apply racing each row) made rows ~2x as expensive, and a
+# group holds the node's revision lock, so it stays short for other writers.
+BULK_COMMIT_ROWS = 50
+BULK_COMMIT_SECONDS = 0.25
+
+
 def _bulk_row(actor: Actor, organisation, index: int, row: MailboxIn, domains: dict) -> dict:
     result = {"index": index, "address": row.address}
     try:
@@ -465,7 +473,8 @@ def _bulk_summary(atomic: bool, results: list[dict]) -> dict:
 @large_body
 def mailboxes_bulk(request, payload: BulkIn):
     """Create up to API_BULK_MAX_ENTRIES mailboxes, each like POST /mailboxes, with a result
-    per row. `atomic: false` (default): each row commits on its own and failures are listed.
+    per row. `atomic: false` (default): each row succeeds or fails on its own (rows commit in
+    small groups) and failures are listed.
     `atomic: true`: all or nothing; if any row fails nothing is created and the answer is 422,
     rows that would have worked marked `rolled_back`. All rows are in one organisation's
     domains (a token's own; name it with `organisation` if you act in several)."""
@@ -474,8 +483,17 @@ def mailboxes_bulk(request, payload: BulkIn):
     require_write(actor, organisation.pk, "That organisation")
 
     def run_rows() -> list[dict]:
-        rows = enumerate(payload.mailboxes)
-        return [_bulk_row(actor, organisation, i, row, domains) for i, row in rows]
+        rows, results = list(enumerate(payload.mailboxes)), []
+        while len(results) < len(rows):
+            # Non-atomic rows commit in small groups, each row in its own savepoint (a failing
+            # row still fails alone): one commit and one reconcile per group, not per row.
+            deadline = time.monotonic() + BULK_COMMIT_SECONDS
+            with transaction.atomic():
+                for i, row in rows[len(results) : len(results) + BULK_COMMIT_ROWS]:
+                    results.append(_bulk_row(actor, organisation, i, row, domains))
+                    if time.monotonic() > deadline:
+                        break
+        return results
 
     if not payload.atomic:
         return _bulk_summary(False, run_rows())
