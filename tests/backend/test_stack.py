@@ -341,7 +341,7 @@ def install_dkim_key(stack: Stack, domain: str, selector: str) -> str:
     write_atomic(key_table, key_table.read_bytes()
                  + f"{name} {domain}:{selector}:{key_path}\n".encode(), mode=0o644)
     write_atomic(signing_table, signing_table.read_bytes()
-                 + f"*@{domain} {name}\n".encode(), mode=0o644)
+                 + f"{domain} {name}\n".encode(), mode=0o644)
     stack.reload_opendkim()
     return public_b64
 
