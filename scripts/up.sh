@@ -20,7 +20,8 @@ python manage.py ensurestaff --email "${MAILHOST_ADMIN_EMAIL:-admin@localhost}" 
 python manage.py stack start
 
 if ! running web; then
-  gunicorn mailhost.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers 2 \
+  # --timeout: a bulk API request of 10,000 mailboxes runs for more than a minute.
+  gunicorn mailhost.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers 2 --timeout 300 \
     --pid "$RUN/web.pid" --daemon --access-logfile "$LOG/web-access.log" \
     --error-logfile "$LOG/web.log"
 fi

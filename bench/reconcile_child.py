@@ -1,0 +1,74 @@
+"""B4's subject: one full reconcile of the bench node in a fresh process, timed by phase.
+
+Run by the runner as `python -m bench.reconcile_child` with the bench environment; prints one
+JSON line. The phases are measured by wrapping the reconciler's own functions (no code of the
+reconciler changes); the runner reads the process's peak RSS from wait4() as well.
+"""
+
+import json
+import resource
+import sys
+import time
+from collections import defaultdict
+
+PHASES: dict[str, float] = defaultdict(float)
+
+
+def _timed(owner, name: str, phase: str) -> None:
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            PHASES[phase] += time.perf_counter() - started
+
+    setattr(owner, name, wrapper)
+
+
+def _instrument() -> None:
+    from mailboxes import reconcile, snapshot
+    from mailhost.backend import apply, stack
+
+    _timed(snapshot, "domains", "snapshot")
+    _timed(snapshot, "mailboxes", "snapshot")
+    _timed(snapshot, "aliases", "snapshot")
+    _timed(snapshot, "active_dkim_keys", "snapshot")
+    _timed(reconcile, "_render_rows", "render rows")
+    _timed(reconcile, "render_static_files", "render static")
+    _timed(reconcile, "diff_rows", "diff rows (read SQLite)")
+    _timed(reconcile, "write_rows", "write rows")
+    _timed(apply.ManagedFiles, "plan", "plan files")
+    _timed(apply.ManagedFiles, "apply", "write files")
+    _timed(stack.Stack, "prepare", "prepare dirs")
+    _timed(stack.Stack, "write_config", "write + validate config")
+    _timed(reconcile, "_sync_maildirs", "maildirs")
+    _timed(reconcile, "_mark_applied", "record (Postgres)")
+    _timed(reconcile, "reconcile_incremental", "incremental pre-pass")
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    _instrument()
+    from mailboxes.changes import node_default
+    from mailboxes.reconcile import reconcile_full
+
+    started = time.perf_counter()
+    report = reconcile_full(node_default())
+    seconds = time.perf_counter() - started
+    result = {
+        "seconds": seconds,
+        "rows_changed": report.rows.count,
+        "files_changed": len(report.files),
+        "drift_items": len(report.drift),
+        "phases": {k: round(v, 3) for k, v in sorted(PHASES.items(), key=lambda kv: -kv[1])},
+        "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The results table: one row per scenario metric, with its target and pass/miss.
+
+Targets are the benchmark issue's, stated for the full size on a 2-core machine. A missed
+target is reported, never an error: only failures to run make the command exit non-zero.
+"""
+
+
+def _fmt(value, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and unit in ("×", " s") and abs(value) < 10:
+        text = f"{value:.2f}"
+    elif isinstance(value, float):
+        text = f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
+    else:
+        text = f"{value:,}"
+    return f"{text}{unit}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("pass" if ok else "MISS")
+
+
+class Table:
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, scenario, size, metric, median=None, p95=None, unit="", target="", ok=None):
+        self.rows.append({
+            "scenario": scenario, "size": size, "metric": metric,
+            "median": median, "p95": p95, "unit": unit, "target": target,
+            "result": _verdict(ok),
+        })
+
+    def render(self) -> str:
+        header = ("scenario", "size", "metric", "median", "p95", "target", "result")
+        lines = [
+            (r["scenario"], r["size"], r["metric"], _fmt(r["median"], r["unit"]),
+             _fmt(r["p95"], r["unit"]), r["target"], r["result"])
+            for r in self.rows
+        ]
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
+
+        def line(cells):
+            return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+        rule = "  ".join("-" * w for w in widths)
+        return "\n".join([line(header), rule, *(line(cells) for cells in lines)])
+
+
+def _size(n: int) -> str:
+    return f"{n:,}"
+
+
+def _live_rows(table: Table, scenario: str, label: str, runs: list[dict]) -> None:
+    for run in runs:
+        live, api = run["live_ms"], run["api_ms"]
+        table.add(scenario, _size(run["mailboxes"]), label, live["median"], live["p95"], " ms",
+                  "p95 ≤ 250 ms", live["p95"] is not None and live["p95"] <= 250)
+        table.add(scenario, _size(run["mailboxes"]), "  row in node store",
+                  run["row_visible_ms"]["median"], run["row_visible_ms"]["p95"], " ms")
+        table.add(scenario, _size(run["mailboxes"]), "  API response", api["median"],
+                  api["p95"], " ms")
+        if "refusal_reply_ms" in run:
+            refusal = run["refusal_reply_ms"]
+            table.add(scenario, _size(run["mailboxes"]), "  old password NO reply",
+                      refusal["median"], refusal["p95"], " ms", "Dovecot 500 ms tick")
+    if len(runs) >= 2 and runs[0]["live_ms"]["p95"]:
+        ratio = runs[-1]["live_ms"]["p95"] / runs[0]["live_ms"]["p95"]
+        size = f"{_size(runs[-1]['mailboxes'])} vs {_size(runs[0]['mailboxes'])}"
+        table.add(scenario, size, "p95 ratio", None, round(ratio, 2), "×", "≤ 1.5×", ratio <= 1.5)
+
+
+def build(results: dict) -> Table:
+    s = results["scenarios"]
+    table = Table()
+    if s.get("B1"):
+        _live_rows(table, "B1", "create → IMAP login", s["B1"])
+    if s.get("B2"):
+        _live_rows(table, "B2", "rotate → new in, old out", s["B2"])
+    if b3 := s.get("B3"):
+        size = f"{_size(b3['rows'])} into {_size(b3['mailboxes_before'])}"
+        table.add("B3", size, "bulk → all live", b3["total_seconds"], None, " s", "≤ 60 s",
+                  b3["total_seconds"] <= 60)
+        table.add("B3", size, "  of which hashing", b3["hashing"]["seconds_for_all_rows"], None,
+                  " s", f"{b3['hashing_share_of_total']:.0%} of total")
+    for b4 in s.get("B4", []):
+        size = _size(b4["mailboxes"])
+        full, noop = b4["full"], b4["noop"]
+        table.add("B4", size, "full reconcile from empty", full["seconds"], None, " s",
+                  "≤ 20 s", full["seconds"] <= 20)
+        table.add("B4", size, "no-op full reconcile", noop["seconds"], None, " s", "≤ 2 s",
+                  noop["seconds"] <= 2)
+        peak = max(full["peak_rss_mb"], noop["peak_rss_mb"])
+        table.add("B4", size, "reconcile peak RSS", peak, None, " MB", "≤ 500 MB", peak <= 500)
+    if worker := s.get("worker_peak_rss_mb"):
+        peak = max(v for v in worker.values() if v is not None)
+        table.add("B4", "", "worker peak RSS (B1–B7)", peak, None, " MB", "≤ 500 MB",
+                  peak <= 500)
+    _list_rows(table, s.get("B5", []))
+    if b6 := s.get("B6"):
+        size = f"{_size(b6['messages_per_config'])} msgs"
+        table.add("B6", size, "portal maps msg/s", b6["portal_per_second"], None, "/s")
+        table.add("B6", size, "static maps msg/s", b6["baseline_per_second"], None, "/s")
+        table.add("B6", size, "  static, no DKIM tables", b6["baseline_no_dkim_tables_per_second"],
+                  None, "/s", f"{b6['domains']:,}-domain SigningTable")
+        table.add("B6", size, "throughput ratio", b6["ratio"], None, "×", "≥ 0.8×",
+                  b6["ratio"] >= 0.8)
+    labels = {"B7": ("full render + diff → login", "(the portal's full pass)"),
+              "B7_rewrite": ("rewrite all + reload → login", "(docker-mailserver's)")}
+    for key, (label, design) in labels.items():
+        if not (b7 := s.get(key)):
+            continue
+        size = _size(b7["mailboxes"])
+        live = b7["live_ms"]
+        table.add("B7", size, label, live["median"], live["p95"], " ms", design)
+        if b1 := [r for r in s.get("B1", []) if r["mailboxes"] == b7["mailboxes"]]:
+            ratio = live["median"] / b1[0]["live_ms"]["median"]
+            table.add("B7", size, "  × B1 (median)", round(ratio, 1), None, "×", "≥ 50×",
+                      ratio >= 50)
+    return table
+
+
+def _list_rows(table: Table, runs: list[dict]) -> None:
+    labels = {"page": "/mail-admin/ list", "api": "GET /api/v1/mailboxes",
+              "page_deep": "  list, middle page", "api_deep": "  API, middle offset"}
+    for run in runs:
+        for key, label in labels.items():
+            if key not in run:
+                continue
+            server = run[key]["server_ms"]
+            ok = server["median"] <= 100 if not key.endswith("deep") else None
+            table.add("B5", _size(run["mailboxes"]), f"{label} (server)", server["median"],
+                      server["p95"], " ms", "median ≤ 100 ms" if ok is not None else "", ok)
+            http = run[key]["http_ms"]
+            table.add("B5", _size(run["mailboxes"]), f"{label} (HTTP)", http["median"],
+                      http["p95"], " ms")
+    if len(runs) >= 2:
+        for key in ("page", "api"):
+            counts = [tuple(run[key]["queries"]) for run in runs if key in run]
+            constant = len(set(counts)) == 1 and len(counts[0]) == 1
+            shown = " / ".join(",".join(map(str, c)) for c in counts)
+            table.add("B5", "all sizes", f"{labels[key]} queries", shown, None, "",
+                      "constant", constant)
+
+
+def main() -> None:
+    """`python -m bench.report [var/bench/results.json]`: print a results file's table again."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from bench.env import OUT_DIR
+
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT_DIR / "results.json"
+    print(build(json.loads(path.read_text())).render())
+
+
+if __name__ == "__main__":
+    main()

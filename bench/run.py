@@ -1,0 +1,252 @@
+"""`python -m bench.run --size small|full`: the whole benchmark suite against a real stack.
+
+Order (each size level = N domains × 100 mailboxes, seeded in bulk):
+  for each level (small: 1,000 then 5,000; full: 1,000 then 100,000):
+      seed → B4 (full reconcile onto an emptied node, start the stack, no-op reconcile)
+      → B1 (create → live) → B2 (rotate → live) → B5 (list pages)
+  at the largest level: B7 (worker forced to rebuild everything, two designs)
+      → B6 (mail throughput) → B3 (bulk create; last, as it adds mailboxes)
+Exit status: 0 when every scenario ran (whatever the timings), 1 when one failed, 2 on a
+set-up failure. Nothing is left running: the runner checks before it exits.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+
+from bench import env as bench_env
+from bench.context import SIZES, BenchError, Ctx
+from bench.procs import group_members
+
+log_started = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.monotonic() - log_started:7.1f}s] {message}", flush=True)
+
+
+class Runner:
+    def __init__(self, ctx: Ctx):
+        self.ctx = ctx
+        self.results: dict = {"scenarios": {}, "errors": [], "timeline": []}
+        self.started_groups: list[int] = []
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def step(self, name: str, fn, *args, **kwargs):
+        """Run one scenario; an exception is recorded (the run goes on, and exits 1)."""
+        say(f"{name} …")
+        started = time.monotonic()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            say(f"{name} FAILED: {exc}")
+            self.results["errors"].append(
+                {"step": name, "error": f"{type(exc).__name__}: {exc}",
+                 "traceback": traceback.format_exc()}
+            )
+            return None
+        seconds = time.monotonic() - started
+        self.results["timeline"].append({"step": name, "seconds": round(seconds, 1)})
+        say(f"{name} done in {seconds:.1f} s")
+        return result
+
+    def record(self, key: str, value, *, many: bool = False) -> None:
+        if value is None:
+            return
+        if many:
+            self.results["scenarios"].setdefault(key, []).append(value)
+        else:
+            self.results["scenarios"][key] = value
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from django.core.management import call_command
+
+        from bench import procs, seed
+        from mailhost.backend.config import NodeConfig
+        from mailhost.backend.stack import Stack
+
+        ctx = self.ctx
+        say(f"database {bench_env.BENCH_DB}, Redis {ctx.env.broker_url}, "
+            f"state dir {ctx.env.state_dir}")
+        procs.recreate_database(ctx.env)
+        procs.flush_redis(ctx.env)
+        started = time.monotonic()
+        call_command("migrate", verbosity=0, interactive=False)
+        say(f"migrated in {time.monotonic() - started:.1f} s")
+        self.results["machine"] = procs.machine_info(ctx.env)
+        ctx.tenant = seed.setup_tenant()
+        ctx.stack = Stack(NodeConfig.from_settings(state_dir=ctx.env.state_dir))
+
+    def start_services(self) -> None:
+        from bench import procs
+        from bench.clients import Api
+        from bench.imap import ImapRace
+        from mailboxes.reconcile import node_queue
+
+        ctx = self.ctx
+        ctx.web = procs.start_web(ctx.env)
+        self.started_groups.append(ctx.web.pid)
+        ctx.worker = procs.start_worker(ctx.env, node_queue(bench_env.NODE_NAME))
+        self.started_groups.append(ctx.worker.pid)
+        ctx.api = Api(ctx.env.web_port, ctx.tenant.token)
+        ctx.probe = ImapRace(*ctx.stack.address("imap"))
+
+    def swap_worker(self, mode: str) -> float | None:
+        """Replace the worker by one in `mode`; returns the old one's peak RSS (MB)."""
+        from bench import procs
+        from mailboxes.reconcile import node_queue
+
+        ctx = self.ctx
+        ctx.settle()
+        peak = ctx.worker.peak_rss_mb()
+        ctx.worker.stop()
+        ctx.worker = procs.start_worker(ctx.env, node_queue(bench_env.NODE_NAME), mode=mode)
+        self.started_groups.append(ctx.worker.pid)
+        return peak
+
+    # --- the run -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        from bench import bulk, full, lists, live, mailflow, seed
+
+        ctx, size = self.ctx, self.ctx.size
+        for index, domains in enumerate(size.levels):
+            n = domains * seed.PER_DOMAIN
+            seeded = self.step(f"seed {n:,} mailboxes in {domains:,} domains", seed.grow,
+                               ctx.tenant, domains=domains)
+            if seeded is None:
+                raise BenchError("seeding failed")
+            seed.analyze()
+            ctx.domains = domains
+            b4 = self.step(f"B4 full reconcile of {n:,} from an empty node", full.apply_from_empty,
+                           ctx)
+            if b4 is None:
+                raise BenchError("the node could not be reconciled; nothing else can run")
+            self.record("B4", b4, many=True)
+            if index == 0:
+                self.start_services()
+            self.record("B1", self.step(f"B1 create → live at {n:,}", live.create_live, ctx,
+                                        tag=f"b1l{index}x", samples=size.live_samples), many=True)
+            self.record("B2", self.step(f"B2 rotate → live at {n:,}", live.rotate_live, ctx,
+                                        samples=size.live_samples), many=True)
+            self.record("B5", self.step(f"B5 list pages at {n:,}", lists.list_pages, ctx,
+                                        repeats=size.list_repeats), many=True)
+        n = ctx.mailboxes
+        peaks = {"incremental": self.swap_worker("full")}
+        self.record("B7", self.step(f"B7 full render + diff per change → live at {n:,}",
+                                    live.create_live, ctx, tag="b7x", samples=size.rebuild_samples,
+                                    timeout=600))
+        peaks["forced_full"] = self.swap_worker("rewrite")
+        self.record("B7_rewrite", self.step(f"B7 rewrite everything per change → live at {n:,}",
+                                            live.create_live, ctx, tag="b7r",
+                                            samples=size.rebuild_samples, timeout=600))
+        peaks["rewrite"] = self.swap_worker("incremental")
+        self.record("worker_peak_rss_mb", peaks)
+        self.record("B6", self.step(f"B6 mail throughput at {n:,}", mailflow.throughput, ctx,
+                                    rounds=size.mail_rounds, per_round=size.mail_per_round))
+        self.record("B3", self.step(f"B3 bulk {size.bulk_rows:,} into {n:,}", bulk.bulk_create,
+                                    ctx, rows=size.bulk_rows))
+
+    # --- tear-down ---------------------------------------------------------------------------
+
+    def teardown(self, *, keep_db: bool) -> list[str]:
+        from bench import procs
+
+        ctx, problems = self.ctx, []
+        for child in (ctx.worker, ctx.web):
+            if child is not None:
+                try:
+                    child.stop()
+                except Exception as exc:
+                    problems.append(f"stopping {child.name}: {exc}")
+        if ctx.stack is not None:
+            try:
+                ctx.stack.stop()
+            except Exception as exc:
+                problems.append(f"stopping the mail stack: {exc}")
+            if ctx.stack.processes():
+                problems.append(f"mail stack processes left: {sorted(ctx.stack.processes())}")
+        for pgid in self.started_groups:
+            if left := group_members(pgid):
+                problems.append(f"processes left in group {pgid}: {left}")
+        shutil.rmtree(ctx.env.state_dir, ignore_errors=True)
+        from django.db import connections
+
+        connections.close_all()
+        try:
+            procs.flush_redis(ctx.env)
+            if not keep_db:
+                procs.drop_database(ctx.env)
+        except Exception as exc:
+            problems.append(f"cleaning the database/Redis: {exc}")
+        return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--keep-db", action="store_true", help="keep mailhost_bench afterwards")
+    args = parser.parse_args(argv)
+
+    env = bench_env.configure()
+    import django
+
+    django.setup()
+    from bench import report
+
+    ctx = Ctx(env=env, size=SIZES[args.size])
+    runner = Runner(ctx)
+    runner.results |= {
+        "size": args.size,
+        "command": f"make bench SIZE={args.size}",
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    status = 0
+    started = time.monotonic()
+    try:
+        runner.setup()
+        runner.run()
+    except Exception as exc:  # BenchError, ChildError, StackError, database down …
+        say(f"set-up failed: {exc}")
+        runner.results["errors"].append(
+            {"step": "set-up", "error": f"{type(exc).__name__}: {exc}",
+             "traceback": traceback.format_exc()}
+        )
+        status = 2
+    except KeyboardInterrupt:
+        say("interrupted; cleaning up")
+        status = 130
+    finally:
+        problems = runner.teardown(keep_db=args.keep_db)
+    for problem in problems:
+        runner.results["errors"].append({"step": "tear-down", "error": problem})
+        say(f"tear-down: {problem}")
+    runner.results["total_seconds"] = round(time.monotonic() - started, 1)
+    runner.results["loadavg_at_end"] = os.getloadavg()
+    table = report.build(runner.results)
+    runner.results["table"] = table.rows
+    out = bench_env.OUT_DIR / "results.json"
+    out.write_text(json.dumps(runner.results, indent=2, default=str) + "\n")
+    print()
+    print(f"Mailhost benchmarks, SIZE={args.size}, {runner.results['total_seconds']} s "
+          f"({runner.results.get('machine', {}).get('nproc', '?')} CPUs, load "
+          f"{' '.join(f'{x:.1f}' for x in runner.results['loadavg_at_end'])})")
+    print(table.render())
+    print(f"\nraw samples and machine info: {out.relative_to(bench_env.ROOT)}")
+    for error in runner.results["errors"]:
+        print(f"ERROR in {error['step']}: {error['error']}", file=sys.stderr)
+    if status == 0 and runner.results["errors"]:
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
