@@ -10,14 +10,15 @@ Layout of a state directory (every path below is relative to it):
 
   postfix/      main.cf, master.cf, sqlite-*.cf          Postfix config_directory
   dovecot/      dovecot.conf, sql-*.conf.ext
-  opendkim/     opendkim.conf, TrustedHosts, KeyTable, SigningTable,
+  opendkim/     opendkim.conf, TrustedHosts, InternalHosts, KeyTable, SigningTable,
                 keys/<domain>.<selector>.private      opendkim:opendkim, 0600
   tls/          cert.pem, key.pem                        self-signed on first start
   lookup/       lookup.sqlite                            root:postfix, dir 2770, file 0660
   mail/<home>/  a mailbox home (Maildir, Sieve scripts)  mail:mail (8:8)
   spool/        Postfix queue_directory
   lib/          Postfix data_directory, Dovecot state_dir
-  run/          Dovecot base_dir (run/dovecot), OpenDKIM socket and pid (run/opendkim)
+  run/          Dovecot base_dir (run/dovecot), OpenDKIM socket and pid (run/opendkim),
+                the sender-policy milter's socket and pid (run/sender-policy)
   log/          postfix.log, dovecot.log
 """
 
@@ -47,6 +48,12 @@ DEFAULT_APP_PASSWORD_SLOTS = 10
 # The state dir is pasted into config files and SQL string literals: no quotes, no spaces.
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+
+# The sender-policy milter (mailhost.backend.milter) listens here; root:postfix, dir 2750.
+SENDER_POLICY_SOCKET = "run/sender-policy/policy.sock"
+# Postfix's milter_macro_daemon_name per listener: the policy milter picks its rule by it and
+# OpenDKIM signs only mail from these (MTA), never what the port-25 listener received.
+SIGNING_LISTENERS = ("submission", "submissions", "internal")
 
 HEADER = "Managed by Mailhost (mailhost/backend/config.py); local edits are overwritten."
 
@@ -182,6 +189,7 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         "dovecot/sql-userdb.conf.ext": render_dovecot_sql_userdb,
         "opendkim/opendkim.conf": render_opendkim_conf,
         "opendkim/TrustedHosts": render_opendkim_trusted_hosts,
+        "opendkim/InternalHosts": render_opendkim_internal_hosts,
     }
     files = {path: render(cfg).encode() for path, render in renderers.items()}
     for path, text in render_postfix_sqlite_maps(cfg).items():
@@ -289,9 +297,17 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "smtp_tls_security_level = may",
         "",
         "# DKIM: OpenDKIM over a unix socket (inet cost ~90 ms per message); a broken signer",
-        "# shows as 451, never as unsigned mail.",
+        "# shows as 451, never as unsigned mail. The port-25 listener only verifies (OpenDKIM",
+        "# signs for the listeners named in its MTA list alone); the submission and internal",
+        "# listeners put the sender-policy milter first, so OpenDKIM only ever signs a message",
+        "# whose From: (or envelope identity) the policy has checked. A dead or failing policy",
+        "# milter is a 451 too (milter_default_action), never unchecked mail.",
         f"smtpd_milters = unix:{s}/run/opendkim/opendkim.sock",
-        "non_smtpd_milters = $smtpd_milters",
+        f"mailhost_sender_milters = unix:{s}/{SENDER_POLICY_SOCKET} "
+        f"unix:{s}/run/opendkim/opendkim.sock",
+        "# Nothing injects with sendmail/pickup here (Dovecot and the portal use the internal",
+        "# port), and that path has no login or listener to check: it never reaches the signer.",
+        "non_smtpd_milters =",
         "milter_default_action = tempfail",
         "milter_protocol = 6",
     )
@@ -341,6 +357,9 @@ def _master_line(*columns: str) -> str:
 
 def _smtpd(listen: str, syslog_name: str, options: tuple[str, ...]) -> list[str]:
     lines = [_master_line(listen, "inet", "n", "-", "n", "-", "-", "smtpd")]
+    if syslog_name in SIGNING_LISTENERS:  # the sender policy first, then the signer
+        options = (f"milter_macro_daemon_name=mailhost-{syslog_name}",
+                   "smtpd_milters=$mailhost_sender_milters", *options)
     lines += [f"  -o {opt}" for opt in (f"syslog_name=postfix/{syslog_name}", *options)]
     return lines
 
@@ -517,6 +536,12 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         "  sieve = file:~/sieve;active=~/.dovecot.sieve",
         "  # Forwarded mail leaves with our recipient as envelope sender (SPF keeps passing).",
         "  sieve_redirect_envelope_from = recipient",
+        "  # Vacation replies and notifications too: the envelope sender is then the identity",
+        "  # the sender-policy milter holds their From: to (a script's `vacation :from` or",
+        "  # `notify :from` cannot claim another tenant's address). Pigeonhole's default, <>,",
+        "  # would leave the signer nothing but the header to go by.",
+        "  sieve_vacation_send_from_recipient = yes",
+        "  sieve_notify_mailto_envelope_from = recipient",
         "}",
     )
 
@@ -595,8 +620,14 @@ def render_opendkim_conf(cfg: NodeConfig) -> str:
         "# SASL login (sender login maps), never by the From: header a client can forge: else",
         "# a user of one tenant could get mail signed with another tenant's domain key.",
         "SenderMacro             {mail_addr}",
-        "# Mail from these hosts (or from an authenticated client) is signed, not verified.",
-        f"InternalHosts           {s}/opendkim/TrustedHosts",
+        "# With the sender macro empty (null envelope sender) OpenDKIM falls back to the From:",
+        "# field alone, which the sender-policy milter has verified on every signing listener.",
+        "SenderHeaders           From",
+        "# Sign only for the submission and internal listeners (their daemon names) and for",
+        "# authenticated clients; no host is internal by address, so a loopback client of the",
+        "# port-25 listener gets verified, never signed.",
+        f"MTA                     {','.join(f'mailhost-{n}' for n in SIGNING_LISTENERS)}",
+        f"InternalHosts           {s}/opendkim/InternalHosts",
         f"ExternalIgnoreList      {s}/opendkim/TrustedHosts",
         f"RequireSafeKeys         {'true' if cfg.dkim_require_safe_keys else 'false'}",
         "# OpenDKIM logs only to syslog, which this host may not run. Its failures still surface",
@@ -609,3 +640,9 @@ def render_opendkim_conf(cfg: NodeConfig) -> str:
 
 def render_opendkim_trusted_hosts(cfg: NodeConfig) -> str:
     return _lines("127.0.0.1", "::1", "localhost")
+
+
+def render_opendkim_internal_hosts(cfg: NodeConfig) -> str:
+    """Empty on purpose: without this file OpenDKIM treats 127.0.0.1 as internal and signs
+    whatever a loopback client hands the port-25 listener (see MTA in opendkim.conf)."""
+    return _lines("# No host is internal by address; signing follows the listener (MTA).")

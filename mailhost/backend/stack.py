@@ -1,4 +1,5 @@
-"""The stack runner: OpenDKIM, Dovecot and Postfix as daemons, configured from a state directory.
+"""The stack runner: OpenDKIM, Dovecot, Postfix and the node's own Python daemons (the
+sender-policy milter, see PYTHON_DAEMONS), configured from a state directory.
 
 `Stack(cfg).start()` prepares the directory (ownership, lookup store, certificate, empty DKIM
 tables), writes the static config, starts whatever is not running as a real daemon (so
@@ -17,6 +18,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from mailhost.backend.config import (
     MAIL_GID,
     MAIL_UID,
     OPENDKIM_USER,
+    SENDER_POLICY_SOCKET,
     NodeConfig,
     render_static_files,
 )
@@ -38,7 +41,42 @@ from mailhost.backend.tls import ensure_certificate
 
 logger = logging.getLogger(__name__)
 
-DAEMONS = ("opendkim", "dovecot", "postfix")  # start order: what Postfix talks to comes first
+
+
+@dataclasses.dataclass(frozen=True)
+class PythonDaemon:
+    """A node daemon of this project, run as `python -m <module> <args>` with the interpreter
+    running the runner (the venv's), from this checkout, with the clean daemon environment.
+
+    The runner writes its pid file (run/<name>/<name>.pid), sends its output to
+    log/<name>.log, owns run/<name>/ as root:<socket_group> 2750 (so only that group reaches
+    its socket), waits until `socket` accepts a connection and stops it with SIGTERM (SIGKILL
+    after a grace period). Adding a daemon is one entry in PYTHON_DAEMONS.
+    """
+
+    name: str
+    module: str
+    socket: str  # relative to the state dir; the daemon is ready when it accepts
+    args: Callable[[NodeConfig], list[str]]
+    socket_group: str = "postfix"
+
+    def argv(self, cfg: NodeConfig) -> list[str]:
+        return [sys.executable, "-m", self.module, *self.args(cfg)]
+
+
+PYTHON_DAEMONS: tuple[PythonDaemon, ...] = (
+    PythonDaemon(
+        name="sender-policy",
+        module="mailhost.backend.milter",
+        socket=SENDER_POLICY_SOCKET,
+        args=lambda cfg: ["--socket", str(cfg.path(SENDER_POLICY_SOCKET)),
+                          "--lookup-db", str(cfg.lookup_db)],
+    ),
+)
+_PYTHON = {daemon.name: daemon for daemon in PYTHON_DAEMONS}
+# Start order: what Postfix talks to comes first.
+DAEMONS = ("opendkim", *_PYTHON, "dovecot", "postfix")
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _EXECUTABLES = {
     "opendkim": "/usr/sbin/opendkim",
     "dovecot": "/usr/sbin/dovecot",
@@ -81,6 +119,8 @@ class Stack:
         return self.cfg.path("run/dovecot/lmtp")
 
     def pid_file(self, daemon: str) -> Path:
+        if daemon in _PYTHON:
+            return self.cfg.path(f"run/{daemon}/{daemon}.pid")
         return {
             "postfix": self.cfg.path("spool/pid/master.pid"),
             "dovecot": self.cfg.path("run/dovecot/master.pid"),
@@ -112,6 +152,9 @@ class Stack:
         _ensure_dir(self.cfg.mail_root, 0o750, MAIL_UID, MAIL_GID)
         _ensure_dir(self.cfg.path("run/opendkim"), 0o2750, dkim.pw_uid, postfix_gid)
         _ensure_dir(self.cfg.opendkim_keys_dir, 0o700, dkim.pw_uid, dkim.pw_gid)
+        for daemon in PYTHON_DAEMONS:
+            _ensure_dir(self.cfg.path(f"run/{daemon.name}"), 0o2750, 0,
+                        grp.getgrnam(daemon.socket_group).gr_gid)
         self._prepare_lookup(postfix_gid)
         for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
             if not table.exists():  # the reconciler fills them; OpenDKIM needs them to start
@@ -200,7 +243,10 @@ class Stack:
             touched = any(rel.startswith(f"{daemon}/") for rel in changed)
             if self.pid(daemon) is None:
                 logger.info("starting %s from %s", daemon, self.cfg.state_dir)
-                getattr(self, f"_start_{daemon}")()
+                if daemon in _PYTHON:
+                    self._start_python(_PYTHON[daemon])
+                else:
+                    getattr(self, f"_start_{daemon}")()
             elif touched:
                 logger.info("reloading %s: its configuration changed", daemon)
                 self.reload(daemon)
@@ -210,6 +256,25 @@ class Stack:
         for stale in (self.opendkim_socket, self.pid_file("opendkim")):
             stale.unlink(missing_ok=True)
         _run(["opendkim", "-x", str(self.opendkim_conf)], what="opendkim start")
+
+    def _start_python(self, daemon: PythonDaemon) -> None:
+        for stale in (self.cfg.path(daemon.socket), self.pid_file(daemon.name)):
+            stale.unlink(missing_ok=True)
+        env = _DAEMON_ENV | {"PYTHONPATH": str(_PROJECT_ROOT), "PYTHONUNBUFFERED": "1"}
+        with open(self.log_file(daemon.name), "ab") as log:
+            proc = subprocess.Popen(
+                daemon.argv(self.cfg), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env, cwd=_PROJECT_ROOT, start_new_session=True,
+            )
+        write_atomic(self.pid_file(daemon.name), f"{proc.pid}\n".encode(), mode=0o644)
+
+    def _stop_python(self, daemon: PythonDaemon, pid: int | None, timeout: float) -> None:
+        if pid:
+            logger.info("stopping %s (pid %s)", daemon.name, pid)
+            _signal(pid, signal.SIGTERM)
+            _wait_exit({pid}, timeout=timeout)
+        self.cfg.path(daemon.socket).unlink(missing_ok=True)
+        self.pid_file(daemon.name).unlink(missing_ok=True)
 
     def _start_dovecot(self) -> None:
         _run(["dovecot", "-c", str(self.dovecot_conf)], what="dovecot start")
@@ -234,9 +299,11 @@ class Stack:
             except StackError as exc:  # a broken config must not keep the stack from stopping
                 logger.warning("%s; sending SIGTERM to the master instead", exc)
                 _signal(pids["postfix"], signal.SIGTERM)
-        _wait_exit({p for d, p in pids.items() if p and d != "opendkim"}, timeout=10.0)
+        _wait_exit({p for d, p in pids.items() if p and d in ("dovecot", "postfix")}, 10.0)
         remaining = OPENDKIM_TERM_GRACE - (time.monotonic() - term_sent)
         _wait_exit({pids["opendkim"]} - {None}, timeout=max(remaining, 0))
+        for daemon in PYTHON_DAEMONS:  # after Postfix, which holds their sockets open
+            self._stop_python(daemon, pids[daemon.name], timeout=5.0)
         _kill_survivors(leftovers | self._orphans())
         self.opendkim_socket.unlink(missing_ok=True)
         self.pid_file("opendkim").unlink(missing_ok=True)
@@ -249,8 +316,12 @@ class Stack:
         try:
             pid = int(self.pid_file(daemon).read_text().strip())
             exe = os.readlink(f"/proc/{pid}/exe")
+            title = _cmdline(pid)
         except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return None
+        if daemon in _PYTHON:  # a reused pid runs another program, or another stack's daemon
+            return pid if _is_python_daemon(title, _PYTHON[daemon], self.cfg) and _alive(pid) \
+                else None
         return pid if exe == _EXECUTABLES[daemon] else None
 
     def status(self) -> dict[str, int | None]:
@@ -279,10 +350,12 @@ class Stack:
             if not entry.isdigit():
                 continue
             try:
-                title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                title = _cmdline(int(entry))
             except (FileNotFoundError, ProcessLookupError, UnicodeDecodeError):
                 continue
-            if title.startswith(prefixes) and (info := _stat(int(entry))):
+            ours = title.startswith(prefixes) or any(
+                _is_python_daemon(title, daemon, self.cfg) for daemon in PYTHON_DAEMONS)
+            if ours and (info := _stat(int(entry))):
                 found.add((int(entry), info[1]))
         return found
 
@@ -304,6 +377,8 @@ class Stack:
     # --- reloads ------------------------------------------------------------------------------
 
     def reload(self, daemon: str) -> None:
+        if daemon in _PYTHON:
+            return  # no config file of its own: everything it reads is live (the lookup store)
         getattr(self, f"reload_{daemon}")()
 
     def reload_postfix(self) -> None:
@@ -364,6 +439,8 @@ class Stack:
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         checks: list[tuple[str, Callable[[], bool]]] = [
             ("OpenDKIM milter socket", lambda: _unix_accepts(self.opendkim_socket)),
+            *((f"{d.name} socket", lambda d=d: _unix_accepts(self.cfg.path(d.socket)))
+              for d in PYTHON_DAEMONS),
             ("Dovecot LMTP", lambda: _unix_greets(self.lmtp_socket, b"220")),
             ("Dovecot IMAP", lambda: _tcp_greets(self.address("imap"), b"* OK")),
             ("Dovecot ManageSieve",
@@ -385,7 +462,7 @@ class Stack:
 
     def log_tails(self, lines: int = 20) -> str:
         parts = []
-        for daemon in ("postfix", "dovecot"):
+        for daemon in ("postfix", "dovecot", *_PYTHON):
             try:
                 tail = self.log_file(daemon).read_text(errors="replace").splitlines()[-lines:]
             except FileNotFoundError:
@@ -452,6 +529,17 @@ def _cool_down(path: Path) -> None:
 def _stderr_lines(text: str) -> str:
     """doveconf prints config on stdout and problems prefixed 'doveconf: '."""
     return "\n".join(line for line in text.splitlines() if line.startswith("doveconf:"))
+
+
+def _is_python_daemon(title: str, daemon: PythonDaemon, cfg: NodeConfig) -> bool:
+    """Whether a process title is `daemon` of this state dir, whichever path of the same venv
+    started it (its arguments name the state dir, so another stack's never matches)."""
+    interpreter, _, rest = title.partition(" ")
+    return "python" in Path(interpreter).name and rest == " ".join(daemon.argv(cfg)[1:])
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode()
 
 
 def _stat(pid: int) -> tuple[int, int] | None:

@@ -19,7 +19,7 @@ from django.core.management import call_command
 from identity.dkim import generate_rsa_key
 from mailhost.backend.config import MAIL_GID, MAIL_UID, OPENDKIM_USER
 from mailhost.backend.files import write_atomic
-from mailhost.backend.stack import Stack
+from mailhost.backend.stack import DAEMONS, Stack
 from mailhost.passwords import hash_password
 from tests.stack import (
     fetch_inbox,
@@ -496,7 +496,7 @@ def test_it_starts_and_stops_through_the_management_command_leaving_no_process(s
         assert wait_for(lambda: b"SIZE 1234567" in ehlo(stack))
 
         call_command("stack", "stop")
-        assert stack.status() == {"opendkim": None, "dovecot": None, "postfix": None}
+        assert stack.status() == dict.fromkeys(DAEMONS)
         assert not [pid for pid, _ in processes if _alive(pid)]
         leftover = subprocess.run(["pgrep", "-f", str(state_dir)], capture_output=True, text=True)
         assert [p for p in leftover.stdout.split() if _alive(int(p))] == []
