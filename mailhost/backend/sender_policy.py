@@ -97,7 +97,10 @@ def parse_mailbox(field: str, value: str) -> str:
     address = match.group(1).lower()
     parsed = _headers(field, text)
     confirmed = [a.addr_spec.lower() for a in getattr(parsed, "addresses", ())]
-    if parsed.defects or len(getattr(parsed, "groups", ())) != 1 or confirmed != [address]:
+    # "Bob J. Builder <bob@b.test>" is obsolete syntax (RFC 5322 4.1) that mail clients still
+    # send; a dot in a display name cannot change which address the field names.
+    defects = [d for d in parsed.defects if str(d) != "period in 'phrase'"]
+    if defects or len(getattr(parsed, "groups", ())) != 1 or confirmed != [address]:
         raise Refused(f"{field}: is malformed or ambiguous; refused rather than guessed at")
     return address
 
