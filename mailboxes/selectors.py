@@ -8,7 +8,7 @@ from django.db.models.functions import Coalesce
 
 from mailboxes.models import Alias, AppPassword, Domain, Mailbox, MailboxImport, MailNode
 from mailhost.errors import NotFound
-from mailhost.names import InvalidName, normalise_domain, split_address
+from mailhost.names import HOSTED_LOCAL_PART, InvalidName, normalise_domain, split_address
 from tenants.access import Actor, require_read, require_write, visible_organisations
 
 
@@ -216,3 +216,19 @@ def mailbox_import_get(actor: Actor, *, organisation, import_id: int) -> Mailbox
 def domain_for_autoconfig(ascii_name: str) -> Domain | None:
     """A hosted, active domain by its A-label name: public information (it has our MX)."""
     return Domain.objects.filter(name=ascii_name, status="active").first()
+
+
+def addresses_outside_hosted_grammar() -> list[tuple[str, str, str]]:
+    """(kind, address, organisation slug) of every live mailbox and alias whose local part
+    predates the hosted grammar (mailhost.names.HOSTED_LOCAL_PART) and so cannot be served:
+    the renderer refuses them. Staff-wide: for the operator's `checkaddresses` command."""
+    found = []
+    for kind, queryset in (
+        ("mailbox", Mailbox.objects.filter(deleted_at=None)),
+        ("alias", Alias.objects.exclude(local_part="")),  # '' is the catch-all
+    ):
+        rows = queryset.values_list("local_part", "domain__name", "domain__organisation__slug")
+        for local_part, domain_name, slug in rows.order_by("domain__name", "local_part"):
+            if not HOSTED_LOCAL_PART.match(local_part):
+                found.append((kind, f"{local_part}@{domain_name}", slug))
+    return found

@@ -1,8 +1,17 @@
 """Validation and normalisation of every name that can reach a map, a config line or a path.
 
-Domains are stored IDNA (A-label) lower case; local parts are limited to what RFC 5321 allows in
-a dot-atom, minus anything that could break a lookup row or a config file. Hostile input raises
-InvalidName with a message fit to show the person who typed it.
+Domains are stored IDNA (A-label) lower case. Local parts come in two grammars:
+
+* Hosted (a mailbox or alias of ours): `HOSTED_LOCAL_PART`, lower-case letters, digits and
+  `.` `_` `-`, starting with a letter or digit, no double or trailing dot. It is the one grammar
+  every part of the stack serves the same way: Postfix cuts an address at `+`
+  (recipient_delimiter, so `name+tag@` is delivered to `name@`), and Dovecot logs in only
+  these characters (auth_username_chars, set to match in dovecot.conf). Characters RFC 5322
+  allows beyond it (`~ ' ` ^ % ! # $ & * = ? { } |`) were accepted once and could not be served.
+* External (a forwarding destination, a report address): what RFC 5321 allows in a dot-atom,
+  minus anything that could break a lookup row or a config file.
+
+Hostile input raises InvalidName with a message fit to show the person who typed it.
 """
 
 import re
@@ -13,6 +22,12 @@ MAX_LOCAL_PART_LENGTH = 64  # RFC 5321 4.5.3.1.1
 MAX_ADDRESS_LENGTH = 254  # RFC 5321 path limit minus the angle brackets
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Hosted local parts: see the module docstring. mailhost/backend/render.py checks the same.
+HOSTED_LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9_-]|\.(?=[a-z0-9_-]))*$")
+HOSTED_LOCAL_PART_RULE = (
+    "use lower-case letters a-z, digits 0-9 and the characters . _ - (starting with a letter "
+    "or digit; no leading, trailing or double dot)"
+)
 # dot-atom text (RFC 5322 atext) without the characters that break map lines or configs.
 _LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{}~-]+)*$")
 _UNSAFE_IN_LOCAL_PART = set('|:,;"\\<>()[]@ \t\r\n\0/')
@@ -84,7 +99,33 @@ def domain_for_display(ascii_name: str) -> str:
 
 
 def normalise_local_part(raw: str) -> str:
-    """Return the lower-case local part, or raise InvalidName."""
+    """Return the lower-case local part of a hosted address (mailbox or alias), or raise
+    InvalidName naming the allowed characters."""
+    local = _checked_local_part(raw)
+    if not HOSTED_LOCAL_PART.match(local):
+        reason = ""
+        if "+" in local:
+            reason = (" '+' separates a tag: name+tag@ is delivered to name@, so it cannot be "
+                      "part of a hosted address.")
+        raise InvalidName(
+            f"{raw!r} cannot be a hosted address: {HOSTED_LOCAL_PART_RULE}.{reason}"
+        )
+    return local
+
+
+def normalise_external_local_part(raw: str) -> str:
+    """Return the lower-case local part of any address we may send to, or raise InvalidName."""
+    local = _checked_local_part(raw)
+    if not _LOCAL_PART.match(local):
+        raise InvalidName(
+            f"{raw!r} is not a valid local part: use letters, digits and . _ - +, "
+            "with no leading, trailing or double dot."
+        )
+    return local
+
+
+def _checked_local_part(raw: str) -> str:
+    """Lower case; refuses what no grammar of ours allows (empty, separators, too long)."""
     if not isinstance(raw, str) or raw == "":
         raise InvalidName("Enter the part of the address before the @.")
     bad = sorted(_UNSAFE_IN_LOCAL_PART.intersection(raw))
@@ -96,20 +137,18 @@ def normalise_local_part(raw: str) -> str:
         raise InvalidName(f"The local part is longer than {MAX_LOCAL_PART_LENGTH} characters.")
     if not local.isascii():
         raise InvalidName("The local part must be plain ASCII (SMTPUTF8 addresses are not hosted).")
-    if not _LOCAL_PART.match(local):
-        raise InvalidName(
-            f"{raw!r} is not a valid local part: use letters, digits and . _ - +, "
-            "with no leading, trailing or double dot."
-        )
     return local
 
 
 def split_address(raw: str) -> tuple[str, str]:
-    """Split 'user@domain' into a normalised (local_part, domain) pair, or raise InvalidName."""
+    """Split 'user@domain' into a normalised (local_part, domain) pair, or raise InvalidName.
+
+    The broad (external) grammar: a destination, or a lookup of an address that may predate
+    the hosted grammar. Services check a new hosted local part with normalise_local_part."""
     if not isinstance(raw, str) or raw.count("@") != 1:
         raise InvalidName(f"{raw!r} is not an e-mail address: it needs exactly one @.")
     local, domain = raw.rsplit("@", 1)
-    address = (normalise_local_part(local), normalise_domain(domain))
+    address = (normalise_external_local_part(local), normalise_domain(domain))
     if len(address[0]) + 1 + len(address[1]) > MAX_ADDRESS_LENGTH:
         raise InvalidName(f"The address is longer than {MAX_ADDRESS_LENGTH} characters.")
     return address

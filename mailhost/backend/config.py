@@ -497,6 +497,11 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         "disable_plaintext_auth = yes",
         "auth_mechanisms = plain login",
         "auth_username_format = %Lu",
+        "# The characters of a hosted login, as mailhost.names.HOSTED_LOCAL_PART allows them",
+        "# (Dovecot's default, stated so the two cannot drift apart). '+' is not one: Postfix",
+        "# cuts it off as the tag delimiter before delivery.",
+        "auth_username_chars = "
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@",
         "# Lookups hit the SQLite store directly; a cache would need flushing on every change.",
         "auth_cache_size = 0",
         "auth_verbose = yes",

@@ -14,6 +14,14 @@ from mailhost.backend.sieve import render_sieve
 
 Rows = dict[str, set[tuple]]  # table → rows, each row starting with its `src`
 
+# A hosted address (mailbox, alias, sender login): the one local-part grammar Postfix
+# (recipient_delimiter = +) and Dovecot (auth_username_chars) both serve, the same as
+# mailhost.names.HOSTED_LOCAL_PART; empty only for a catch-all alias ('@domain').
+_SAFE_HOSTED_ADDRESS = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9_-]|\.(?=[a-z0-9_-]))*)?@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$"
+)
+# A destination we forward to may live anywhere: broader, but nothing that breaks a map line
+# (',' separates destinations), a Sieve string or a path.
 _SAFE_ADDRESS = re.compile(r"^[a-z0-9!#$%&'*+=?^_`{}~.-]*@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 _SAFE_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 _SAFE_SELECTOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
@@ -73,7 +81,9 @@ def mailbox_rows(mailbox: MailboxSnap, state_dir: str) -> Rows:
     if mailbox.deleted:
         return rows
     src = src_of("mailbox", mailbox.id)
-    address = _check(_SAFE_ADDRESS, mailbox.address, "address")
+    address = _check(_SAFE_HOSTED_ADDRESS, mailbox.address, "address")
+    if address.startswith("@"):
+        raise UnsafeValue(f"refusing to render mailbox address {address!r}")
     _check(_SAFE_HASH, mailbox.password_hash, "password hash")
     rows["mailboxes"].add(
         (
@@ -99,7 +109,7 @@ def alias_rows(alias: AliasSnap) -> Rows:
     if not (alias.active and alias.domain_active):
         return rows
     src = src_of("alias", alias.id)
-    address = _check(_SAFE_ADDRESS, alias.address, "alias address")
+    address = _check(_SAFE_HOSTED_ADDRESS, alias.address, "alias address")
     destinations = [_check(_SAFE_ADDRESS, d, "destination") for d in alias.destinations]
     if not destinations:
         raise UnsafeValue(f"alias {address!r} has no destinations")
