@@ -24,6 +24,16 @@ lookup store. `check` returns nothing when the message may go on to the DKIM sig
   and would make OpenDKIM sign by the header, so it is refused when the header From is in a
   hosted domain.
 
+What Pigeonhole 0.5.19 (Debian 12) was seen to do, over a real ManageSieve upload:
+`vacation :from` and `notify :from` put any address in From: (no check of their own);
+`vacation :mime` content lands as extra header lines after Pigeonhole's own (a second From:,
+a Sender:, "Auto-Submitted: no" all went out); a `mailto:` notification drops From= and
+Auto-Submitted= from the URI but keeps other fields; vacation replies carry "Auto-Submitted:
+auto-replied (vacation)", notifications "auto-notified; owner-email=…"; `redirect` of a
+message whose envelope sender is null keeps the null sender (whatever
+sieve_redirect_envelope_from says); a refused redirect or vacation reply is logged and the
+message is still kept in the inbox. `editheader` is not enabled.
+
 Header fields a user controls (`vacation :mime` content becomes header lines) can only make a
 message look *more* automatic or *more* ambiguous: a second From or Sender field is refused,
 and any non-"no" Auto-Submitted wins over an added "Auto-Submitted: no".

@@ -16,6 +16,7 @@ from mailboxes.services import domain_create
 from tenants.access import SYSTEM
 from tests.api.conftest import ApiClient, make_token
 from tests.factories import MailboxFactory, OrganisationFactory
+from tests.security.support import forget_rows
 from tests.stack import fetch_inbox, imap_login, make_message, smtp_send, unique_domain, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db]
@@ -40,10 +41,11 @@ REFUSED = {
 
 
 @pytest.fixture
-def hosted(stack_node):
+def hosted(stack_node, mail_stack):
     organisation = OrganisationFactory()
     domain = domain_create(actor=SYSTEM, organisation=organisation, name=unique_domain("gr"))
-    return domain, ApiClient(make_token(organisation))
+    yield domain, ApiClient(make_token(organisation))
+    forget_rows(mail_stack, domain.name)
 
 
 @pytest.mark.parametrize(("typed", "stored"), ACCEPTED.values(), ids=ACCEPTED.keys())

@@ -18,9 +18,10 @@ import pytest
 
 from tests.security.managesieve import upload_active_script
 from tests.security.support import (
+    forget_rows,
     from_fields,
     make_tenants,
-    queue_empty,
+    nothing_queued_for,
     refused,
     send_until_signed,
     signing_domains,
@@ -35,7 +36,9 @@ SUBMISSION_PORTS = ["submission", "submissions"]
 
 @pytest.fixture
 def tenants(stack_node, mail_stack):
-    return make_tenants(stack_node, mail_stack)
+    tenants = make_tenants(stack_node, mail_stack)
+    yield tenants
+    forget_rows(mail_stack, tenants.a, tenants.b)
 
 
 def assert_refused_5_7_1(excinfo) -> str:
@@ -46,7 +49,7 @@ def assert_refused_5_7_1(excinfo) -> str:
 
 def assert_nothing_delivered(tenants, to: str, title: str) -> None:
     """Whatever Postfix accepted has been delivered, and none of it is this message."""
-    wait_for(lambda: queue_empty(tenants.stack))
+    wait_for(lambda: nothing_queued_for(tenants))
     assert tenants.inbox(to, title) == []
 
 
@@ -147,7 +150,7 @@ def mail_bob_from_the_ceo(tenants, title: str) -> None:
     message = make_message(tenants.ceo, tenants.bob, title)
     tenants.submit("submission", tenants.ceo, tenants.ceo, tenants.bob, message)
     wait_for(lambda: tenants.inbox(tenants.bob, title))
-    wait_for(lambda: queue_empty(tenants.stack))
+    wait_for(lambda: nothing_queued_for(tenants))
 
 
 def assert_nothing_signed_for_a(tenants, to: str, marker: str) -> None:
@@ -214,7 +217,7 @@ def test_it_never_signs_a_redirected_forgery_for_the_forged_domain(tenants, enve
     smtp_send(tenants.stack, "smtp", sender, tenants.bob,
               make_message(f"CEO <{tenants.ceo}>", tenants.bob, title))
     wait_for(lambda: tenants.inbox(tenants.bob, title))
-    wait_for(lambda: queue_empty(tenants.stack))
+    wait_for(lambda: nothing_queued_for(tenants))
     for raw in tenants.inbox(tenants.ceo, title):
         assert tenants.a not in signing_domains(raw)
         assert signing_domains(raw) == [tenants.b] and verified(tenants, raw)
