@@ -17,12 +17,14 @@ Layout of a state directory (every path below is relative to it):
   mail/<home>/  a mailbox home (Maildir, Sieve scripts)  mail:mail (8:8)
   spool/        Postfix queue_directory
   lib/          Postfix data_directory, Dovecot state_dir
+  sender-policy/ sender-policy.json                     the sender-policy milter's config
   run/          Dovecot base_dir (run/dovecot), OpenDKIM socket and pid (run/opendkim),
                 the sender-policy milter's socket and pid (run/sender-policy)
   log/          postfix.log, dovecot.log
 """
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,8 +51,9 @@ DEFAULT_APP_PASSWORD_SLOTS = 10
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 
-# The sender-policy milter (mailhost.backend.milter) listens here; root:postfix, dir 2750.
+# The sender-policy milter (mailhost.backend.milter) listens here: socket root:postfix 0660.
 SENDER_POLICY_SOCKET = "run/sender-policy/policy.sock"
+SENDER_POLICY_CONFIG = "sender-policy/sender-policy.json"
 # Postfix's milter_macro_daemon_name per listener: the policy milter picks its rule by it and
 # OpenDKIM signs only mail from these (MTA), never what the port-25 listener received.
 SIGNING_LISTENERS = ("submission", "submissions", "internal")
@@ -190,6 +193,7 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         "opendkim/opendkim.conf": render_opendkim_conf,
         "opendkim/TrustedHosts": render_opendkim_trusted_hosts,
         "opendkim/InternalHosts": render_opendkim_internal_hosts,
+        SENDER_POLICY_CONFIG: render_sender_policy_json,
     }
     files = {path: render(cfg).encode() for path, render in renderers.items()}
     for path, text in render_postfix_sqlite_maps(cfg).items():
@@ -595,6 +599,23 @@ def _dovecot_services(cfg: NodeConfig, p: Mapping[str, int]) -> list[str]:
         "  }",
         "}",
     ]
+
+
+# --- sender-policy milter -------------------------------------------------------------------
+
+
+def render_sender_policy_json(cfg: NodeConfig) -> str:
+    """mailhost.backend.milter's config: where to listen, who may connect, what to read."""
+    return json.dumps(
+        {
+            "lookup_db": str(cfg.lookup_db),
+            "pid_file": str(cfg.path("run/sender-policy/sender-policy.pid")),
+            "socket": str(cfg.path(SENDER_POLICY_SOCKET)),
+            "socket_group": "postfix",
+        },
+        indent=2,
+        sort_keys=True,
+    ) + "\n"
 
 
 # --- OpenDKIM --------------------------------------------------------------------------------

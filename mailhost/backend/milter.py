@@ -1,9 +1,11 @@
 """The sender-policy milter: holds the header From to the login, before OpenDKIM signs.
 
-Run by the stack runner as `python -m mailhost.backend.milter --socket … --lookup-db …` with
-the venv's interpreter. Postfix asks it first on the submission, submissions and internal
-listeners (never on the port-25 MX listener), then OpenDKIM; a refusal here means the message
-never reaches the signer. The rule itself is `mailhost.backend.sender_policy`.
+Run by the stack runner as `python -m mailhost.backend.milter --config <file>` with the
+venv's interpreter; the config (rendered by mailhost.backend.config) names the socket, the
+group that may connect to it, the lookup store and the pid file. Postfix asks it first on the
+submission, submissions and internal listeners (never on the port-25 MX listener), then
+OpenDKIM; a refusal here means the message never reaches the signer. The rule itself is
+`mailhost.backend.sender_policy`.
 
 It reads the node's lookup store read-only (the `sender_logins` relation Postfix uses for the
 envelope, and `domains`) and nothing else: no central database, no Redis, no portal, so the
@@ -14,6 +16,8 @@ milter: a broken policy never means unchecked mail.
 """
 
 import argparse
+import grp
+import json
 import logging
 import os
 import sqlite3
@@ -21,6 +25,7 @@ import sys
 from pathlib import Path
 
 import Milter
+import milter as libmilter
 
 from mailhost.backend.sender_policy import LISTENERS, Envelope, Refused, check
 
@@ -103,21 +108,54 @@ class SenderPolicyMilter(Milter.Base):
         return Milter.CONTINUE
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--socket", required=True, type=Path, help="unix socket to listen on")
-    parser.add_argument("--lookup-db", required=True, type=Path, help="the node's lookup store")
+    parser.add_argument("--config", required=True, type=Path)
     args = parser.parse_args(argv)
+    config = json.loads(args.config.read_text())
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s")
-    SenderPolicyMilter.lookup_db = args.lookup_db
+    socket_path, pid_file = Path(config["socket"]), Path(config["pid_file"])
+    SenderPolicyMilter.lookup_db = Path(config["lookup_db"])
     Milter.factory = SenderPolicyMilter
-    # The socket's directory is root:postfix 2750; 007 leaves the socket itself connectable by
-    # the postfix group and by no one else.
-    os.umask(0o007)
-    logger.info("listening on %s, lookup store %s", args.socket, args.lookup_db)
-    Milter.runmilter("mailhost-sender-policy", f"unix:{args.socket}", timeout=60)
+    # The socket is created here, before the milter runs, so that only its group (Postfix's)
+    # may connect: mode 0660, group from the config; no one else reaches the policy.
+    os.umask(0o077)
+    libmilter.setconn(f"unix:{socket_path}")
+    libmilter.settimeout(60)
+    _register()
+    libmilter.opensocket(True)  # True: remove a stale socket left by a killed predecessor
+    os.chown(socket_path, -1, grp.getgrnam(config["socket_group"]).gr_gid)
+    os.chmod(socket_path, 0o660)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+    logger.info("listening on %s, lookup store %s", socket_path, SenderPolicyMilter.lookup_db)
+    try:
+        libmilter.main()  # libmilter's own SIGTERM handling returns from here
+    finally:
+        pid_file.unlink(missing_ok=True)
+    return 0
+
+
+def _register() -> None:
+    """pymilter's runmilter() up to the socket: every callback, then the registration."""
+    libmilter.set_connect_callback(Milter.connect_callback)
+    libmilter.set_helo_callback(lambda ctx, host: ctx.getpriv().hello(host))
+    libmilter.set_envfrom_callback(lambda ctx, *b: ctx.getpriv().envfrom_bytes(*b))
+    libmilter.set_envrcpt_callback(lambda ctx, *b: ctx.getpriv().envrcpt_bytes(*b))
+    libmilter.set_header_callback(lambda ctx, f, v: ctx.getpriv().header_bytes(f, v))
+    libmilter.set_eoh_callback(lambda ctx: ctx.getpriv().eoh())
+    libmilter.set_body_callback(lambda ctx, chunk: ctx.getpriv().body(chunk))
+    libmilter.set_eom_callback(lambda ctx: ctx.getpriv().eom())
+    libmilter.set_abort_callback(lambda ctx: ctx.getpriv().abort())
+    libmilter.set_close_callback(Milter.close_callback)
+    libmilter.register(
+        "mailhost-sender-policy",
+        data=lambda ctx: ctx.getpriv().data(),
+        unknown=lambda ctx, cmd: ctx.getpriv().unknown(cmd),
+        negotiate=Milter.negotiate_callback,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

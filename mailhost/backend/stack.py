@@ -1,5 +1,5 @@
-"""The stack runner: OpenDKIM, Dovecot, Postfix and the node's own Python daemons (the
-sender-policy milter, see PYTHON_DAEMONS), configured from a state directory.
+"""The stack runner: OpenDKIM, Dovecot, Postfix and the node's Python daemons, configured from a
+state directory.
 
 `Stack(cfg).start()` prepares the directory (ownership, lookup store, certificate, empty DKIM
 tables), writes the static config, starts whatever is not running as a real daemon (so
@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -32,6 +33,7 @@ from mailhost.backend.config import (
     MAIL_GID,
     MAIL_UID,
     OPENDKIM_USER,
+    SENDER_POLICY_CONFIG,
     SENDER_POLICY_SOCKET,
     NodeConfig,
     render_static_files,
@@ -43,40 +45,29 @@ logger = logging.getLogger(__name__)
 
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class PythonDaemon:
-    """A node daemon of this project, run as `python -m <module> <args>` with the interpreter
-    running the runner (the venv's), from this checkout, with the clean daemon environment.
+    """A node daemon written in Python: run with the portal's own interpreter as
+    `python -m <module> --config <state dir>/<config>`, it writes its pid to
+    run/<name>/<name>.pid and logs to log/<name>.log. One entry in PYTHON_DAEMONS each."""
 
-    The runner writes its pid file (run/<name>/<name>.pid), sends its output to
-    log/<name>.log, owns run/<name>/ as root:<socket_group> 2750 (so only that group reaches
-    its socket), waits until `socket` accepts a connection and stops it with SIGTERM (SIGKILL
-    after a grace period). Adding a daemon is one entry in PYTHON_DAEMONS.
-    """
-
-    name: str
     module: str
-    socket: str  # relative to the state dir; the daemon is ready when it accepts
-    args: Callable[[NodeConfig], list[str]]
-    socket_group: str = "postfix"
-
-    def argv(self, cfg: NodeConfig) -> list[str]:
-        return [sys.executable, "-m", self.module, *self.args(cfg)]
+    config: str  # relative to the state dir; rendered by mailhost.backend.config
+    what: str  # its name in readiness errors
+    ready: Callable[["Stack"], bool]
 
 
-PYTHON_DAEMONS: tuple[PythonDaemon, ...] = (
-    PythonDaemon(
-        name="sender-policy",
+PYTHON_DAEMONS: dict[str, PythonDaemon] = {
+    # The sender-policy milter: holds From:/Sender: to the login before OpenDKIM signs.
+    "sender-policy": PythonDaemon(
         module="mailhost.backend.milter",
-        socket=SENDER_POLICY_SOCKET,
-        args=lambda cfg: ["--socket", str(cfg.path(SENDER_POLICY_SOCKET)),
-                          "--lookup-db", str(cfg.lookup_db)],
+        config=SENDER_POLICY_CONFIG,
+        what="Sender policy milter",
+        ready=lambda stack: _unix_accepts(stack.cfg.path(SENDER_POLICY_SOCKET)),
     ),
-)
-_PYTHON = {daemon.name: daemon for daemon in PYTHON_DAEMONS}
-# Start order: what Postfix talks to comes first.
-DAEMONS = ("opendkim", *_PYTHON, "dovecot", "postfix")
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+}
+# Start order: what Postfix and Dovecot talk to comes first.
+DAEMONS = ("opendkim", *PYTHON_DAEMONS, "dovecot", "postfix")
 _EXECUTABLES = {
     "opendkim": "/usr/sbin/opendkim",
     "dovecot": "/usr/sbin/dovecot",
@@ -84,6 +75,8 @@ _EXECUTABLES = {
 }
 # Daemons get a clean environment: none of the portal's secrets (DATABASE_URL, …) leak in.
 _DAEMON_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+# The project's code (not installed as a package): the Python daemons import it from here.
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 20.0
 OPENDKIM_TERM_GRACE = 1.5  # its SIGTERM takes 4–5 s and it keeps no state (notes)
 
@@ -119,7 +112,7 @@ class Stack:
         return self.cfg.path("run/dovecot/lmtp")
 
     def pid_file(self, daemon: str) -> Path:
-        if daemon in _PYTHON:
+        if daemon in PYTHON_DAEMONS:
             return self.cfg.path(f"run/{daemon}/{daemon}.pid")
         return {
             "postfix": self.cfg.path("spool/pid/master.pid"),
@@ -152,10 +145,9 @@ class Stack:
         _ensure_dir(self.cfg.mail_root, 0o750, MAIL_UID, MAIL_GID)
         _ensure_dir(self.cfg.path("run/opendkim"), 0o2750, dkim.pw_uid, postfix_gid)
         _ensure_dir(self.cfg.opendkim_keys_dir, 0o700, dkim.pw_uid, dkim.pw_gid)
-        for daemon in PYTHON_DAEMONS:
-            _ensure_dir(self.cfg.path(f"run/{daemon.name}"), 0o2750, 0,
-                        grp.getgrnam(daemon.socket_group).gr_gid)
         self._prepare_lookup(postfix_gid)
+        for daemon in PYTHON_DAEMONS:
+            _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
         for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
             if not table.exists():  # the reconciler fills them; OpenDKIM needs them to start
                 write_atomic(table, b"", mode=0o644)
@@ -243,8 +235,8 @@ class Stack:
             touched = any(rel.startswith(f"{daemon}/") for rel in changed)
             if self.pid(daemon) is None:
                 logger.info("starting %s from %s", daemon, self.cfg.state_dir)
-                if daemon in _PYTHON:
-                    self._start_python(_PYTHON[daemon])
+                if daemon in PYTHON_DAEMONS:
+                    self._start_python(daemon)
                 else:
                     getattr(self, f"_start_{daemon}")()
             elif touched:
@@ -257,37 +249,38 @@ class Stack:
             stale.unlink(missing_ok=True)
         _run(["opendkim", "-x", str(self.opendkim_conf)], what="opendkim start")
 
-    def _start_python(self, daemon: PythonDaemon) -> None:
-        for stale in (self.cfg.path(daemon.socket), self.pid_file(daemon.name)):
-            stale.unlink(missing_ok=True)
-        env = _DAEMON_ENV | {"PYTHONPATH": str(_PROJECT_ROOT), "PYTHONUNBUFFERED": "1"}
-        with open(self.log_file(daemon.name), "ab") as log:
-            proc = subprocess.Popen(
-                daemon.argv(self.cfg), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=env, cwd=_PROJECT_ROOT, start_new_session=True,
-            )
-        write_atomic(self.pid_file(daemon.name), f"{proc.pid}\n".encode(), mode=0o644)
-
-    def _stop_python(self, daemon: PythonDaemon, pid: int | None, timeout: float) -> None:
-        if pid:
-            logger.info("stopping %s (pid %s)", daemon.name, pid)
-            _signal(pid, signal.SIGTERM)
-            _wait_exit({pid}, timeout=timeout)
-        self.cfg.path(daemon.socket).unlink(missing_ok=True)
-        self.pid_file(daemon.name).unlink(missing_ok=True)
-
     def _start_dovecot(self) -> None:
         _run(["dovecot", "-c", str(self.dovecot_conf)], what="dovecot start")
 
     def _start_postfix(self) -> None:
         _run(["postfix", "-c", str(self.postfix_dir), "start"], what="postfix start")
 
+    def _start_python(self, daemon: str) -> None:
+        """Start a Python daemon in a session of its own; it outlives `manage.py stack start`."""
+        spec = PYTHON_DAEMONS[daemon]
+        self.pid_file(daemon).unlink(missing_ok=True)
+        env = _DAEMON_ENV | {"PYTHONPATH": str(_PROJECT_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+        argv = [sys.executable, "-m", spec.module, "--config", str(self.cfg.path(spec.config))]
+        # `setsid -f` forks it off and returns at once: the daemon is never our child, so it is
+        # never left a zombie of a long-lived caller (a test session, a worker).
+        with open(self.log_file(daemon), "ab") as log:
+            started = subprocess.run(
+                ["setsid", "-f", *argv], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env, cwd=self.cfg.state_dir, timeout=30, check=False,
+            )
+        if started.returncode != 0:
+            raise StackError(f"{daemon} did not start (setsid exit {started.returncode})")
+
+    def _python_command(self, daemon: str) -> str:
+        spec = PYTHON_DAEMONS[daemon]
+        return f"-m {spec.module} --config {self.cfg.path(spec.config)}"
+
     def stop(self) -> None:
         """Stop all three and wait until no process of the stack is left. Idempotent."""
         leftovers = self.processes()
         pids = {daemon: self.pid(daemon) for daemon in DAEMONS}
         # OpenDKIM first: its grace period runs while the others stop.
-        for daemon in ("opendkim", "dovecot"):
+        for daemon in ("opendkim", *PYTHON_DAEMONS, "dovecot"):
             if pids[daemon]:
                 logger.info("stopping %s (pid %s)", daemon, pids[daemon])
                 _signal(pids[daemon], signal.SIGTERM)
@@ -299,11 +292,9 @@ class Stack:
             except StackError as exc:  # a broken config must not keep the stack from stopping
                 logger.warning("%s; sending SIGTERM to the master instead", exc)
                 _signal(pids["postfix"], signal.SIGTERM)
-        _wait_exit({p for d, p in pids.items() if p and d in ("dovecot", "postfix")}, 10.0)
+        _wait_exit({p for d, p in pids.items() if p and d != "opendkim"}, timeout=10.0)
         remaining = OPENDKIM_TERM_GRACE - (time.monotonic() - term_sent)
         _wait_exit({pids["opendkim"]} - {None}, timeout=max(remaining, 0))
-        for daemon in PYTHON_DAEMONS:  # after Postfix, which holds their sockets open
-            self._stop_python(daemon, pids[daemon.name], timeout=5.0)
         _kill_survivors(leftovers | self._orphans())
         self.opendkim_socket.unlink(missing_ok=True)
         self.pid_file("opendkim").unlink(missing_ok=True)
@@ -315,13 +306,12 @@ class Stack:
         reused pids are recognised by the executable)."""
         try:
             pid = int(self.pid_file(daemon).read_text().strip())
+            if daemon in PYTHON_DAEMONS:  # the interpreter runs many things: match the command
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                return pid if self._python_command(daemon) in title else None
             exe = os.readlink(f"/proc/{pid}/exe")
-            title = _cmdline(pid)
         except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return None
-        if daemon in _PYTHON:  # a reused pid runs another program, or another stack's daemon
-            return pid if _is_python_daemon(title, _PYTHON[daemon], self.cfg) and _alive(pid) \
-                else None
         return pid if exe == _EXECUTABLES[daemon] else None
 
     def status(self) -> dict[str, int | None]:
@@ -350,12 +340,11 @@ class Stack:
             if not entry.isdigit():
                 continue
             try:
-                title = _cmdline(int(entry))
+                title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except (FileNotFoundError, ProcessLookupError, UnicodeDecodeError):
                 continue
-            ours = title.startswith(prefixes) or any(
-                _is_python_daemon(title, daemon, self.cfg) for daemon in PYTHON_DAEMONS)
-            if ours and (info := _stat(int(entry))):
+            python = any(self._python_command(d) in title for d in PYTHON_DAEMONS)
+            if (title.startswith(prefixes) or python) and (info := _stat(int(entry))):
                 found.add((int(entry), info[1]))
         return found
 
@@ -377,9 +366,18 @@ class Stack:
     # --- reloads ------------------------------------------------------------------------------
 
     def reload(self, daemon: str) -> None:
-        if daemon in _PYTHON:
-            return  # no config file of its own: everything it reads is live (the lookup store)
+        if daemon in PYTHON_DAEMONS:
+            self.restart_python(daemon)
+            return
         getattr(self, f"reload_{daemon}")()
+
+    def restart_python(self, daemon: str) -> None:
+        """A Python daemon re-reads its config by restarting (it keeps no state of its own)."""
+        pid = self.pid(daemon)
+        if pid is not None:
+            _signal(pid, signal.SIGTERM)
+            _wait_exit({pid}, timeout=10.0)
+        self._start_python(daemon)
 
     def reload_postfix(self) -> None:
         _run(["postfix", "-c", str(self.postfix_dir), "reload"], what="postfix reload")
@@ -439,8 +437,7 @@ class Stack:
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         checks: list[tuple[str, Callable[[], bool]]] = [
             ("OpenDKIM milter socket", lambda: _unix_accepts(self.opendkim_socket)),
-            *((f"{d.name} socket", lambda d=d: _unix_accepts(self.cfg.path(d.socket)))
-              for d in PYTHON_DAEMONS),
+            *((spec.what, lambda spec=spec: spec.ready(self)) for spec in PYTHON_DAEMONS.values()),
             ("Dovecot LMTP", lambda: _unix_greets(self.lmtp_socket, b"220")),
             ("Dovecot IMAP", lambda: _tcp_greets(self.address("imap"), b"* OK")),
             ("Dovecot ManageSieve",
@@ -462,7 +459,7 @@ class Stack:
 
     def log_tails(self, lines: int = 20) -> str:
         parts = []
-        for daemon in ("postfix", "dovecot", *_PYTHON):
+        for daemon in ("postfix", "dovecot", *PYTHON_DAEMONS):
             try:
                 tail = self.log_file(daemon).read_text(errors="replace").splitlines()[-lines:]
             except FileNotFoundError:
@@ -529,17 +526,6 @@ def _cool_down(path: Path) -> None:
 def _stderr_lines(text: str) -> str:
     """doveconf prints config on stdout and problems prefixed 'doveconf: '."""
     return "\n".join(line for line in text.splitlines() if line.startswith("doveconf:"))
-
-
-def _is_python_daemon(title: str, daemon: PythonDaemon, cfg: NodeConfig) -> bool:
-    """Whether a process title is `daemon` of this state dir, whichever path of the same venv
-    started it (its arguments name the state dir, so another stack's never matches)."""
-    interpreter, _, rest = title.partition(" ")
-    return "python" in Path(interpreter).name and rest == " ".join(daemon.argv(cfg)[1:])
-
-
-def _cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode()
 
 
 def _stat(pid: int) -> tuple[int, int] | None:
