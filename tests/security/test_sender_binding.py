@@ -18,6 +18,7 @@ import pytest
 
 from tests.security.managesieve import upload_active_script
 from tests.security.support import (
+    PASSWORD,
     forget_rows,
     from_fields,
     make_tenants,
@@ -140,8 +141,7 @@ def test_it_leaves_reply_to_free(tenants):
 
 
 def upload(tenants, script: str) -> None:
-    upload_active_script(tenants.stack.address("managesieve"), tenants.bob, "tenant password 1",
-                         script)
+    upload_active_script(tenants.stack.address("managesieve"), tenants.bob, PASSWORD, script)
 
 
 def mail_bob_from_the_ceo(tenants, title: str) -> None:
