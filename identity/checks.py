@@ -8,6 +8,7 @@ from django.core.checks import Error, Warning, register
 
 from identity.addresses import parse_networks
 from identity.mtasts import MAX_AGE_LIMIT, MODES
+from identity.report_uris import report_uris
 from identity.verify import nameserver
 
 
@@ -15,6 +16,7 @@ from identity.verify import nameserver
 def check_identity_settings(app_configs, **kwargs):
     return [
         *_resolvers(), *_addresses(), *_portal(), *_numbers(), *_publish_networks(),
+        *_default_report_uris(),
         *([] if settings.MAILHOST_MTASTS_MODE in MODES else [Error(
             f"MAILHOST_MTASTS_MODE must be one of {', '.join(MODES)}.", id="identity.E004"
         )]),
@@ -98,4 +100,17 @@ def _publish_networks():
         except ValueError as exc:
             problems.append(Error(f"MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS: {exc}.",
                                   id="identity.E007"))
+    return problems
+
+
+def _default_report_uris():
+    """The defaults every new domain's DMARC and TLS-RPT records get go through the same
+    schema as what organisations type."""
+    problems = []
+    for name, https in (("MAILHOST_DMARC_RUA", False), ("MAILHOST_TLSRPT_RUA", True)):
+        values = [v.replace("{domain}", "example.com") for v in getattr(settings, name)]
+        try:
+            report_uris(values, https=https)
+        except ValueError as exc:
+            problems.append(Error(f"{name}: {exc}", id="identity.E008"))
     return problems

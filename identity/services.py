@@ -13,7 +13,6 @@ import hashlib
 import ipaddress
 import logging
 import re
-from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -43,6 +42,7 @@ from identity.publish import (
     refusal_message,
 )
 from identity.records import expected_records
+from identity.report_uris import report_uris
 from identity.selectors import (
     dmarc_blockers,
     posture_defaults,
@@ -62,14 +62,13 @@ from mailboxes.changes import record_change
 from mailboxes.models import Domain, NodeChange
 from mailhost.crypto import decrypt, encrypt
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
-from mailhost.names import InvalidName, normalise_address, normalise_domain
+from mailhost.names import InvalidName, normalise_domain
 from tenants.access import SYSTEM, Actor, require_read, require_write
 from tenants.audit import audit_record
 from tenants.models import Membership, Role
 
 logger = logging.getLogger(__name__)
 
-MAX_REPORT_ADDRESSES = 5
 _TSIG_KEY_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_-]{1,63})*\.?$")
 
 
@@ -336,38 +335,12 @@ def dmarc_set_stage(
 # --- posture settings ------------------------------------------------------------------------
 
 
-def _report_addresses(raw: list[str], field: str) -> list[str]:
-    if not isinstance(raw, list | tuple) or len(raw) > MAX_REPORT_ADDRESSES:
-        raise Invalid(f"Give at most {MAX_REPORT_ADDRESSES} report addresses.", field=field)
-    result = []
-    for item in raw:
-        address = item.strip()
-        address = address[7:] if address.lower().startswith("mailto:") else address
-        try:
-            uri = "mailto:" + normalise_address(address)
-        except InvalidName as exc:
-            raise Invalid(f"{item!r}: {exc}", field=field) from None
-        if uri not in result:
-            result.append(uri)
-    return result
-
-
-def _tlsrpt_addresses(raw: list[str]) -> list[str]:
-    if not isinstance(raw, list | tuple) or len(raw) > MAX_REPORT_ADDRESSES:
-        raise Invalid(f"Give at most {MAX_REPORT_ADDRESSES} report addresses.", field="tlsrpt_rua")
-    result = []
-    for item in raw:
-        value = item.strip()
-        if value.lower().startswith("https://"):
-            parsed = urlparse(value)
-            if not parsed.hostname or any(ch in value for ch in ",; !\"\\"):
-                raise Invalid(f"{item!r} is not a usable https URL.", field="tlsrpt_rua")
-            uri = value
-        else:
-            uri = _report_addresses([value], "tlsrpt_rua")[0]
-        if uri not in result:
-            result.append(uri)
-    return result
+def _report_uris(raw: list[str], field: str, *, https: bool = False) -> list[str]:
+    """Report URIs through the strict schema (identity.report_uris): they land in TXT records."""
+    try:
+        return report_uris(raw, https=https)
+    except ValueError as exc:
+        raise Invalid(str(exc), field=field) from None
 
 
 def _alignment(raw: str, field: str) -> str:
@@ -414,15 +387,15 @@ def posture_update(
     posture = _posture_for_update(domain)
     before = _posture_state(posture)
     if dmarc_rua is not None:
-        posture.dmarc_rua = _report_addresses(dmarc_rua, "dmarc_rua")
+        posture.dmarc_rua = _report_uris(dmarc_rua, "dmarc_rua")
     if dmarc_ruf is not None:
-        posture.dmarc_ruf = _report_addresses(dmarc_ruf, "dmarc_ruf")
+        posture.dmarc_ruf = _report_uris(dmarc_ruf, "dmarc_ruf")
     if dmarc_adkim is not None:
         posture.dmarc_adkim = _alignment(dmarc_adkim, "dmarc_adkim")
     if dmarc_aspf is not None:
         posture.dmarc_aspf = _alignment(dmarc_aspf, "dmarc_aspf")
     if tlsrpt_rua is not None:
-        posture.tlsrpt_rua = _tlsrpt_addresses(tlsrpt_rua)
+        posture.tlsrpt_rua = _report_uris(tlsrpt_rua, "tlsrpt_rua", https=True)
     _publishing_update(
         posture, domain, auto_publish=auto_publish, server=publish_server, port=publish_port,
         zone=publish_zone, key_name=tsig_key_name, algorithm=tsig_algorithm, secret=tsig_secret,
