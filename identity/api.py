@@ -268,7 +268,11 @@ class DnsSettingsIn(Schema):
     tls_rpt_rua: list[str] | None = Field(None, max_length=5, description="mailto: or https:")
     dkim_ed25519: StrictBool | None = Field(None, description="Sign with Ed25519 alongside RSA.")
     auto_publish: StrictBool | None = None
-    publish_server: str | None = Field(None, max_length=45, description="The primary's IP.")
+    publish_server: str | None = Field(
+        None, max_length=253,
+        description="The primary's public IP address or host name (internal networks only if "
+        "staff allowed them).",
+    )
     publish_port: StrictInt | None = Field(None, ge=1, le=65535)
     publish_zone: str | None = Field(None, max_length=253, description="Empty: the domain.")
     tsig_key_name: str | None = Field(None, max_length=253)
@@ -291,9 +295,12 @@ class PublishOut(Schema):
 
 
 @router.post("/domains/{name}/dns/publish",
-             response={200: PublishOut, WRITE_ERRORS: ErrorOut},
+             response={200: PublishOut, WRITE_ERRORS | {502}: ErrorOut},
              summary="Publish the records now by RFC 2136")
 def dns_publish_now(request, name: str):
+    """422 `dns_publish_target_refused`: the server is not an address the portal may connect
+    to (nothing was sent). 502 `dns_publish_failed`: the server refused the update, or gave
+    no usable DNS answer in time (one message for every such case)."""
     domain = domain_get_for_write(request.auth, name)
     return {"changed": dns_publish(actor=request.auth, domain=domain)}
 

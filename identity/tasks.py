@@ -18,7 +18,7 @@ from identity.models import IN_FLIGHT_STATES, DkimAlgorithm, DkimKey, DkimKeySta
 from identity.selectors import posture_defaults
 from identity.services import PublishFailed, dkim_rotate_start, dns_check_run, dns_publish
 from mailboxes.models import Domain, DomainStatus
-from mailhost.errors import Conflict
+from mailhost.errors import Conflict, Invalid
 from tenants.access import SYSTEM
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,9 @@ def publish_domain(domain_id: int) -> list[str]:
         changed = dns_publish(actor=SYSTEM, domain=domain)
     except Conflict:
         return []  # publishing was switched off meanwhile
+    except Invalid as exc:  # a server publishing may not reach: retrying cannot help
+        logger.warning("publish of %s refused: %s", domain.name, exc.detail)
+        return []
     check_domain.apply_async(args=[domain_id], countdown=CHECK_AFTER_PUBLISH_SECONDS)
     return changed
 
