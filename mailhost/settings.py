@@ -82,7 +82,15 @@ def database_from_url(url: str) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": path,
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20},
+            # IMMEDIATE: a transaction takes the write lock when it begins, so it waits its
+            # turn (up to `timeout` s) instead of failing at once with "database is locked"
+            # when it reads, then tries to write after another connection (the worker, a
+            # second web process) has committed: a deferred lock upgrade never waits in WAL.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL;",
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+            },
         }
     if parsed.scheme in ("postgres", "postgresql"):
         return {
