@@ -10,6 +10,8 @@ from mailhost.passwords import verify_password
 from tenants.models import ApiToken, AuditEvent
 from tests.api.conftest import ApiClient, make_tenant
 
+pytestmark = pytest.mark.embedded  # also on the SQLite default (scripts/test.sh)
+
 CLIENTS = 50
 
 
