@@ -18,7 +18,10 @@ import pytest
 
 from tests.stack import free_ports
 
-pytestmark = pytest.mark.fresh_machine
+pytestmark = [
+    pytest.mark.fresh_machine,
+    pytest.mark.skipif(os.geteuid() != 0, reason="starts servers as the postgres user (root)"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 BINDIR = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
