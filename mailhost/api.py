@@ -334,7 +334,10 @@ def _database_unavailable(request, exc):
         request,
         503,
         "database_unavailable",
-        "The database is unavailable, so nothing was read or changed. Retry shortly.",
+        # Not "nothing was changed": a request that writes in several steps (a bulk create)
+        # answers row by row what it committed instead of coming here.
+        "The database is unavailable or busy, so this request did not complete. Retry "
+        "shortly.",
     )
     response["Retry-After"] = "10"
     return response

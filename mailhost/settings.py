@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mailhost.request_id.RequestIdMiddleware",  # first: every later log line carries the id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -82,7 +83,15 @@ def database_from_url(url: str) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": path,
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20},
+            # IMMEDIATE: a transaction takes the write lock when it begins, so it waits its
+            # turn (up to `timeout` s) instead of failing at once with "database is locked"
+            # when it reads, then tries to write after another connection (the worker, a
+            # second web process) has committed: a deferred lock upgrade never waits in WAL.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL;",
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+            },
         }
     if parsed.scheme in ("postgres", "postgresql"):
         return {
@@ -205,10 +214,22 @@ DKIM_ENCRYPTION_KEY = secret_generated_once(
     lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
 )
 
+# Everything goes to stderr with the request id: a container's log in production; under
+# `make up` gunicorn captures it into var/log/web.log (scripts/web.sh --capture-output).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "mailhost.request_id.RequestIdFilter"}},
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "line",
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 

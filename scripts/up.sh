@@ -7,7 +7,10 @@ export PATH="$PWD/.venv/bin:$PATH"
 VAR="$PWD/var"; RUN="$VAR/run"; LOG="$VAR/log"
 mkdir -p "$RUN" "$LOG"
 [ -f "$VAR/up.env" ] && source "$VAR/up.env"
-source <(scripts/ensure-services.sh redis)
+# Written to a file and sourced only once it succeeded (`source <(…)` hides a failure).
+scripts/ensure-services.sh redis >"$RUN/services.env"
+source "$RUN/services.env"
+: "${CELERY_BROKER_URL:?ensure-services.sh gave no broker}"
 export CELERY_BROKER_URL
 WEB_PORT="${MAILHOST_WEB_PORT:-8000}"
 
@@ -20,10 +23,7 @@ python manage.py ensurestaff --email "${MAILHOST_ADMIN_EMAIL:-admin@localhost}" 
 python manage.py stack start
 
 if ! running web; then
-  # --timeout: a bulk API request of 10,000 mailboxes runs for more than a minute.
-  gunicorn mailhost.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers 2 --timeout 300 \
-    --pid "$RUN/web.pid" --daemon --access-logfile "$LOG/web-access.log" \
-    --error-logfile "$LOG/web.log"
+  MAILHOST_LOG_DIR="$LOG" MAILHOST_WEB_PORT="$WEB_PORT" scripts/web.sh --daemon --pid "$RUN/web.pid"
 fi
 if ! running worker; then
   queues="celery,node.${MAILHOST_NODE_NAME:-local}"
@@ -31,9 +31,10 @@ if ! running worker; then
     --schedule "$VAR/celerybeat-schedule" >"$LOG/worker.log" 2>&1 &
   echo $! >"$RUN/worker.pid"
 fi
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$WEB_PORT/accounts/login/" && break; sleep 0.1
-done
+web_answers() { curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:$WEB_PORT/accounts/login/"; }
+for _ in $(seq 100); do web_answers 2>/dev/null && break; sleep 0.1; done
+web_answers || { echo "The portal does not answer on :$WEB_PORT; see var/log/web.log:" >&2
+                 tail -n 20 "$LOG/web.log" >&2; exit 1; }
 python manage.py reconcile --full >/dev/null
 
 cat <<MSG

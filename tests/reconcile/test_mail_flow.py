@@ -28,7 +28,7 @@ from tests.stack import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.stack, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
 
 def rcpt_accepted(stack, address: str) -> bool:
