@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "tenants",
     "mailboxes",
     "identity",
+    "bans",
 ]
 
 MIDDLEWARE = [
@@ -53,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "bans.middleware.BanGateMiddleware",  # login pages refuse a banned address
 ]
 
 ROOT_URLCONF = "mailhost.urls"
@@ -106,6 +108,7 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    "bans.auth.BanBackend",  # first: a banned address cannot authenticate at all
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
