@@ -72,7 +72,7 @@ def node_state(node: MailNode, now: dt.datetime) -> dict:
 
 
 DEV_WARNING = (
-    "MAILHOST_STACK_DEV is on: Dovecot's failed-login delay and penalty are off and 127.0.0.1 "
+    "MAILHOST_STACK_DEV is on: Dovecot's failed-login delay and penalty are off and loopback "
     "is never banned. For development and tests only; set MAILHOST_STACK_DEV=false in production."
 )
 

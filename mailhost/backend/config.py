@@ -328,9 +328,9 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         f"{postfix_map(cfg, 'recipient-access')}",
         "",
         "# Login protection: an address the ban store bans (too many failed logins on any",
-        "# service, see mailhost/backend/bans.py) is refused at connect on every public port.",
-        "# smtpd_delay_reject = no makes the client check run at connect instead of at RCPT.",
-        "smtpd_delay_reject = no",
+        "# service, see mailhost/backend/bans.py) gets 421 and is disconnected. The MX port",
+        "# checks at connect (smtpd_delay_reject=no there); on the submission ports Dovecot",
+        "# refuses its AUTH, so it cannot get past RCPT.",
         f"smtpd_client_restrictions = check_client_access {postfix_map(cfg, 'bans')}",
         "# A second, coarser guard from Postfix's anvil: AUTH commands per client per minute.",
         "smtpd_client_auth_rate_limit = 30",
@@ -368,8 +368,7 @@ _SUBMISSION_OPTIONS = (
     "smtpd_sasl_auth_enable=yes",
     "smtpd_tls_auth_only=yes",
     "smtpd_tls_mandatory_protocols=>=TLSv1.2",
-    # smtpd_client_restrictions stay the global ban check (run at connect); AUTH is required
-    # for every RCPT by the relay restrictions below.
+    "smtpd_client_restrictions=permit_sasl_authenticated,reject",
     "smtpd_sender_restrictions=reject_sender_login_mismatch",
     "smtpd_relay_restrictions=permit_sasl_authenticated,reject",
 )
@@ -419,7 +418,7 @@ def render_postfix_master_cf(cfg: NodeConfig) -> str:
         _master_line("# service", "type", "private", "unpriv", "chroot", "wakeup", "maxproc",
                      "command + args"),
         "# Inbound mail for hosted domains (MX). No AUTH here.",
-        *_smtpd(bind(cfg.ports["smtp"]), "smtp", ()),
+        *_smtpd(bind(cfg.ports["smtp"]), "smtp", ("smtpd_delay_reject=no",)),
         "# Client submission: STARTTLS required, then AUTH; send only as addresses you own.",
         *_smtpd(bind(cfg.ports["submission"]), "submission",
                 ("smtpd_tls_security_level=encrypt", *_SUBMISSION_OPTIONS)),
