@@ -82,6 +82,13 @@ def warnings() -> list[str]:
     return [DEV_WARNING] if settings.MAILHOST_STACK_DEV else []
 
 
+def template_warnings(request) -> dict:
+    """Context processor: staff pages show the same warnings as /api/v1/health."""
+    user = getattr(request, "user", None)
+    staff = bool(user is not None and user.is_authenticated and user.is_superuser)
+    return {"mailhost_warnings": warnings() if staff else []}
+
+
 def health() -> dict:
     database = database_ok()
     nodes = []
