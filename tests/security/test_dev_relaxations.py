@@ -16,8 +16,9 @@ from django.conf import settings
 from mailhost.backend.config import NodeConfig, render_static_files
 cfg = NodeConfig.from_settings("/srv/mh/probe")
 conf = render_static_files(cfg)["dovecot/dovecot.conf"].decode()
+policy = getattr(cfg, "ban_policy", None)
 print(settings.MAILHOST_STACK_DEV, cfg.dev, "auth_failure_delay = 0" in conf,
-      "auth_policy_server_url" in conf, cfg.ban_policy.exempts("127.0.0.1"))
+      "auth_policy_server_url" in conf, policy is None or policy.exempts("127.0.0.1"))
 """
 
 

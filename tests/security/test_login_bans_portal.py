@@ -178,3 +178,18 @@ def test_it_answers_a_clear_error_for_a_malformed_address(ban_node):  # noqa: F8
     api = ApiClient(make_token(OrganisationFactory()))
     response = api.delete("/bans/not-an-ip")
     assert response.status_code == 422 and "not an IP address" in response.json()["detail"]
+
+
+def test_it_lifts_a_ban_from_the_command_line(ban_node, capsys):  # noqa: F811
+    from django.core.management import call_command
+
+    address, attacker = victim(ban_node), "127.0.0.48"
+    guess_over_imap(ban_node, attacker, address)
+    call_command("bans", "list")
+    assert f"{attacker}\tuntil " in capsys.readouterr().out
+
+    call_command("bans", "lift", attacker)
+    assert imap_login(ban_node, attacker, address, PASSWORD)
+    assert AuditEvent.objects.filter(
+        action="ban.lift", target=attacker, actor_label="manage.py bans"
+    ).exists()
