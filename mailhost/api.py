@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI, Router, Schema
+from ninja import Field, NinjaAPI, Router, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.responses import Status
 from ninja.security import APIKeyCookie, HttpBearer
@@ -404,6 +404,7 @@ class HealthOut(Schema):
     database: CheckOut
     broker: CheckOut
     nodes: list[NodeHealthOut]
+    warnings: list[str] = Field(description="Settings unsafe in production (dev relaxations).")
 
 
 @api.get(
@@ -421,11 +422,13 @@ def health(request):
 
 # --- routers -------------------------------------------------------------------------------
 
+from bans.api import router as bans_router  # noqa: E402
 from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers import the above)
 from tenants.api import router as tenants_router  # noqa: E402
 
 api.add_router("", tenants_router)
 api.add_router("", mailboxes_router)
+api.add_router("", bans_router)
 
 try:
     from identity.api import router as identity_router  # noqa: E402

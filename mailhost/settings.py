@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "tenants",
     "mailboxes",
     "identity",
+    "bans",
 ]
 
 MIDDLEWARE = [
@@ -54,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "bans.middleware.BanGateMiddleware",  # login pages refuse a banned address
 ]
 
 ROOT_URLCONF = "mailhost.urls"
@@ -69,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "mailhost.health.template_warnings",  # staff see dev-mode warnings
             ],
         },
     },
@@ -115,6 +118,7 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    "bans.auth.BanBackend",  # first: a banned address cannot authenticate at all
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -192,9 +196,24 @@ MAILHOST_PORTS = {
     # Loopback-only re-injection for Sieve redirects, vacation replies and the portal's own
     # notifications; it trusts 127.0.0.1 only and is never exposed.
     "internal": env_int("MAILHOST_INTERNAL_SMTP_PORT", 2526),
+    # Loopback-only: the ban policy server Dovecot asks on every login.
+    "authpolicy": env_int("MAILHOST_AUTHPOLICY_PORT", 2527),
 }
-# Dev/test stack: no failed-login penalty from loopback (production wants the penalty).
-MAILHOST_STACK_DEV = env_bool("MAILHOST_STACK_DEV", True)
+# Dev/test relaxations (no failed-login delay or penalty; 127.0.0.1 never banned). Never in
+# production: `make up` and /api/v1/health warn while they are on.
+MAILHOST_STACK_DEV = env_bool("MAILHOST_STACK_DEV", False)
+# Login protection (README "Login protection (bans)"): an address with MAILHOST_BAN_FAILURES
+# failed logins within MAILHOST_BAN_WINDOW_SECONDS on any of IMAP, POP3, SMTP AUTH,
+# ManageSieve, /mailbox/ or the operator login is refused everywhere for MAILHOST_BAN_SECONDS.
+MAILHOST_BAN_FAILURES = env_int("MAILHOST_BAN_FAILURES", 10)
+MAILHOST_BAN_WINDOW_SECONDS = env_int("MAILHOST_BAN_WINDOW_SECONDS", 600)
+MAILHOST_BAN_SECONDS = env_int("MAILHOST_BAN_SECONDS", 1800)
+# An account with this many failures in the window (from any addresses) is throttled: each
+# login attempt for it waits MAILHOST_BAN_ACCOUNT_DELAY_SECONDS first; never refused.
+MAILHOST_BAN_ACCOUNT_FAILURES = env_int("MAILHOST_BAN_ACCOUNT_FAILURES", 30)
+MAILHOST_BAN_ACCOUNT_DELAY_SECONDS = env_int("MAILHOST_BAN_ACCOUNT_DELAY_SECONDS", 2)
+# Networks never counted nor banned (an office's NAT, a monitoring host), comma-separated CIDR.
+MAILHOST_BAN_EXEMPT_NETWORKS = env_list("MAILHOST_BAN_EXEMPT_NETWORKS", [])
 MAILHOST_MESSAGE_SIZE_LIMIT = env_int("MAILHOST_MESSAGE_SIZE_LIMIT", 50 * 1024 * 1024)
 MAILHOST_NODE_STATE_DIR = Path(env_str("MAILHOST_NODE_STATE_DIR", str(VAR_DIR / "node")))
 MAILHOST_NODE_NAME = env_str("MAILHOST_NODE_NAME", "local")

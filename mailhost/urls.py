@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", api.urls),
+    path("mail-admin/bans/", include("bans.urls")),  # before "<org>/" paths
     # Pages: operators (tenants' paths first: "switch/" is not an organisation) and mailboxes.
     path("mail-admin/", include("tenants.urls")),
     path("mail-admin/", include("mailboxes.urls")),

@@ -37,6 +37,17 @@ web_answers || { echo "The portal does not answer on :$WEB_PORT; see var/log/web
                  tail -n 20 "$LOG/web.log" >&2; exit 1; }
 python manage.py reconcile --full >/dev/null
 
+if [ "${MAILHOST_STACK_DEV:-false}" = "true" ]; then
+  cat <<'WARN'
+
+  ************************************************************************************
+  *  WARNING: MAILHOST_STACK_DEV=true. Failed logins are not delayed or penalised    *
+  *  and 127.0.0.1 is never banned. For development and tests only: never expose     *
+  *  this stack. Set MAILHOST_STACK_DEV=false (the default) for real use.            *
+  ************************************************************************************
+WARN
+fi
+
 cat <<MSG
 
 Mailhost is running.
