@@ -234,14 +234,14 @@ MAILHOST_DNS_TIMEOUT_MS = env_int("MAILHOST_DNS_TIMEOUT_MS", 2000)  # one attemp
 MAILHOST_DNS_LIFETIME_MS = env_int("MAILHOST_DNS_LIFETIME_MS", 5000)  # one query, all retries
 MAILHOST_DNS_TTL = env_int("MAILHOST_DNS_TTL", 3600)  # TTL of generated and published records
 MAILHOST_DNS_CHECK_INTERVAL_MINUTES = env_int("MAILHOST_DNS_CHECK_INTERVAL_MINUTES", 360)
-# A domain whose ownership is not verified yet is checked this often for its TXT token.
-MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES = env_int("MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES", 10)
 MAILHOST_PUBLIC_IPV4 = env_list("MAILHOST_PUBLIC_IPV4", [])  # the mail host's sending addresses
 MAILHOST_PUBLIC_IPV6 = env_list("MAILHOST_PUBLIC_IPV6", [])
 MAILHOST_PORTAL_URL = env_str("MAILHOST_PORTAL_URL", f"https://{MAILHOST_HOSTNAME}")
 MAILHOST_DKIM_ROTATION_DAYS = env_int("MAILHOST_DKIM_ROTATION_DAYS", 180)  # 0: never automatic
 MAILHOST_DKIM_SWITCH_DELAY_MINUTES = env_int("MAILHOST_DKIM_SWITCH_DELAY_MINUTES", 60)
 MAILHOST_DKIM_GRACE_DAYS = env_int("MAILHOST_DKIM_GRACE_DAYS", 7)
+# A domain whose ownership is not verified yet is checked this often for its TXT token.
+MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES = env_int("MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES", 10)
 MAILHOST_DMARC_RUA = env_list("MAILHOST_DMARC_RUA", [])  # default report addresses, {domain} ok
 MAILHOST_TLSRPT_RUA = env_list("MAILHOST_TLSRPT_RUA", ["mailto:postmaster@{domain}"])
 MAILHOST_BIMI_MAX_BYTES = env_int("MAILHOST_BIMI_MAX_BYTES", 32 * 1024)
