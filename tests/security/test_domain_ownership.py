@@ -63,7 +63,8 @@ def evil_api(evil):
 
 def verified_domain(organisation, name: str) -> Domain:
     domain = services.domain_create(actor=SYSTEM, organisation=organisation, name=name)
-    if not domain.is_verified:
+    # (getattr: so the attacks also run, and fail, on a build without ownership verification)
+    if not getattr(domain, "is_verified", True):
         domain = services.domain_mark_verified(actor=SYSTEM, domain=domain, method="staff")
     return domain
 
@@ -146,7 +147,7 @@ def test_it_verifies_a_subdomain_of_the_organisations_own_verified_domain_at_onc
 @pytest.mark.django_db
 @pytest.mark.parametrize("lookalike", [
     "\u0430cme-bank.com",  # Cyrillic а + Latin: a mixed-script label
-    "xn--cme-bank-8ih.com",  # the same, typed as its A-label
+    "xn--cme-bank-06g.com",  # the same, typed as its A-label
     "\u0430\u0441\u0435.com",  # Cyrillic "асе": every letter passes for Latin ("ace.com")
 ])
 def test_it_refuses_a_latin_cyrillic_homograph_of_a_domain(acme, evil_api, lookalike):
@@ -275,23 +276,28 @@ def test_it_never_lets_a_claim_on_gmail_route_or_capture_outbound_mail(
     mail_stack, evil, evil_api, loot, third_party
 ):
     claim = evil_api.send("POST", "/domains", {"name": "gmail.com"})
-    assert claim.status_code == 201 and claim.json()["verified"] is False
+    assert claim.status_code == 201
     catch_all = evil_api.send(
         "POST", "/aliases", {"address": "@gmail.com", "destinations": [loot[0]]}
     )
-    assert catch_all.status_code == 201 and catch_all.json()["live"] is False
+    assert catch_all.status_code == 201
     wait_for(lambda: applied(MailNode.objects.get().desired_revision), timeout=10)
-    assert node_rows(mail_stack, "SELECT * FROM domains WHERE name='gmail.com'") == []
-    assert node_rows(mail_stack, "SELECT * FROM aliases WHERE address LIKE '%@gmail.com'") == []
-    assert "gmail.com" not in signing_table(mail_stack)
 
     carol, carol_pw = third_party
     friend = f"friend{next(_counter)}@gmail.com"
     smtp_send(mail_stack, "submission", carol, friend, make_message(carol, friend, "to gmail"),
               login=(carol, carol_pw))
-    # The message leaves for Gmail (queued for relay: there is no internet here), unexpanded.
-    wait_for(lambda: friend in queued_recipients(mail_stack), timeout=10)
+    # Either the catch-all captured it, or it waits for relay to Gmail (no internet here).
+    wait_for(
+        lambda: fetch_inbox(mail_stack, *loot) or friend in queued_recipients(mail_stack),
+        timeout=10,
+    )
     assert fetch_inbox(mail_stack, *loot) == []
+    assert friend in queued_recipients(mail_stack)  # unexpanded: on its way to Gmail
+    assert node_rows(mail_stack, "SELECT * FROM domains WHERE name='gmail.com'") == []
+    assert node_rows(mail_stack, "SELECT * FROM aliases WHERE address LIKE '%@gmail.com'") == []
+    assert "gmail.com" not in signing_table(mail_stack)
+    assert (claim.json()["verified"], catch_all.json()["live"]) == (False, False)
     assert evil_api.send("POST", "/domains/gmail.com/verify").status_code in (409, 503)
 
 
@@ -346,8 +352,6 @@ def test_it_keeps_an_unverified_domain_off_the_node_until_its_dns_record_is_seen
     name = real_domain("newco", "net")
     created = evil_api.send("POST", "/domains", {"name": name})
     assert created.status_code == 201
-    record = created.json()["verification"]
-    assert record["name"] == f"_mailhost-verify.{name}" and record["type"] == "TXT"
     bob, bob_pw = new_mailbox(Domain.objects.get(name=name), "bob")
     wait_for(lambda: applied(MailNode.objects.get().desired_revision), timeout=10)
 
@@ -358,6 +362,8 @@ def test_it_keeps_an_unverified_domain_off_the_node_until_its_dns_record_is_seen
     assert not imap_login(mail_stack, bob, bob_pw)
     unsigned = send_internal_and_fetch(mail_stack, f"noreply@{name}", third_party, "before")
     assert f"d={name}".encode() not in unsigned
+    record = created.json()["verification"]
+    assert record["name"] == f"_mailhost-verify.{name}" and record["type"] == "TXT"
 
     # The owner publishes what the portal says (the zone fragment holds the TXT token) in a
     # real DNS server, and presses "Verify now".
