@@ -9,11 +9,9 @@ signature verified with dkimpy against a real Knot DNS server.
 """
 
 import itertools
-import json
 import os
 import smtplib
 import sqlite3
-import subprocess
 
 import dkim
 import pytest
@@ -229,13 +227,11 @@ def applied(revision: int) -> bool:
     return MailNode.objects.get().applied_revision >= revision
 
 
-def queued_recipients(stack) -> set[str]:
-    output = subprocess.run(
-        ["postqueue", "-c", str(stack.postfix_dir), "-j"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    entries = [json.loads(line) for line in output.splitlines() if line.strip()]
-    return {r["address"] for e in entries for r in e["recipients"]}
+def relay_attempts(stack, recipient: str) -> list[str]:
+    """Postfix's delivery log lines for `recipient` itself (not for where an alias sent it)."""
+    log = stack.cfg.state_dir / "log" / "postfix.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return [line for line in lines if f" to=<{recipient}>," in line and "orig_to=" not in line]
 
 
 def rcpt_code(stack, address: str) -> int:
@@ -287,13 +283,14 @@ def test_it_never_lets_a_claim_on_gmail_route_or_capture_outbound_mail(
     friend = f"friend{next(_counter)}@gmail.com"
     smtp_send(mail_stack, "submission", carol, friend, make_message(carol, friend, "to gmail"),
               login=(carol, carol_pw))
-    # Either the catch-all captured it, or it waits for relay to Gmail (no internet here).
+    # Either the catch-all captured it, or Postfix tried to relay it to Gmail (there is no
+    # internet here: it is deferred or bounced, as it would be for any unreachable host).
     wait_for(
-        lambda: fetch_inbox(mail_stack, *loot) or friend in queued_recipients(mail_stack),
+        lambda: fetch_inbox(mail_stack, *loot) or relay_attempts(mail_stack, friend),
         timeout=10,
     )
     assert fetch_inbox(mail_stack, *loot) == []
-    assert friend in queued_recipients(mail_stack)  # unexpanded: on its way to Gmail
+    assert all("lmtp" not in line for line in relay_attempts(mail_stack, friend))
     assert node_rows(mail_stack, "SELECT * FROM domains WHERE name='gmail.com'") == []
     assert node_rows(mail_stack, "SELECT * FROM aliases WHERE address LIKE '%@gmail.com'") == []
     assert "gmail.com" not in signing_table(mail_stack)
