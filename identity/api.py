@@ -115,6 +115,9 @@ class StaleRecordOut(Schema):
 
 class DnsOut(Schema):
     domain: str
+    verified: bool = Field(
+        description="Ownership proven; until then the `verification` record must be published."
+    )
     records: list[RecordOut]
     remove: list[StaleRecordOut] = Field(description="Delete these if they are published.")
     dkim_keys: list[DkimKeyOut]
@@ -130,6 +133,7 @@ def _dns_out(view: DnsOverview) -> dict:
     posture, name = view.posture, view.domain.name
     return {
         "domain": name,
+        "verified": view.domain.is_verified,
         "records": [r.__dict__ for r in view.records],
         "remove": [r.__dict__ for r in view.remove],
         "dkim_keys": [_key_out(k, name) for k in view.keys],

@@ -59,6 +59,7 @@ CASES = [
     Case("PATCH", "/domains/acme.test", {"status": "disabled"}, write=True,
          bad_body={"default_quota_mb": 0}, bad_field="default_quota_mb"),
     Case("DELETE", "/domains/empty.acme.test", ok=204, write=True),
+    Case("POST", "/domains/acme.test/verify", write=True),
     Case("GET", "/mailboxes", foreign_body={"domain": "acme.test"},
          bad_body={"status": "sleeping"}, bad_field="status"),
     Case("POST", "/mailboxes", {"address": "bob@acme.test"}, ok=201, write=True,
