@@ -523,6 +523,11 @@ NOT_STATE = {
 VOLATILE = {"auth.User": ("last_login",), "tenants.ApiToken": ("last_used_at",)}
 
 
+# State kept outside the database (a node-local store, Redis): name → a callable returning a
+# comparable value of it. A feature that keeps tenant state elsewhere adds a line here.
+EXTRA_STATE: dict[str, Callable[[], object]] = {}
+
+
 def state_models() -> list:
     return [
         model
@@ -546,15 +551,16 @@ def snapshot() -> dict[str, str]:
     ]
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts))
-        return dict(cursor.fetchall())
+        digests = dict(cursor.fetchall())
+    return digests | {name: str(read()) for name, read in EXTRA_STATE.items()}
 
 
 def describe_change(before: dict[str, str], after: dict[str, str]) -> str:
     """Which tables changed, with their rows now: what the failure message shows."""
     changed = sorted(label for label in after if before.get(label) != after[label])
-    lines = []
+    lines = [f"{name} changed: {after[name][:300]}" for name in changed if name in EXTRA_STATE]
     with connection.cursor() as cursor:
-        for label in changed:
+        for label in (c for c in changed if c not in EXTRA_STATE):
             model = apps.get_model(label)
             cursor.execute(f"SELECT r FROM ({_row_sql(model)}) s ORDER BY r DESC LIMIT 5")
             rows = [row[0][:300] for row in cursor.fetchall()]
