@@ -136,6 +136,10 @@ WRITER_NO_CHANGE: dict[str, str] = {
     "POST /domains/{name}/dkim/advance": "no rotation is in flight on the sample domain, so no "
     "step is due (tests/identity/test_dkim_rotation.py takes the steps)",
 }
+# Operations only a person (a signed-in session) may do, not an API token, and why: A's
+# read-write token is refused (403) and changes nothing; A's owner's session does them.
+PEOPLE_ONLY: dict[str, str] = {}
+
 # Routes only staff may use (install-wide things, limits staff set): every other actor is
 # refused (403/404) and changes nothing; a staff session's sample succeeds instead of A's
 # writer's. ("METHOD /path" for the API, URL name for pages → why it is staff-only.)
@@ -267,8 +271,8 @@ class Outcome:
     def assert_changed(self) -> None:
         assert self.after != self.before or self.callbacks, (
             "the writer's request succeeded but changed nothing: the body or form does not "
-            "write, so the refused requests prove nothing (fix API_BODIES/PAGE_FORMS, or list "
-            "it in WRITER_NO_CHANGE with the reason)"
+            "write, so the refused requests prove nothing (fix API_BODIES/PAGE_FORMS; list it "
+            "in WRITER_NO_CHANGE with the reason, or in READ_PAGES if the page only reads)"
         )
 
     def assert_no_leak(self, sent: list[str]) -> None:
@@ -304,6 +308,7 @@ API_ACTORS = {
     "read_only_token": (None, "a_ro"),
     "viewer_session": ("a_viewer", None),
     "writer_token": (None, "a_rw"),
+    "writer_session": ("a_owner", None),
     "holder_session": ("a_holder", None),
     "anonymous": (None, None),
 }
@@ -353,6 +358,9 @@ def test_it_isolates_every_api_operation(world, op, actor):
         outcome.assert_unchanged()
     elif actor in ("holder_session", "anonymous"):
         assert outcome.status == 401, outcome.explain("401")
+        outcome.assert_unchanged()
+    elif actor == "writer_token" and op.id in PEOPLE_ONLY:
+        assert outcome.status == 403, outcome.explain("403: people only, not tokens")
         outcome.assert_unchanged()
     else:
         assert_writer_succeeds(op.id, op.write, outcome)
@@ -462,7 +470,9 @@ def test_it_isolates_every_operator_page(world, route, method, actor):
     elif actor == "viewer":
         if method == "POST" and route.name not in READ_PAGES:
             allowed = {403, 405} if not_allowed else {403}
-            assert outcome.status in allowed, outcome.explain("403")
+            assert outcome.status in allowed, outcome.explain(
+                "403 (a page that answers POST like GET and writes nothing goes in READ_PAGES)"
+            )
         else:
             assert outcome.status < 500, outcome.explain("not a server error")
         outcome.assert_unchanged()
@@ -625,5 +635,6 @@ def test_it_has_no_stale_entries():
     for table in (WRITER_REFUSED, WRITER_NO_CHANGE):
         assert set(table) <= requests, set(table) - requests
     assert set(STAFF_ONLY) <= ids | names, set(STAFF_ONLY) - (ids | names)
+    assert set(PEOPLE_ONLY) <= ids, set(PEOPLE_ONLY) - ids
     assert set(READ_PAGES) | set(BEARER_LINKS) <= names
     assert {k for k, _ in KNOWN} <= requests
