@@ -358,7 +358,10 @@ def openapi_schema() -> dict:
     """The schema as served. Read at collection, before the test environment adds the test
     client's host name to ALLOWED_HOSTS, hence the explicit Host."""
     response = Client().get(f"{API_PREFIX}/openapi.json", headers={"host": "localhost"})
-    assert response.status_code == 200, response.content
+    assert response.status_code == 200, (
+        f"GET /api/v1/openapi.json answered {response.status_code} "
+        f"{response.get('Location', '')} {response.content[:200]!r}"
+    )
     return response.json()
 
 
@@ -562,7 +565,9 @@ def describe_change(before: dict[str, str], after: dict[str, str]) -> str:
     with connection.cursor() as cursor:
         for label in (c for c in changed if c not in EXTRA_STATE):
             model = apps.get_model(label)
-            cursor.execute(f"SELECT r FROM ({_row_sql(model)}) s ORDER BY r DESC LIMIT 5")
+            pk = connection.ops.quote_name(model._meta.pk.column)
+            rows_sql = _row_sql(model).replace("::text AS r FROM", f"::text AS r, t.{pk} AS k FROM")
+            cursor.execute(f"SELECT r FROM ({rows_sql}) s ORDER BY k DESC LIMIT 5")
             rows = [row[0][:300] for row in cursor.fetchall()]
             lines.append(f"{label} changed; now (up to 5 rows): " + "\n    ".join(["", *rows]))
     return "\n".join(lines)
