@@ -31,6 +31,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from bans.node import node_store
 from identity.services import dkim_rotate_start
 from mailboxes.models import AppPassword, MailboxImport
 from mailboxes.services import domain_create
@@ -134,7 +135,16 @@ PATH_PARAMS: dict[str, Callable[[World], object]] = {
     # A key in rotation (pending): retiring it is allowed, so the writer's sample succeeds.
     "dkim/<selector>": lambda a: dkim_rotate_start(actor=SYSTEM, domain=a.domain)[0].selector,
     "bimi/<name>": lambda a: a.domain.name,
+    "bans/<ip>": lambda a: ban_on(a.mailbox.address),
 }
+
+
+def ban_on(account: str, ip: str = "192.0.2.77") -> str:
+    """A ban in the node's store earned by failed logins on `account` (A's, so A may see it)."""
+    store = node_store()
+    while store.ban(ip) is None:
+        store.record_failure(ip=ip, account=account, service="imap")
+    return ip
 
 # Where one route needs a different object of the same kind than PATH_PARAMS gives (keyed by
 # URL name for pages, "METHOD /path" for the API).
@@ -528,7 +538,12 @@ VOLATILE = {"auth.User": ("last_login",), "tenants.ApiToken": ("last_used_at",)}
 
 # State kept outside the database (a node-local store, Redis): name → a callable returning a
 # comparable value of it. A feature that keeps tenant state elsewhere adds a line here.
-EXTRA_STATE: dict[str, Callable[[], object]] = {}
+def _bans() -> list:
+    return [(ban.ip, ban.accounts) for ban in node_store().bans()]
+
+
+# State kept outside the database that a request may change (name → reader).
+EXTRA_STATE: dict[str, Callable[[], object]] = {"node ban store": _bans}
 
 
 def state_models() -> list:
