@@ -15,6 +15,7 @@ import logging
 import re
 from urllib.parse import urlparse
 
+import dns.exception
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -748,6 +749,10 @@ def dns_publish(*, actor: Actor, domain: Domain) -> list[str]:
         done = publish(target, records, remove=remove, ttl=settings.MAILHOST_DNS_TTL)
     except PublishError as exc:
         error = str(exc)
+    except (EOFError, ValueError, dns.exception.DNSException):
+        # Something that is not a DNS server (a web server, a closed connection) answered:
+        # a failed publish to report, never a server error.
+        error = "The publishing server did not answer as a DNS server; check its address and port."
     _publish_record(actor=actor, domain=domain, target=target, error=error)
     if error:
         raise PublishFailed(error)

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from mailhost.errors import Conflict, Forbidden, Invalid, NotFound
+from mailhost.validation import one_line_problem
 from tenants.access import Actor, require_owner, require_write
 from tenants.audit import audit_record
 from tenants.models import ApiToken, Invitation, Membership, Organisation, Role
@@ -27,6 +28,7 @@ def organisation_create(*, actor: Actor, slug: str, name: str) -> Organisation:
         )
     if not (name or "").strip():
         raise Invalid("Enter a name.", field="name")
+    name = _one_line(name, field="name", label="organisation name", limit=200)
     if Organisation.objects.filter(slug=slug).exists():
         raise Conflict(f"An organisation with slug {slug!r} exists.", field="slug")
     organisation = Organisation.objects.create(slug=slug, name=name.strip())
@@ -97,7 +99,7 @@ def invitation_create(
     """Invite an e-mail address; returns the invitation and its one-time token."""
     require_owner(actor, organisation.pk)
     email = (email or "").strip().lower()
-    if "@" not in email or any(ch.isspace() for ch in email):
+    if "@" not in email or any(ch.isspace() for ch in email) or one_line_problem(email):
         raise Invalid("Enter a valid e-mail address.", field="email")
     if role not in Role.values:
         raise Invalid(f"Role must be one of {', '.join(Role.values)}.", field="role")
@@ -188,6 +190,7 @@ def api_token_create(
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise Invalid("Give the token a name of up to 100 characters.", field="name")
+    name = _one_line(name, field="name", label="token name", limit=100)
     if expires_at is not None and expires_at <= timezone.now():
         raise Invalid("The expiry must be in the future.", field="expires_at")
     raw = ApiToken.new_secret()
@@ -254,6 +257,16 @@ def user_create_staff(*, email: str, password: str):
     user = user_model.objects.create_superuser(username=email, email=email, password=password)
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     return user
+
+
+def _one_line(raw: str, *, field: str, label: str, limit: int) -> str:
+    value = raw.strip()
+    if len(value) > limit:
+        raise Invalid(f"The {label} is at most {limit} characters.", field=field)
+    problem = one_line_problem(value)
+    if problem:
+        raise Invalid(f"The {label} {problem}.", field=field)
+    return value
 
 
 def _iso(value: dt.datetime | None) -> str | None:

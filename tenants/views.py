@@ -247,6 +247,9 @@ def audit(request):
         action=(filters.get("action") or "").strip() or None,
         target=(filters.get("target") or "").strip() or None,
         actor_label=(filters.get("actor") or "").strip() or None,
+        since=filters.get("since"),
+        until=filters.get("until"),
     )
     context = {"form": form, "page": paginate(request, events)}
-    return _render(request, "mail_admin/audit.html", context, section="audit")
+    status = 422 if form.errors else 200
+    return _render(request, "mail_admin/audit.html", context, status=status, section="audit")
