@@ -115,7 +115,9 @@ def tokens_list(request, query: Query[TokenQuery]):
 
 @router.post("/tokens", response={201: TokenCreatedOut, WRITE_ERRORS: ErrorOut}, tags=["tokens"])
 def tokens_create(request, payload: TokenIn):
-    """Create a token for the organisation. The secret is in this response only."""
+    """Create a token for the organisation. The secret is in this response only.
+
+    Only a signed-in person may: an API token gets 403 `token_cannot_create_tokens`."""
     organisation = organisation_for(request.auth, payload.organisation)
     token, raw = api_token_create(
         actor=request.auth,
@@ -137,7 +139,8 @@ def tokens_get(request, token_id: int = Path(..., ge=1, le=MAX_ID)):
     "/tokens/{token_id}", response={200: TokenOut, WRITE_ERRORS: ErrorOut}, tags=["tokens"]
 )
 def tokens_revoke(request, token_id: int = Path(..., ge=1, le=MAX_ID)):
-    """Revoke a token at once. Revoking a revoked token changes nothing."""
+    """Revoke a token at once. Revoking a revoked token changes nothing. An API token may
+    revoke only itself; other tokens are revoked by a signed-in person."""
     return api_token_revoke(actor=request.auth, token=_token(request.auth, token_id))
 
 

@@ -185,8 +185,18 @@ def api_token_create(
     read_only: bool = False,
     expires_at: dt.datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns it with the raw secret, which is never stored or shown again."""
+    """Create a token; returns it with the raw secret, which is never stored or shown again.
+
+    Only people (and the box's operator commands) create tokens. A token that could mint
+    tokens would outlive its own expiry and revocation through a child it made itself.
+    """
     require_write(actor, organisation.pk, "That organisation")
+    if actor.token is not None:
+        raise Forbidden(
+            "An API token cannot create API tokens: a person signed in to the portal "
+            "creates them (mail-admin → API tokens).",
+            code="token_cannot_create_tokens",
+        )
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise Invalid("Give the token a name of up to 100 characters.", field="name")
@@ -216,7 +226,17 @@ def api_token_create(
 
 @transaction.atomic
 def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
-    require_write(actor, token.organisation_id, "That token")
+    """Revoke a token. A token may revoke itself (a leaked one can be killed with itself),
+    never another: token management is for people."""
+    itself = actor.token is not None and actor.token.pk == token.pk
+    if not itself:
+        require_write(actor, token.organisation_id, "That token")
+    if actor.token is not None and not itself:
+        raise Forbidden(
+            "An API token can revoke only itself: a person signed in to the portal revokes "
+            "other tokens.",
+            code="token_cannot_revoke_tokens",
+        )
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
