@@ -127,22 +127,55 @@ def invitation_create(
     return invitation, raw
 
 
-@transaction.atomic
-def invitation_accept(*, user, raw_token: str) -> Membership:
-    invitation = (
-        Invitation.objects.select_for_update()
-        .filter(token_hash=ApiToken.hash(raw_token or ""), accepted_at__isnull=True)
-        .first()
+def invitation_accept(*, user, raw_token: str, ip: str | None = None) -> Membership:
+    """Join the organisation an invitation is for, as the address it was sent to.
+
+    The link alone proves nothing (it can be forwarded, leaked or read over a shoulder): the
+    signed-in user must hold a verified e-mail address equal to the invited one. Anything else
+    is refused, audited, and leaves the invitation open for the person it was meant for.
+    """
+    actor = Actor(user=user, ip=ip)
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update()
+            .filter(token_hash=ApiToken.hash(raw_token or ""), accepted_at__isnull=True)
+            .first()
+        )
+        if invitation is None or invitation.expires_at <= timezone.now():
+            raise NotFound("This invitation is not valid or has expired.")
+        refusal = _invitation_refusal(user, invitation)
+        if refusal is None:
+            return _invitation_join(actor, invitation)
+    _audit_refused_invitation(actor, invitation, refusal)
+    raise Forbidden(refusal, code="invitation_for_another_address")
+
+
+def _invitation_refusal(user, invitation: Invitation) -> str | None:
+    """Why `user` may not accept `invitation`, or None if they may."""
+    from allauth.account.models import EmailAddress
+
+    own = EmailAddress.objects.filter(user=user, email__iexact=invitation.email).first()
+    if own is not None and own.verified:
+        return None
+    if own is not None:
+        return (
+            f"Verify {own.email} first (follow the link in the confirmation e-mail), then "
+            "open the invitation again."
+        )
+    return (
+        "This invitation was sent to another e-mail address. Sign in with the account of the "
+        "address it was sent to, or ask the organisation's owner to invite this one."
     )
-    if invitation is None or invitation.expires_at <= timezone.now():
-        raise NotFound("This invitation is not valid or has expired.")
+
+
+def _invitation_join(actor: Actor, invitation: Invitation) -> Membership:
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
     membership, _ = Membership.objects.get_or_create(
-        user=user, organisation=invitation.organisation, defaults={"role": invitation.role}
+        user=actor.user, organisation=invitation.organisation, defaults={"role": invitation.role}
     )
     audit_record(
-        actor=Actor(user=user),
+        actor=actor,
         organisation_id=invitation.organisation_id,
         action="invitation.accept",
         target_type="invitation",
@@ -150,6 +183,20 @@ def invitation_accept(*, user, raw_token: str) -> Membership:
         after={"role": membership.role},
     )
     return membership
+
+
+@transaction.atomic
+def _audit_refused_invitation(actor: Actor, invitation: Invitation, reason: str) -> None:
+    # Written after the lookup's transaction, so the refusal is on record although the
+    # request fails; the owners see who tried to use the link.
+    audit_record(
+        actor=actor,
+        organisation_id=invitation.organisation_id,
+        action="invitation.accept_refused",
+        target_type="invitation",
+        target=invitation.email,
+        after={"reason": reason, "signed_in_as": actor.user.get_username()},
+    )
 
 
 @transaction.atomic

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from mailhost.pages import (
+    client_ip,
     confirm_page,
     error_response,
     form_errors_from,
@@ -169,7 +170,9 @@ def accept_invitation(request, token):
     if request.method != "POST":
         return render(request, "mail_admin/invitation_accept.html", {"token": token})
     try:
-        membership = services.invitation_accept(user=request.user, raw_token=token)
+        membership = services.invitation_accept(
+            user=request.user, raw_token=token, ip=client_ip(request)
+        )
     except DomainError as exc:
         return error_response(request, exc)
     messages.success(request, f"You joined {membership.organisation.name}.")
