@@ -2,3 +2,4 @@
 DKIM key) and a real Knot server answering for it."""
 
 from tests.identity.conftest import dns_world, domain, mail_settings, organisation  # noqa: F401
+from tests.pages.conftest import clean_rate_limits  # noqa: F401
