@@ -27,7 +27,7 @@ from ninja.throttling import BaseThrottle
 from ninja.utils import check_csrf
 
 from mailhost import health as health_checks
-from mailhost import idempotency
+from mailhost import http, idempotency
 from mailhost.errors import DomainError, Forbidden
 from mailhost.redis import get_redis
 from tenants.access import Actor
@@ -39,7 +39,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return http.client_ip(request)  # behind trusted proxies: from X-Forwarded-For
 
 
 # --- authentication ------------------------------------------------------------------------

@@ -9,6 +9,8 @@ mkdir -p "$RUN" "$LOG"
 [ -f "$VAR/up.env" ] && source "$VAR/up.env"
 source <(scripts/ensure-services.sh redis)
 export CELERY_BROKER_URL
+# A dev install on plain http://127.0.0.1: no https redirect, HSTS or Secure-only cookies.
+export MAILHOST_HTTPS="${MAILHOST_HTTPS:-false}"
 WEB_PORT="${MAILHOST_WEB_PORT:-8000}"
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }

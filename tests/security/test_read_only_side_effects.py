@@ -11,19 +11,16 @@ from allauth.account.models import EmailAddress
 from django.apps import apps
 from django.core import mail
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from identity.models import DkimKey, DnsCheck, DnsCheckHistory, DomainPosture
 from identity.services import dkim_rotate_start
-from mailboxes.models import MailboxImport
-from mailhost.api import api
-from mailhost.passwords import hash_password
-from tenants.access import SYSTEM, Actor
-from tenants.models import Invitation, Membership
-from tenants.services import api_token_create, invitation_create
+from tenants.access import SYSTEM
+from tenants.models import Invitation
+from tenants.services import api_token_create
 from tests.api.conftest import ApiClient
-from tests.factories import AppPasswordFactory, MembershipFactory
+from tests.factories import MembershipFactory
 from tests.identity.support import fragment_for
+from tests.security.support import api_get_paths, page_urls
 
 pytestmark = pytest.mark.django_db
 
@@ -101,18 +98,6 @@ def test_it_still_lets_an_admin_check_now(world):
 # --- every GET is side-effect free --------------------------------------------------------------
 
 
-def _patterns(patterns=None, namespace=None):
-    """(namespaced name, pattern) of every named URL, walking includes."""
-    for entry in patterns if patterns is not None else get_resolver().url_patterns:
-        if isinstance(entry, URLResolver):
-            inner = entry.namespace
-            if namespace and inner:
-                inner = f"{namespace}:{inner}"
-            yield from _patterns(entry.url_patterns, inner or namespace)
-        elif isinstance(entry, URLPattern) and entry.name:
-            yield (f"{namespace}:{entry.name}" if namespace else entry.name), entry.pattern
-
-
 def _state() -> dict:
     """Every row of every model, minus what a read may legitimately touch: sessions, and the
     "last used" stamps of the credential that made the request."""
@@ -129,78 +114,16 @@ def _state() -> dict:
     return state
 
 
-@pytest.fixture
-def everything(domain, organisation):
-    """One of each kind of object, so every URL has something real to name."""
-    from mailboxes.services import alias_create, mailbox_create
-
-    mailbox, _ = mailbox_create(actor=SYSTEM, domain=domain, local_part="anna",
-                                password="anna-password-1")
-    alias = alias_create(actor=SYSTEM, domain=domain, local_part="info",
-                         destinations=["anna@good.test"])
-    owner = MembershipFactory(organisation=organisation, role="owner")
-    invitation, raw_invitation = invitation_create(
-        actor=Actor(user=owner.user), organisation=organisation, email="new@corp.test",
-        role="viewer",
-    )
-    token, raw_ro = api_token_create(actor=SYSTEM, organisation=organisation, name="ro",
-                                     read_only=True)
-    job = MailboxImport.objects.create(organisation=organisation, created_by=owner.user,
-                                       filename="x.csv", total=0, source_encrypted="")
-    app_password = AppPasswordFactory(mailbox=mailbox, password_hash=hash_password("x" * 20))
-    key = DkimKey.objects.filter(domain=domain).first()
-    values = {
-        "org": organisation.slug, "name": domain.name, "address": mailbox.address,
-        "token": raw_invitation, "selector": key.selector, "path": "x", "rest": "x",
-        "key": "x", "uidb36": "x", "uidb64": "x", "app_label": "tenants",
-        "pk": Membership.objects.get(user=owner.user).pk,
-    }
-    by_name = {
-        "mailboxes:alias": {"address": alias.address},
-        "mailboxes:alias_delete": {"address": alias.address},
-        "tenants:invitation_revoke": {"pk": invitation.pk},
-        "tenants:token_revoke": {"pk": token.pk},
-        "mailboxes:import": {"pk": job.pk},
-        "mailboxes:import_passwords": {"pk": job.pk},
-        "mailboxes:app_password_revoke": {"pk": app_password.pk},
-        "mailbox:app_password_revoke": {"pk": app_password.pk},
-    }
-    return values, by_name, raw_ro
-
-
-def _page_urls(values, by_name) -> list[str]:
-    urls = []
-    for name, pattern in _patterns():
-        if name.startswith("api:"):
-            continue  # the API is swept through its schema, with its methods
-        params = list(pattern.converters) or list(pattern.regex.groupindex)
-        kwargs = {k: (by_name.get(name) or {}).get(k, values.get(k, "x")) for k in params}
-        try:
-            urls.append(reverse(name, kwargs=kwargs))
-        except Exception:  # a pattern whose converters our placeholders do not satisfy
-            urls.append(name)
-    return urls
-
-
-def _api_get_paths(values, by_name) -> list[str]:
-    paths = []
-    for path, operations in api.get_openapi_schema()["paths"].items():
-        if "get" in operations:
-            paths.append(path.format(token_id=by_name["tenants:token_revoke"]["pk"], **values))
-    return paths
-
-
 def test_it_changes_nothing_on_any_get(
     everything, organisation, django_capture_on_commit_callbacks
 ):
-    values, by_name, raw_ro = everything
     viewer = _member(organisation, "viewer")
     holder = Client()
-    signed_in = holder.post("/mailbox/login/", {"address": values["address"],
-                                                "password": "anna-password-1"})
+    signed_in = holder.post("/mailbox/login/", {"address": everything.values["address"],
+                                                "password": everything.mailbox_password})
     assert signed_in.status_code == 302
-    pages = _page_urls(values, by_name)
-    api_paths = _api_get_paths(values, by_name)
+    pages = page_urls(everything)
+    api_paths = api_get_paths(everything)
     assert len(pages) > 50 and len(api_paths) > 10
     unresolved = [url for url in pages if not url.startswith("/")]
     assert unresolved == [], f"add placeholders for {unresolved}"
@@ -210,8 +133,8 @@ def test_it_changes_nothing_on_any_get(
             for client in (viewer, holder, Client()):
                 assert client.get(url).status_code != 500, url
         for path in api_paths:
-            assert ApiClient(raw_ro).get(path.removeprefix("/api/v1")).status_code != 500, path
-            assert ApiClient(client=viewer).get(path.removeprefix("/api/v1")).status_code != 500
+            assert ApiClient(everything.read_only_token).get(path).status_code != 500, path
+            assert ApiClient(client=viewer).get(path).status_code != 500, path
     assert queued == [], "a GET enqueued work"
     assert mail.outbox == []
     after = _state()
