@@ -53,41 +53,64 @@ def test_it_refuses_a_trusted_proxy_that_is_not_an_address():
 
 
 @pytest.fixture
-def production_portal(db):
-    """gunicorn with production settings; the test stands in for the TLS proxy at 127.0.0.1."""
-    port = free_port()
-    database = settings.DATABASES["default"]
-    url = (f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-           f"{database['NAME']}")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "mailhost.wsgi:application", "--workers", "1",
-         "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env=production_env(DATABASE_URL=url, MAILHOST_TRUSTED_PROXIES="127.0.0.1"),
-    )
+def gunicorn(db):
+    """Start gunicorn with the given environment on top of a production one; the test stands
+    in for the TLS proxy at 127.0.0.1. Returns a GET function."""
+    processes = []
 
-    def get(path: str, headers: dict | None = None) -> http.client.HTTPResponse:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        connection.request("GET", path, headers={"Host": "portal.example.net", **(headers or {})})
-        response = connection.getresponse()
-        response.read()
-        connection.close()
-        return response
+    def start(**extra: str):
+        port = free_port()
+        database = settings.DATABASES["default"]
+        url = (f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
+               f"{database['NAME']}")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "mailhost.wsgi:application", "--workers", "1",
+             "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=production_env(DATABASE_URL=url, **extra),
+        )
+        processes.append(process)
 
-    def answers() -> bool:
-        try:
-            get("/api/v1/health")
-        except OSError:
-            return process.poll() is not None  # stop waiting if it died
-        return True
+        def get(path: str, headers: dict | None = None) -> http.client.HTTPResponse:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            headers = {"Host": "portal.example.net", **(headers or {})}
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            return response
 
-    try:
+        def answers() -> bool:
+            try:
+                get("/api/v1/health")
+            except OSError:
+                return process.poll() is not None  # stop waiting if it died
+            return True
+
         wait_for(answers, timeout=30)
         assert process.poll() is None, process.stderr.read().decode()
-        yield get
-    finally:
+        return get
+
+    yield start
+    for process in processes:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def production_portal(gunicorn):
+    return gunicorn(MAILHOST_TRUSTED_PROXIES="127.0.0.1")
+
+
+def test_it_serves_a_dev_install_over_plain_http(gunicorn):
+    """What `make up` runs: MAILHOST_HTTPS=false on http://127.0.0.1 — no redirect, no HSTS,
+    cookies a plain-http browser keeps; the CSP is on all the same."""
+    get = gunicorn(MAILHOST_HTTPS="false")
+    response = get("/accounts/login/")
+    assert response.status == 200
+    assert response.getheader("Strict-Transport-Security") is None
+    assert "Secure" not in response.getheader("Set-Cookie")
+    assert "script-src 'self'" in response.getheader("Content-Security-Policy")
 
 
 def test_it_redirects_plain_http_to_https_in_production(production_portal):
