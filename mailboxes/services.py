@@ -512,8 +512,6 @@ def _require_mailbox_write(actor: Actor, mailbox: Mailbox) -> None:
     require_write(actor, mailbox.domain.organisation_id, "That mailbox")
 
 
-
-
 def _forward_addresses(raw, own_address: str) -> list[str]:
     if isinstance(raw, str):
         raw = [part for part in raw.replace(",", "\n").split() if part]

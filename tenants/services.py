@@ -4,6 +4,7 @@ import datetime as dt
 import re
 import secrets
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -152,8 +153,6 @@ def invitation_accept(*, user, raw_token: str, ip: str | None = None) -> Members
 
 def _invitation_refusal(user, invitation: Invitation) -> str | None:
     """Why `user` may not accept `invitation`, or None if they may."""
-    from allauth.account.models import EmailAddress
-
     own = EmailAddress.objects.filter(user=user, email__iexact=invitation.email).first()
     if own is not None and own.verified:
         return None
@@ -318,8 +317,6 @@ def api_token_authenticate(raw: str) -> ApiToken | None:
 
 def user_create_staff(*, email: str, password: str):
     """A superuser with a verified e-mail address (used by `make up` and tests)."""
-    from allauth.account.models import EmailAddress
-
     user_model = get_user_model()
     user = user_model.objects.create_superuser(username=email, email=email, password=password)
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
