@@ -111,6 +111,7 @@ def configure() -> BenchEnv:
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
         "DEBUG": "false",
+        "MAILHOST_HTTPS": "false",  # gunicorn on plain http://127.0.0.1
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }

@@ -67,7 +67,7 @@ from mailboxes.services import domain_mark_verified
 from mailhost.crypto import decrypt, encrypt
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
 from mailhost.names import InvalidName, normalise_domain
-from tenants.access import SYSTEM, Actor, require_read, require_write
+from tenants.access import SYSTEM, Actor, require_write
 from tenants.audit import audit_record
 from tenants.models import Membership, Role
 
@@ -644,8 +644,9 @@ def dns_check_run(
     Not atomic: the DNS queries run outside any transaction; the verdicts are stored in one.
     Organisation admins get an e-mail when a verdict's status changes (not on the first one).
     The ownership is marked verified by `verify_as` (the verifier itself, unless a person asked).
+    It writes (history, rotation steps, mail), so it needs write access.
     """
-    require_read(actor, domain.organisation_id, "That domain")
+    require_write(actor, domain.organisation_id, "That domain")
     snap = posture_snapshot(domain)
     lookup = lookup or default_lookup()
     fetch_policy = fetch_policy or https_policy_fetcher(

@@ -10,6 +10,7 @@ from mailboxes.models import (
     NodeChange,
 )
 from mailboxes.services import domain_mark_verified, domain_revoke_verification, domain_update
+from mailhost.admin import OneLineFieldsAdmin
 from mailhost.errors import DomainError
 from mailhost.pages import client_ip
 from tenants.access import Actor
@@ -97,7 +98,8 @@ class AppPasswordInline(admin.TabularInline):
 
 
 @admin.register(Mailbox)
-class MailboxAdmin(admin.ModelAdmin):
+class MailboxAdmin(OneLineFieldsAdmin):
+    one_line_fields = ("display_name",)
     inlines = [AppPasswordInline]
     list_display = ["__str__", "display_name", "status", "quota_mb", "deleted_at", "created_at"]
     list_filter = ["status", "domain__organisation"]
@@ -130,7 +132,8 @@ class NodeChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(AppPassword)
-class AppPasswordAdmin(admin.ModelAdmin):
+class AppPasswordAdmin(OneLineFieldsAdmin):
+    one_line_fields = ("name",)
     list_display = ["name", "mailbox", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["mailbox__domain__organisation"]
     search_fields = ["name", "mailbox__local_part", "mailbox__domain__name"]

@@ -88,8 +88,10 @@ def domain_zone(request, name):
 
 @operator_page
 def domain_check(request, name):
-    """Queue a live check now (the page refreshes its status as the verdicts come in)."""
-    domain = _domain(request, name)
+    """Queue a live check now (the page refreshes its status as the verdicts come in).
+
+    A check writes history, may take DKIM rotation steps and mails admins: a write."""
+    domain = _domain(request, name, write=request.method == "POST")
     if request.method == "POST":
         from identity.tasks import check_domain
 

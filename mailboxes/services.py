@@ -44,6 +44,7 @@ from mailhost.names import (
     normalise_local_part,
 )
 from mailhost.passwords import generate_password, hash_password, verify_password
+from mailhost.validation import one_line_problem
 from tenants.access import SYSTEM, Actor, require_write
 from tenants.audit import audit_record
 from tenants.models import Organisation
@@ -69,13 +70,18 @@ def _local_part(raw: str, field: str = "local_part") -> str:
         raise Invalid(str(exc), field=field) from None
 
 
-def _display_name(raw: str | None) -> str:
+def _one_line(raw: str | None, *, field: str, limit: int, label: str) -> str:
     value = (raw or "").strip()
-    if len(value) > 200 or any(ord(ch) < 32 for ch in value):
-        raise Invalid(
-            "The display name is one line of at most 200 characters.", field="display_name"
-        )
+    if len(value) > limit:
+        raise Invalid(f"The {label} is one line of at most {limit} characters.", field=field)
+    problem = one_line_problem(value)
+    if problem:
+        raise Invalid(f"The {label} {problem}.", field=field)
     return value
+
+
+def _display_name(raw: str | None) -> str:
+    return _one_line(raw, field="display_name", limit=200, label="display name")
 
 
 def _quota(raw: int | None, fallback: int, field: str = "quota_mb") -> int:
@@ -655,13 +661,6 @@ def _require_mailbox_write(actor: Actor, mailbox: Mailbox) -> None:
     require_write(actor, mailbox.domain.organisation_id, "That mailbox")
 
 
-def _one_line(raw: str | None, *, field: str, limit: int, label: str) -> str:
-    value = (raw or "").strip()
-    if len(value) > limit or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise Invalid(f"The {label} is one line of at most {limit} characters.", field=field)
-    return value
-
-
 def _forward_addresses(raw, own_address: str) -> list[str]:
     if isinstance(raw, str):
         raw = [part for part in raw.replace(",", "\n").split() if part]
@@ -878,12 +877,13 @@ def mailbox_import_start(
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise Invalid("Save the file as UTF-8 CSV.", field="file") from None
+    filename = _one_line(filename, field="file", limit=200, label="file name")
     rows = _parse_import(text)
     job = MailboxImport.objects.create(
         organisation=organisation,
         created_by=actor.user,
         actor_ip=actor.ip,
-        filename=(filename or "")[:200],
+        filename=filename,
         total=len(rows),
         source_encrypted=encrypt(json.dumps(rows).encode()),
     )

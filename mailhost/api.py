@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import Field, NinjaAPI, Router, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.responses import Status
@@ -26,7 +27,7 @@ from ninja.throttling import BaseThrottle
 from ninja.utils import check_csrf
 
 from mailhost import health as health_checks
-from mailhost import idempotency
+from mailhost import http, idempotency
 from mailhost.errors import DomainError, Forbidden
 from mailhost.redis import get_redis
 from tenants.access import Actor
@@ -38,7 +39,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return http.client_ip(request)  # behind trusted proxies: from X-Forwarded-For
 
 
 # --- authentication ------------------------------------------------------------------------
@@ -321,6 +322,19 @@ def _http_error(request, exc: HttpError):
 @api.exception_handler(Http404)
 def _not_found(request, exc):
     return error_response(request, 404, "not_found", "Not found.")
+
+
+@api.exception_handler(MultiPartParserError)
+def _unreadable_multipart(request, exc):
+    # Raised wherever the body is first parsed (the Idempotency-Key fingerprint, a File
+    # parameter): the client sent something that is not multipart/form-data, e.g. no boundary.
+    return error_response(
+        request,
+        400,
+        "bad_request",
+        f"The body is not valid multipart/form-data ({exc}); send JSON, or a multipart body "
+        "with the boundary named in its Content-Type.",
+    )
 
 
 @api.exception_handler(RequestDataTooBig)

@@ -319,3 +319,48 @@ API_BULK_MAX_BODY_BYTES = env_int("API_BULK_MAX_BODY_BYTES", 8 * 1024 * 1024)  #
 API_BULK_MAX_ENTRIES = env_int("API_BULK_MAX_ENTRIES", 10_000)  # rows per bulk request
 API_IDEMPOTENCY_TTL_HOURS = env_int("API_IDEMPOTENCY_TTL_HOURS", 24)  # Idempotency-Key replay
 API_HEALTH_NODE_STALE_SECONDS = env_int("API_HEALTH_NODE_STALE_SECONDS", 1800)  # lag + no apply
+
+# --- HTTPS, proxies and Content-Security-Policy (README: "Security model" → "Portal and API") ---
+# Production mode: browsers reach the portal only over HTTPS (served by a TLS proxy in front of
+# it). Secure cookies, HSTS and the http→https redirect follow from it. On unless DEBUG is;
+# `make up` (plain http://127.0.0.1:8000) and the test suite set it false explicitly.
+MAILHOST_HTTPS = env_bool("MAILHOST_HTTPS", not DEBUG)
+# Addresses or networks (comma-separated, e.g. 127.0.0.1,10.0.0.0/24) of the proxies in front
+# of the portal. Only their X-Forwarded-Proto and X-Forwarded-For are believed: from anyone
+# else the headers are dropped, so a client cannot pose as HTTPS or as another IP address.
+MAILHOST_TRUSTED_PROXIES = env_list("MAILHOST_TRUSTED_PROXIES", [])
+if MAILHOST_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+MIDDLEWARE.insert(0, "mailhost.middleware.TrustedProxyMiddleware")  # first: before any reader
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = MAILHOST_HTTPS
+SECURE_SSL_REDIRECT = MAILHOST_HTTPS
+# Load balancers probe health and mail clients fetch autoconfig over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$", r"^mail/config-v1\.1\.xml$", r"^\.well-known/"]
+SECURE_HSTS_SECONDS = env_int("MAILHOST_HSTS_SECONDS", 31_536_000 if MAILHOST_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MAILHOST_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("MAILHOST_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    # `preload` lets anyone submit the registrable domain to browsers' built-in HSTS lists,
+    # forcing HTTPS on every sibling host for months: the operator's call, off by default.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Every page gets a strict policy: scripts, styles, fonts and connections from this origin only,
+# no inline script or style, images also as data: URIs (allauth's TOTP QR code), no framing.
+INSTALLED_APPS.append("csp")
+# With ninja installed, /api/v1/docs serves Swagger UI from our static files, not a CDN's
+# inline-script page.
+INSTALLED_APPS.append("ninja")
+MIDDLEWARE.append("csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

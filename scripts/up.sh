@@ -12,6 +12,8 @@ scripts/ensure-services.sh redis >"$RUN/services.env"
 source "$RUN/services.env"
 : "${CELERY_BROKER_URL:?ensure-services.sh gave no broker}"
 export CELERY_BROKER_URL
+# A dev install on plain http://127.0.0.1: no https redirect, HSTS or Secure-only cookies.
+export MAILHOST_HTTPS="${MAILHOST_HTTPS:-false}"
 WEB_PORT="${MAILHOST_WEB_PORT:-8000}"
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }

@@ -119,6 +119,9 @@ WRITES = {
     ),
     "alias_update": lambda a, w: ms.alias_update(actor=a, alias=w.alias, active=False),
     "alias_delete": lambda a, w: ms.alias_delete(actor=a, alias=w.alias),
+}
+# Token management is for people: a writer's token gets Forbidden (finding 11).
+TOKEN_MANAGEMENT = {
     "api_token_create": lambda a, w: ts.api_token_create(actor=a, organisation=w.org, name="ci"),
     "api_token_revoke": lambda a, w: ts.api_token_revoke(actor=a, token=w.token),
 }
@@ -201,18 +204,18 @@ WRITERS = ["admin", "write_token"]
 
 
 @pytest.mark.parametrize("actor_kind", OUTSIDERS)
-@pytest.mark.parametrize("service", sorted(WRITES | OWNER_WRITES | READS))
+@pytest.mark.parametrize("service", sorted(WRITES | TOKEN_MANAGEMENT | OWNER_WRITES | READS))
 def test_it_hides_another_tenants_objects(world, actor_kind, service):
-    call = (WRITES | OWNER_WRITES | READS)[service]
+    call = (WRITES | TOKEN_MANAGEMENT | OWNER_WRITES | READS)[service]
     with pytest.raises(NotFound):
         call(ACTORS[actor_kind](world), world)
 
 
 @pytest.mark.parametrize("actor_kind", READ_ONLY)
-@pytest.mark.parametrize("service", sorted(WRITES | OWNER_WRITES))
+@pytest.mark.parametrize("service", sorted(WRITES | TOKEN_MANAGEMENT | OWNER_WRITES))
 def test_it_forbids_read_only_actors_to_write(world, actor_kind, service):
     with pytest.raises(Forbidden):
-        (WRITES | OWNER_WRITES)[service](ACTORS[actor_kind](world), world)
+        (WRITES | TOKEN_MANAGEMENT | OWNER_WRITES)[service](ACTORS[actor_kind](world), world)
 
 
 @pytest.mark.parametrize("actor_kind", WRITERS)
@@ -222,6 +225,13 @@ def test_it_lets_writers_write(world, actor_kind, service):
     audit_before = AuditEvent.objects.filter(organisation=world.org).count()
     WRITES[service](actor, world)
     assert_written(service, world, audit_before)
+
+
+@pytest.mark.parametrize("service", sorted(TOKEN_MANAGEMENT))
+def test_it_keeps_token_management_to_people(world, service):
+    with pytest.raises(Forbidden):
+        TOKEN_MANAGEMENT[service](ACTORS["write_token"](world), world)
+    TOKEN_MANAGEMENT[service](ACTORS["admin"](world), world)
 
 
 @pytest.mark.parametrize("service", sorted(OWNER_WRITES))

@@ -144,11 +144,16 @@ WRITER_NO_CHANGE: dict[str, str] = {
 }
 # Operations only a person (a signed-in session) may do, not an API token, and why: A's
 # read-write token is refused (403) and changes nothing; A's owner's session does them.
-PEOPLE_ONLY: dict[str, str] = {}
+PEOPLE_ONLY: dict[str, str] = {
+    "POST /tokens": "API tokens cannot create tokens (issue 10 finding 11)",
+    "DELETE /tokens/{token_id}": "a token may revoke only itself (issue 10 finding 11)",
+}
 
 # Refusals that rightly write one thing, and why: request id → (tables it may change, reason).
 # Everything else a refused request touches is still a failure.
-REFUSAL_WRITES: dict[str, tuple[set[str], str]] = {}
+REFUSAL_WRITES: dict[str, tuple[set[str], str]] = {
+    "POST tenants:accept": ({"tenants.AuditEvent"}, "a refused acceptance is audited"),
+}
 
 # Routes only staff may use (install-wide things, limits staff set): every other actor is
 # refused (403/404) and changes nothing; a staff session's sample succeeds instead of A's
@@ -159,15 +164,7 @@ STAFF_ONLY: dict[str, str] = {
 
 # Known holes fixed on another branch: (request id, actor) → the finding. Strict: once the fix
 # is merged the test passes, the xfail turns into a failure, and the line must go.
-FINDING_14 = "issue 10 finding 14 (read-only actors' DNS check writes), fixed on wt-portal"
-FINDING_10 = "issue 10 finding 10 (invitations not bound to the address), fixed on wt-portal"
 KNOWN: dict[tuple[str, str], str] = {
-    ("POST /domains/{name}/dns/check", "read_only_token"): FINDING_14,
-    ("POST /domains/{name}/dns/check", "viewer_session"): FINDING_14,
-    ("POST mailboxes:domain_check", "viewer"): FINDING_14,
-    ("POST tenants:accept", "intruder"): FINDING_10,
-    ("POST tenants:accept", "viewer"): FINDING_10,
-    ("POST tenants:accept", "writer"): FINDING_10,
 }
 
 
