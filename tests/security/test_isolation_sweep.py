@@ -164,8 +164,7 @@ STAFF_ONLY: dict[str, str] = {
 
 # Known holes fixed on another branch: (request id, actor) → the finding. Strict: once the fix
 # is merged the test passes, the xfail turns into a failure, and the line must go.
-KNOWN: dict[tuple[str, str], str] = {
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 # --- the world: built once per module, each test rolled back --------------------------------
