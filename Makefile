@@ -4,19 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SIZE ?= full
 
-.PHONY: help install up down test lint bench
+.PHONY: help install up down test lint bench lock
 
 help:
 	@echo "make up     install what is missing, start portal + worker + mail stack, print login"
 	@echo "make down   stop everything 'make up' started"
 	@echo "make test   install what is missing and run ruff and the whole test suite"
 	@echo "make bench  benchmarks against a real stack (SIZE=small: < 3 min; SIZE=full)"
+	@echo "make lock   add what pyproject.toml newly asks for to requirements.lock (UPGRADE=1: upgrade all)"
 
-$(VENV)/.installed: pyproject.toml
+# Exactly the versions (and file hashes) in requirements.lock: every clone installs the same set.
+$(VENV)/.installed: requirements.lock
 	@scripts/install-system.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q '.[test]'
+	@$(PY) -m pip install -q --require-hashes -r requirements.lock
 	@touch $@
 
 install: $(VENV)/.installed
@@ -36,3 +37,9 @@ lint: install
 
 bench: install
 	@scripts/bench.sh $(SIZE)
+
+# pyproject.toml holds the ranges; this writes the newest versions within them, with hashes.
+lock: install
+	@$(PY) -m pip install -q pip-tools
+	@$(VENV)/bin/pip-compile --quiet $(if $(UPGRADE),--upgrade) --generate-hashes --strip-extras --extra test \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -10,10 +11,17 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """Parallel test runs (several checkouts on one machine) each get their own test database."""
     from django.conf import settings
 
+    database = settings.DATABASES["default"]
     suffix = os.environ.get("TEST_DB_SUFFIX")
-    if suffix:
-        test = settings.DATABASES["default"].setdefault("TEST", {})
-        test["NAME"] = f"test_{settings.DATABASES['default']['NAME']}_{suffix}"
+    test = database.setdefault("TEST", {})
+    if database["ENGINE"].endswith("sqlite3"):
+        # A file beside the configured one, never Django's in-memory default: the embedded
+        # default is tested as `make up` runs it (a file, WAL, several connections locking).
+        path = Path(database["NAME"])
+        name = f"test_{path.stem}_{suffix}" if suffix else f"test_{path.stem}"
+        test["NAME"] = str(path.with_name(f"{name}.sqlite3"))
+    elif suffix:
+        test["NAME"] = f"test_{database['NAME']}_{suffix}"
 
 
 # --- browser tests (pytest-playwright with Debian's Chromium; no browser download) ----------

@@ -32,7 +32,7 @@ from identity.services import (
     mtasts_set,
     posture_update,
 )
-from mailboxes.selectors import domain_get, domain_get_for_write
+from mailboxes.selectors import domain_get_for_write
 from mailhost.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut
 
 router = Router(tags=["dns"])
@@ -115,6 +115,9 @@ class StaleRecordOut(Schema):
 
 class DnsOut(Schema):
     domain: str
+    verified: bool = Field(
+        description="Ownership proven; until then the `verification` record must be published."
+    )
     records: list[RecordOut]
     remove: list[StaleRecordOut] = Field(description="Delete these if they are published.")
     dkim_keys: list[DkimKeyOut]
@@ -130,6 +133,7 @@ def _dns_out(view: DnsOverview) -> dict:
     posture, name = view.posture, view.domain.name
     return {
         "domain": name,
+        "verified": view.domain.is_verified,
         "records": [r.__dict__ for r in view.records],
         "remove": [r.__dict__ for r in view.remove],
         "dkim_keys": [_key_out(k, name) for k in view.keys],
@@ -214,10 +218,11 @@ def dns_zone(request, name: str):
     return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
-@router.post("/domains/{name}/dns/check", response=READ, summary="Check the records now")
+@router.post("/domains/{name}/dns/check", response=WRITE, summary="Check the records now")
 def dns_check(request, name: str):
-    """Query DNS now (bounded by the resolver timeouts) and store the verdicts."""
-    domain = domain_get(request.auth, name)
+    """Query DNS now (bounded by the resolver timeouts) and store the verdicts. A write: it
+    records history, may take due DKIM rotation steps and mails admins about changes."""
+    domain = domain_get_for_write(request.auth, name)
     dns_check_run(actor=request.auth, domain=domain)
     return _dns_out(dns_overview(request.auth, name))
 
@@ -268,7 +273,11 @@ class DnsSettingsIn(Schema):
     tls_rpt_rua: list[str] | None = Field(None, max_length=5, description="mailto: or https:")
     dkim_ed25519: StrictBool | None = Field(None, description="Sign with Ed25519 alongside RSA.")
     auto_publish: StrictBool | None = None
-    publish_server: str | None = Field(None, max_length=45, description="The primary's IP.")
+    publish_server: str | None = Field(
+        None, max_length=253,
+        description="The primary's public IP address or host name (internal networks only if "
+        "staff allowed them).",
+    )
     publish_port: StrictInt | None = Field(None, ge=1, le=65535)
     publish_zone: str | None = Field(None, max_length=253, description="Empty: the domain.")
     tsig_key_name: str | None = Field(None, max_length=253)
@@ -291,9 +300,12 @@ class PublishOut(Schema):
 
 
 @router.post("/domains/{name}/dns/publish",
-             response={200: PublishOut, WRITE_ERRORS: ErrorOut},
+             response={200: PublishOut, WRITE_ERRORS | {502}: ErrorOut},
              summary="Publish the records now by RFC 2136")
 def dns_publish_now(request, name: str):
+    """422 `dns_publish_target_refused`: the server is not an address the portal may connect
+    to (nothing was sent). 502 `dns_publish_failed`: the server refused the update, or gave
+    no usable DNS answer in time (one message for every such case)."""
     domain = domain_get_for_write(request.auth, name)
     return {"changed": dns_publish(actor=request.auth, domain=domain)}
 

@@ -6,14 +6,17 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from identity.addresses import parse_networks
 from identity.mtasts import MAX_AGE_LIMIT, MODES
+from identity.report_uris import report_uris
 from identity.verify import nameserver
 
 
 @register()
 def check_identity_settings(app_configs, **kwargs):
     return [
-        *_resolvers(), *_addresses(), *_portal(), *_numbers(),
+        *_resolvers(), *_addresses(), *_portal(), *_numbers(), *_publish_networks(),
+        *_default_report_uris(),
         *([] if settings.MAILHOST_MTASTS_MODE in MODES else [Error(
             f"MAILHOST_MTASTS_MODE must be one of {', '.join(MODES)}.", id="identity.E004"
         )]),
@@ -77,6 +80,7 @@ def _numbers():
         "MAILHOST_DKIM_ROTATION_DAYS": 0, "MAILHOST_DKIM_SWITCH_DELAY_MINUTES": 0,
         "MAILHOST_DKIM_GRACE_DAYS": 0, "MAILHOST_DNS_CHECK_INTERVAL_MINUTES": 1,
         "MAILHOST_BIMI_MAX_BYTES": 1, "MAILHOST_DNS_TTL": 1, "MAILHOST_MTASTS_MAX_AGE": 1,
+        "MAILHOST_DNS_PUBLISH_TIMEOUT_MS": 1,
     }
     problems = [
         Error(f"{name} must be ≥ {low}.", id="identity.E006")
@@ -85,4 +89,28 @@ def _numbers():
     if settings.MAILHOST_MTASTS_MAX_AGE > MAX_AGE_LIMIT:
         problems.append(Error(f"MAILHOST_MTASTS_MAX_AGE must be ≤ {MAX_AGE_LIMIT}.",
                               id="identity.E006"))
+    return problems
+
+
+def _publish_networks():
+    problems = []
+    for spec in settings.MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS:
+        try:
+            parse_networks([spec])
+        except ValueError as exc:
+            problems.append(Error(f"MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS: {exc}.",
+                                  id="identity.E007"))
+    return problems
+
+
+def _default_report_uris():
+    """The defaults every new domain's DMARC and TLS-RPT records get go through the same
+    schema as what organisations type."""
+    problems = []
+    for name, https in (("MAILHOST_DMARC_RUA", False), ("MAILHOST_TLSRPT_RUA", True)):
+        values = [v.replace("{domain}", "example.com") for v in getattr(settings, name)]
+        try:
+            report_uris(values, https=https)
+        except ValueError as exc:
+            problems.append(Error(f"{name}: {exc}", id="identity.E008"))
     return problems

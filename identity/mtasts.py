@@ -14,7 +14,7 @@ MAX_AGE_LIMIT = 31557600  # RFC 8461 3.2: at most one year
 POLICY_PATH = "/.well-known/mta-sts.txt"
 POLICY_HOST_PREFIX = "mta-sts."
 
-_MX_PATTERN = re.compile(r"^(\*\.)?(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$")
+_MX_PATTERN = re.compile(r"(\*\.)?(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
 
 
 class PolicyError(ValueError):
@@ -32,7 +32,9 @@ class Policy:
 def policy_text(*, mode: str, mx: list[str] | tuple[str, ...], max_age: int) -> str:
     """The policy exactly as served: CRLF-separated `key: value` lines (RFC 8461 3.2)."""
     lines = ["version: STSv1", f"mode: {mode}"]
-    lines += [f"mx: {pattern}" for pattern in mx]
+    # Patterns are validated when set; one stored before that which is not a pattern (a line
+    # break inside would add policy lines) is left out rather than served.
+    lines += [f"mx: {pattern}" for pattern in mx if _MX_PATTERN.fullmatch(pattern)]
     lines.append(f"max_age: {max_age}")
     return "\r\n".join(lines) + "\r\n"
 
@@ -77,7 +79,8 @@ def parse_policy(text: str) -> Policy:
 def normalise_mx_pattern(raw: str) -> str:
     """`mail.example.net` or `*.example.net` (RFC 8461 4.1), lower case, no trailing dot."""
     value = (raw or "").strip().lower().rstrip(".")
-    if not _MX_PATTERN.match(value):
+    # fullmatch: `$` would also match before a final line break, which the policy would serve.
+    if len(value) > 253 or not _MX_PATTERN.fullmatch(value):
         raise ValueError(
             f"{raw!r} is not an MX host name or a wildcard like *.example.net."
         )

@@ -3,11 +3,23 @@
 Input is a frozen snapshot (built by identity.selectors from the models and settings); output
 is a sorted list of records, each with a stable `key` that the verifier's results are filed
 under. No ORM, no I/O, no clock.
+
+Values carry text an organisation typed (report addresses), so the zone file and RFC 2136
+updates are rendered from dnspython's typed rdata, never by joining strings: a TXT value is a
+list of character-strings that dnspython quotes and escapes, so even a value that slipped past
+validation cannot end its string or start a second record.
 """
 
 from dataclasses import dataclass
 
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TXT
 import dns.reversename
+import dns.rrset
+import dns.tokenizer
 
 from identity import dkim, dmarc, mtasts
 
@@ -19,6 +31,12 @@ SRV_RECORDS = (
     ("srv:autodiscover", "_autodiscover._tcp", 443, "Outlook finds its autodiscover service"),
 )
 TXT_CHUNK = 255  # bytes per character-string (RFC 1035 3.3)
+# Domain ownership: the owner publishes a TXT record of this value at this name (RFC 8552
+# underscored label), as Google Workspace and Microsoft 365 ask for theirs. Its own name keeps
+# the apex TXT set (SPF, which every receiver fetches) small and untouched, lets RFC 2136
+# publishing replace it as one RRset, and can be CNAMEd to a DNS provider that manages it.
+VERIFICATION_LABEL = "_mailhost-verify"
+VERIFICATION_PREFIX = "mailhost-verification="
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,9 @@ class PostureSnap:
     mtasts_max_age: int
     tlsrpt_rua: tuple[str, ...]
     bimi_url: str | None  # set when a logo is stored
+    # Set while the domain's ownership is not verified, and after a DNS verification (keep the
+    # record); None when ownership needs no record (staff, special-use name, …).
+    verification_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,9 +94,23 @@ def bimi_published(snap: PostureSnap) -> bool:
     return snap.bimi_url is not None and dmarc.enforces(snap.dmarc)
 
 
+def verification_name(domain: str) -> str:
+    return f"{VERIFICATION_LABEL}.{domain}"
+
+
+def ownership_record(domain: str, token: str) -> Record:
+    return Record(
+        "verification", verification_name(domain), "TXT", f"{VERIFICATION_PREFIX}{token}",
+        "Proves you control the domain: until it is seen, no mail is routed or signed for it",
+    )
+
+
 def expected_records(snap: PostureSnap) -> list[Record]:
     d, host = snap.domain, snap.mail_host
-    records = [
+    records = [] if snap.verification_token is None else [
+        ownership_record(d, snap.verification_token)
+    ]
+    records += [
         Record("mx", d, "MX", f"10 {host}.", "Mail for the domain is delivered to the mail host"),
         Record("spf", d, "TXT", spf_value(snap), "SPF: the mail host may send for the domain"),
     ]
@@ -151,28 +186,59 @@ def in_zone(name: str, zone: str) -> bool:
     return name == zone or name.endswith("." + zone)
 
 
-def txt_chunks(value: str) -> list[str]:
-    """Split a TXT value into ≤255-byte strings; receivers join them back (RFC 6376 3.6.2.2)."""
+def txt_strings(value: str) -> list[bytes]:
+    """A TXT value as ≤255-byte character-strings; receivers join them (RFC 6376 3.6.2.2)."""
     raw = value.encode()
-    return [raw[i : i + TXT_CHUNK].decode() for i in range(0, len(raw), TXT_CHUNK)] or [""]
+    return [raw[i : i + TXT_CHUNK] for i in range(0, len(raw), TXT_CHUNK)] or [b""]
+
+
+def txt_chunks(value: str) -> list[str]:
+    """The same split, as text (values are ASCII once validated)."""
+    return [chunk.decode("utf-8", "replace") for chunk in txt_strings(value)]
+
+
+def record_rdata(record: Record) -> dns.rdata.Rdata:
+    """The record's data as a typed dnspython rdata.
+
+    TXT is built from its strings, never parsed from text. Other types are built from values
+    the portal makes itself (host names, addresses, numbers), parsed by dnspython and required
+    to be exactly one rdata, so a stray line break fails loudly instead of adding a record.
+    """
+    if record.type == "TXT":
+        return dns.rdtypes.ANY.TXT.TXT(
+            dns.rdataclass.IN, dns.rdatatype.TXT, txt_strings(record.value)
+        )
+    tokens = dns.tokenizer.Tokenizer(record.value)
+    rdata = dns.rdata.from_text(dns.rdataclass.IN, record.type, tokens)
+    if not tokens.get().is_eof():
+        raise ValueError(f"{record.key}: {record.value!r} is more than one {record.type} record")
+    return rdata
 
 
 def rdata_text(record: Record) -> str:
-    """The record's data as it appears in a zone file (TXT quoted and split)."""
-    if record.type != "TXT":
-        return record.value
-    escaped = [c.replace("\\", "\\\\").replace('"', '\\"') for c in txt_chunks(record.value)]
-    return " ".join(f'"{chunk}"' for chunk in escaped)
+    """The record's data as it appears in a zone file (TXT quoted, escaped and split)."""
+    return record_rdata(record).to_text()
+
+
+def zone_line(record: Record, *, ttl: int) -> str:
+    """`name ttl IN type data`, rendered by dnspython from the typed rdata."""
+    owner = dns.name.from_text(record.name.rstrip(".") + ".")
+    return dns.rrset.from_rdata(owner, ttl, record_rdata(record)).to_text()
+
+
+def _comment(text: str) -> str:
+    # Comments are plain text of ours, but a line break in one would end the comment.
+    return "; " + " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 def zone_fragment(records: list[Record], *, domain: str, ttl: int) -> str:
     """Copy-paste BIND lines: the domain's records, then (commented) the operator's ones."""
-    lines = [f"; DNS records for {domain}, generated by Mailhost.", ""]
+    lines = [_comment(f"DNS records for {domain}, generated by Mailhost."), ""]
     outside = []
     for record in records:
-        line = f"{record.name}.\t{ttl}\tIN\t{record.type}\t{rdata_text(record)}"
+        line = zone_line(record, ttl=ttl)
         if in_zone(record.name, domain):
-            lines += [f"; {record.purpose}", line]
+            lines += [_comment(record.purpose), line]
         else:
             outside.append(f"; {line}")
     if outside:

@@ -30,9 +30,10 @@ from identity.records import (
     bimi_published,
     expected_records,
     mtasts_policy,
+    ownership_record,
     zone_fragment,
 )
-from mailboxes.models import Domain, DomainStatus
+from mailboxes.models import Domain, DomainStatus, VerificationMethod
 from mailboxes.selectors import domain_get
 from mailhost.names import InvalidName, normalise_domain
 from tenants.access import Actor
@@ -80,6 +81,19 @@ def dns_keys(domain: Domain) -> QuerySet[DkimKey]:
     return domain.dkim_keys.filter(state__in=DNS_STATES).order_by("selector")
 
 
+def ownership_token(domain: Domain) -> str | None:
+    """The token the domain's records should carry: while it waits for verification, and once
+    verified by it (the record stays listed, to keep); none when ownership needed no record."""
+    if not domain.is_verified or domain.verification_method == VerificationMethod.DNS:
+        return domain.verification_token
+    return None
+
+
+def verification_record(domain: Domain) -> Record | None:
+    token = ownership_token(domain)
+    return None if token is None else ownership_record(domain.name, token)
+
+
 def posture_snapshot(domain: Domain, posture: DomainPosture | None = None) -> PostureSnap:
     posture = posture or posture_of(domain)
     keys = tuple(
@@ -98,6 +112,7 @@ def posture_snapshot(domain: Domain, posture: DomainPosture | None = None) -> Po
         mtasts_max_age=posture.mtasts_max_age,
         tlsrpt_rua=tuple(posture.tlsrpt_rua),
         bimi_url=bimi_logo_url(domain.name) if posture.bimi_sha256 else None,
+        verification_token=ownership_token(domain),
     )
 
 
@@ -116,8 +131,8 @@ def domain_records(domain: Domain) -> list[Record]:
     return expected_records(posture_snapshot(domain))
 
 
-def domain_zone(actor: Actor, name: str) -> str:
-    domain = domain_get(actor, name)
+def domain_zone(actor: Actor, name: str, *, organisation=None) -> str:
+    domain = domain_get(actor, name, organisation=organisation)
     return zone_fragment(domain_records(domain), domain=domain.name, ttl=settings.MAILHOST_DNS_TTL)
 
 
@@ -176,8 +191,8 @@ class DnsOverview:
     remove: list[StaleRecord]
 
 
-def dns_overview(actor: Actor, name: str) -> DnsOverview:
-    domain = domain_get(actor, name)
+def dns_overview(actor: Actor, name: str, *, organisation=None) -> DnsOverview:
+    domain = domain_get(actor, name, organisation=organisation)
     posture = posture_of(domain)
     snap = posture_snapshot(domain, posture)
     checks = {c.key: c for c in DnsCheck.objects.filter(domain=domain)}
@@ -230,8 +245,10 @@ def dkim_signing_keys(domain: Domain) -> QuerySet[DkimKey]:
     return domain.dkim_keys.filter(state=DkimKeyState.ACTIVE).order_by("-algorithm")
 
 
-def check_history(actor: Actor, name: str, *, key: str | None = None) -> QuerySet[DnsCheckHistory]:
-    domain = domain_get(actor, name)
+def check_history(
+    actor: Actor, name: str, *, key: str | None = None, organisation=None
+) -> QuerySet[DnsCheckHistory]:
+    domain = domain_get(actor, name, organisation=organisation)
     history = DnsCheckHistory.objects.filter(domain=domain)
     if key:
         history = history.filter(key=key)
@@ -245,7 +262,9 @@ def _public_posture(name: str) -> DomainPosture | None:
         return None
     return (
         DomainPosture.objects.filter(
-            domain__name=ascii_name, domain__status=DomainStatus.ACTIVE
+            domain__name=ascii_name,
+            domain__status=DomainStatus.ACTIVE,
+            domain__verified_at__isnull=False,  # a mere claim serves nothing
         )
         .select_related("domain")
         .first()
@@ -266,7 +285,9 @@ def mtasts_policy_public(name: str) -> str | None:
         ascii_name = normalise_domain(name)
     except InvalidName:
         return None
-    domain = Domain.objects.filter(name=ascii_name, status=DomainStatus.ACTIVE).first()
+    domain = Domain.objects.filter(
+        name=ascii_name, status=DomainStatus.ACTIVE, verified_at__isnull=False
+    ).first()
     if domain is None:
         return None
     posture = posture_of(domain)

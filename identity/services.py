@@ -8,12 +8,12 @@ outcome in a short transaction of its own.
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import hashlib
 import ipaddress
 import logging
 import re
-from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from identity import bimi, dmarc, mtasts
+from identity.addresses import Network, parse_networks, refusal
 from identity.dkim import dated_selector, generate_key
 from identity.models import (
     IN_FLIGHT_STATES,
@@ -34,14 +35,22 @@ from identity.models import (
     MtaStsMode,
     TsigAlgorithm,
 )
-from identity.publish import PublishError, PublishTarget, publish
+from identity.publish import (
+    PublishError,
+    PublishTarget,
+    TargetRefused,
+    publish,
+    refusal_message,
+)
 from identity.records import expected_records
+from identity.report_uris import report_uris
 from identity.selectors import (
     dmarc_blockers,
     posture_defaults,
     posture_of,
     posture_snapshot,
     records_to_remove,
+    verification_record,
 )
 from identity.verify import (
     CheckResult,
@@ -52,24 +61,32 @@ from identity.verify import (
     run_checks,
 )
 from mailboxes.changes import record_change
-from mailboxes.models import Domain, NodeChange
+from mailboxes.models import Domain, NodeChange, VerificationMethod
+from mailboxes.selectors import domain_verified_owner
+from mailboxes.services import domain_mark_verified
 from mailhost.crypto import decrypt, encrypt
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
-from mailhost.names import InvalidName, normalise_address, normalise_domain
-from tenants.access import SYSTEM, Actor, require_read, require_write
+from mailhost.names import InvalidName, normalise_domain
+from tenants.access import SYSTEM, Actor, require_write
 from tenants.audit import audit_record
 from tenants.models import Membership, Role
 
 logger = logging.getLogger(__name__)
 
-MAX_REPORT_ADDRESSES = 5
 _TSIG_KEY_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_-]{1,63})*\.?$")
 
 
 class PublishFailed(DomainError):
-    """The DNS server refused or did not answer the update: a dependency, not the request."""
+    """The DNS server refused or did not answer the update: a bad gateway, not a bad request."""
 
     code = "dns_publish_failed"
+    status = 502
+
+
+class DnsUnknown(DomainError):
+    """DNS did not answer (timeout, SERVFAIL): nothing can be concluded yet."""
+
+    code = "dns_unknown"
     status = 503
 
 
@@ -329,38 +346,12 @@ def dmarc_set_stage(
 # --- posture settings ------------------------------------------------------------------------
 
 
-def _report_addresses(raw: list[str], field: str) -> list[str]:
-    if not isinstance(raw, list | tuple) or len(raw) > MAX_REPORT_ADDRESSES:
-        raise Invalid(f"Give at most {MAX_REPORT_ADDRESSES} report addresses.", field=field)
-    result = []
-    for item in raw:
-        address = item.strip()
-        address = address[7:] if address.lower().startswith("mailto:") else address
-        try:
-            uri = "mailto:" + normalise_address(address)
-        except InvalidName as exc:
-            raise Invalid(f"{item!r}: {exc}", field=field) from None
-        if uri not in result:
-            result.append(uri)
-    return result
-
-
-def _tlsrpt_addresses(raw: list[str]) -> list[str]:
-    if not isinstance(raw, list | tuple) or len(raw) > MAX_REPORT_ADDRESSES:
-        raise Invalid(f"Give at most {MAX_REPORT_ADDRESSES} report addresses.", field="tlsrpt_rua")
-    result = []
-    for item in raw:
-        value = item.strip()
-        if value.lower().startswith("https://"):
-            parsed = urlparse(value)
-            if not parsed.hostname or any(ch in value for ch in ",; !\"\\"):
-                raise Invalid(f"{item!r} is not a usable https URL.", field="tlsrpt_rua")
-            uri = value
-        else:
-            uri = _report_addresses([value], "tlsrpt_rua")[0]
-        if uri not in result:
-            result.append(uri)
-    return result
+def _report_uris(raw: list[str], field: str, *, https: bool = False) -> list[str]:
+    """Report URIs through the strict schema (identity.report_uris): they land in TXT records."""
+    try:
+        return report_uris(raw, https=https)
+    except ValueError as exc:
+        raise Invalid(str(exc), field=field) from None
 
 
 def _alignment(raw: str, field: str) -> str:
@@ -407,15 +398,15 @@ def posture_update(
     posture = _posture_for_update(domain)
     before = _posture_state(posture)
     if dmarc_rua is not None:
-        posture.dmarc_rua = _report_addresses(dmarc_rua, "dmarc_rua")
+        posture.dmarc_rua = _report_uris(dmarc_rua, "dmarc_rua")
     if dmarc_ruf is not None:
-        posture.dmarc_ruf = _report_addresses(dmarc_ruf, "dmarc_ruf")
+        posture.dmarc_ruf = _report_uris(dmarc_ruf, "dmarc_ruf")
     if dmarc_adkim is not None:
         posture.dmarc_adkim = _alignment(dmarc_adkim, "dmarc_adkim")
     if dmarc_aspf is not None:
         posture.dmarc_aspf = _alignment(dmarc_aspf, "dmarc_aspf")
     if tlsrpt_rua is not None:
-        posture.tlsrpt_rua = _tlsrpt_addresses(tlsrpt_rua)
+        posture.tlsrpt_rua = _report_uris(tlsrpt_rua, "tlsrpt_rua", https=True)
     _publishing_update(
         posture, domain, auto_publish=auto_publish, server=publish_server, port=publish_port,
         zone=publish_zone, key_name=tsig_key_name, algorithm=tsig_algorithm, secret=tsig_secret,
@@ -435,12 +426,7 @@ def posture_update(
 def _publishing_update(posture, domain, *, auto_publish, server, port, zone, key_name,
                        algorithm, secret) -> None:
     if server is not None:
-        try:
-            posture.publish_server = str(ipaddress.ip_address(server.strip())) if server else ""
-        except ValueError:
-            raise Invalid(
-                "The DNS server is given by IP address.", field="publish_server"
-            ) from None
+        posture.publish_server = _publish_server(server)
     if port is not None:
         if not isinstance(port, int) or not 1 <= port <= 65535:
             raise Invalid("The port is 1–65535.", field="publish_port")
@@ -470,6 +456,39 @@ def _publishing_update(posture, domain, *, auto_publish, server, port, zone, key
             "Automatic publishing needs the DNS server's address, a TSIG key name and its secret.",
             field="auto_publish",
         )
+
+
+def _publish_server(raw: str) -> str:
+    """An IP address the portal may connect to, or a host name (checked at each publish)."""
+    value = raw.strip()
+    if not value:
+        return ""
+    try:
+        address = ipaddress.ip_address(value.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        try:
+            return normalise_domain(value)
+        except InvalidName as exc:
+            raise Invalid(
+                f"The DNS server is an IP address or a host name: {exc}", field="publish_server"
+            ) from None
+    what = refusal(address, allowed_publish_networks())
+    if what is not None:
+        raise Invalid(refusal_message(str(address), what), field="publish_server",
+                      code="dns_publish_target_refused")
+    return str(address)
+
+
+def allowed_publish_networks() -> list[Network]:
+    """MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS; a bad entry (system check identity.E007) allows
+    nothing rather than failing every publish."""
+    networks = []
+    for spec in settings.MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS:
+        try:
+            networks += parse_networks([spec])
+        except ValueError as exc:
+            logger.error("MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS: %s", exc)
+    return networks
 
 
 def _publish_zone(raw: str, domain: Domain) -> str:
@@ -616,30 +635,101 @@ def dns_check_run(
     lookup: DnsLookup | None = None,
     fetch_policy: PolicyFetcher | None = None,
     advance: bool = True,
+    only: tuple[str, ...] | None = None,
+    verify_as: Actor = SYSTEM,
 ) -> list[CheckResult]:
-    """Check every expected record live, store the verdicts, then take due rotation steps.
+    """Check every expected record live (or the `only` keys), store the verdicts, verify the
+    domain's ownership if its token is seen, then take due rotation steps.
 
     Not atomic: the DNS queries run outside any transaction; the verdicts are stored in one.
     Organisation admins get an e-mail when a verdict's status changes (not on the first one).
+    The ownership is marked verified by `verify_as` (the verifier itself, unless a person asked).
+    It writes (history, rotation steps, mail), so it needs write access.
     """
-    require_read(actor, domain.organisation_id, "That domain")
+    require_write(actor, domain.organisation_id, "That domain")
     snap = posture_snapshot(domain)
     lookup = lookup or default_lookup()
     fetch_policy = fetch_policy or https_policy_fetcher(
         lookup=lookup, timeout_ms=settings.MAILHOST_MTASTS_FETCH_TIMEOUT_MS
     )
-    results = run_checks(snap, expected_records(snap), lookup=lookup, fetch_policy=fetch_policy)
-    _store_results(domain=domain, results=results)
-    if advance:
+    records = expected_records(snap)
+    if only is not None:
+        records = [r for r in records if r.key in only]
+    results = run_checks(snap, records, lookup=lookup, fetch_policy=fetch_policy)
+    results = [_ownership_verdict(domain, r) for r in results]
+    _store_results(domain=domain, results=results, partial=only is not None)
+    _verify_ownership(domain, results, verify_as)
+    if advance and only is None:
         dkim_rotation_advance(actor=SYSTEM, domain=domain)
     return results
 
 
+def _ownership_verdict(domain: Domain, result: CheckResult) -> CheckResult:
+    """The token is there, but another organisation holds the name verified: not "ok". Whoever
+    reads this controls the domain's DNS (they published the token), so saying so tells them
+    nothing they may not know."""
+    if result.key != "verification" or result.status != CheckStatus.OK or domain.is_verified:
+        return result
+    if domain_verified_owner(domain.name) is None:
+        return result
+    detail = (f"The record is published, but {domain.display_name} is already verified by "
+              "another organisation on this service. Ask the service's staff to move it.")
+    return dataclasses.replace(result, status=CheckStatus.WRONG, detail=detail)
+
+
+def _verify_ownership(domain: Domain, results: list[CheckResult], actor: Actor) -> None:
+    seen = any(r.key == "verification" and r.status == CheckStatus.OK for r in results)
+    if not seen or domain.is_verified:
+        return
+    try:
+        verified = domain_mark_verified(actor=actor, domain=domain, method=VerificationMethod.DNS)
+    except Conflict as exc:  # verified elsewhere meanwhile: the next check says so
+        logger.info("%s not verified: %s", domain.name, exc.detail)
+        return
+    domain.verified_at, domain.verification_method = (
+        verified.verified_at, verified.verification_method
+    )
+
+
+def domain_verify_now(*, actor: Actor, domain: Domain, lookup: DnsLookup | None = None) -> Domain:
+    """Look for the ownership record now and verify the domain if it is there.
+
+    Not atomic: one DNS query (bounded by the resolver lifetime), then the verdict and the
+    verification are stored in transactions of their own. Conflict `not_verified` says what
+    was found instead; DnsUnknown when DNS did not answer.
+    """
+    require_write(actor, domain.organisation_id, "That domain")
+    if domain.is_verified:
+        return domain
+    results = dns_check_run(
+        actor=actor, domain=domain, lookup=lookup, only=("verification",), verify_as=actor
+    )
+    if domain.is_verified:
+        return domain
+    result = next(r for r in results if r.key == "verification")
+    record = verification_record(domain)
+    if result.status == CheckStatus.UNKNOWN:
+        raise DnsUnknown(f"DNS did not answer for {record.name}: {result.detail} Try again.")
+    raise Conflict(
+        f"{domain.display_name} is not verified yet: {result.detail} Publish a TXT record at "
+        f"{record.name} with the value {record.value}, then try again (DNS changes can take "
+        "a while to be seen).",
+        code="not_verified",
+    )
+
+
 @transaction.atomic
-def _store_results(*, domain: Domain, results: list[CheckResult]) -> list[tuple[CheckResult, str]]:
+def _store_results(
+    *, domain: Domain, results: list[CheckResult], partial: bool = False
+) -> list[tuple[CheckResult, str]]:
+    """Store the verdicts; `partial`: only these keys were checked (keep the others, and the
+    time of the last full check)."""
     now = timezone.now()
     posture = _posture_for_update(domain)  # the row lock serialises two runs for one domain
-    current = {c.key: c for c in DnsCheck.objects.filter(domain=domain)}
+    checks = DnsCheck.objects.filter(domain=domain)
+    if partial:
+        checks = checks.filter(key__in=[r.key for r in results])
+    current = {c.key: c for c in checks}
     changes: list[tuple[CheckResult, str]] = []
     history: list[DnsCheckHistory] = []
     for result in results:
@@ -659,9 +749,14 @@ def _store_results(*, domain: Domain, results: list[CheckResult]) -> list[tuple[
         _save_check(domain, check, result, found, now)
     DnsCheck.objects.filter(pk__in=[c.pk for c in current.values()]).delete()
     DnsCheckHistory.objects.bulk_create(history)
-    posture.last_checked_at = now
-    posture.next_check_at = now + dt.timedelta(minutes=settings.MAILHOST_DNS_CHECK_INTERVAL_MINUTES)
-    posture.save(update_fields=["last_checked_at", "next_check_at"])
+    if not partial:
+        # A claim waiting for its ownership record is looked at more often than a live domain.
+        minutes = settings.MAILHOST_DNS_CHECK_INTERVAL_MINUTES
+        if not Domain.objects.filter(pk=domain.pk, verified_at__isnull=False).exists():
+            minutes = min(minutes, settings.MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES)
+        posture.last_checked_at = now
+        posture.next_check_at = now + dt.timedelta(minutes=minutes)
+        posture.save(update_fields=["last_checked_at", "next_check_at"])
     if changes:
         domain_id = domain.pk
         transaction.on_commit(lambda: notify_status_changes(domain_id=domain_id, changes=changes))
@@ -725,14 +820,16 @@ def publish_target(posture: DomainPosture) -> PublishTarget | None:
         key_name=posture.tsig_key_name,
         algorithm=posture.tsig_algorithm,
         secret=decrypt(posture.tsig_secret_encrypted).decode(),
-        timeout=settings.MAILHOST_DNS_LIFETIME_MS / 1000,
+        timeout=settings.MAILHOST_DNS_PUBLISH_TIMEOUT_MS / 1000,
     )
 
 
 def dns_publish(*, actor: Actor, domain: Domain) -> list[str]:
     """Publish the expected records by RFC 2136 (TSIG-signed) and remove retired ones.
 
-    Not atomic: it waits on a DNS server. The outcome is stored and audited afterwards.
+    Not atomic: it waits on a DNS server. The outcome is stored and audited afterwards. A
+    server the portal may not connect to is refused (422, nothing sent); any other failure is
+    a 502 whose message does not tell a closed port from a silent or non-DNS one.
     """
     require_write(actor, domain.organisation_id, "That domain")
     posture = posture_of(domain)
@@ -742,27 +839,44 @@ def dns_publish(*, actor: Actor, domain: Domain) -> list[str]:
                        code="publishing_not_configured")
     snap = posture_snapshot(domain, posture)
     records = expected_records(snap)
-    error = ""
+    failure = None
     try:
         remove = [(r.name, r.type) for r in records_to_remove(domain, snap)]
-        done = publish(target, records, remove=remove, ttl=settings.MAILHOST_DNS_TTL)
+        done = publish(
+            target, records, remove=remove, ttl=settings.MAILHOST_DNS_TTL,
+            resolver=default_lookup().resolver, allowed=allowed_publish_networks(),
+        )
     except PublishError as exc:
-        error = str(exc)
-    _publish_record(actor=actor, domain=domain, target=target, error=error)
-    if error:
-        raise PublishFailed(error)
-    changed = [f"{name} {rtype}" for name, rtype, _values in done.replace]
+        failure = exc
+    _publish_record(actor=actor, domain=domain, target=target, failure=failure)
+    if isinstance(failure, TargetRefused):
+        raise Invalid(failure.public, field="publish_server", code="dns_publish_target_refused")
+    if failure is not None:
+        raise PublishFailed(failure.public)
+    changed = [f"{name} {rtype}" for name, rtype, _records in done.replace]
     if done.spf_name:
         changed.append(f"{done.spf_name} TXT (SPF)")
     return changed + [f"{name} {rtype} removed" for name, rtype in done.delete]
 
 
 @transaction.atomic
-def _publish_record(*, actor: Actor, domain: Domain, target: PublishTarget, error: str) -> None:
+def _publish_record(
+    *, actor: Actor, domain: Domain, target: PublishTarget, failure: PublishError | None
+) -> None:
     posture = _posture_for_update(domain)
+    error = failure.public if failure else ""
     if not error:
         posture.last_published_at = timezone.now()
     posture.last_publish_error = error
     posture.save(update_fields=["last_published_at", "last_publish_error"])
     after = {"server": f"{target.server}@{target.port}", "zone": target.zone, "error": error}
     _audit(actor, domain, "dns.publish", domain.name, after=after)
+    if failure is not None:
+        # What really happened (refused, timed out, not DNS, which address) is for staff only:
+        # the organisation's own audit log would otherwise map ports for whoever reads it.
+        logger.warning("DNS publish of %s failed: %s", domain.name, failure.detail)
+        audit_record(
+            actor=actor, organisation_id=None, action="dns.publish.failure",
+            target_type="domain", target=domain.name,
+            after={"organisation_id": domain.organisation_id, "detail": failure.detail},
+        )

@@ -18,7 +18,7 @@ from identity.models import IN_FLIGHT_STATES, DkimAlgorithm, DkimKey, DkimKeySta
 from identity.selectors import posture_defaults
 from identity.services import PublishFailed, dkim_rotate_start, dns_check_run, dns_publish
 from mailboxes.models import Domain, DomainStatus
-from mailhost.errors import Conflict
+from mailhost.errors import Conflict, Invalid
 from tenants.access import SYSTEM
 
 logger = logging.getLogger(__name__)
@@ -32,20 +32,28 @@ def _interval() -> dt.timedelta:
     return dt.timedelta(minutes=settings.MAILHOST_DNS_CHECK_INTERVAL_MINUTES)
 
 
-def first_check_at(name: str, now: dt.datetime) -> dt.datetime:
+def first_check_at(
+    name: str, now: dt.datetime, interval: dt.timedelta | None = None
+) -> dt.datetime:
     """A stable point in the coming interval, different for each domain."""
-    seconds = int(_interval().total_seconds()) or 1
+    seconds = int((interval or _interval()).total_seconds()) or 1
     return now + dt.timedelta(seconds=zlib.crc32(name.encode()) % seconds)
 
 
 def ensure_postures(now: dt.datetime) -> int:
-    """Give domains without a posture row one, with defaults and a spread first check."""
-    missing = Domain.objects.filter(posture__isnull=True).values_list("pk", "name")[:BATCH]
+    """Give domains without a posture row one, with defaults and a spread first check (soon
+    for a domain waiting for its ownership record)."""
+    missing = Domain.objects.filter(posture__isnull=True).values_list(
+        "pk", "name", "verified_at"
+    )[:BATCH]
+    verify = dt.timedelta(minutes=settings.MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES)
     postures = [
         DomainPosture(
-            domain_id=pk, next_check_at=first_check_at(name, now), **posture_defaults(name)
+            domain_id=pk,
+            next_check_at=first_check_at(name, now, None if verified else verify),
+            **posture_defaults(name),
         )
-        for pk, name in missing
+        for pk, name, verified in missing
     ]
     DomainPosture.objects.bulk_create(postures, ignore_conflicts=True)
     return len(postures)
@@ -94,6 +102,9 @@ def publish_domain(domain_id: int) -> list[str]:
         changed = dns_publish(actor=SYSTEM, domain=domain)
     except Conflict:
         return []  # publishing was switched off meanwhile
+    except Invalid as exc:  # a server publishing may not reach: retrying cannot help
+        logger.warning("publish of %s refused: %s", domain.name, exc.detail)
+        return []
     check_domain.apply_async(args=[domain_id], countdown=CHECK_AFTER_PUBLISH_SECONDS)
     return changed
 

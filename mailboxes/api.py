@@ -1,21 +1,28 @@
 """API routes for domains, mailboxes and aliases: thin calls into the services and selectors.
 
-Creating is idempotent: POSTing something that exists with the same attributes answers 200 with
-the existing resource (no duplicate, no password change); with different attributes, 409
-naming them. Every resource says which desired-state `revision` it needs and whether it is
-`live` (its mail node has applied that revision).
+Creating a domain or an alias that exists with the same attributes answers 200 with the
+existing resource; with different attributes, 409 naming them. A mailbox is different: an
+existing address is always 409 `address_taken`, whatever the request says, because comparing
+a sent password with the stored one would answer "is this the password?" to anyone allowed to
+create mailboxes. A retry is recognised by its Idempotency-Key instead (mailhost.idempotency),
+which replays the first response, generated password included. Every resource says which
+desired-state `revision` it needs and whether it is `live` (its node has applied it).
 """
 
 import datetime as dt
+import logging
 import time
 from typing import Literal
 
+import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 from pydantic import StrictBool, StrictInt
 
+from identity.selectors import verification_record
+from identity.services import domain_verify_now
 from mailboxes.models import Alias, Domain, Mailbox
 from mailboxes.selectors import (
     alias_get,
@@ -58,8 +65,9 @@ from mailhost.api_common import (
 )
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
 from mailhost.names import InvalidName, normalise_domain, split_address
-from mailhost.passwords import verify_password
 from tenants.access import Actor, require_write
+
+logger = logging.getLogger(__name__)
 
 router = Router()
 
@@ -70,8 +78,10 @@ def _quota():
     return Field(None, ge=1, le=MAX_QUOTA_MB, description="MB; empty: the domain's default.")
 
 
-def _live(obj, node) -> bool:
-    return node.applied_revision >= obj.revision
+def _live(obj, node, domain: Domain) -> bool:
+    """Applied on the mail node, and on a domain whose ownership is verified (until then
+    nothing of it reaches the node, whatever the revision)."""
+    return domain.verified_at is not None and node.applied_revision >= obj.revision
 
 
 def _search(raw: str | None) -> str | None:
@@ -81,15 +91,32 @@ def _search(raw: str | None) -> str | None:
 # --- domains -------------------------------------------------------------------------------
 
 
+class VerificationOut(Schema):
+    name: str = Field(description="Publish a TXT record at this name…")
+    type: Literal["TXT"]
+    value: str = Field(description="…with this value, then POST …/verify.")
+
+
 class DomainOut(Schema):
     name: str = Field(description="IDNA A-label form, as stored.")
     display_name: str = Field(description="Unicode form, for people.")
     organisation: str
     status: Literal["active", "disabled"]
-    max_mailboxes: int | None
+    max_mailboxes: int | None = Field(description="Set by the service's staff; null: no limit.")
     default_quota_mb: int
+    verified: bool = Field(
+        description="Ownership proven. Until then the domain is not routed or signed and its "
+        "mailboxes and aliases wait (they can be prepared)."
+    )
+    verified_at: dt.datetime | None
+    verification_method: Literal["", "dns", "staff", "special-use", "parent", "existing"]
+    verification: VerificationOut | None = Field(
+        description="The record that proves ownership; null once verified otherwise than by DNS."
+    )
     revision: int = Field(description="The desired-state revision this domain needs.")
-    live: bool = Field(description="True once the mail node has applied that revision.")
+    live: bool = Field(
+        description="True once the domain is verified and the mail node has applied that revision."
+    )
     created_at: dt.datetime
 
     @staticmethod
@@ -97,20 +124,34 @@ class DomainOut(Schema):
         return obj.organisation.slug
 
     @staticmethod
+    def resolve_verified(obj: Domain) -> bool:
+        return obj.is_verified
+
+    @staticmethod
+    def resolve_verification(obj: Domain) -> dict | None:
+        record = verification_record(obj)
+        return None if record is None else {"name": record.name, "type": "TXT",
+                                            "value": record.value}
+
+    @staticmethod
     def resolve_live(obj: Domain) -> bool:
-        return _live(obj, obj.node)
+        return _live(obj, obj.node, obj)
 
 
 class DomainIn(Schema):
     name: Text(253, min_length=1)
     organisation: Slug | None = Field(None, description="Needed if you act in several.")
-    max_mailboxes: StrictInt | None = Field(None, ge=0, le=10**6, description="Empty: no limit.")
+    max_mailboxes: StrictInt | None = Field(
+        None, ge=0, le=10**6, description="Staff only (403 otherwise). Empty: no limit."
+    )
     default_quota_mb: StrictInt | None = _quota()
 
 
 class DomainPatch(Schema):
     status: Literal["active", "disabled"] | None = None
-    max_mailboxes: StrictInt | None = Field(None, ge=0, le=10**6, description="null: no limit.")
+    max_mailboxes: StrictInt | None = Field(
+        None, ge=0, le=10**6, description="Staff only (403 otherwise). null: no limit."
+    )
     default_quota_mb: StrictInt | None = _quota()
 
 
@@ -143,7 +184,10 @@ def domains_list(request, query: Query[DomainQuery]):
     tags=["domains"],
 )
 def domains_create(request, payload: DomainIn):
-    """Host a domain (201), or answer 200 if it is already yours with these attributes."""
+    """Claim a domain (201), or answer 200 if it is already yours with these attributes. A new
+    domain goes live once its ownership is verified: publish the TXT record in `verification`,
+    then POST /domains/{name}/verify (names under .test, .example, .invalid and .localhost,
+    and names under a domain you verified, are verified at once)."""
     organisation = organisation_for(request.auth, payload.organisation)
     try:
         domain = domain_create(
@@ -166,7 +210,7 @@ def domains_create(request, payload: DomainIn):
         )
         _refuse_differences(existing.name, existing, given)
         return Status(200, existing)
-    return Status(201, domain_get(request.auth, domain.name))
+    return Status(201, domain_get(request.auth, domain.name, organisation=organisation))
 
 
 @router.get(
@@ -174,6 +218,17 @@ def domains_create(request, payload: DomainIn):
 )
 def domains_get(request, name: str):
     return domain_get(request.auth, name)
+
+
+@router.post(
+    "/domains/{name}/verify", response={200: DomainOut, WRITE_ERRORS: ErrorOut}, tags=["domains"]
+)
+def domains_verify(request, name: str):
+    """Look up the verification TXT record now and, if it is there, verify the domain (200,
+    `verified: true`; it goes live within moments). 409 `not_verified` says what was found
+    instead; 503 `dns_unknown` if DNS did not answer. Verifying a verified domain is a 200."""
+    domain = domain_get_for_write(request.auth, name)
+    return domain_verify_now(actor=request.auth, domain=domain)
 
 
 @router.patch(
@@ -233,7 +288,7 @@ class MailboxOut(Schema):
 
     @staticmethod
     def resolve_live(obj: Mailbox) -> bool:
-        return _live(obj, obj.domain.node)
+        return _live(obj, obj.domain.node, obj.domain)
 
 
 class MailboxWithPasswordOut(MailboxOut):
@@ -288,7 +343,7 @@ def _domain_of(
         domain = domains[domain_name]
     else:
         try:
-            domain = domain_get(actor, domain_name)
+            domain = domain_get(actor, domain_name, organisation=organisation)
         except NotFound:
             domain = None
         if domains is not None:
@@ -299,14 +354,10 @@ def _domain_of(
 
 
 def _refuse_differences(what: str, existing, given: dict) -> None:
-    """409 naming each attribute of an idempotent create that differs from what exists."""
-    differ = []
-    for field, value in given.items():
-        if field == "password":
-            if not verify_password(value, existing.password_hash):
-                differ.append(field)
-        elif getattr(existing, field) != value:
-            differ.append(field)
+    """409 naming each attribute of an idempotent create that differs from what exists.
+
+    Never given a password: comparing one would make this an oracle for it."""
+    differ = [field for field, value in given.items() if getattr(existing, field) != value]
     if differ:
         raise Conflict(
             f"{what} already exists with a different {', '.join(differ)}.",
@@ -315,11 +366,18 @@ def _refuse_differences(what: str, existing, given: dict) -> None:
         )
 
 
-def _mailbox_create_or_existing(
+class AddressExists(Conflict):
+    """The address is already a mailbox. The same answer whatever the request sent: it
+    compares nothing (least of all a password) with the existing mailbox."""
+
+    code = "address_taken"
+
+
+def _mailbox_create(
     actor: Actor, payload: MailboxIn, domains: dict | None = None, organisation=None
-) -> tuple[Mailbox, bool, str | None]:
-    """(mailbox, created, generated password). The domain row lock in the service makes one
-    winner among concurrent creators; the others find its mailbox here."""
+) -> tuple[Mailbox, str | None]:
+    """(mailbox, generated password). The domain row lock in the service makes one winner
+    among concurrent creators; the others get 409 (a retry replays by Idempotency-Key)."""
     local_part, domain = _domain_of(actor, payload.address, domains, organisation)
     display_name = payload.display_name.strip() if payload.display_name is not None else None
     try:
@@ -338,21 +396,15 @@ def _mailbox_create_or_existing(
     except Conflict as exc:
         if exc.code != "address_taken":
             raise
-        existing = (
-            mailbox_list(actor, domain=domain)
-            .filter(local_part=local_part.lower())
-            .select_related("domain__node")
-            .first()
-        )
-        if existing is None:  # an alias holds the address
-            raise
-        given = {"display_name": display_name, "quota_mb": payload.quota_mb}
-        given["password"] = payload.password
-        given = {field: value for field, value in given.items() if value is not None}
-        _refuse_differences(existing.address, existing, given)
-        return existing, False, None
+        if mailbox_list(actor, domain=domain).filter(local_part=local_part.lower()).exists():
+            raise AddressExists(
+                f"{local_part.lower()}@{domain.name} is already a mailbox. To retry a create "
+                "whose answer was lost, send the same request with the same Idempotency-Key.",
+                field="address",
+            ) from None
+        raise  # an alias holds the address
     mailbox.domain = domain  # the selector's copy, with its node, for `live`
-    return mailbox, True, generated
+    return mailbox, generated
 
 
 def _mailbox_for_write(actor: Actor, address: str, *, deleted: bool = False) -> Mailbox:
@@ -384,17 +436,15 @@ def mailboxes_list(request, query: Query[MailboxQuery]):
 
 @router.post(
     "/mailboxes",
-    response={201: MailboxWithPasswordOut, 200: MailboxOut, WRITE_ERRORS: ErrorOut},
+    response={201: MailboxWithPasswordOut, WRITE_ERRORS: ErrorOut},
     tags=["mailboxes"],
 )
 def mailboxes_create(request, payload: MailboxIn):
     """Create a mailbox (201). Without a password one is generated and returned in this
-    response only. If the mailbox exists with the same attributes: 200 and the mailbox, no
-    password change; with different ones: 409 naming them."""
-    mailbox, created, generated = _mailbox_create_or_existing(request.auth, payload)
-    if created:
-        return Status(201, _with_password(mailbox, generated))
-    return Status(200, mailbox)
+    response only. An address that exists is 409 `address_taken`, whatever else is sent; to
+    retry safely, send an Idempotency-Key: the retry gets the first response again."""
+    mailbox, generated = _mailbox_create(request.auth, payload)
+    return Status(201, _with_password(mailbox, generated))
 
 
 class BulkIn(Schema):
@@ -410,7 +460,9 @@ class BulkIn(Schema):
 class BulkRowOut(Schema):
     index: int
     address: str
-    result: Literal["created", "exists", "failed", "rolled_back"]
+    result: Literal["created", "exists", "failed", "rolled_back"] = Field(
+        description="exists: the address is already a mailbox (409, nothing compared)."
+    )
     status: int = Field(description="The status this row alone would have had.")
     mailbox: MailboxOut | None = None
     password: str | None = Field(None, description="A generated password, shown once.")
@@ -423,6 +475,8 @@ class BulkOut(Schema):
     existing: int
     failed: int
     results: list[BulkRowOut]
+    code: str | None = Field(None, description="bulk_interrupted: see `detail`.")
+    detail: str | None = None
 
 
 class BulkFailedOut(BulkOut):
@@ -440,16 +494,52 @@ BULK_COMMIT_SECONDS = 0.25
 def _bulk_row(actor: Actor, organisation, index: int, row: MailboxIn, domains: dict) -> dict:
     result = {"index": index, "address": row.address}
     try:
-        mailbox, created, generated = _mailbox_create_or_existing(
-            actor, row, domains, organisation
-        )
+        mailbox, generated = _mailbox_create(actor, row, domains, organisation)
     except DomainError as exc:
         error = {"code": exc.code, "detail": exc.detail, "field": exc.field}
-        return result | {"result": "failed", "status": exc.status, "error": error}
-    if created:
-        return result | {"result": "created", "status": 201, "mailbox": mailbox,
-                         "password": generated}
-    return result | {"result": "exists", "status": 200, "mailbox": mailbox}
+        outcome = "exists" if isinstance(exc, AddressExists) else "failed"
+        return result | {"result": outcome, "status": exc.status, "error": error}
+    return result | {"result": "created", "status": 201, "mailbox": mailbox,
+                     "password": generated}
+
+
+def _bulk_rows(
+    actor: Actor, organisation, rows: list, domains: dict
+) -> tuple[list[dict], Exception | None]:
+    """Rows in small groups, each group one transaction (a savepoint inside an atomic
+    request), each row in its own savepoint (a failing row still fails alone).
+
+    Returns the results of the rows whose group committed, and the error that stopped the
+    rest (None when every row ran): a group that fails part-way commits nothing, so its rows
+    are not in the results."""
+    done: list[dict] = []
+    while len(done) < len(rows):
+        group: list[dict] = []
+        deadline = time.monotonic() + BULK_COMMIT_SECONDS
+        try:
+            with transaction.atomic():
+                for i, row in rows[len(done) : len(done) + BULK_COMMIT_ROWS]:
+                    group.append(_bulk_row(actor, organisation, i, row, domains))
+                    if time.monotonic() > deadline:
+                        break
+        except Exception as exc:  # a dependency failed (or a bug): the caller reports it
+            return done, exc
+        done += group
+    return done, None
+
+
+def _not_done(index: int, row: MailboxIn, stopped: Exception) -> dict:
+    """The result of a row that was never committed because the request was interrupted."""
+    if isinstance(stopped, OperationalError | InterfaceError):
+        status, code, why = 503, "database_unavailable", "the database became unavailable"
+    elif isinstance(stopped, redis.RedisError):
+        status, code, why = 503, "broker_unavailable", "the message broker became unavailable"
+    else:
+        status, code, why = 500, "server_error", "something went wrong on our side"
+    detail = f"Not created: {why} before this row was committed. Retry this row."
+    error = {"code": code, "detail": detail, "field": None}
+    return {"index": index, "address": row.address, "result": "failed", "status": status,
+            "error": error}
 
 
 def _bulk_summary(atomic: bool, results: list[dict]) -> dict:
@@ -473,38 +563,47 @@ def _bulk_summary(atomic: bool, results: list[dict]) -> dict:
 @large_body
 def mailboxes_bulk(request, payload: BulkIn):
     """Create up to API_BULK_MAX_ENTRIES mailboxes, each like POST /mailboxes, with a result
-    per row. `atomic: false` (default): each row succeeds or fails on its own (rows commit in
-    small groups) and failures are listed.
-    `atomic: true`: all or nothing; if any row fails nothing is created and the answer is 422,
-    rows that would have worked marked `rolled_back`. All rows are in one organisation's
-    domains (a token's own; name it with `organisation` if you act in several)."""
+    per row. An address that is already a mailbox is `exists` (409), whatever the row sends.
+    `atomic: false` (default): each row succeeds or fails on its own (rows commit in small
+    groups) and failures are listed. If the database (or anything else) fails part-way, the
+    answer is still 200 and row by row: the committed rows with their generated passwords,
+    the others `failed` with the status of the failure (503), and `code: bulk_interrupted`.
+    Only when no row was committed is the answer the failure itself (503).
+    `atomic: true`: all or nothing; if any row fails or exists nothing is created and the
+    answer is 422, rows that would have worked marked `rolled_back`. All rows are in one
+    organisation's domains (a token's own; name it with `organisation` if you act in
+    several). An Idempotency-Key replays the first answer, passwords included."""
     actor, domains = request.auth, {}
     organisation = organisation_for(actor, payload.organisation)
     require_write(actor, organisation.pk, "That organisation")
-
-    def run_rows() -> list[dict]:
-        rows, results = list(enumerate(payload.mailboxes)), []
-        while len(results) < len(rows):
-            # Non-atomic rows commit in small groups, each row in its own savepoint (a failing
-            # row still fails alone): one commit and one reconcile per group, not per row.
-            deadline = time.monotonic() + BULK_COMMIT_SECONDS
-            with transaction.atomic():
-                for i, row in rows[len(results) : len(results) + BULK_COMMIT_ROWS]:
-                    results.append(_bulk_row(actor, organisation, i, row, domains))
-                    if time.monotonic() > deadline:
-                        break
-        return results
+    rows = list(enumerate(payload.mailboxes))
 
     if not payload.atomic:
-        return _bulk_summary(False, run_rows())
+        results, stopped = _bulk_rows(actor, organisation, rows, domains)
+        if stopped is None:
+            return _bulk_summary(False, results)
+        if not any(row["result"] == "created" for row in results):
+            raise stopped  # nothing was written: the failure's own answer is the truth
+        logger.error("bulk create interrupted after %d rows", len(results), exc_info=stopped)
+        results += [_not_done(i, row, stopped) for i, row in rows[len(results) :]]
+        summary = _bulk_summary(False, results)
+        summary["code"] = "bulk_interrupted"
+        summary["detail"] = (
+            f"Interrupted part-way: {summary['created']} row(s) were created and are listed "
+            "with their generated passwords (shown only here); rows marked failed with "
+            "status 503 or 500 were not written and can be retried."
+        )
+        return summary
     with transaction.atomic():
-        results = run_rows()
-        failures = sum(row["result"] == "failed" for row in results)
+        results, stopped = _bulk_rows(actor, organisation, rows, domains)
+        if stopped is not None:
+            raise stopped  # rolls everything back: nothing was written
+        failures = sum(row["result"] in ("failed", "exists") for row in results)
         if not failures:
             return _bulk_summary(True, results)
         transaction.set_rollback(True)
     for row in results:
-        if row["result"] != "failed":
+        if row["result"] == "created":
             row.update(result="rolled_back", mailbox=None, password=None)
     summary = _bulk_summary(True, results)
     summary["code"] = "bulk_rolled_back"
@@ -670,7 +769,7 @@ class AliasOut(Schema):
 
     @staticmethod
     def resolve_live(obj: Alias) -> bool:
-        return _live(obj, obj.domain.node)
+        return _live(obj, obj.domain.node, obj.domain)
 
 
 class AliasIn(Schema):

@@ -8,6 +8,7 @@ other cannot both act. Server errors, 401/403 and 429 are not kept: retrying tho
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 
 from django.conf import settings
@@ -39,8 +40,12 @@ def actor_scope(actor: Actor | None) -> str | None:
 
 def fingerprint(request: HttpRequest) -> str:
     """Method, path with query and body, compared by content: a JSON body regardless of
-    spacing and key order, a multipart form by its fields and files, not its boundary."""
-    digest = hashlib.sha256(f"{request.method} {request.get_full_path()}\n".encode())
+    spacing and key order, a multipart form by its fields and files, not its boundary.
+
+    Keyed with SECRET_KEY: a body may hold a chosen mailbox password, and a plain SHA-256 of
+    it at rest would be far cheaper to guess from than the mailbox's bcrypt hash."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), digestmod=hashlib.sha256)
+    digest.update(f"{request.method} {request.get_full_path()}\n".encode())
     digest.update(_canonical_body(request))
     return digest.hexdigest()
 

@@ -14,7 +14,12 @@ Domains are stored IDNA (A-label) lower case. Local parts come in two grammars:
 Hostile input raises InvalidName with a message fit to show the person who typed it.
 """
 
+import functools
 import re
+
+import idna
+from confusable_homoglyphs import categories, confusables
+from publicsuffixlist import PublicSuffixList
 
 MAX_DOMAIN_LENGTH = 253  # RFC 1035 presentation form, without the trailing dot
 MAX_LABEL_LENGTH = 63
@@ -33,13 +38,27 @@ _LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{
 _UNSAFE_IN_LOCAL_PART = set('|:,;"\\<>()[]@ \t\r\n\0/')
 _SELECTOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
+# RFC 2606 / RFC 6761 special-use top-level names: they never resolve on the internet, so no
+# one can own them there. Trial installs and the test suite host them without DNS proof.
+SPECIAL_USE_TLDS = frozenset({"test", "example", "invalid", "localhost"})
+# Scripts that may share one label (UTS #39 "highly restrictive"): Japanese, Chinese and Korean
+# writing mixes them by design. Any other mix (Latin with Cyrillic, say) is a lookalike trick.
+_ALLOWED_SCRIPT_MIXES = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+_NEUTRAL_SCRIPTS = frozenset({"COMMON", "INHERITED"})
+
 
 class InvalidName(ValueError):
     """A name that must not reach the mail stack. The message says why, in plain words."""
 
 
 def normalise_domain(raw: str) -> str:
-    """Return the IDNA A-label form of `raw`, lower case, or raise InvalidName."""
+    """Return the IDNA (UTS #46, non-transitional) A-label form of `raw`, lower case, or raise
+    InvalidName. Labels that mix scripts, or that are written wholly in letters that look like
+    Latin ones (a Cyrillic 'аррӏе.com'), are refused: they exist to pass for another name."""
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidName("Enter a domain name.")
     name = raw.strip()
@@ -51,7 +70,7 @@ def normalise_domain(raw: str) -> str:
         raise InvalidName(f"{raw!r} is not a domain name: it has an empty label.")
     try:
         ascii_name = _to_ascii(name)
-    except UnicodeError as exc:
+    except (UnicodeError, idna.IDNAError) as exc:
         raise InvalidName(
             f"{raw!r} is not a valid internationalised domain name ({exc})."
         ) from None
@@ -69,19 +88,58 @@ def normalise_domain(raw: str) -> str:
             )
     if labels[-1].isdigit():
         raise InvalidName(f"{raw!r} looks like an IP address, not a domain name.")
+    _refuse_lookalikes(raw, labels)
     return ascii_name
 
 
 def _to_ascii(name: str) -> str:
-    labels = []
-    for label in name.split("."):
-        if label.isascii():
-            labels.append(label.lower())
-        else:
-            labels.append("xn--" + label.lower().encode("punycode").decode("ascii"))
-            # Round-trip through the idna codec to refuse labels IDNA 2003 rejects.
-            label.lower().encode("idna")
-    return ".".join(labels)
+    if name.isascii():
+        # The common case, kept cheap (bulk imports normalise one domain per row). An A-label
+        # typed as ASCII is still decoded below, so 'xn--…' cannot smuggle a homograph in.
+        return name.lower()
+    return idna.encode(name, uts46=True, transitional=False).decode("ascii")
+
+
+def _refuse_lookalikes(raw: str, labels: list[str]) -> None:
+    tld_is_ascii = not labels[-1].startswith("xn--")
+    for label in labels:
+        if not label.startswith("xn--"):
+            continue
+        try:
+            unicode_label = idna.decode(label)
+        except (UnicodeError, idna.IDNAError) as exc:
+            raise InvalidName(f"{raw!r} has an invalid IDNA label {label!r} ({exc}).") from None
+        scripts = {categories.alias(ch) for ch in unicode_label} - _NEUTRAL_SCRIPTS
+        if len(scripts) > 1 and not any(scripts <= mix for mix in _ALLOWED_SCRIPT_MIXES):
+            shown = " and ".join(sorted(s.title() for s in scripts))
+            raise InvalidName(
+                f"{raw!r} mixes {shown} letters in the label {unicode_label!r}: such names "
+                "are refused because they can pass for another name. Use one script per label."
+            )
+        lookalike = _latin_lookalike(unicode_label, scripts)
+        if lookalike and tld_is_ascii:
+            raise InvalidName(
+                f"{raw!r} is written in {next(iter(scripts)).title()} letters that all look "
+                f"like Latin ones ({unicode_label!r} reads as {lookalike!r}): refused as a "
+                "lookalike name."
+            )
+
+
+def _latin_lookalike(label: str, scripts: set[str]) -> str | None:
+    """The Latin string a label written wholly in one other script passes for, if it does
+    (a whole-script confusable, as browsers judge it), else None."""
+    if len(scripts) != 1 or "LATIN" in scripts:
+        return None
+    shown = []
+    for ch in label:
+        if categories.alias(ch) in _NEUTRAL_SCRIPTS:
+            shown.append(ch)
+            continue
+        found = confusables.is_confusable(ch, preferred_aliases=["latin"])
+        if not found:
+            return None
+        shown.append(found[0]["homoglyphs"][0]["c"])
+    return "".join(shown)
 
 
 def domain_for_display(ascii_name: str) -> str:
@@ -164,3 +222,55 @@ def normalise_selector(raw: str) -> str:
     if not isinstance(raw, str) or not _SELECTOR.match(raw.lower()):
         raise InvalidName(f"{raw!r} is not a valid DKIM selector (one DNS label).")
     return raw.lower()
+
+
+# --- which names may be hosted at all (pure rules; who holds what is the services' business) --
+
+
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    # The list bundled with the `publicsuffixlist` package (ICANN and private sections):
+    # upgrading the package updates it.
+    return PublicSuffixList()
+
+
+def is_special_use(ascii_name: str) -> bool:
+    """Under .test, .example, .invalid or .localhost (RFC 2606, RFC 6761)."""
+    return ascii_name.rsplit(".", 1)[-1] in SPECIAL_USE_TLDS
+
+
+def is_public_suffix(ascii_name: str) -> bool:
+    """A name under which the public registers names (com, co.uk, github.io): nobody owns it."""
+    return _public_suffixes().is_public(ascii_name)
+
+
+def is_within(name: str, parent: str) -> bool:
+    """`name` is `parent` or a name below it."""
+    return name == parent or name.endswith("." + parent)
+
+
+def hosting_refusal(
+    ascii_name: str, *, reserved_hosts: list[str], allow_reserved_parents: bool = False
+) -> str | None:
+    """Why `ascii_name` can never be hosted, in words, or None.
+
+    `reserved_hosts` are the service's own names (the mail host, the portal): no tenant may
+    host them, names below them or the domains above them (which would capture the service's
+    own postmaster, bounces and DNS). `allow_reserved_parents` lets the operator host the
+    domain the mail host lives in (its own mail), never the mail host itself.
+    """
+    if not is_special_use(ascii_name) and is_public_suffix(ascii_name):
+        return (
+            f"{domain_for_display(ascii_name)} is a public suffix: names are registered under "
+            "it, nobody owns it as a whole. Add your own domain, like example."
+            f"{domain_for_display(ascii_name)}."
+        )
+    for host in reserved_hosts:
+        if is_within(ascii_name, host):
+            return f"{domain_for_display(ascii_name)} is this mail service's own name."
+        if is_within(host, ascii_name) and not allow_reserved_parents:
+            return (
+                f"{domain_for_display(ascii_name)} contains this mail service's own host name; "
+                "only the service's staff can host it."
+            )
+    return None

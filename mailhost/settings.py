@@ -41,9 +41,11 @@ INSTALLED_APPS = [
     "tenants",
     "mailboxes",
     "identity",
+    "bans",
 ]
 
 MIDDLEWARE = [
+    "mailhost.request_id.RequestIdMiddleware",  # first: every later log line carries the id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -53,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "bans.middleware.BanGateMiddleware",  # login pages refuse a banned address
 ]
 
 ROOT_URLCONF = "mailhost.urls"
@@ -68,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "mailhost.health.template_warnings",  # staff see dev-mode warnings
             ],
         },
     },
@@ -82,7 +86,15 @@ def database_from_url(url: str) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": path,
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20},
+            # IMMEDIATE: a transaction takes the write lock when it begins, so it waits its
+            # turn (up to `timeout` s) instead of failing at once with "database is locked"
+            # when it reads, then tries to write after another connection (the worker, a
+            # second web process) has committed: a deferred lock upgrade never waits in WAL.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL;",
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+            },
         }
     if parsed.scheme in ("postgres", "postgresql"):
         return {
@@ -106,6 +118,7 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    "bans.auth.BanBackend",  # first: a banned address cannot authenticate at all
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -183,9 +196,24 @@ MAILHOST_PORTS = {
     # Loopback-only re-injection for Sieve redirects, vacation replies and the portal's own
     # notifications; it trusts 127.0.0.1 only and is never exposed.
     "internal": env_int("MAILHOST_INTERNAL_SMTP_PORT", 2526),
+    # Loopback-only: the ban policy server Dovecot asks on every login.
+    "authpolicy": env_int("MAILHOST_AUTHPOLICY_PORT", 2527),
 }
-# Dev/test stack: no failed-login penalty from loopback (production wants the penalty).
-MAILHOST_STACK_DEV = env_bool("MAILHOST_STACK_DEV", True)
+# Dev/test relaxations (no failed-login delay or penalty; 127.0.0.1 never banned). Never in
+# production: `make up` and /api/v1/health warn while they are on.
+MAILHOST_STACK_DEV = env_bool("MAILHOST_STACK_DEV", False)
+# Login protection (README "Login protection (bans)"): an address with MAILHOST_BAN_FAILURES
+# failed logins within MAILHOST_BAN_WINDOW_SECONDS on any of IMAP, POP3, SMTP AUTH,
+# ManageSieve, /mailbox/ or the operator login is refused everywhere for MAILHOST_BAN_SECONDS.
+MAILHOST_BAN_FAILURES = env_int("MAILHOST_BAN_FAILURES", 10)
+MAILHOST_BAN_WINDOW_SECONDS = env_int("MAILHOST_BAN_WINDOW_SECONDS", 600)
+MAILHOST_BAN_SECONDS = env_int("MAILHOST_BAN_SECONDS", 1800)
+# An account with this many failures in the window (from any addresses) is throttled: each
+# login attempt for it waits MAILHOST_BAN_ACCOUNT_DELAY_SECONDS first; never refused.
+MAILHOST_BAN_ACCOUNT_FAILURES = env_int("MAILHOST_BAN_ACCOUNT_FAILURES", 30)
+MAILHOST_BAN_ACCOUNT_DELAY_SECONDS = env_int("MAILHOST_BAN_ACCOUNT_DELAY_SECONDS", 2)
+# Networks never counted nor banned (an office's NAT, a monitoring host), comma-separated CIDR.
+MAILHOST_BAN_EXEMPT_NETWORKS = env_list("MAILHOST_BAN_EXEMPT_NETWORKS", [])
 MAILHOST_MESSAGE_SIZE_LIMIT = env_int("MAILHOST_MESSAGE_SIZE_LIMIT", 50 * 1024 * 1024)
 MAILHOST_NODE_STATE_DIR = Path(env_str("MAILHOST_NODE_STATE_DIR", str(VAR_DIR / "node")))
 MAILHOST_NODE_NAME = env_str("MAILHOST_NODE_NAME", "local")
@@ -205,10 +233,22 @@ DKIM_ENCRYPTION_KEY = secret_generated_once(
     lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
 )
 
+# Everything goes to stderr with the request id: a container's log in production; under
+# `make up` gunicorn captures it into var/log/web.log (scripts/web.sh --capture-output).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "mailhost.request_id.RequestIdFilter"}},
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "line",
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
@@ -234,12 +274,18 @@ MAILHOST_DNS_TIMEOUT_MS = env_int("MAILHOST_DNS_TIMEOUT_MS", 2000)  # one attemp
 MAILHOST_DNS_LIFETIME_MS = env_int("MAILHOST_DNS_LIFETIME_MS", 5000)  # one query, all retries
 MAILHOST_DNS_TTL = env_int("MAILHOST_DNS_TTL", 3600)  # TTL of generated and published records
 MAILHOST_DNS_CHECK_INTERVAL_MINUTES = env_int("MAILHOST_DNS_CHECK_INTERVAL_MINUTES", 360)
+# RFC 2136 publishing goes to public addresses only, unless staff allow a network (CIDR list),
+# and one time limit bounds a whole publish (resolve, connect, query, update).
+MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS = env_list("MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS", [])
+MAILHOST_DNS_PUBLISH_TIMEOUT_MS = env_int("MAILHOST_DNS_PUBLISH_TIMEOUT_MS", 10000)
 MAILHOST_PUBLIC_IPV4 = env_list("MAILHOST_PUBLIC_IPV4", [])  # the mail host's sending addresses
 MAILHOST_PUBLIC_IPV6 = env_list("MAILHOST_PUBLIC_IPV6", [])
 MAILHOST_PORTAL_URL = env_str("MAILHOST_PORTAL_URL", f"https://{MAILHOST_HOSTNAME}")
 MAILHOST_DKIM_ROTATION_DAYS = env_int("MAILHOST_DKIM_ROTATION_DAYS", 180)  # 0: never automatic
 MAILHOST_DKIM_SWITCH_DELAY_MINUTES = env_int("MAILHOST_DKIM_SWITCH_DELAY_MINUTES", 60)
 MAILHOST_DKIM_GRACE_DAYS = env_int("MAILHOST_DKIM_GRACE_DAYS", 7)
+# A domain whose ownership is not verified yet is checked this often for its TXT token.
+MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES = env_int("MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES", 10)
 MAILHOST_DMARC_RUA = env_list("MAILHOST_DMARC_RUA", [])  # default report addresses, {domain} ok
 MAILHOST_TLSRPT_RUA = env_list("MAILHOST_TLSRPT_RUA", ["mailto:postmaster@{domain}"])
 MAILHOST_BIMI_MAX_BYTES = env_int("MAILHOST_BIMI_MAX_BYTES", 32 * 1024)
@@ -273,3 +319,48 @@ API_BULK_MAX_BODY_BYTES = env_int("API_BULK_MAX_BODY_BYTES", 8 * 1024 * 1024)  #
 API_BULK_MAX_ENTRIES = env_int("API_BULK_MAX_ENTRIES", 10_000)  # rows per bulk request
 API_IDEMPOTENCY_TTL_HOURS = env_int("API_IDEMPOTENCY_TTL_HOURS", 24)  # Idempotency-Key replay
 API_HEALTH_NODE_STALE_SECONDS = env_int("API_HEALTH_NODE_STALE_SECONDS", 1800)  # lag + no apply
+
+# --- HTTPS, proxies and Content-Security-Policy (README: "Security model" → "Portal and API") ---
+# Production mode: browsers reach the portal only over HTTPS (served by a TLS proxy in front of
+# it). Secure cookies, HSTS and the http→https redirect follow from it. On unless DEBUG is;
+# `make up` (plain http://127.0.0.1:8000) and the test suite set it false explicitly.
+MAILHOST_HTTPS = env_bool("MAILHOST_HTTPS", not DEBUG)
+# Addresses or networks (comma-separated, e.g. 127.0.0.1,10.0.0.0/24) of the proxies in front
+# of the portal. Only their X-Forwarded-Proto and X-Forwarded-For are believed: from anyone
+# else the headers are dropped, so a client cannot pose as HTTPS or as another IP address.
+MAILHOST_TRUSTED_PROXIES = env_list("MAILHOST_TRUSTED_PROXIES", [])
+if MAILHOST_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+MIDDLEWARE.insert(0, "mailhost.middleware.TrustedProxyMiddleware")  # first: before any reader
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = MAILHOST_HTTPS
+SECURE_SSL_REDIRECT = MAILHOST_HTTPS
+# Load balancers probe health and mail clients fetch autoconfig over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$", r"^mail/config-v1\.1\.xml$", r"^\.well-known/"]
+SECURE_HSTS_SECONDS = env_int("MAILHOST_HSTS_SECONDS", 31_536_000 if MAILHOST_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MAILHOST_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("MAILHOST_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    # `preload` lets anyone submit the registrable domain to browsers' built-in HSTS lists,
+    # forcing HTTPS on every sibling host for months: the operator's call, off by default.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Every page gets a strict policy: scripts, styles, fonts and connections from this origin only,
+# no inline script or style, images also as data: URIs (allauth's TOTP QR code), no framing.
+INSTALLED_APPS.append("csp")
+# With ninja installed, /api/v1/docs serves Swagger UI from our static files, not a CDN's
+# inline-script page.
+INSTALLED_APPS.append("ninja")
+MIDDLEWARE.append("csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

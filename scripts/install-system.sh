@@ -14,6 +14,7 @@ PACKAGES=(
   redis-server postgresql
   chromium
   sqlite3 openssl python3-venv procps iproute2
+  curl  # scripts/up.sh waits for the portal with it; the README's API examples use it
 )
 
 missing=()

@@ -7,8 +7,13 @@ export PATH="$PWD/.venv/bin:$PATH"
 VAR="$PWD/var"; RUN="$VAR/run"; LOG="$VAR/log"
 mkdir -p "$RUN" "$LOG"
 [ -f "$VAR/up.env" ] && source "$VAR/up.env"
-source <(scripts/ensure-services.sh redis)
+# Written to a file and sourced only once it succeeded (`source <(…)` hides a failure).
+scripts/ensure-services.sh redis >"$RUN/services.env"
+source "$RUN/services.env"
+: "${CELERY_BROKER_URL:?ensure-services.sh gave no broker}"
 export CELERY_BROKER_URL
+# A dev install on plain http://127.0.0.1: no https redirect, HSTS or Secure-only cookies.
+export MAILHOST_HTTPS="${MAILHOST_HTTPS:-false}"
 WEB_PORT="${MAILHOST_WEB_PORT:-8000}"
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
@@ -20,10 +25,7 @@ python manage.py ensurestaff --email "${MAILHOST_ADMIN_EMAIL:-admin@localhost}" 
 python manage.py stack start
 
 if ! running web; then
-  # --timeout: a bulk API request of 10,000 mailboxes runs for more than a minute.
-  gunicorn mailhost.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers 2 --timeout 300 \
-    --pid "$RUN/web.pid" --daemon --access-logfile "$LOG/web-access.log" \
-    --error-logfile "$LOG/web.log"
+  MAILHOST_LOG_DIR="$LOG" MAILHOST_WEB_PORT="$WEB_PORT" scripts/web.sh --daemon --pid "$RUN/web.pid"
 fi
 if ! running worker; then
   queues="celery,node.${MAILHOST_NODE_NAME:-local}"
@@ -31,10 +33,22 @@ if ! running worker; then
     --schedule "$VAR/celerybeat-schedule" >"$LOG/worker.log" 2>&1 &
   echo $! >"$RUN/worker.pid"
 fi
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$WEB_PORT/accounts/login/" && break; sleep 0.1
-done
+web_answers() { curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:$WEB_PORT/accounts/login/"; }
+for _ in $(seq 100); do web_answers 2>/dev/null && break; sleep 0.1; done
+web_answers || { echo "The portal does not answer on :$WEB_PORT; see var/log/web.log:" >&2
+                 tail -n 20 "$LOG/web.log" >&2; exit 1; }
 python manage.py reconcile --full >/dev/null
+
+if [ "${MAILHOST_STACK_DEV:-false}" = "true" ]; then
+  cat <<'WARN'
+
+  ************************************************************************************
+  *  WARNING: MAILHOST_STACK_DEV=true. Failed logins are not delayed or penalised    *
+  *  and 127.0.0.1 is never banned. For development and tests only: never expose     *
+  *  this stack. Set MAILHOST_STACK_DEV=false (the default) for real use.            *
+  ************************************************************************************
+WARN
+fi
 
 cat <<MSG
 

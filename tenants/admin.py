@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from mailhost.admin import OneLineFieldsAdmin
 from tenants.models import (
     ApiToken,
     AuditEvent,
@@ -17,7 +18,8 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(OneLineFieldsAdmin):
+    one_line_fields = ("name",)
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -43,7 +45,8 @@ class InvitationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(OneLineFieldsAdmin):
+    one_line_fields = ("name",)
     list_display = [
         "name",
         "hint",

@@ -14,6 +14,7 @@ import grp
 import logging
 import os
 import pwd
+import secrets
 import signal
 import socket
 import ssl
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mailhost.backend import lookup
 from mailhost.backend.apply import FileSpec, ManagedFiles
+from mailhost.backend.bans import BanStore
 from mailhost.backend.config import (
     MAIL_GID,
     MAIL_UID,
@@ -64,6 +67,13 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
         config=SENDER_POLICY_CONFIG,
         what="Sender policy milter",
         ready=lambda stack: _unix_accepts(stack.cfg.path(SENDER_POLICY_SOCKET)),
+    ),
+    # Dovecot's auth policy server: counts failed logins, refuses banned addresses.
+    "banpolicy": PythonDaemon(
+        module="mailhost.backend.banpolicy",
+        config="banpolicy/banpolicy.json",
+        what="Ban policy server",
+        ready=lambda stack: _http_ok(stack.address("authpolicy"), "/health"),
     ),
 }
 # Start order: what Postfix and Dovecot talk to comes first.
@@ -124,7 +134,7 @@ class Stack:
         return self.cfg.path(f"log/{daemon}.log")
 
     def address(self, port_name: str) -> tuple[str, int]:
-        host = "127.0.0.1" if port_name == "internal" else self.cfg.bind_address
+        host = "127.0.0.1" if port_name in ("internal", "authpolicy") else self.cfg.bind_address
         return host, self.cfg.ports[port_name]
 
     # --- preparing the state directory --------------------------------------------------------
@@ -146,6 +156,7 @@ class Stack:
         _ensure_dir(self.cfg.path("run/opendkim"), 0o2750, dkim.pw_uid, postfix_gid)
         _ensure_dir(self.cfg.opendkim_keys_dir, 0o700, dkim.pw_uid, dkim.pw_gid)
         self._prepare_lookup(postfix_gid)
+        self._prepare_bans(postfix_gid)
         for daemon in PYTHON_DAEMONS:
             _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
         for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
@@ -165,6 +176,24 @@ class Stack:
                 os.chown(path, 0, postfix_gid)
                 os.chmod(path, 0o660)
         lookup.ensure_schema(db)
+
+    def _prepare_bans(self, postfix_gid: int) -> None:
+        """The ban store (read by Postfix: same rules as the lookup store) and the secret the
+        policy server shares with Dovecot (root only: Dovecot's master reads it as root)."""
+        db = self.cfg.bans_db
+        _ensure_dir(db.parent, 0o2770, 0, postfix_gid)
+        if not db.exists():
+            db.touch(mode=0o660)
+        BanStore(db, self.cfg.ban_policy).ensure_schema()
+        for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            if path.exists():
+                os.chown(path, 0, postfix_gid)
+                os.chmod(path, 0o660)
+        header = self.cfg.banpolicy_header_file
+        _ensure_dir(header.parent, 0o755)
+        if not header.exists():
+            # No newline: Dovecot sends the file's bytes as the header line.
+            write_atomic(header, f"X-API-Key:{secrets.token_urlsafe(32)}".encode(), mode=0o600)
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -603,6 +632,14 @@ def _unix_greets(path: Path, greeting: bytes) -> bool:
             return sock.recv(512).startswith(greeting)
         except OSError:
             return False
+
+
+def _http_ok(address: tuple[str, int], path: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address[0]}:{address[1]}{path}", timeout=2) as r:  # noqa: S310 (loopback)
+            return r.status == 200
+    except OSError:
+        return False
 
 
 def _tcp_greets(address: tuple[str, int], greeting: bytes, *, tls: bool = False) -> bool:

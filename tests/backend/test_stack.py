@@ -17,7 +17,7 @@ import pytest
 from django.core.management import call_command
 
 from identity.dkim import generate_rsa_key
-from mailhost.backend.config import MAIL_GID, MAIL_UID, OPENDKIM_USER
+from mailhost.backend.config import MAIL_GID, MAIL_UID, OPENDKIM_USER, PORT_NAMES
 from mailhost.backend.files import write_atomic
 from mailhost.backend.stack import DAEMONS, Stack
 from mailhost.passwords import hash_password
@@ -475,9 +475,8 @@ def ehlo(stack: Stack) -> bytes:
 
 def test_it_starts_and_stops_through_the_management_command_leaving_no_process(settings, db):
     state_dir = make_state_dir()
-    names = ("smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal")
     settings.MAILHOST_NODE_STATE_DIR = state_dir
-    settings.MAILHOST_PORTS = dict(zip(names, free_ports(len(names)), strict=True))
+    settings.MAILHOST_PORTS = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
     settings.MAILHOST_STACK_DEV = True
     try:
         call_command("stack", "start")

@@ -54,7 +54,7 @@ def test_it_stores_verdicts_with_history_and_mails_admins_only_on_a_status_chang
     assert mail.outbox == [] and history.count() == len(first)  # nothing changed: no new rows
 
     server.set_zone(
-        "good.test", fragment_for(domain).replace(f"MX\t10 {MAIL_HOST}.", "MX\t10 mx.else.test.")
+        "good.test", fragment_for(domain).replace(f"MX 10 {MAIL_HOST}.", "MX 10 mx.else.test.")
     )
     with django_capture_on_commit_callbacks(execute=True):
         assert run(domain)["mx"] == "wrong"

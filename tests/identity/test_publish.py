@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from identity.models import DomainPosture
 from identity.services import (
     PublishFailed,
     bimi_upload,
@@ -13,6 +14,8 @@ from identity.services import (
     dns_publish,
     posture_update,
 )
+from identity.tasks import publish_domain
+from mailhost.crypto import encrypt
 from mailhost.errors import Conflict, Invalid
 from tenants.access import SYSTEM
 from tenants.models import AuditEvent
@@ -89,7 +92,7 @@ def test_it_reports_a_wrong_secret_and_keeps_the_error(dns_world, domain):
     configure(domain, server, tsig_secret=wrong)
     with pytest.raises(PublishFailed, match="rejected the TSIG signature") as caught:
         dns_publish(actor=SYSTEM, domain=domain)
-    assert caught.value.status == 503
+    assert caught.value.status == 502
     domain.posture.refresh_from_db()
     assert "TSIG" in domain.posture.last_publish_error
     assert lookup_at(server.address).texts("good.test", "MX") == ["mx.old-provider.example"]
@@ -104,7 +107,7 @@ def test_it_reports_a_key_the_server_does_not_know(dns_world, domain):
 
 def test_it_reports_a_server_that_does_not_answer(mail_settings, domain, silent_dns):
     port = int(silent_dns.split("@")[1])
-    mail_settings.MAILHOST_DNS_LIFETIME_MS = 300
+    mail_settings.MAILHOST_DNS_PUBLISH_TIMEOUT_MS = 300
     posture_update(
         actor=SYSTEM,
         domain=domain,
@@ -114,8 +117,9 @@ def test_it_reports_a_server_that_does_not_answer(mail_settings, domain, silent_
         tsig_key_name=TSIG_KEY_NAME,
         tsig_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
     )
-    with pytest.raises(PublishFailed, match="did not answer"):
+    with pytest.raises(PublishFailed, match="gave no usable answer") as caught:
         dns_publish(actor=SYSTEM, domain=domain)
+    assert str(port) not in caught.value.detail  # the port state stays in the server log
 
 
 def test_it_refuses_to_publish_without_configuration(domain):
@@ -128,7 +132,8 @@ def test_it_refuses_to_publish_without_configuration(domain):
     ("changes", "field"),
     [
         ({"auto_publish": True}, "auto_publish"),
-        ({"publish_server": "ns1.example"}, "publish_server"),
+        ({"publish_server": "ns1 example"}, "publish_server"),
+        ({"publish_server": "169.254.169.254"}, "publish_server"),
         ({"tsig_secret": "not base64!"}, "tsig_secret"),
         ({"tsig_key_name": "bad name"}, "tsig_key_name"),
         ({"publish_zone": "other.test"}, "publish_zone"),
@@ -148,3 +153,14 @@ def test_it_keeps_the_tsig_secret_encrypted_and_out_of_the_audit_log(dns_world, 
     domain.posture.refresh_from_db()
     assert server.key_secret not in domain.posture.tsig_secret_encrypted
     assert server.key_secret not in str(AuditEvent.objects.values_list("before", "after"))
+
+
+def test_it_does_not_retry_a_publish_to_a_server_it_may_not_reach(domain, mail_settings):
+    mail_settings.MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS = []
+    DomainPosture.objects.create(  # stored before the address rules, or before staff narrowed them
+        domain=domain, auto_publish=True, publish_server="127.0.0.1", publish_port=53,
+        tsig_key_name=TSIG_KEY_NAME, tsig_secret_encrypted=encrypt(b"c2VjcmV0c2VjcmV0c2VjcmV0"),
+    )
+    assert publish_domain.apply(args=[domain.pk]).get() == []
+    event = AuditEvent.objects.get(action="dns.publish", organisation=domain.organisation)
+    assert "loopback" in event.after["error"]

@@ -161,10 +161,11 @@ def test_it_splits_long_txt_values_into_255_byte_strings():
 
 def test_it_writes_a_zone_fragment_with_the_domains_records_and_comments_the_rest():
     text = zone_fragment(expected_records(snap()), domain="example.test", ttl=3600)
-    assert "example.test.\t3600\tIN\tMX\t10 mail.provider.test.\n" in text
-    assert 'example.test.\t3600\tIN\tTXT\t"v=spf1 ip4:192.0.2.25 ip6:2001:db8::25 -all"\n' in text
-    assert "; mail.provider.test.\t3600\tIN\tA\t192.0.2.25\n" in text
-    assert "; 25.2.0.192.in-addr.arpa.\t3600\tIN\tPTR\tmail.provider.test.\n" in text
+    # Lines as dnspython renders them from typed rdata (space-separated, TXT quoted and split).
+    assert "example.test. 3600 IN MX 10 mail.provider.test.\n" in text
+    assert 'example.test. 3600 IN TXT "v=spf1 ip4:192.0.2.25 ip6:2001:db8::25 -all"\n' in text
+    assert "; mail.provider.test. 3600 IN A 192.0.2.25\n" in text
+    assert "; 25.2.0.192.in-addr.arpa. 3600 IN PTR mail.provider.test.\n" in text
 
 
 @pytest.mark.dns

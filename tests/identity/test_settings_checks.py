@@ -21,6 +21,11 @@ def test_it_passes_its_own_checks_by_default():
         ({"MAILHOST_PORTAL_URL": "portal.example"}, "identity.E005"),
         ({"MAILHOST_DKIM_GRACE_DAYS": -1}, "identity.E006"),
         ({"MAILHOST_MTASTS_MAX_AGE": 10**9}, "identity.E006"),
+        ({"MAILHOST_DNS_PUBLISH_TIMEOUT_MS": 0}, "identity.E006"),
+        ({"MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS": ["10.0.0.0/33"]}, "identity.E007"),
+        ({"MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS": ["ns1.example"]}, "identity.E007"),
+        ({"MAILHOST_DMARC_RUA": ["dmarc@{domain};p=none"]}, "identity.E008"),
+        ({"MAILHOST_TLSRPT_RUA": ["https://r.example/a,b"]}, "identity.E008"),
         (
             {
                 "MAILHOST_BIND_ADDRESS": "0.0.0.0",

@@ -154,7 +154,7 @@ def test_it_reports_what_it_found_when_records_are_wrong(dns_world, full_domain)
 
 def test_it_accepts_an_autoconfig_a_record_with_the_mail_hosts_address(dns_world, domain):
     fragment = fragment_for(domain).replace(
-        f"autoconfig.good.test.\t300\tIN\tCNAME\t{MAIL_HOST}.", f"autoconfig.good.test. A {IPV4}"
+        f"autoconfig.good.test. 300 IN CNAME {MAIL_HOST}.", f"autoconfig.good.test. A {IPV4}"
     )
     dns_world({"good.test": fragment})
     result = check_now(domain)["autoconfig"]

@@ -4,9 +4,7 @@ Every change goes through the service layer; a real Celery worker applies it to 
 stack; real SMTP and IMAP clients check the result.
 """
 
-import json
 import smtplib
-import subprocess
 import time
 
 import dkim
@@ -28,7 +26,7 @@ from tests.stack import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.stack, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
 
 def rcpt_accepted(stack, address: str) -> bool:
@@ -145,19 +143,19 @@ def test_it_queues_a_forwarder_to_an_external_domain_for_relay(domain, mail_stac
         make_message("ext@sender.example", address, "forward me"),
     )
 
-    def queued_for_relay():
-        output = subprocess.run(
-            ["postqueue", "-c", str(mail_stack.postfix_dir), "-j"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        entries = [json.loads(line) for line in output.splitlines() if line.strip()]
-        return any(
-            r["address"] == "someone@outside.example" for e in entries for r in e["recipients"]
-        )
+    # Postfix hands the forward to its SMTP client (not LMTP): what happens next depends on the
+    # outside world this machine cannot reach (deferred, or bounced at once when the resolver
+    # answers NXDOMAIN), so the proof is the delivery attempt in the log, not the queue.
+    def relay_attempt():
+        log = mail_stack.log_file("postfix").read_text(errors="replace")
+        return [
+            line
+            for line in log.splitlines()
+            if "to=<someone@outside.example>" in line and f"orig_to=<{address}>" in line
+        ]
 
-    assert wait_for(queued_for_relay, timeout=10)
+    attempts = wait_for(relay_attempt, timeout=30)
+    assert all("status=" in line and "lmtp" not in line for line in attempts), attempts
 
 
 def test_it_refuses_open_relay_and_sending_as_someone_else(domain, mail_stack):

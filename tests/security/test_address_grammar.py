@@ -16,7 +16,7 @@ from mailboxes.services import domain_create
 from tenants.access import SYSTEM
 from tests.api.conftest import ApiClient, make_token
 from tests.factories import MailboxFactory, OrganisationFactory
-from tests.security.support import forget_rows
+from tests.security.two_tenants import forget_rows
 from tests.stack import fetch_inbox, imap_login, make_message, smtp_send, unique_domain, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db]

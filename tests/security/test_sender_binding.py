@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from tests.security.managesieve import upload_active_script
-from tests.security.support import (
+from tests.security.two_tenants import (
     PASSWORD,
     forget_rows,
     from_fields,

@@ -24,7 +24,7 @@ from tests.reconcile.test_control_plane_down import (
     _pg_bin,
     throwaway_services,  # noqa: F401 (fixture)
 )
-from tests.security.support import signing_domains
+from tests.security.two_tenants import signing_domains
 from tests.stack import fetch_inbox_raw, free_ports, make_message, smtp_send, wait_for
 
 pytestmark = pytest.mark.stack
