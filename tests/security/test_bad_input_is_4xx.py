@@ -188,7 +188,10 @@ def not_a_dns_server(reply: bytes):
      b"\x00\x05hello", b""],
     ids=["http", "short-garbage", "closes"],
 )
-def test_it_answers_a_json_error_when_publishing_to_a_server_that_is_not_dns(tenant, reply):
+def test_it_answers_a_json_error_when_publishing_to_a_server_that_is_not_dns(
+    tenant, reply, settings
+):
+    settings.MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # the fake server's network
     with not_a_dns_server(reply) as port:
         posture_update(
             actor=SYSTEM, domain=tenant.domain, auto_publish=True, publish_server="127.0.0.1",
