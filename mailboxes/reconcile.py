@@ -255,7 +255,7 @@ def _ensure_homes(state_dir: Path, changes: list[FileChange]) -> None:
 
 def _reload(stack: Stack, changes: list[FileChange]) -> list[str]:
     daemons = sorted(
-        {c.path.split("/", 1)[0] for c in changes} & {"postfix", "dovecot", "opendkim"}
+        {c.path.split("/", 1)[0] for c in changes} & {"postfix", "dovecot", "opendkim", "unbound"}
     )
     if not daemons or not stack.is_running():
         return []

@@ -8,6 +8,7 @@ PACKAGES=(
   postfix postfix-sqlite postfix-lmdb
   dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved dovecot-sqlite
   opendkim opendkim-tools
+  rspamd unbound dns-root-data ldnsutils  # inbound: filtering and the node's resolver
   libmilter-dev gcc python3-dev
   swaks libnet-ssleay-perl libio-socket-ssl-perl
   knot knot-dnsutils

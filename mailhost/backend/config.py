@@ -34,6 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhost.backend.bans import BANS_DB, POSTFIX_BAN_QUERY, BanPolicy, policy_json
+from mailhost.backend.inbound import (
+    RSPAMD_MILTER_SOCKET,
+    InboundConfig,
+    dovecot_inbound_lines,
+    render_inbound_files,
+    smtp_inbound_options,
+)
 from mailhost.backend.lookup import LOOKUP_DB
 
 # Debian's `mail` user owns every maildir; Dovecot's first_valid_uid admits exactly it.
@@ -44,10 +51,13 @@ OPENDKIM_USER = "opendkim"
 
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
+    "resolver",
 )
 DEFAULT_INTERNAL_PORT = 2526
 # The ban policy server Dovecot asks on every login; loopback only, like "internal".
 DEFAULT_AUTHPOLICY_PORT = 2527
+# The node's own resolver (unbound) that Rspamd asks; loopback only, UDP and TCP.
+DEFAULT_RESOLVER_PORT = 2553
 # The dev/test relaxations exempt these from Dovecot's penalty and from bans; attack tests use
 # other loopback addresses (127.0.0.9, …) and meet the production rules.
 DEV_TRUSTED = ("127.0.0.1/32", "::1/128")
@@ -90,6 +100,8 @@ class NodeConfig:
     app_password_slots: int = DEFAULT_APP_PASSWORD_SLOTS
     # Login protection (mailhost.backend.bans): thresholds and never-banned networks.
     bans: BanPolicy = BanPolicy()
+    # Inbound filtering: Rspamd, the resolver, greylisting, abuse limits (inbound.py).
+    inbound: InboundConfig = InboundConfig()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -112,6 +124,7 @@ class NodeConfig:
         ports = dict(settings.MAILHOST_PORTS)
         ports.setdefault("internal", env_int("MAILHOST_INTERNAL_SMTP_PORT", DEFAULT_INTERNAL_PORT))
         ports.setdefault("authpolicy", env_int("MAILHOST_AUTHPOLICY_PORT", DEFAULT_AUTHPOLICY_PORT))
+        ports.setdefault("resolver", env_int("MAILHOST_RESOLVER_PORT", DEFAULT_RESOLVER_PORT))
         values = {
             "state_dir": state,
             "hostname": settings.MAILHOST_HOSTNAME,
@@ -123,6 +136,7 @@ class NodeConfig:
             "dev": getattr(settings, "MAILHOST_STACK_DEV", None),
             "dkim_require_safe_keys": not below_world_writable(state),
             "bans": ban_policy_from_settings(settings),
+            "inbound": inbound_config_from_settings(settings),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -195,6 +209,35 @@ def ban_policy_from_settings(settings) -> BanPolicy:
     )
 
 
+def inbound_config_from_settings(settings) -> InboundConfig:
+    """The MAILHOST_INBOUND_* / MAILHOST_GREYLIST_* / MAILHOST_RESOLVER_* settings."""
+    from mailhost.backend.inbound import RedisTarget
+
+    default = InboundConfig()
+    value = lambda name, fallback: getattr(settings, name, fallback)  # noqa: E731
+    cache = value("MAILHOST_RSPAMD_CACHE_DIR", None)
+    return InboundConfig(
+        resolver_mode=value("MAILHOST_RESOLVER_MODE", default.resolver_mode),
+        resolver_upstreams=tuple(value("MAILHOST_RESOLVER_UPSTREAMS", ())),
+        redis=RedisTarget.from_url(value("MAILHOST_RSPAMD_REDIS_URL", "")),
+        junk_score=float(value("MAILHOST_INBOUND_JUNK_SCORE", default.junk_score)),
+        reject_score=float(value("MAILHOST_INBOUND_REJECT_SCORE", default.reject_score)),
+        greylist_score=float(value("MAILHOST_GREYLIST_SCORE", default.greylist_score)),
+        greylist_delay_seconds=value("MAILHOST_GREYLIST_DELAY_SECONDS",
+                                     default.greylist_delay_seconds),
+        greylist_expire_seconds=value("MAILHOST_GREYLIST_EXPIRE_SECONDS",
+                                      default.greylist_expire_seconds),
+        breaker_deferred_threshold=value("MAILHOST_GREYLIST_BREAKER_DEFERRED",
+                                         default.breaker_deferred_threshold),
+        connection_rate_limit=value("MAILHOST_SMTP_CONNECTION_RATE_LIMIT",
+                                    default.connection_rate_limit),
+        message_rate_limit=value("MAILHOST_SMTP_MESSAGE_RATE_LIMIT", default.message_rate_limit),
+        max_recipients=value("MAILHOST_SMTP_MAX_RECIPIENTS", default.max_recipients),
+        xclient_hosts=tuple(value("MAILHOST_SMTP_XCLIENT_HOSTS", ())),
+        hs_cache_dir=Path(cache) if cache else None,
+    )
+
+
 def below_world_writable(path: Path) -> bool:
     """Whether any existing ancestor of `path` is world-writable (e.g. /tmp). Reads the disk."""
     for parent in Path(path).resolve().parents:
@@ -252,6 +295,7 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         files[path] = text.encode()
     for slot in range(cfg.app_password_slots):
         files[app_password_passdb_path(slot)] = render_dovecot_sql_app_passdb(cfg, slot).encode()
+    files |= {path: text.encode() for path, text in render_inbound_files(cfg).items()}
     return dict(sorted(files.items()))
 
 
@@ -372,7 +416,10 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "# listeners put the sender-policy milter first, so OpenDKIM only ever signs a message",
         "# whose From: (or envelope identity) the policy has checked. A dead or failing policy",
         "# milter is a 451 too (milter_default_action), never unchecked mail.",
-        f"smtpd_milters = unix:{s}/run/opendkim/opendkim.sock",
+        "# The MX listener (port 25) takes the default: Rspamd (SPF, DKIM, DMARC, ARC, spam,",
+        "# greylisting; see mailhost/backend/inbound.py). A dead Rspamd is a 451, never",
+        "# unfiltered mail.",
+        f"smtpd_milters = unix:{s}/{RSPAMD_MILTER_SOCKET}",
         f"mailhost_sender_milters = unix:{s}/{SENDER_POLICY_SOCKET} "
         f"unix:{s}/run/opendkim/opendkim.sock",
         "# Nothing injects with sendmail/pickup here (Dovecot and the portal use the internal",
@@ -441,7 +488,8 @@ def render_postfix_master_cf(cfg: NodeConfig) -> str:
         _master_line("# service", "type", "private", "unpriv", "chroot", "wakeup", "maxproc",
                      "command + args"),
         "# Inbound mail for hosted domains (MX). No AUTH here.",
-        *_smtpd(bind(cfg.ports["smtp"]), "smtp", ("smtpd_delay_reject=no",)),
+        *_smtpd(bind(cfg.ports["smtp"]), "smtp",
+                ("smtpd_delay_reject=no", *smtp_inbound_options(cfg.inbound))),
         "# Client submission: STARTTLS required, then AUTH; send only as addresses you own.",
         *_smtpd(bind(cfg.ports["submission"]), "submission",
                 ("smtpd_tls_security_level=encrypt", *_SUBMISSION_OPTIONS)),
@@ -612,7 +660,7 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         *_dovecot_services(cfg, p),
         "",
         "protocol imap {",
-        "  mail_plugins = $mail_plugins imap_quota",
+        "  mail_plugins = $mail_plugins imap_quota imap_sieve",
         "}",
         "protocol lmtp {",
         "  mail_plugins = $mail_plugins sieve",
@@ -637,6 +685,7 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         "  sieve_vacation_send_from_recipient = yes",
         "  sieve_notify_mailto_envelope_from = recipient",
         "}",
+        *dovecot_inbound_lines(cfg.state_dir),
     )
 
 

@@ -42,6 +42,25 @@ from mailhost.backend.config import (
     render_static_files,
 )
 from mailhost.backend.files import write_atomic
+from mailhost.backend.inbound import (
+    FIXTURE_ZONES_DIR,
+    GREYLIST_BYPASS_MAP,
+    GUARD_CONFIG,
+    GUARD_STATUS,
+    HOSTED_ZONE_FILE,
+    PIPE_PROGRAMS,
+    RSPAMD_CONFDIR,
+    RSPAMD_CONTROLLER_SOCKET,
+    RSPAMD_MILTER_SOCKET,
+    RSPAMD_PID,
+    RSPAMD_USER,
+    SETTINGS_MAP,
+    SIEVE_BIN_DIR,
+    UNBOUND_PID,
+    UNBOUND_USER,
+    rspamd_hs_cache,
+)
+from mailhost.backend.inbound_guard import CLOSED_MAP, dns_answers
 from mailhost.backend.tls import ensure_certificate
 
 logger = logging.getLogger(__name__)
@@ -75,10 +94,19 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
         what="Ban policy server",
         ready=lambda stack: _http_ok(stack.address("authpolicy"), "/health"),
     ),
+    # Greylisting's circuit breaker and the mail-flow counters (inbound_guard.py).
+    "inbound-guard": PythonDaemon(
+        module="mailhost.backend.inbound_guard",
+        config=GUARD_CONFIG,
+        what="Inbound guard",
+        ready=lambda stack: stack.cfg.path(GUARD_STATUS).exists(),
+    ),
 }
 # Start order: what Postfix and Dovecot talk to comes first.
-DAEMONS = ("opendkim", *PYTHON_DAEMONS, "dovecot", "postfix")
+DAEMONS = ("unbound", "opendkim", "rspamd", *PYTHON_DAEMONS, "dovecot", "postfix")
 _EXECUTABLES = {
+    "unbound": "/usr/sbin/unbound",
+    "rspamd": "/usr/bin/rspamd",
     "opendkim": "/usr/sbin/opendkim",
     "dovecot": "/usr/sbin/dovecot",
     "postfix": "/usr/lib/postfix/sbin/master",
@@ -87,7 +115,8 @@ _EXECUTABLES = {
 _DAEMON_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 # The project's code (not installed as a package): the Python daemons import it from here.
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT = 20.0
+# Rspamd's first start on an empty regex cache compiles it (~20 s on 2 cores); warm: ~1 s.
+READY_TIMEOUT = 60.0
 OPENDKIM_TERM_GRACE = 1.5  # its SIGTERM takes 4–5 s and it keeps no state (notes)
 
 
@@ -128,13 +157,16 @@ class Stack:
             "postfix": self.cfg.path("spool/pid/master.pid"),
             "dovecot": self.cfg.path("run/dovecot/master.pid"),
             "opendkim": self.cfg.path("run/opendkim/opendkim.pid"),
+            "rspamd": self.cfg.path(RSPAMD_PID),
+            "unbound": self.cfg.path(UNBOUND_PID),
         }[daemon]
 
     def log_file(self, daemon: str) -> Path:
         return self.cfg.path(f"log/{daemon}.log")
 
     def address(self, port_name: str) -> tuple[str, int]:
-        host = "127.0.0.1" if port_name in ("internal", "authpolicy") else self.cfg.bind_address
+        loopback = ("internal", "authpolicy", "resolver")
+        host = "127.0.0.1" if port_name in loopback else self.cfg.bind_address
         return host, self.cfg.ports[port_name]
 
     # --- preparing the state directory --------------------------------------------------------
@@ -157,6 +189,7 @@ class Stack:
         _ensure_dir(self.cfg.opendkim_keys_dir, 0o700, dkim.pw_uid, dkim.pw_gid)
         self._prepare_lookup(postfix_gid)
         self._prepare_bans(postfix_gid)
+        self._prepare_inbound()
         for daemon in PYTHON_DAEMONS:
             _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
         for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
@@ -165,6 +198,36 @@ class Stack:
         ensure_certificate(
             self.cfg.path("tls/cert.pem"), self.cfg.path("tls/key.pem"), self.cfg.hostname
         )
+
+    def _prepare_inbound(self) -> None:
+        """Rspamd's and unbound's directories (they drop to their own users), the maps the
+        reconciler and the inbound guard fill, and the resolver's include files."""
+        rspamd_uid, rspamd_gid = _ids(RSPAMD_USER)
+        unbound_uid, unbound_gid = _ids(UNBOUND_USER)
+        _ensure_dir(self.cfg.path("rspamd"), 0o755)
+        _ensure_dir(self.cfg.path("rspamd/db"), 0o750, rspamd_uid, rspamd_gid)
+        _ensure_dir(rspamd_hs_cache(self.cfg.state_dir, self.cfg.inbound), 0o755, rspamd_uid,
+                    rspamd_gid)
+        _ensure_dir(self.cfg.path("run/rspamd"), 0o755, rspamd_uid, rspamd_gid)
+        _ensure_dir(self.cfg.path("run/unbound"), 0o755, unbound_uid, unbound_gid)
+        _ensure_dir(self.cfg.path("inbound"), 0o755, rspamd_uid, rspamd_gid)
+        _ensure_dir(self.cfg.path("unbound"), 0o755)
+        _ensure_dir(self.cfg.path(FIXTURE_ZONES_DIR), 0o755)
+        _ensure_dir(self.cfg.path(SIEVE_BIN_DIR), 0o755)
+        _ensure_dir(self.cfg.path("sieve/global"), 0o755)
+        for log, uid, gid in (("rspamd", rspamd_uid, rspamd_gid),
+                              ("unbound", unbound_uid, unbound_gid)):
+            path = self.log_file(log)
+            path.touch(exist_ok=True)
+            os.chown(path, uid, gid)
+        empty = {
+            SETTINGS_MAP: b"# no per-domain inbound policy yet\n",
+            GREYLIST_BYPASS_MAP: CLOSED_MAP.encode(),
+            HOSTED_ZONE_FILE: b"# no hosted domain records yet\n",
+        }
+        for rel, data in empty.items():
+            if not self.cfg.path(rel).exists():  # the reconciler and the guard fill them
+                write_atomic(self.cfg.path(rel), data, mode=0o644)
 
     def _prepare_lookup(self, postfix_gid: int) -> None:
         db = self.cfg.lookup_db
@@ -207,12 +270,18 @@ class Stack:
         validators: dict[str, Callable[[Path], None]] = {
             "dovecot/dovecot.conf": self._validate_dovecot,
             "opendkim/opendkim.conf": self._validate_opendkim,
+            "unbound/unbound.conf": self._validate_unbound,
         }
         changed = [
             rel
             for rel, data in files.items()
-            if write_atomic(self.cfg.path(rel), data, mode=0o644, validate=validators.get(rel))
+            if write_atomic(self.cfg.path(rel), data, mode=0o755 if rel in PIPE_PROGRAMS else 0o644,
+                            validate=validators.get(rel))
         ]
+        if any(rel.startswith("rspamd/") for rel in changed):
+            self._validate_rspamd()
+        if any(rel.startswith(("sieve/global/", "dovecot/")) for rel in changed):
+            self._compile_global_sieve()
         if any(rel.startswith("postfix/") for rel in changed):
             for rel in changed:
                 if rel.startswith("postfix/"):
@@ -244,6 +313,31 @@ class Stack:
         if "Warning:" in _stderr_lines(out) or "Error" in _stderr_lines(out):
             raise StackError(f"doveconf rejects the rendered dovecot.conf:\n{out}")
 
+    def _validate_unbound(self, candidate: Path) -> None:
+        _run(["unbound-checkconf", str(candidate)], what="unbound-checkconf")
+
+    def rspamd_vars(self) -> list[str]:
+        """Rspamd's private tree: the stock rules, our overrides, our state and sockets."""
+        cfg = self.cfg
+        return [
+            f"--var=CONFDIR={RSPAMD_CONFDIR}", f"--var=LOCAL_CONFDIR={cfg.path('rspamd')}",
+            f"--var=DBDIR={cfg.path('rspamd/db')}", f"--var=RUNDIR={cfg.path('run/rspamd')}",
+            f"--var=LOGDIR={cfg.path('log')}",
+        ]
+
+    def _validate_rspamd(self) -> None:
+        conf = str(self.cfg.path("rspamd/rspamd.conf"))
+        out = _run(["rspamadm", *self.rspamd_vars(), "configtest", "-c", conf],
+                   what="rspamadm configtest")
+        if "syntax OK" not in out:
+            raise StackError(f"rspamadm configtest rejects the rendered Rspamd config:\n{out}")
+
+    def _compile_global_sieve(self) -> None:
+        """Precompile the global scripts: Dovecot runs them as the mail user, who may not
+        write the .svbin beside them (it would then compile on every delivery)."""
+        for script in sorted(self.cfg.path("sieve/global").glob("*.sieve")):
+            _run(["sievec", "-c", str(self.dovecot_conf), str(script)], what="sievec")
+
     def _validate_opendkim(self, candidate: Path) -> None:
         _run(["opendkim", "-n", "-x", str(candidate)], what="opendkim -n")
 
@@ -261,7 +355,8 @@ class Stack:
         if not any(rel.startswith("postfix/") for rel in changed):
             self._postfix_check()  # write_config ran it otherwise; it repairs the queue dirs
         for daemon in DAEMONS:
-            touched = any(rel.startswith(f"{daemon}/") for rel in changed)
+            config = PYTHON_DAEMONS[daemon].config if daemon in PYTHON_DAEMONS else None
+            touched = any(rel.startswith(f"{daemon}/") or rel == config for rel in changed)
             if self.pid(daemon) is None:
                 logger.info("starting %s from %s", daemon, self.cfg.state_dir)
                 if daemon in PYTHON_DAEMONS:
@@ -272,6 +367,18 @@ class Stack:
                 logger.info("reloading %s: its configuration changed", daemon)
                 self.reload(daemon)
         self.wait_ready()
+
+    def _start_rspamd(self) -> None:
+        self.pid_file("rspamd").unlink(missing_ok=True)
+        for stale in (RSPAMD_MILTER_SOCKET, RSPAMD_CONTROLLER_SOCKET):
+            self.cfg.path(stale).unlink(missing_ok=True)
+        conf = str(self.cfg.path("rspamd/rspamd.conf"))
+        _run(["rspamd", "-c", conf, *self.rspamd_vars(), "-u", RSPAMD_USER, "-g", RSPAMD_USER],
+             what="rspamd start")
+
+    def _start_unbound(self) -> None:
+        self.pid_file("unbound").unlink(missing_ok=True)
+        _run(["unbound", "-c", str(self.cfg.path("unbound/unbound.conf"))], what="unbound start")
 
     def _start_opendkim(self) -> None:
         for stale in (self.opendkim_socket, self.pid_file("opendkim")):
@@ -309,7 +416,7 @@ class Stack:
         leftovers = self.processes()
         pids = {daemon: self.pid(daemon) for daemon in DAEMONS}
         # OpenDKIM first: its grace period runs while the others stop.
-        for daemon in ("opendkim", *PYTHON_DAEMONS, "dovecot"):
+        for daemon in ("opendkim", "rspamd", "unbound", *PYTHON_DAEMONS, "dovecot"):
             if pids[daemon]:
                 logger.info("stopping %s (pid %s)", daemon, pids[daemon])
                 _signal(pids[daemon], signal.SIGTERM)
@@ -414,6 +521,34 @@ class Stack:
     def reload_dovecot(self) -> None:
         _run(["doveadm", "-c", str(self.dovecot_conf), "reload"], what="doveadm reload")
 
+    def reload_rspamd(self) -> None:
+        """SIGHUP: Rspamd re-reads its config and restarts its workers (~1 s, cache warm).
+        Per-domain settings are a map it re-reads by itself: no reload for those."""
+        pid = self.pid("rspamd")
+        if pid is None:
+            raise StackError("Rspamd is not running")
+        os.kill(pid, signal.SIGHUP)
+
+    def reload_unbound(self) -> None:
+        """SIGHUP: unbound re-reads its config, hosted.conf and the fixture zones."""
+        pid = self.pid("unbound")
+        if pid is None:
+            raise StackError("unbound is not running")
+        os.kill(pid, signal.SIGHUP)
+
+    def stop_daemon(self, daemon: str) -> None:
+        """Stop one daemon of the stack (the resolver, for the circuit breaker's tests and an
+        operator's maintenance); `start()` brings it back."""
+        pid = self.pid(daemon)
+        if pid is not None:
+            _signal(pid, signal.SIGTERM)
+            _wait_exit({pid}, timeout=10.0)
+
+    def rspamd_stat(self) -> str:
+        """`rspamc stat` against the node's controller: scanned, learned, actions."""
+        return _run(["rspamc", "-h", str(self.cfg.path(RSPAMD_CONTROLLER_SOCKET)), "stat"],
+                    what="rspamc stat")
+
     def reload_opendkim(self) -> None:
         """SIGUSR1: OpenDKIM re-reads its config, KeyTable and SigningTable."""
         pid = self.pid("opendkim")
@@ -465,7 +600,11 @@ class Stack:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         checks: list[tuple[str, Callable[[], bool]]] = [
+            ("unbound", lambda: _dns_answers(self.address("resolver"))),
             ("OpenDKIM milter socket", lambda: _unix_accepts(self.opendkim_socket)),
+            ("Rspamd milter socket",
+             lambda: _unix_accepts(self.cfg.path(RSPAMD_MILTER_SOCKET))),
+            ("Rspamd controller", lambda: _unix_accepts(self.cfg.path(RSPAMD_CONTROLLER_SOCKET))),
             *((spec.what, lambda spec=spec: spec.ready(self)) for spec in PYTHON_DAEMONS.values()),
             ("Dovecot LMTP", lambda: _unix_greets(self.lmtp_socket, b"220")),
             ("Dovecot IMAP", lambda: _tcp_greets(self.address("imap"), b"* OK")),
@@ -488,7 +627,7 @@ class Stack:
 
     def log_tails(self, lines: int = 20) -> str:
         parts = []
-        for daemon in ("postfix", "dovecot", *PYTHON_DAEMONS):
+        for daemon in ("postfix", "dovecot", "rspamd", "unbound", *PYTHON_DAEMONS):
             try:
                 tail = self.log_file(daemon).read_text(errors="replace").splitlines()[-lines:]
             except FileNotFoundError:
@@ -622,6 +761,10 @@ def _unix_accepts(path: Path) -> bool:
         except OSError:
             return False
     return True
+
+
+def _dns_answers(address: tuple[str, int]) -> bool:
+    return dns_answers(address, "localhost.", timeout=1.0)
 
 
 def _unix_greets(path: Path, greeting: bytes) -> bool:

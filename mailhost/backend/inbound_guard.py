@@ -1,0 +1,208 @@
+"""The node's inbound guard: greylisting's circuit breaker and the mail-flow counters.
+
+Run by the stack runner as `python -m mailhost.backend.inbound_guard --config <file>` (rendered
+by mailhost.backend.inbound). Every `interval_seconds`:
+
+* **Circuit breaker.** It asks the node's resolver for the mail host's name and counts the
+  messages in Postfix's deferred queue. When the resolver does not answer (timeout, SERVFAIL,
+  refused) or the queue holds more than `deferred_threshold` messages, it writes every address
+  into Rspamd's greylisting bypass map, so greylisting stops deferring (fails open) until both
+  are healthy again: a DNS wobble must never turn greylisting into "retry every message until
+  the queue jams". What it saw goes to `status_file`, which the portal's collector shows.
+* **Mail-flow counters.** Rspamd appends one JSON line per scanned message (rspamd.local.lua);
+  the guard folds them into a small SQLite file of counters per day, recipient domain and
+  outcome, which is what the portal collects. The counters stay on the node while the portal
+  is down.
+
+Plain Python, SQLite and dnspython: no Django, no central database.
+"""
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+
+logger = logging.getLogger("mailhost.inbound_guard")
+
+OPEN_MAP = "0.0.0.0/0\n::/0\n"
+CLOSED_MAP = "# greylisting applies (the inbound guard's breaker is closed)\n"
+OUTCOMES = ("delivered", "junked", "spam_rejected", "dmarc_rejected", "policy_rejected",
+            "greylisted", "deferred")
+FLOW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS flow (
+    day TEXT NOT NULL, domain TEXT NOT NULL, outcome TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (day, domain, outcome));
+"""
+
+
+def outcome(record: dict) -> str:
+    """What became of a message, from Rspamd's action and the module that forced it."""
+    action, module = record.get("action", ""), record.get("module", "")
+    if action == "reject":
+        if module == "dmarc" or (record.get("dmarc_reject") and module != "force_actions"):
+            return "dmarc_rejected"
+        return "policy_rejected" if module == "force_actions" else "spam_rejected"
+    if action == "soft reject":
+        return "greylisted" if module == "greylist" or record.get("greylisted") else "deferred"
+    if action in ("add header", "rewrite subject"):
+        return "junked"
+    return "delivered"
+
+
+def dns_answers(resolver: tuple[str, int], name: str, timeout: float = 2.0) -> bool:
+    """Whether the resolver answers at all: NOERROR and NXDOMAIN are answers, a timeout,
+    SERVFAIL or REFUSED are not."""
+    query = dns.message.make_query(name, "A")
+    try:
+        reply = dns.query.udp(query, resolver[0], port=resolver[1], timeout=timeout)
+    except (dns.exception.DNSException, OSError):
+        return False
+    return reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+
+
+def deferred_count(directory: Path) -> int:
+    count = 0
+    for _root, _dirs, files in os.walk(directory):
+        count += len(files)
+    return count
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return True
+
+
+def fold_flow(log: Path, db: Path) -> int:
+    """Move Rspamd's lines into the counters; returns how many messages were counted. The log
+    is renamed first, so Rspamd (which opens it per message) starts a new one meanwhile."""
+    work = log.with_name(log.name + ".work")
+    if not work.exists():
+        try:
+            os.replace(log, work)
+        except FileNotFoundError:
+            return 0
+    counts: dict[tuple[str, str, str], int] = {}
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    for line in work.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        result = outcome(record)
+        for domain in record.get("domains") or ["(none)"]:
+            key = (day, str(domain)[:253], result)
+            counts[key] = counts.get(key, 0) + 1
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        with conn:
+            conn.executescript(FLOW_SCHEMA)
+            conn.executemany(
+                "INSERT INTO flow (day, domain, outcome, n) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (day, domain, outcome) DO UPDATE SET n = n + excluded.n",
+                [(*key, n) for key, n in counts.items()],
+            )
+    finally:
+        conn.close()
+    work.unlink()
+    return sum(counts.values())
+
+
+def read_flow(db: Path, since: str) -> list[tuple[str, str, str, int]]:
+    """(day, domain, outcome, count) for every day from `since` (ISO date) on."""
+    if not Path(db).exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return list(conn.execute(
+            "SELECT day, domain, outcome, n FROM flow WHERE day >= ? ORDER BY day, domain, outcome",
+            (since,),
+        ))
+    except sqlite3.OperationalError:  # no table yet
+        return []
+    finally:
+        conn.close()
+
+
+class Guard:
+    def __init__(self, config: dict):
+        self.config = config
+        self.open_since: str | None = None
+
+    def check(self) -> dict:
+        cfg = self.config
+        resolver = (cfg["resolver"][0], int(cfg["resolver"][1]))
+        dns_ok = dns_answers(resolver, cfg["probe_name"])
+        deferred = deferred_count(Path(cfg["deferred_dir"]))
+        reasons = []
+        if not dns_ok:
+            reasons.append("the node's resolver does not answer")
+        if deferred > cfg["deferred_threshold"]:
+            reasons.append(f"{deferred} messages wait in the deferred queue "
+                           f"(threshold {cfg['deferred_threshold']})")
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        if reasons and self.open_since is None:
+            self.open_since = now
+            logger.warning("greylisting fails open: %s", "; ".join(reasons))
+        elif not reasons and self.open_since is not None:
+            self.open_since = None
+            logger.info("greylisting applies again")
+        write_if_changed(Path(cfg["bypass_map"]), OPEN_MAP if reasons else CLOSED_MAP)
+        status = {"breaker_open": bool(reasons), "reasons": reasons, "dns_ok": dns_ok,
+                  "deferred": deferred, "open_since": self.open_since, "checked_at": now}
+        write_if_changed(Path(cfg["status_file"]), json.dumps(status, sort_keys=True) + "\n")
+        return status
+
+    def step(self) -> None:
+        self.check()
+        try:
+            fold_flow(Path(self.config["flow_log"]), Path(self.config["flow_db"]))
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("mail-flow counters not updated: %s", exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s inbound-guard: %(message)s")
+    config = json.loads(args.config.read_text())
+    guard = Guard(config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    pid_file = Path(config["pid_file"])
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        while not stop.is_set():
+            try:
+                guard.step()
+            except Exception:  # never die on one bad round: the breaker must keep watching
+                logger.exception("inbound guard round failed")
+            stop.wait(config["interval_seconds"])
+    finally:
+        pid_file.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
