@@ -220,3 +220,106 @@ class DnsCheckHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.checked_at:%Y-%m-%d %H:%M} {self.domain.name} {self.key}: {self.status}"
+
+
+# --- inbound authentication policy (services: identity/inbound.py) ----------------------------
+
+
+class InboundPolicy(models.Model):
+    """What a domain demands of the mail it receives, on top of what each sender's own DMARC
+    record asks for. Absent: the node's defaults (no extra requirement, greylisting on, the
+    MAILHOST_INBOUND_* thresholds)."""
+
+    domain = models.OneToOneField(Domain, on_delete=models.CASCADE, related_name="inbound_policy")
+    require_spf = models.BooleanField(default=False, help_text="Refuse mail without SPF pass.")
+    require_dkim = models.BooleanField(default=False, help_text="Refuse mail without DKIM pass.")
+    require_dmarc = models.BooleanField(default=False, help_text="Refuse mail without DMARC pass.")
+    greylisting = models.BooleanField(default=True)
+    junk_score = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True,
+                                     help_text="Spam score filed into Junk; empty: default.")
+    reject_score = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True,
+                                       help_text="Spam score refused at SMTP; empty: default.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(junk_score__isnull=True) | Q(junk_score__gt=0),
+                name="inbound_junk_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(junk_score__isnull=True) | Q(reject_score__isnull=True)
+                | Q(junk_score__lt=models.F("reject_score")),
+                name="inbound_junk_below_reject",
+            ),
+        ]
+        verbose_name = "inbound policy"
+        verbose_name_plural = "inbound policies"
+
+    def __str__(self) -> str:
+        return f"Inbound policy of {self.domain.name}"
+
+
+class SenderRuleKind(models.TextChoices):
+    ALLOW = "allow", "Allow"
+    BLOCK = "block", "Block"
+
+
+class InboundSenderRule(models.Model):
+    """Allow or block a sender (address or @domain) for a whole domain or one of its mailboxes.
+    An allowed sender is never greylisted nor junked by score; DMARC enforcement still applies
+    (a sender address alone is trivially forged)."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="sender_rules")
+    mailbox = models.CharField(max_length=254, blank=True, help_text="Empty: the whole domain.")
+    kind = models.CharField(max_length=5, choices=SenderRuleKind.choices)
+    sender = models.CharField(max_length=254, help_text="user@example.com or @example.com")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["domain__name", "mailbox", "sender"]
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "mailbox", "sender"],
+                                    name="inbound_rule_unique"),
+            models.CheckConstraint(condition=Q(kind__in=SenderRuleKind.values),
+                                   name="inbound_rule_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.sender} → {self.mailbox or self.domain.name}"
+
+
+class InboundFlow(models.Model):
+    """Mail-flow counters collected from a node: messages per day, recipient domain, outcome."""
+
+    node = models.ForeignKey("mailboxes.MailNode", on_delete=models.CASCADE,
+                             related_name="inbound_flow")
+    day = models.DateField()
+    domain = models.CharField(max_length=253)
+    outcome = models.CharField(max_length=20)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "day", "domain", "outcome"],
+                                    name="inbound_flow_unique"),
+        ]
+        indexes = [models.Index(fields=["domain", "day"], name="inbound_flow_domain_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.domain} {self.outcome}: {self.count}"
+
+
+class NodeInboundStatus(models.Model):
+    """What a node's inbound guard last reported: greylisting's circuit breaker."""
+
+    node = models.OneToOneField("mailboxes.MailNode", on_delete=models.CASCADE,
+                                related_name="inbound_status")
+    breaker_open = models.BooleanField(default=False)
+    reasons = models.JSONField(default=list, blank=True)
+    open_since = models.DateTimeField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    collected_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.node.name}: breaker {'open' if self.breaker_open else 'closed'}"

@@ -29,6 +29,7 @@ from pathlib import Path
 import redis
 from django.utils import timezone
 
+from identity.inbound import node_inbound_files
 from mailboxes import snapshot
 from mailboxes.models import MailNode, NodeChange
 from mailhost.backend import lookup
@@ -158,6 +159,10 @@ def _sieve_specs(mailboxes: list[MailboxSnap]) -> tuple[dict[str, FileSpec], set
     return specs, scope
 
 
+def _inbound_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
+    return {path: FileSpec(data) for path, data in node_inbound_files(node, config).items()}
+
+
 def _render_rows(node_state_dir: str, domains, mailboxes, aliases) -> Rows:
     rows = empty_rows()
     for domain in domains:
@@ -192,6 +197,10 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
         scope |= {
             p for p in ManagedFiles(config.state_dir).manifest if p.startswith(OPENDKIM_KEYS_DIR)
         }
+    if domain_ids or ids[NodeChange.Kind.DKIM]:  # inbound policy, and records in local mode
+        inbound = _inbound_specs(node, config)
+        files |= inbound
+        scope |= set(inbound)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     return Plan(rows=rows, srcs=srcs, files=files, static={}, file_scope=scope, mailboxes=mailboxes)
 
@@ -205,6 +214,7 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     # Only mailboxes with a script render a file (the full pass needs no scope of paths).
     sieve, _ = _sieve_specs([m for m in mailboxes if m.sieve is not None and not m.deleted])
     files |= sieve
+    files |= _inbound_specs(node, config)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     return Plan(
         rows=rows, srcs=None, files=files, static=static, file_scope=None, mailboxes=mailboxes

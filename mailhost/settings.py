@@ -198,6 +198,8 @@ MAILHOST_PORTS = {
     "internal": env_int("MAILHOST_INTERNAL_SMTP_PORT", 2526),
     # Loopback-only: the ban policy server Dovecot asks on every login.
     "authpolicy": env_int("MAILHOST_AUTHPOLICY_PORT", 2527),
+    # Loopback-only, UDP and TCP: the node's own resolver (unbound) that Rspamd asks.
+    "resolver": env_int("MAILHOST_RESOLVER_PORT", 2553),
 }
 # Dev/test relaxations (no failed-login delay or penalty; 127.0.0.1 never banned). Never in
 # production: `make up` and /api/v1/health warn while they are on.
@@ -363,4 +365,44 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
         "frame-ancestors": ["'none'"],
     }
+}
+
+# --- Inbound filtering (README "Inbound mail"; docs/inbound.md) ---------------------------------
+# Rspamd scores every message arriving on the MX port (SPF, DKIM, DMARC, ARC, spam rules,
+# greylisting); the node's unbound resolves for it. Scores: at the junk score a message is filed
+# into Junk, at the reject score refused at SMTP (per domain overridable in the portal).
+MAILHOST_INBOUND_JUNK_SCORE = env_int("MAILHOST_INBOUND_JUNK_SCORE", 6)
+MAILHOST_INBOUND_REJECT_SCORE = env_int("MAILHOST_INBOUND_REJECT_SCORE", 15)
+# Greylisting: a message from an outside sender scoring at least this is deferred (451) the
+# first time its sender, recipient and /19 network are seen, for MAILHOST_GREYLIST_DELAY_SECONDS;
+# the triplet is then known for MAILHOST_GREYLIST_EXPIRE_SECONDS. Authenticated mail (DKIM,
+# SPF and DMARC pass) scores below 0 and is never greylisted.
+MAILHOST_GREYLIST_SCORE = env_int("MAILHOST_GREYLIST_SCORE", 0)
+MAILHOST_GREYLIST_DELAY_SECONDS = env_int("MAILHOST_GREYLIST_DELAY_SECONDS", 300)
+MAILHOST_GREYLIST_EXPIRE_SECONDS = env_int("MAILHOST_GREYLIST_EXPIRE_SECONDS", 86400)
+# The circuit breaker: greylisting stops deferring while the node's resolver fails or more than
+# this many messages wait in the deferred queue.
+MAILHOST_GREYLIST_BREAKER_DEFERRED = env_int("MAILHOST_GREYLIST_BREAKER_DEFERRED", 500)
+# Rspamd's Redis (greylisting, rate limits, Bayes): node-local; empty turns those off.
+MAILHOST_RSPAMD_REDIS_URL = env_str("MAILHOST_RSPAMD_REDIS_URL", REDIS_URL)
+# Rspamd's compiled regex cache (~50 MB; a cold compile takes ~20 s). Empty: in the node dir.
+MAILHOST_RSPAMD_CACHE_DIR = env_str("MAILHOST_RSPAMD_CACHE_DIR", "")
+# The resolver: "recursive" (production: resolves the internet, validating DNSSEC, through
+# MAILHOST_RESOLVER_UPSTREAMS if set, "ip" or "ip@port") or "local" (development, tests, offline:
+# answers only for the hosted domains, with the records the portal generates, and fixtures).
+MAILHOST_RESOLVER_MODE = env_str("MAILHOST_RESOLVER_MODE",
+                                 "local" if MAILHOST_STACK_DEV else "recursive")
+MAILHOST_RESOLVER_UPSTREAMS = env_list("MAILHOST_RESOLVER_UPSTREAMS", [])
+# SMTP abuse limits on the MX port, per client address (Postfix anvil) and per message.
+MAILHOST_SMTP_CONNECTION_RATE_LIMIT = env_int("MAILHOST_SMTP_CONNECTION_RATE_LIMIT", 60)
+MAILHOST_SMTP_MESSAGE_RATE_LIMIT = env_int("MAILHOST_SMTP_MESSAGE_RATE_LIMIT", 120)
+MAILHOST_SMTP_MAX_RECIPIENTS = env_int("MAILHOST_SMTP_MAX_RECIPIENTS", 100)
+# Loopback clients that may present another client address with XCLIENT (the test harness and
+# `make bench` only). Empty in production.
+MAILHOST_SMTP_XCLIENT_HOSTS = env_list("MAILHOST_SMTP_XCLIENT_HOSTS", [])
+CELERY_BEAT_SCHEDULE |= {
+    "collect-inbound-flow": {
+        "task": "identity.collect_inbound_all",
+        "schedule": env_int("MAILHOST_INBOUND_COLLECT_SECONDS", 300),
+    },
 }

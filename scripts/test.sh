@@ -21,6 +21,13 @@ export DJANGO_ALLOW_ASYNC_UNSAFE=true  # Playwright's event loop + ORM calls in 
 export MAILHOST_STACK_DEV="${MAILHOST_STACK_DEV:-true}"
 export MAILHOST_HTTPS=false  # the test client and live server speak plain HTTP; tests of
                              # production mode turn it on themselves
+# Inbound (Rspamd, unbound): the resolver answers only for hosted domains and fixture zones;
+# the harness presents "internet" clients with XCLIENT from 127.0.0.1; greylisting's window is
+# short; Rspamd's compiled regex cache is kept between runs (a cold compile costs ~20 s).
+export MAILHOST_RESOLVER_MODE=local MAILHOST_SMTP_XCLIENT_HOSTS=127.0.0.1
+export MAILHOST_GREYLIST_DELAY_SECONDS="${MAILHOST_GREYLIST_DELAY_SECONDS:-2}"
+export MAILHOST_RSPAMD_CACHE_DIR="${MAILHOST_RSPAMD_CACHE_DIR:-$MAILHOST_VAR_DIR/rspamd-hs}"
+export MAILHOST_RSPAMD_REDIS_URL="${MAILHOST_RSPAMD_REDIS_URL:-$CELERY_BROKER_URL}"
 mkdir -p "$MAILHOST_VAR_DIR"
 SQLITE_URL="sqlite:///$MAILHOST_VAR_DIR/mailhost.sqlite3"
 ruff check .

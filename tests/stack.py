@@ -32,8 +32,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from django.conf import settings as django_settings
 
-from mailhost.backend.config import PORT_NAMES, NodeConfig, below_world_writable
+from mailhost.backend.config import (
+    PORT_NAMES,
+    NodeConfig,
+    below_world_writable,
+    inbound_config_from_settings,
+)
 from mailhost.backend.stack import Stack
 
 T = TypeVar("T")
@@ -75,6 +81,9 @@ def stack_config(state_dir: Path, **overrides) -> NodeConfig:
         "dev": True,
         # False below /tmp (world-writable): OpenDKIM would refuse every key there.
         "dkim_require_safe_keys": not below_world_writable(state_dir),
+        # Rspamd, the resolver and greylisting as scripts/test.sh configures them (local
+        # resolver, XCLIENT from 127.0.0.1, a short greylisting window, the shared regex cache).
+        "inbound": inbound_config_from_settings(django_settings),
     }
     values.update(overrides)
     return NodeConfig(**values)

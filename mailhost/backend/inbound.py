@@ -21,7 +21,7 @@ What runs where (every path relative to the node's state directory):
   inbound/flow.sqlite                       mail-flow counters per day, domain and outcome
   unbound/unbound.conf, unbound/hosted.conf the resolver; hosted.conf: the hosted domains'
                                             records (local mode), zones/*.conf: test fixtures
-  sieve/global/spam.sieve                   files Rspamd's "add header" into Junk (sieve_before2)
+  sieve/global/spam.sieve                   files Rspamd's "add header" into Junk (sieve_before)
   sieve/global/learn-{spam,ham}.sieve       IMAPSieve: moving into / out of Junk trains Rspamd
   sieve/bin/rspamd-learn-{spam,ham}         the pipe programs those scripts call
 
@@ -537,7 +537,7 @@ def render_local_data(lines: Iterable[str]) -> str:
 def render_spam_sieve() -> str:
     return _lines(
         f"# {HEADER}",
-        "# Runs before the user's own scripts (sieve_before2). Rspamd's \"add header\" action",
+        "# Runs before any other script (sieve_before). Rspamd's \"add header\" action",
         "# (spam score, DMARC quarantine) goes to Junk and nothing else runs for it; everything",
         "# else falls through to the portal's and the user's scripts.",
         'require ["fileinto", "mailbox"];',
@@ -581,8 +581,11 @@ def dovecot_inbound_lines(state_dir: Path) -> list[str]:
         "# Inbound (mailhost/backend/inbound.py): Rspamd's spam header files into Junk from a",
         "# global script that runs before the portal's and the user's own; moving a message",
         "# into or out of Junk trains Rspamd (IMAPSieve + rspamc).",
+        "# Pigeonhole reads sieve_before, sieve_before2, … in turn and stops at the first gap:",
+        "# spam filing is the first (it must run before anything forwards or auto-replies);",
+        "# per-user portal scripts take the next numbers.",
         "plugin {",
-        f"  sieve_before2 = {s}/{SPAM_SIEVE}",
+        f"  sieve_before = {s}/{SPAM_SIEVE}",
         "  sieve_plugins = sieve_imapsieve sieve_extprograms",
         "  sieve_global_extensions = +vnd.dovecot.pipe +vnd.dovecot.environment",
         f"  sieve_pipe_bin_dir = {s}/{SIEVE_BIN_DIR}",

@@ -1,0 +1,308 @@
+"""Inbound authentication policy: what a domain demands of the mail it receives, sender
+allow/block lists, and the mail-flow figures collected from the nodes.
+
+Writes are keyword-only, atomic and audited, and bump the node's revision (kind "domain"), so
+the reconciler re-renders the node's Rspamd settings map (`inbound/settings.conf`), which
+Rspamd re-reads by itself. Nothing here runs on the mail path: the node filters from its own
+rendered files with the portal, worker, central database and Redis stopped.
+"""
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from identity.models import (
+    InboundFlow,
+    InboundPolicy,
+    InboundSenderRule,
+    NodeInboundStatus,
+    SenderRuleKind,
+)
+from identity.records import zone_line
+from identity.selectors import domain_records
+from mailboxes.changes import record_change
+from mailboxes.models import Domain, Mailbox, MailNode, NodeChange
+from mailhost.backend.inbound import (
+    FLOW_DB,
+    GUARD_STATUS,
+    HOSTED_ZONE_FILE,
+    SETTINGS_MAP,
+    InboundConfig,
+    InboundPolicySnap,
+    SenderRule,
+    render_local_data,
+    render_settings_map,
+)
+from mailhost.backend.inbound_guard import OUTCOMES, read_flow
+from mailhost.errors import Conflict, Invalid, NotFound
+from mailhost.names import InvalidName, normalise_domain, split_address
+from tenants.access import Actor, require_write
+from tenants.audit import audit_record
+
+MAX_SCORE = Decimal("1000")
+MAX_RULES_PER_DOMAIN = 1000
+FLOW_DAYS = 7
+POLICY_FIELDS = ("require_spf", "require_dkim", "require_dmarc", "greylisting", "junk_score",
+                 "reject_score")
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def inbound_policy_of(domain: Domain) -> InboundPolicy:
+    """The domain's policy, or an unsaved one holding the defaults."""
+    return InboundPolicy.objects.filter(domain=domain).first() or InboundPolicy(domain=domain)
+
+
+def sender_rules_of(domain: Domain) -> list[InboundSenderRule]:
+    return list(InboundSenderRule.objects.filter(domain=domain).order_by("mailbox", "sender"))
+
+
+def policy_state(policy: InboundPolicy) -> dict:
+    return {
+        "require_spf": policy.require_spf,
+        "require_dkim": policy.require_dkim,
+        "require_dmarc": policy.require_dmarc,
+        "greylisting": policy.greylisting,
+        "junk_score": None if policy.junk_score is None else float(policy.junk_score),
+        "reject_score": None if policy.reject_score is None else float(policy.reject_score),
+    }
+
+
+@dataclass(frozen=True)
+class FlowDay:
+    day: dt.date
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def flow_by_day(domains: list[str] | None, *, days: int = FLOW_DAYS, today=None) -> list[FlowDay]:
+    """Per day (oldest first, `days` of them): messages per outcome, for `domains` (None: all
+    of the node's, for staff)."""
+    today = today or timezone.now().date()
+    first = today - dt.timedelta(days=days - 1)
+    rows = InboundFlow.objects.filter(day__gte=first)
+    if domains is not None:
+        rows = rows.filter(domain__in=domains)
+    totals: dict[dt.date, dict[str, int]] = {first + dt.timedelta(days=i): {} for i in range(days)}
+    for day, outcome, count in rows.values_list("day", "outcome").annotate(n=Sum("count")):
+        totals.setdefault(day, {})[outcome] = count
+    return [FlowDay(day, {o: counts.get(o, 0) for o in OUTCOMES})
+            for day, counts in sorted(totals.items())]
+
+
+def breaker_status() -> list[NodeInboundStatus]:
+    """Nodes whose greylisting fails open right now (their inbound guard said so)."""
+    return list(NodeInboundStatus.objects.filter(breaker_open=True).select_related("node"))
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+def _score(value, field: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise Invalid("A score is a number.", field=field)
+    try:
+        score = Decimal(str(value))
+    except InvalidOperation:
+        raise Invalid("A score is a number, like 6 or 7.5.", field=field) from None
+    if not score.is_finite() or not Decimal("0") < score <= MAX_SCORE:
+        raise Invalid(f"A score must be above 0 and at most {MAX_SCORE}.", field=field)
+    return score.quantize(Decimal("0.01"))
+
+
+def _audit(actor: Actor, domain: Domain, action: str, before=None, after=None) -> None:
+    audit_record(actor=actor, organisation_id=domain.organisation_id, action=action,
+                 target_type="domain", target=domain.name, before=before, after=after)
+
+
+def _changed(domain: Domain) -> None:
+    record_change(node_id=domain.node_id, kind=NodeChange.Kind.DOMAIN, object_id=domain.pk)
+
+
+@transaction.atomic
+def inbound_policy_update(*, actor: Actor, domain: Domain, **changes) -> InboundPolicy:
+    """Change some of the domain's inbound policy fields; unknown fields are refused."""
+    require_write(actor, domain.organisation_id, "That domain")
+    unknown = sorted(set(changes) - set(POLICY_FIELDS))
+    if unknown:
+        raise Invalid(f"Unknown inbound policy field {unknown[0]!r}.", field=unknown[0])
+    Domain.objects.select_for_update().get(pk=domain.pk)
+    policy, _ = InboundPolicy.objects.get_or_create(domain=domain)
+    before = policy_state(policy)
+    for field, value in changes.items():
+        if field in ("junk_score", "reject_score"):
+            setattr(policy, field, _score(value, field))
+        elif not isinstance(value, bool):
+            raise Invalid(f"{field} is true or false.", field=field)
+        else:
+            setattr(policy, field, value)
+    if (policy.junk_score is not None and policy.reject_score is not None
+            and policy.junk_score >= policy.reject_score):
+        raise Invalid("The junk score must be below the reject score.", field="junk_score")
+    policy.save()
+    after = policy_state(policy)
+    if after != before:
+        _audit(actor, domain, "inbound.policy_update", before, after)
+        _changed(domain)
+    return policy
+
+
+def _normalise_sender(raw: str) -> str:
+    """`user@example.com` or `@example.com`, lower case, IDNA: refused otherwise."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise Invalid("Enter a sender address (user@example.com) or a domain (@example.com).",
+                      field="sender")
+    raw = raw.strip()
+    try:
+        if raw.startswith("@"):
+            return "@" + normalise_domain(raw[1:])
+        local, domain = split_address(raw)
+    except InvalidName as exc:
+        raise Invalid(str(exc), field="sender") from None
+    return f"{local}@{domain}"
+
+
+def _hosted_mailbox(domain: Domain, raw: str) -> str:
+    if not raw:
+        return ""
+    try:
+        local, name = split_address(raw)
+    except InvalidName as exc:
+        raise Invalid(str(exc), field="mailbox") from None
+    exists = Mailbox.objects.filter(domain=domain, local_part=local, deleted_at=None).exists()
+    if name != domain.name or not exists:
+        raise Invalid(f"{raw} is not a mailbox of {domain.name}.", field="mailbox")
+    return f"{local}@{name}"
+
+
+@transaction.atomic
+def inbound_rule_add(*, actor: Actor, domain: Domain, kind: str, sender: str,
+                     mailbox: str = "") -> InboundSenderRule:
+    require_write(actor, domain.organisation_id, "That domain")
+    if kind not in SenderRuleKind.values:
+        raise Invalid("The kind is allow or block.", field="kind")
+    sender = _normalise_sender(sender)
+    mailbox = _hosted_mailbox(domain, mailbox or "")
+    Domain.objects.select_for_update().get(pk=domain.pk)
+    if InboundSenderRule.objects.filter(domain=domain, mailbox=mailbox, sender=sender).exists():
+        raise Conflict(f"{sender} is already listed for {mailbox or domain.name}.",
+                       field="sender")
+    if InboundSenderRule.objects.filter(domain=domain).count() >= MAX_RULES_PER_DOMAIN:
+        raise Conflict(f"A domain may list at most {MAX_RULES_PER_DOMAIN} senders.")
+    rule = InboundSenderRule.objects.create(domain=domain, mailbox=mailbox, kind=kind,
+                                            sender=sender)
+    _audit(actor, domain, "inbound.sender_add", None,
+           {"kind": kind, "sender": sender, "mailbox": mailbox})
+    _changed(domain)
+    return rule
+
+
+@transaction.atomic
+def inbound_rule_remove(*, actor: Actor, domain: Domain, rule_id: int) -> None:
+    require_write(actor, domain.organisation_id, "That domain")
+    rule = InboundSenderRule.objects.filter(domain=domain, pk=rule_id).first()
+    if rule is None:
+        raise NotFound("That sender rule was not found.")
+    before = {"kind": rule.kind, "sender": rule.sender, "mailbox": rule.mailbox}
+    rule.delete()
+    _audit(actor, domain, "inbound.sender_remove", before, None)
+    _changed(domain)
+
+
+@transaction.atomic
+def inbound_flow_record(*, node_id: int, rows: list[tuple[str, str, str, int]],
+                        status: dict | None) -> int:
+    """Store what a node's counters say (they are cumulative per day: the latest value wins)
+    and its circuit breaker. Telemetry: no revision, no audit event."""
+    for day, domain, outcome, count in rows:
+        InboundFlow.objects.update_or_create(
+            node_id=node_id, day=dt.date.fromisoformat(day), domain=domain[:253],
+            outcome=outcome[:20], defaults={"count": count},
+        )
+    if status is not None:
+        NodeInboundStatus.objects.update_or_create(node_id=node_id, defaults={
+            "breaker_open": bool(status.get("breaker_open")),
+            "reasons": [str(r)[:300] for r in status.get("reasons") or []][:5],
+            "open_since": _when(status.get("open_since")),
+            "checked_at": _when(status.get("checked_at")),
+            "collected_at": timezone.now(),
+        })
+    return len(rows)
+
+
+def _when(value) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def collect_from_node(node: MailNode, *, days: int = FLOW_DAYS) -> int:
+    """Read the node's counters and guard status (files in its state directory)."""
+    state = Path(node.state_dir)
+    since = (timezone.now().date() - dt.timedelta(days=days)).isoformat()
+    rows = read_flow(state / FLOW_DB, since)
+    try:
+        status = json.loads((state / GUARD_STATUS).read_text())
+    except (OSError, ValueError):
+        status = None
+    return inbound_flow_record(node_id=node.pk, rows=rows, status=status)
+
+
+# --- what the node renders --------------------------------------------------------------------
+
+
+def _policy_snaps(node: MailNode) -> list[InboundPolicySnap]:
+    live = Domain.objects.filter(node=node, status="active", verified_at__isnull=False)
+    policies = {p.domain_id: p for p in InboundPolicy.objects.filter(domain__in=live)}
+    rules: dict[int, list[SenderRule]] = {}
+    for rule in InboundSenderRule.objects.filter(domain__in=live):
+        rules.setdefault(rule.domain_id, []).append(
+            SenderRule(kind=rule.kind, sender=rule.sender, mailbox=rule.mailbox)
+        )
+    snaps = []
+    for domain_id, name in live.filter(pk__in={*policies, *rules}).values_list("pk", "name"):
+        policy = policies.get(domain_id) or InboundPolicy()
+        snaps.append(InboundPolicySnap(
+            domain=name, require_spf=policy.require_spf, require_dkim=policy.require_dkim,
+            require_dmarc=policy.require_dmarc, greylisting=policy.greylisting,
+            junk_score=None if policy.junk_score is None else float(policy.junk_score),
+            reject_score=None if policy.reject_score is None else float(policy.reject_score),
+            rules=tuple(rules.get(domain_id, ())),
+        ))
+    return snaps
+
+
+def _hosted_zone_lines(node: MailNode, config) -> list[str]:
+    """The records the portal generates for every live domain of the node, plus the mail
+    host's own address: what a local-mode resolver answers (development and tests)."""
+    ttl = 300
+    lines = [f"{config.hostname}. {ttl} IN A 127.0.0.1"]
+    live = Domain.objects.filter(node=node, status="active", verified_at__isnull=False)
+    for domain in live.select_related("organisation"):
+        for record in domain_records(domain):
+            if record.key == "verification":
+                continue  # never "publish" an ownership token on the node's own resolver
+            lines.append(zone_line(record, ttl=ttl))
+    return lines
+
+
+def node_inbound_files(node: MailNode, config) -> dict[str, bytes]:
+    """{path relative to the state dir: content} of the node's per-domain inbound files."""
+    inbound: InboundConfig = config.inbound
+    files = {SETTINGS_MAP: render_settings_map(inbound, _policy_snaps(node)).encode()}
+    if inbound.resolver_mode == "local":
+        files[HOSTED_ZONE_FILE] = render_local_data(_hosted_zone_lines(node, config)).encode()
+    return files
