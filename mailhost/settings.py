@@ -373,11 +373,11 @@ CONTENT_SECURITY_POLICY = {
 # into Junk, at the reject score refused at SMTP (per domain overridable in the portal).
 MAILHOST_INBOUND_JUNK_SCORE = env_int("MAILHOST_INBOUND_JUNK_SCORE", 6)
 MAILHOST_INBOUND_REJECT_SCORE = env_int("MAILHOST_INBOUND_REJECT_SCORE", 15)
-# Greylisting: a message from an outside sender scoring at least this is deferred (451) the
-# first time its sender, recipient and /19 network are seen, for MAILHOST_GREYLIST_DELAY_SECONDS;
-# the triplet is then known for MAILHOST_GREYLIST_EXPIRE_SECONDS. Authenticated mail (DKIM,
-# SPF and DMARC pass) scores below 0 and is never greylisted.
-MAILHOST_GREYLIST_SCORE = env_int("MAILHOST_GREYLIST_SCORE", 0)
+# Greylisting: a message from an outside sender scoring at least this (and below the junk score)
+# is deferred (451) the first time its sender, recipient and /19 network are seen, for
+# MAILHOST_GREYLIST_DELAY_SECONDS; the triplet is then known for MAILHOST_GREYLIST_EXPIRE_SECONDS.
+# The default, -100, greylists every unknown sender; 0 spares mail that authenticates well.
+MAILHOST_GREYLIST_SCORE = env_int("MAILHOST_GREYLIST_SCORE", -100)
 MAILHOST_GREYLIST_DELAY_SECONDS = env_int("MAILHOST_GREYLIST_DELAY_SECONDS", 300)
 MAILHOST_GREYLIST_EXPIRE_SECONDS = env_int("MAILHOST_GREYLIST_EXPIRE_SECONDS", 86400)
 # The circuit breaker: greylisting stops deferring while the node's resolver fails or more than

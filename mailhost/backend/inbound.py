@@ -112,7 +112,9 @@ class InboundConfig:
     redis: RedisTarget = RedisTarget()
     junk_score: float = 6.0
     reject_score: float = 15.0
-    greylist_score: float = 0.0
+    # Every message below the junk score from an unknown (sender, recipient, /19) is deferred
+    # once: classic greylisting. Raise it (e.g. to 0) to greylist only doubtful mail.
+    greylist_score: float = -100.0
     greylist_delay_seconds: int = 300
     greylist_expire_seconds: int = 86400
     breaker_deferred_threshold: int = 500

@@ -151,10 +151,11 @@ def marked(prefix: str) -> str:
 
 
 def message(sender: str, to: str, subject: str, body: str | None = None) -> EmailMessage:
-    text = body or (
+    # Unique per message: greylisting and Bayes both remember bodies they have seen.
+    text = (body or (
         "Hello, the minutes of Tuesday's meeting are attached below. We agreed to move the "
         "review to Thursday afternoon and to ask Maria for the figures before then.\n"
-    )
+    )) + f"\nReference {uuid.uuid4().hex}\n"
     msg = make_message(sender, to, subject, text)
     del msg["Message-ID"]
     msg["Message-ID"] = f"<{uuid.uuid4().hex}@{sender.rpartition('@')[2]}>"

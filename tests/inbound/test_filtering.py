@@ -1,0 +1,173 @@
+"""Greylisting and its circuit breaker, SMTP abuse limits, Junk filing beside the user's own
+Sieve filter, learning from Junk moves, and authenticated submission — on the real stack."""
+
+import re
+import smtplib
+
+import pytest
+
+from identity.inbound import collect_from_node, inbound_policy_update
+from identity.models import NodeInboundStatus
+from mailhost.backend.inbound import GUARD_STATUS
+from tenants.access import SYSTEM
+from tests.inbound.conftest import PASSWORD
+from tests.inbound.support import (
+    GTUBE,
+    Client,
+    deliver_from_internet,
+    fresh_ip,
+    imap_move,
+    in_folder,
+    marked,
+    message,
+    outside_server,
+    outside_zone,
+    send_from_internet,
+)
+from tests.security.managesieve import upload_active_script
+from tests.stack import make_message, smtp_send, wait_for
+
+pytestmark = [pytest.mark.stack, pytest.mark.django_db]
+
+
+def _outsider(stack, victim, label: str) -> tuple[Client, str]:
+    """An outside domain with SPF for its own server, and that server."""
+    domain = f"{label}-{victim.name}"
+    ip = fresh_ip()
+    outside_zone(stack, domain, [f'{domain}. 300 IN TXT "v=spf1 ip4:{ip} -all"',
+                                 f"{domain}. 300 IN MX 10 mx.{domain}."])
+    return outside_server(stack, domain, ip), f"news@{domain}"
+
+
+def test_it_greylists_a_first_attempt_and_accepts_the_retry(hosted, mail_stack):
+    victim = hosted(prefix="gry")
+    # A sender that does not authenticate (no SPF, no DKIM, no DMARC) and is not known yet.
+    sender_domain = f"unknown-{victim.name}"
+    outside_zone(mail_stack, sender_domain, [f"{sender_domain}. 300 IN MX 10 mx.{sender_domain}."])
+    server = outside_server(mail_stack, sender_domain, fresh_ip())
+    sender = f"hello@{sender_domain}"
+    mail = message(sender, victim.address("ceo"), marked("greylisted once"))
+
+    with pytest.raises(smtplib.SMTPDataError) as first:
+        send_from_internet(mail_stack, server, sender, victim.address("ceo"), mail)
+    assert first.value.smtp_code == 451
+    assert first.value.smtp_error.startswith(b"4.7.1")
+
+    # The window is MAILHOST_GREYLIST_DELAY_SECONDS (2 s in tests): retry as a real MTA would.
+    code, _ = deliver_from_internet(mail_stack, server, sender, victim.address("ceo"), mail)
+    assert code == 250
+
+
+def test_it_fails_open_while_the_resolver_is_down(hosted, mail_stack, stack_node):
+    victim = hosted(prefix="brk")
+    server, sender = _outsider(mail_stack, victim, "wobble")
+    mail = message(sender, victim.address("ceo"), marked("dns wobble"))
+    status = mail_stack.cfg.path(GUARD_STATUS)
+    mail_stack.stop_daemon("unbound")
+    try:
+        wait_for(lambda: '"breaker_open": true' in status.read_text(), timeout=30)
+
+        def accepted_first_time():  # Rspamd re-reads the bypass map within its watch interval
+            try:
+                return send_from_internet(mail_stack, server, sender,
+                                          victim.address("ceo"), mail)
+            except smtplib.SMTPDataError as exc:
+                assert exc.smtp_code == 451, exc
+                return None
+
+        code, _ = wait_for(accepted_first_time, timeout=20, interval=0.5)
+        assert code == 250
+        collect_from_node(stack_node)
+        node_status = NodeInboundStatus.objects.get(node=stack_node)
+        assert node_status.breaker_open
+        assert "resolver" in " ".join(node_status.reasons)
+    finally:
+        mail_stack.start()  # brings the resolver back; the breaker closes again
+        wait_for(lambda: '"breaker_open": false' in status.read_text(), timeout=30)
+
+
+def test_it_limits_recipients_per_message(hosted, mail_stack):
+    victim = hosted(prefix="rcp")
+    server, sender = _outsider(mail_stack, victim, "many")
+    limit = mail_stack.cfg.inbound.max_recipients
+    recipients = [f"ceo+{i}@{victim.name}" for i in range(limit + 1)]
+
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        send_from_internet(mail_stack, server, sender, recipients,
+                           message(sender, victim.address("ceo"), marked("many")))
+
+    (extra,) = refused.value.recipients.values()
+    assert extra[0] == 452 and extra[1].startswith(b"4.5.3")
+
+
+def test_it_rate_limits_connections_per_client_address(hosted, mail_stack):
+    """Postfix's anvil counts the client address XCLIENT presents, as it would a real one."""
+    victim = hosted(prefix="rat")
+    server, _sender = _outsider(mail_stack, victim, "flood")
+    limit = mail_stack.cfg.inbound.connection_rate_limit
+    replies = []
+    for _ in range(limit + 1):
+        with smtplib.SMTP(*mail_stack.address("smtp"), timeout=30) as smtp:
+            smtp.ehlo("harness.stack.test")
+            replies.append(smtp.docmd("XCLIENT", f"ADDR={server.ip} NAME={server.name}"))
+            if replies[-1][0] == 220:
+                smtp.quit()
+
+    assert all(code == 220 for code, _ in replies[:limit])
+    code, text = replies[limit]
+    assert code == 421 and text.startswith(b"4.7.0") and b"too many connections" in text
+
+
+def test_it_files_spam_into_junk_and_still_runs_the_users_own_filter_for_ham(hosted,
+                                                                             mail_stack):
+    victim = hosted(prefix="usr")
+    upload_active_script(mail_stack.address("managesieve"), victim.address("ceo"), PASSWORD,
+                         'require ["fileinto", "mailbox"];\n'
+                         'if header :contains "Subject" "minutes" {\n'
+                         '  fileinto :create "Meetings";\n}\n')
+    server, sender = _outsider(mail_stack, victim, "colleague")
+    ham = marked("minutes of Tuesday")
+    deliver_from_internet(mail_stack, server, sender, victim.address("ceo"),
+                          message(sender, victim.address("ceo"), ham))
+    bot = Client(ip=fresh_ip(), name="[UNAVAILABLE]")
+    spam = marked("minutes cheap meds")
+    bot_sender = f"promo@nowhere-{victim.name}"
+    deliver_from_internet(mail_stack, bot, bot_sender, victim.address("ceo"),
+                          message(bot_sender, victim.address("ceo"), spam))
+
+    wait_for(lambda: in_folder(mail_stack, victim.address("ceo"), PASSWORD, "Meetings", ham))
+    wait_for(lambda: in_folder(mail_stack, victim.address("ceo"), PASSWORD, "Junk", spam))
+    assert not in_folder(mail_stack, victim.address("ceo"), PASSWORD, "Meetings", spam)
+
+
+def _learned(stack) -> int:
+    match = re.search(r"Messages learned: (\d+)", stack.rspamd_stat())
+    return int(match.group(1)) if match else 0
+
+
+def test_it_learns_spam_when_a_message_is_moved_into_junk(hosted, mail_stack):
+    victim = hosted(prefix="lrn")
+    server, sender = _outsider(mail_stack, victim, "pushy")
+    subject = marked("limited offer")
+    body = " ".join(f"word{i} offer discount unsubscribe winner prize" for i in range(20))
+    deliver_from_internet(mail_stack, server, sender, victim.address("ceo"),
+                          message(sender, victim.address("ceo"), subject, body=body))
+    wait_for(lambda: in_folder(mail_stack, victim.address("ceo"), PASSWORD, "INBOX", subject))
+    before = _learned(mail_stack)
+
+    imap_move(mail_stack, victim.address("ceo"), PASSWORD, subject, "INBOX", "Junk")
+
+    wait_for(lambda: _learned(mail_stack) > before, timeout=15)
+
+
+def test_it_never_greylists_or_refuses_a_logins_mail_to_its_own_domain(hosted, mail_stack):
+    own = hosted(prefix="sub", mailboxes=("bob", "carol"))
+    bob, carol = own.address("bob"), own.address("carol")
+    subject = marked("gtube from a colleague")
+
+    code, _ = smtp_send(mail_stack, "submission", bob, carol,
+                        make_message(bob, carol, subject, f"Test pattern:\n{GTUBE}\n"),
+                        login=(bob, PASSWORD))
+
+    assert code == 250
+    wait_for(lambda: in_folder(mail_stack, carol, PASSWORD, "INBOX", subject))
