@@ -6,10 +6,9 @@ import smtplib
 
 import pytest
 
-from identity.inbound import collect_from_node, inbound_policy_update
+from identity.inbound import collect_from_node
 from identity.models import NodeInboundStatus
 from mailhost.backend.inbound import GUARD_STATUS
-from tenants.access import SYSTEM
 from tests.inbound.conftest import PASSWORD
 from tests.inbound.support import (
     GTUBE,
