@@ -11,6 +11,7 @@ from ninja.files import UploadedFile
 from ninja.responses import Status
 from pydantic import StrictBool, StrictInt
 
+from identity import inbound as inbound_services
 from identity.models import DkimKey, DnsCheckHistory
 from identity.mtasts import MAX_AGE_LIMIT, POLICY_HOST_PREFIX, POLICY_PATH
 from identity.selectors import (
@@ -32,8 +33,8 @@ from identity.services import (
     mtasts_set,
     posture_update,
 )
-from mailboxes.selectors import domain_get_for_write
-from mailhost.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut
+from mailboxes.selectors import domain_get, domain_get_for_write
+from mailhost.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut, organisation_for
 
 router = Router(tags=["dns"])
 
@@ -400,3 +401,131 @@ def bimi_delete(request, name: str):
     domain = domain_get_for_write(request.auth, name)
     bimi_remove(actor=request.auth, domain=domain)
     return Status(204, None)
+
+
+# --- inbound policy and mail flow (services: identity/inbound.py) ----------------------------
+
+class SenderRuleOut(Schema):
+    id: int
+    kind: Literal["allow", "block"]
+    sender: str = Field(description="user@example.com or @example.com")
+    mailbox: str = Field(description="Empty: the whole domain.")
+    created_at: dt.datetime
+
+
+class FlowDayOut(Schema):
+    day: dt.date
+    total: int
+    delivered: int
+    junked: int
+    spam_rejected: int
+    dmarc_rejected: int
+    policy_rejected: int
+    greylisted: int
+    deferred: int
+
+
+class InboundOut(Schema):
+    domain: str
+    require_spf: bool
+    require_dkim: bool
+    require_dmarc: bool
+    greylisting: bool
+    junk_score: float | None = Field(description="null: the node's default (junk_default).")
+    reject_score: float | None = Field(description="null: the node's default (reject_default).")
+    junk_default: float
+    reject_default: float
+    senders: list[SenderRuleOut]
+    flow: list[FlowDayOut] = Field(description="The last 7 days, oldest first.")
+
+
+class InboundIn(Schema):
+    require_spf: StrictBool | None = None
+    require_dkim: StrictBool | None = None
+    require_dmarc: StrictBool | None = None
+    greylisting: StrictBool | None = None
+    junk_score: float | None = Field(None, description="null resets to the default.")
+    reject_score: float | None = Field(None, description="null resets to the default.")
+
+
+class SenderRuleIn(Schema):
+    kind: Literal["allow", "block"]
+    sender: str = Field(max_length=254)
+    mailbox: str = Field("", max_length=254, description="One of the domain's mailboxes.")
+
+
+class FlowOut(Schema):
+    days: list[FlowDayOut]
+    greylisting_fails_open: bool = Field(description="A node's circuit breaker is open.")
+    reasons: list[str]
+
+
+class FlowQuery(Schema):
+    organisation: str | None = None
+    domain: str | None = None
+
+
+def _flow_out(days) -> list[dict]:
+    return [{"day": d.day, "total": d.total, **d.counts} for d in days]
+
+
+def _inbound_out(domain) -> dict:
+    policy = inbound_services.inbound_policy_of(domain)
+    return {
+        "domain": domain.name,
+        **inbound_services.policy_state(policy),
+        "junk_default": float(settings.MAILHOST_INBOUND_JUNK_SCORE),
+        "reject_default": float(settings.MAILHOST_INBOUND_REJECT_SCORE),
+        "senders": inbound_services.sender_rules_of(domain),
+        "flow": _flow_out(inbound_services.flow_by_day(
+            [domain.name] if domain.verified_at else [])),
+    }
+
+
+@router.get("/domains/{name}/inbound", response={200: InboundOut, READ_ERRORS: ErrorOut},
+            tags=["inbound"], summary="Inbound policy, sender lists and mail flow")
+def inbound_get(request, name: str):
+    return _inbound_out(domain_get(request.auth, name))
+
+
+@router.patch("/domains/{name}/inbound", response={200: InboundOut, WRITE_ERRORS: ErrorOut},
+              tags=["inbound"], summary="Change the inbound policy")
+def inbound_patch(request, name: str, payload: InboundIn):
+    domain = domain_get_for_write(request.auth, name)
+    inbound_services.inbound_policy_update(actor=request.auth, domain=domain,
+                                           **payload.model_dump(exclude_unset=True))
+    return _inbound_out(domain)
+
+
+@router.post("/domains/{name}/inbound/senders",
+             response={201: SenderRuleOut, WRITE_ERRORS: ErrorOut}, tags=["inbound"],
+             summary="Allow or block a sender")
+def inbound_sender_add(request, name: str, payload: SenderRuleIn):
+    domain = domain_get_for_write(request.auth, name)
+    rule = inbound_services.inbound_rule_add(actor=request.auth, domain=domain, kind=payload.kind,
+                                             sender=payload.sender, mailbox=payload.mailbox)
+    return Status(201, rule)
+
+
+@router.delete("/domains/{name}/inbound/senders/{rule_id}",
+               response={204: None, WRITE_ERRORS: ErrorOut}, tags=["inbound"],
+               summary="Remove a sender from the lists")
+def inbound_sender_remove(request, name: str, rule_id: int):
+    domain = domain_get_for_write(request.auth, name)
+    inbound_services.inbound_rule_remove(actor=request.auth, domain=domain, rule_id=rule_id)
+    return Status(204, None)
+
+
+@router.get("/inbound/flow", response={200: FlowOut, READ_ERRORS: ErrorOut}, tags=["inbound"],
+            summary="Mail flow of the last 7 days")
+def inbound_flow(request, query: Query[FlowQuery]):
+    organisation = organisation_for(request.auth, query.organisation) if (
+        query.organisation or not request.auth.is_global) else None
+    names = inbound_services.visible_flow_domains(request.auth, organisation=organisation,
+                                                  name=query.domain)
+    open_nodes = inbound_services.breaker_status()
+    return {
+        "days": _flow_out(inbound_services.flow_by_day(names)),
+        "greylisting_fails_open": bool(open_nodes),
+        "reasons": [reason for node in open_nodes for reason in node.reasons],
+    }

@@ -28,6 +28,7 @@ from identity.records import zone_line
 from identity.selectors import domain_records
 from mailboxes.changes import record_change
 from mailboxes.models import Domain, Mailbox, MailNode, NodeChange
+from mailboxes.selectors import domain_get, domain_list
 from mailhost.backend.inbound import (
     FLOW_DB,
     GUARD_STATUS,
@@ -98,6 +99,16 @@ def flow_by_day(domains: list[str] | None, *, days: int = FLOW_DAYS, today=None)
         totals.setdefault(day, {})[outcome] = count
     return [FlowDay(day, {o: counts.get(o, 0) for o in OUTCOMES})
             for day, counts in sorted(totals.items())]
+
+
+def visible_flow_domains(actor: Actor, *, organisation=None, name: str | None = None) -> list[str]:
+    """The verified domain names whose figures `actor` may see (another organisation's pending
+    claim on a name never shows its mail)."""
+    if name is not None:
+        domain = domain_get(actor, name, organisation=organisation)
+        return [domain.name] if domain.verified_at else []
+    domains = domain_list(actor, organisation=organisation).filter(verified_at__isnull=False)
+    return list(domains.values_list("name", flat=True))
 
 
 def breaker_status() -> list[NodeInboundStatus]:
@@ -306,3 +317,42 @@ def node_inbound_files(node: MailNode, config) -> dict[str, bytes]:
     if inbound.resolver_mode == "local":
         files[HOSTED_ZONE_FILE] = render_local_data(_hosted_zone_lines(node, config)).encode()
     return files
+
+
+# --- the chart: a small server-rendered SVG (the portal's CSP allows no inline script) ---------
+
+CHART_OUTCOMES = ("delivered", "junked", "greylisted", "spam_rejected", "dmarc_rejected",
+                  "policy_rejected")
+CHART_LABELS = {"delivered": "Delivered", "junked": "Junk", "greylisted": "Greylisted",
+                "spam_rejected": "Spam refused", "dmarc_rejected": "DMARC refused",
+                "policy_rejected": "Policy refused"}
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    x: int
+    label: str
+    total: int
+    segments: tuple[tuple[str, int, int, int], ...]  # (outcome, y, height, count)
+
+
+def flow_chart(days: list[FlowDay], *, height: int = 80, bar: int = 28, gap: int = 12):
+    """Stacked bars per day: geometry only, the template draws the <rect>s."""
+    top = max((d.total for d in days), default=0) or 1
+    bars = []
+    for index, day in enumerate(days):
+        y, segments = height, []
+        for outcome in CHART_OUTCOMES:
+            count = day.counts.get(outcome, 0)
+            h = round(count * height / top)
+            if count and h == 0:
+                h = 1
+            y -= h
+            if h:
+                segments.append((outcome, y, h, count))
+        bars.append(ChartBar(index * (bar + gap), day.day.strftime("%a"), day.total,
+                             tuple(segments)))
+    return {"bars": bars, "width": len(days) * (bar + gap), "height": height, "bar": bar,
+            "legend": [(o, CHART_LABELS[o]) for o in CHART_OUTCOMES],
+            "totals": {o: sum(d.counts.get(o, 0) for d in days) for o in OUTCOMES},
+            "total": sum(d.total for d in days)}

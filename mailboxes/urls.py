@@ -1,5 +1,6 @@
 from django.urls import path
 
+from identity import inbound_views
 from mailboxes import posture_views, views
 
 app_name = "mailboxes"
@@ -30,6 +31,11 @@ urlpatterns = [
     path("<slug:org>/domains/<str:name>/dmarc/", posture_views.dmarc_stage, name="dmarc"),
     path("<slug:org>/domains/<str:name>/bimi/", posture_views.bimi, name="bimi"),
     path("<slug:org>/domains/<str:name>/mta-sts/", posture_views.mtasts, name="mtasts"),
+    path("<slug:org>/domains/<str:name>/inbound/", inbound_views.inbound, name="inbound"),
+    path("<slug:org>/domains/<str:name>/inbound/senders/", inbound_views.inbound_sender_add,
+         name="inbound_sender_add"),
+    path("<slug:org>/domains/<str:name>/inbound/senders/<int:pk>/remove/",
+         inbound_views.inbound_sender_remove, name="inbound_sender_remove"),
     path("<slug:org>/mailboxes/", views.mailbox_list, name="mailboxes"),
     path("<slug:org>/mailboxes/new/", views.mailbox_create, name="mailbox_new"),
     path("<slug:org>/mailboxes/export.csv", views.mailbox_export, name="export"),

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from identity import inbound
 from identity.selectors import verification_record
 from identity.services import domain_verify_now
 from mailboxes import selectors, services
@@ -137,6 +138,11 @@ def dashboard(request):
         "mailbox_total": sum(counts.values()),
         "events": audit_list(actor, org)[:10],
         "nodes": selectors.node_list(actor, organisation=org),
+        # Inbound mail of the organisation's domains, and nodes whose greylisting fails open.
+        "chart": inbound.flow_chart(inbound.flow_by_day(
+            inbound.visible_flow_domains(actor, organisation=org))),
+        "chart_id": "dashboard-flow",
+        "breakers": inbound.breaker_status(),
     }
     return _render(request, "mail_admin/dashboard.html", context, section="dashboard")
 
@@ -224,6 +230,9 @@ def domain_detail(request, name):
         "mailbox_page": paginate(request, mailboxes, per_page=20, param="mpage"),
         "alias_page": paginate(request, aliases, per_page=20, param="apage"),
         "catch_all": aliases.filter(local_part="").first(),
+        "chart": inbound.flow_chart(inbound.flow_by_day([domain.name] if domain.verified_at
+                                                        else [])),
+        "chart_id": "domain-flow",
     }
     return _render(request, "mail_admin/domain.html", context, section="domains")
 

@@ -512,6 +512,9 @@ def render_unbound_conf(state_dir: Path, port: int, cfg: InboundConfig) -> str:
             "  # zones answer; every other name is NXDOMAIN at once, so blocklist lookups fail",
             "  # fast instead of timing out.",
             '  local-zone: "." static',
+            "  # unbound's built-in localhost zone would refuse the records of a mail host named",
+            "  # under it (the development default, mail.localhost).",
+            '  local-zone: "localhost." transparent',
             f"  include: {s}/{HOSTED_ZONE_FILE}",
             f'  include: "{s}/{FIXTURE_ZONES_DIR}/*.conf"',
         ]

@@ -163,10 +163,16 @@ def test_it_never_greylists_or_refuses_a_logins_mail_to_its_own_domain(hosted, m
     own = hosted(prefix="sub", mailboxes=("bob", "carol"))
     bob, carol = own.address("bob"), own.address("carol")
     subject = marked("gtube from a colleague")
+    body = f"Test pattern:\n{GTUBE}\n"
+    stranger = Client(ip=fresh_ip(), name="[UNAVAILABLE]")
+    with pytest.raises(smtplib.SMTPDataError) as from_outside:  # the same mail from outside
+        send_from_internet(mail_stack, stranger, bob, carol, make_message(bob, carol, subject,
+                                                                          body))
+    assert from_outside.value.smtp_code >= 500
 
     code, _ = smtp_send(mail_stack, "submission", bob, carol,
-                        make_message(bob, carol, subject, f"Test pattern:\n{GTUBE}\n"),
-                        login=(bob, PASSWORD))
+                        make_message(bob, carol, subject, body), login=(bob, PASSWORD))
 
-    assert code == 250
-    wait_for(lambda: in_folder(mail_stack, carol, PASSWORD, "INBOX", subject))
+    assert code == 250  # at the first attempt: never greylisted, never refused as spam
+    (delivered,) = wait_for(lambda: in_folder(mail_stack, carol, PASSWORD, "INBOX", subject))
+    assert delivered["X-Spam"] is None

@@ -32,6 +32,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from bans.node import node_store
+from identity.models import InboundSenderRule
 from identity.services import dkim_rotate_start
 from mailboxes.models import AppPassword, MailboxImport
 from mailboxes.services import domain_create
@@ -136,7 +137,17 @@ PATH_PARAMS: dict[str, Callable[[World], object]] = {
     "dkim/<selector>": lambda a: dkim_rotate_start(actor=SYSTEM, domain=a.domain)[0].selector,
     "bimi/<name>": lambda a: a.domain.name,
     "bans/<ip>": lambda a: ban_on(a.mailbox.address),
+    # An inbound sender rule of A's domain (pages: <pk>, API: <rule_id>).
+    "senders/<pk>": lambda a: sender_rule(a),
+    "senders/<rule_id>": lambda a: sender_rule(a),
 }
+
+
+def sender_rule(a: World) -> int:
+    rule, _ = InboundSenderRule.objects.get_or_create(
+        domain=a.domain, mailbox="", sender="@spam.example", defaults={"kind": "block"}
+    )
+    return rule.pk
 
 
 def ban_on(account: str, ip: str = "192.0.2.77") -> str:
@@ -214,6 +225,10 @@ API_BODIES: dict[str, Callable[[World], object]] = {
     "PUT /domains/{name}/dmarc": lambda a: {"policy": "none", "pct": 50},
     "PUT /domains/{name}/mta-sts": lambda a: {"mode": "testing"},
     "POST /domains/{name}/bimi": lambda a: Multipart(_svg_upload("logo")),
+    "PATCH /domains/{name}/inbound": lambda a: {"require_spf": True, "junk_score": 7},
+    "POST /domains/{name}/inbound/senders": lambda a: {
+        "kind": "allow", "sender": "friend@example.net", "mailbox": a.mailbox.address
+    },
 }
 
 # URL name → a valid form for a POST to that page (pages without one are posted empty:
@@ -240,6 +255,10 @@ PAGE_FORMS: dict[str, Callable[[World], dict]] = {
     "mailboxes:dmarc": lambda a: {"policy": "none", "pct": "50"},
     "mailboxes:bimi": lambda a: _svg_upload("logo"),
     "mailboxes:mtasts": lambda a: {"mode": "testing"},
+    "mailboxes:inbound": lambda a: {"require_dmarc": "on", "greylisting": "on",
+                                    "junk_score": "7", "reject_score": ""},
+    "mailboxes:inbound_sender_add": lambda a: {"kind": "block", "sender": "@bad.example",
+                                               "mailbox": ""},
     "tenants:members": lambda a: {"email": "newcomer@operators.test", "role": "viewer"},
     "tenants:member_role": lambda a: {"role": "admin"},
     "tenants:tokens": lambda a: {"name": "sweep", "expires_in_days": ""},

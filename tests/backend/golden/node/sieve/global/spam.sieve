@@ -1,5 +1,5 @@
 # Managed by Mailhost (mailhost/backend/inbound.py); local edits are overwritten.
-# Runs before the user's own scripts (sieve_before2). Rspamd's "add header" action
+# Runs before any other script (sieve_before). Rspamd's "add header" action
 # (spam score, DMARC quarantine) goes to Junk and nothing else runs for it; everything
 # else falls through to the portal's and the user's scripts.
 require ["fileinto", "mailbox"];
