@@ -19,6 +19,7 @@ NODE_NAME = "bench"
 HOSTNAME = "mail.bench.test"
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
+    "resolver",
 )
 _PORT_VARS = {
     "smtp": "MAILHOST_SMTP_PORT",
@@ -29,6 +30,7 @@ _PORT_VARS = {
     "managesieve": "MAILHOST_MANAGESIEVE_PORT",
     "internal": "MAILHOST_INTERNAL_SMTP_PORT",
     "authpolicy": "MAILHOST_AUTHPOLICY_PORT",
+    "resolver": "MAILHOST_RESOLVER_PORT",
 }
 
 
@@ -114,6 +116,13 @@ def configure() -> BenchEnv:
         "MAILHOST_HTTPS": "false",  # gunicorn on plain http://127.0.0.1
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
+        # B8 sends "from the internet" (XCLIENT) through Rspamd; a short greylisting window for
+        # its warm-up, the offline resolver, and a regex cache kept between runs.
+        "MAILHOST_SMTP_XCLIENT_HOSTS": "127.0.0.1",
+        "MAILHOST_GREYLIST_DELAY_SECONDS": "1",
+        "MAILHOST_RESOLVER_MODE": "local",
+        "MAILHOST_RSPAMD_REDIS_URL": broker,
+        "MAILHOST_RSPAMD_CACHE_DIR": str(OUT_DIR / "rspamd-hs"),
     }
     values |= {_PORT_VARS[name]: str(port) for name, port in env.ports.items()}
     (OUT_DIR / "var").mkdir(parents=True, exist_ok=True)

@@ -115,7 +115,7 @@ class Runner:
     # --- the run -----------------------------------------------------------------------------
 
     def run(self) -> None:
-        from bench import bulk, full, lists, live, mailflow, seed
+        from bench import bulk, full, inbound, lists, live, mailflow, seed
 
         ctx, size = self.ctx, self.ctx.size
         for index, domains in enumerate(size.levels):
@@ -151,6 +151,8 @@ class Runner:
         peaks["rewrite"] = self.swap_worker("incremental")
         self.record("worker_peak_rss_mb", peaks)
         self.record("B6", self.step(f"B6 mail throughput at {n:,}", mailflow.throughput, ctx,
+                                    rounds=size.mail_rounds, per_round=size.mail_per_round))
+        self.record("B8", self.step(f"B8 inbound throughput at {n:,}", inbound.throughput, ctx,
                                     rounds=size.mail_rounds, per_round=size.mail_per_round))
         self.record("B3", self.step(f"B3 bulk {size.bulk_rows:,} into {n:,}", bulk.bulk_create,
                                     ctx, rows=size.bulk_rows))

@@ -73,3 +73,16 @@ def check_https_settings(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_inbound_settings(app_configs, **kwargs):
+    """The MAILHOST_INBOUND_*, MAILHOST_GREYLIST_*, MAILHOST_RESOLVER_*, MAILHOST_SMTP_* and
+    MAILHOST_RSPAMD_* settings, as the node's renderer would take them."""
+    from mailhost.backend.config import inbound_config_from_settings
+
+    try:
+        inbound_config_from_settings(settings)
+    except (ValueError, TypeError) as exc:
+        return [Error(f"Inbound filtering settings: {exc}", id="mailhost.E030")]
+    return []

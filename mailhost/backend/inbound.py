@@ -7,7 +7,7 @@ What runs where (every path relative to the node's state directory):
 
   rspamd/rspamd.conf, rspamd/local.d/*      Rspamd's private tree (LOCAL_CONFDIR = rspamd/);
                                             the stock rules from /etc/rspamd (CONFDIR)
-  rspamd/rspamd.local.lua                   mail-flow counters: one JSON line per message
+  rspamd/rspamd.local.lua                   registers the symbols of our settings map
   rspamd/db/                                Rspamd's own state (DBDIR), _rspamd
   <hs cache>                                Rspamd's compiled regex cache (hs_cache_dir): kept
                                             outside db/ so test stacks and re-created nodes
@@ -33,7 +33,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -50,7 +50,6 @@ GREYLIST_BYPASS_MAP = "inbound/greylist-bypass.map"
 GUARD_CONFIG = "inbound/guard.json"
 GUARD_STATUS = "inbound/status.json"
 FLOW_DB = "inbound/flow.sqlite"
-FLOW_LOG = "inbound/flow.jsonl"
 HOSTED_ZONE_FILE = "unbound/hosted.conf"
 FIXTURE_ZONES_DIR = "unbound/zones"
 SPAM_SIEVE = "sieve/global/spam.sieve"
@@ -226,6 +225,9 @@ def render_settings_map(cfg_inbound: InboundConfig, policies: Iterable[InboundPo
         if policy.is_default:
             continue
         apply = _apply_block(cfg_inbound, policy)
+        # An allowed sender is never greylisted; its symbol's score keeps it out of Junk.
+        allowed = [*_apply_block(cfg_inbound, replace(policy, greylisting=False)),
+                   f"    {ALLOW_SYMBOL} = {_score(ALLOW_SCORE)};"]
         symbols = [REQUIRE_SYMBOLS[k][0] for k in ("spf", "dkim", "dmarc")
                    if getattr(policy, f"require_{k}")]
         for index, rule in enumerate(sorted(policy.rules, key=lambda r: (r.mailbox, r.kind,
@@ -237,9 +239,9 @@ def render_settings_map(cfg_inbound: InboundConfig, policies: Iterable[InboundPo
                 raise UnsafeInboundValue(f"rule kind {rule.kind!r}")
             extra = [BLOCK_SYMBOL] if rule.kind == "block" else [ALLOW_SYMBOL]
             lines += _rule(f"{domain}-{index}", 30 if rule.mailbox else 20, rcpt,
-                           _sender(rule.sender), apply, symbols + extra,
-                           allow=rule.kind == "allow")
-        lines += _rule(f"{domain}", 10, f"@{domain}", None, apply, symbols, allow=False)
+                           _sender(rule.sender), allowed if rule.kind == "allow" else apply,
+                           symbols + extra)
+        lines += _rule(f"{domain}", 10, f"@{domain}", None, apply, symbols)
     return "\n".join(lines) + "\n"
 
 
@@ -258,18 +260,11 @@ def _apply_block(cfg: InboundConfig, policy: InboundPolicySnap) -> list[str]:
 
 
 def _rule(name: str, priority: int, rcpt: str, sender: str | None, apply: list[str],
-          symbols: list[str], *, allow: bool) -> list[str]:
+          symbols: list[str]) -> list[str]:
     lines = [f"{_ucl(name)} {{", f"  priority = {priority};", f"  rcpt = {_ucl(rcpt)};"]
     if sender is not None:
         lines.append(f"  from = {_ucl(sender)};")
-    body = list(apply)
-    if allow:
-        body = [line for line in body if "greylist" not in line.lower()] + [
-            "    actions { greylist = null; }",
-            '    symbols_disabled = ["GREYLIST_CHECK", "GREYLIST_SAVE"];',
-            f"    {ALLOW_SYMBOL} = {_score(ALLOW_SCORE)};",
-        ]
-    lines += ["  apply {", *body, "  }"]
+    lines += ["  apply {", *apply, "  }"]
     if symbols:
         lines.append("  symbols = [" + ", ".join(_ucl(s) for s in symbols) + "];")
     return [*lines, "}"]
@@ -392,7 +387,7 @@ def render_rspamd_local(state_dir: Path, hostname: str, resolver_port: int,
                                    "sign_local = false;", "sign_authenticated = false;",
                                    "use_domain = \"header\";", "selector = \"\";"),
         "local.d/force_actions.conf": _render_force_actions(),
-        "rspamd.local.lua": _render_flow_lua(s),
+        "rspamd.local.lua": _render_local_lua(),
         "rspamd.conf.local.override": _lines(
             f"# {HEADER}",
             "# Per-domain inbound policy, rendered by the reconciler; reloaded without restart.",
@@ -433,13 +428,10 @@ def _render_force_actions() -> str:
     return _lines(f"# {HEADER}", "rules {", *rules, "}")
 
 
-def _render_flow_lua(state_dir: Path) -> str:
-    """An idempotent callback appends one JSON line per scanned message (action, recipients'
-    domains, whether DMARC or a policy decided): the inbound guard folds them into counters."""
-    path = f"{state_dir}/{FLOW_LOG}"
+def _render_local_lua() -> str:
+    """Registers the symbols our settings map inserts: force_actions depends on them."""
     return "\n".join([
         f"-- {HEADER}",
-        "local ucl = require 'ucl'",
         "-- The symbols our settings map inserts (force_actions depends on them).",
         "for _, name in ipairs({" + ", ".join(
             f"'{n}'" for n in sorted([*(v[0] for v in REQUIRE_SYMBOLS.values()),
@@ -447,30 +439,6 @@ def _render_flow_lua(state_dir: Path) -> str:
         "  rspamd_config:register_symbol({name = name, type = 'normal', score = 0.0,",
         "    group = 'mailhost', flags = 'nostat,explicit_disable', callback = function() end})",
         "end",
-        "rspamd_config:register_symbol({",
-        "  name = 'MH_FLOW_RECORD', type = 'idempotent',",
-        "  callback = function(task)",
-        "    if task:get_user() then return end",
-        "    local ip = task:get_from_ip()",
-        "    if ip and ip:is_valid() and ip:is_local() then return end",
-        "    local action = task:get_metric_action('default')",
-        "    local _, pre_action, _, module = task:has_pre_result()",
-        "    local domains = {}",
-        "    for _, rcpt in ipairs(task:get_recipients('smtp') or {}) do",
-        "      if rcpt.domain then domains[string.lower(rcpt.domain)] = true end",
-        "    end",
-        "    local list = {}",
-        "    for d, _ in pairs(domains) do table.insert(list, d) end",
-        "    local line = ucl.to_format({",
-        "      action = pre_action or action, module = module or '',",
-        "      dmarc_reject = task:has_symbol('DMARC_POLICY_REJECT'),",
-        "      greylisted = task:has_symbol('GREYLIST'),",
-        "      domains = list,",
-        "    }, 'json-compact')",
-        f"    local f = io.open('{path}', 'a')",
-        "    if f then f:write(line .. '\\n'); f:close() end",
-        "  end,",
-        "})",
         "",
     ])
 
@@ -514,7 +482,7 @@ def render_unbound_conf(state_dir: Path, port: int, cfg: InboundConfig) -> str:
             '  local-zone: "." static',
             "  # unbound's built-in localhost zone would refuse the records of a mail host named",
             "  # under it (the development default, mail.localhost).",
-            '  local-zone: "localhost." transparent',
+            '  local-zone: "localhost." static',
             f"  include: {s}/{HOSTED_ZONE_FILE}",
             f'  include: "{s}/{FIXTURE_ZONES_DIR}/*.conf"',
         ]
@@ -617,7 +585,7 @@ def render_guard_json(state_dir: Path, hostname: str, resolver_port: int,
             "deferred_dir": f"{s}/spool/deferred",
             "deferred_threshold": cfg.breaker_deferred_threshold,
             "flow_db": f"{s}/{FLOW_DB}",
-            "flow_log": f"{s}/{FLOW_LOG}",
+            "rspamd_log": f"{s}/log/rspamd.log",
             "interval_seconds": cfg.breaker_interval_seconds,
             "pid_file": f"{s}/run/inbound-guard/inbound-guard.pid",
             "probe_name": hostname,

@@ -9,10 +9,11 @@ by mailhost.backend.inbound). Every `interval_seconds`:
   into Rspamd's greylisting bypass map, so greylisting stops deferring (fails open) until both
   are healthy again: a DNS wobble must never turn greylisting into "retry every message until
   the queue jams". What it saw goes to `status_file`, which the portal's collector shows.
-* **Mail-flow counters.** Rspamd appends one JSON line per scanned message (rspamd.local.lua);
-  the guard folds them into a small SQLite file of counters per day, recipient domain and
+* **Mail-flow counters.** Rspamd logs one line per scanned message (its task log: action,
+  recipients, and which module forced the action); the guard reads the lines added since its
+  last round and folds them into a small SQLite file of counters per day, recipient domain and
   outcome, which is what the portal collects. The counters stay on the node while the portal
-  is down.
+  is down. (A Lua hook in Rspamd's idempotent stage missed messages refused before it ran.)
 
 Plain Python, SQLite and dnspython: no Django, no central database.
 """
@@ -22,6 +23,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -43,7 +45,16 @@ FLOW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS flow (
     day TEXT NOT NULL, domain TEXT NOT NULL, outcome TEXT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (day, domain, outcome));
+CREATE TABLE IF NOT EXISTS cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1), inode INTEGER NOT NULL, offset INTEGER NOT NULL);
 """
+# Rspamd's task log line (its default log_format): the client, the action, the recipients and
+# what forced the action ("forced: reject "…"; score=… (set by dmarc)").
+_TASK = re.compile(
+    r"^(?P<day>\d{4}-\d{2}-\d{2}) .*rspamd_task_write_log: .*?ip: (?P<ip>[^,]+), .*?"
+    r"\(default: \w \((?P<action>[a-z ]+)\): \[.*?, rcpts: <(?P<rcpts>[^>]*)>"
+    r"(?:.*?, forced: (?P<forced>[a-z ]+) .*?\(set by (?P<module>[\w-]+)\))?"
+)
 
 
 def outcome(record: dict) -> str:
@@ -91,39 +102,57 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def fold_flow(log: Path, db: Path) -> int:
-    """Move Rspamd's lines into the counters; returns how many messages were counted. The log
-    is renamed first, so Rspamd (which opens it per message) starts a new one meanwhile."""
-    work = log.with_name(log.name + ".work")
-    if not work.exists():
-        try:
-            os.replace(log, work)
-        except FileNotFoundError:
-            return 0
-    counts: dict[tuple[str, str, str], int] = {}
-    day = dt.datetime.now(dt.UTC).date().isoformat()
-    for line in work.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        result = outcome(record)
-        for domain in record.get("domains") or ["(none)"]:
-            key = (day, str(domain)[:253], result)
-            counts[key] = counts.get(key, 0) + 1
+def parse_task_line(line: str) -> tuple[str, dict, list[str]] | None:
+    """(day, record for `outcome`, recipient domains) of one of Rspamd's task log lines; None
+    for any other line and for loopback clients (local: not mail from the internet)."""
+    match = _TASK.match(line)
+    if match is None or match["ip"].startswith(("127.", "::1")):
+        return None
+    record = {"action": match["forced"] or match["action"], "module": match["module"] or "",
+              "dmarc_reject": "DMARC_POLICY_REJECT" in line, "greylisted": "GREYLIST" in line}
+    domains = sorted({rcpt.rpartition("@")[2].lower() for rcpt in match["rcpts"].split(",")
+                      if "@" in rcpt})
+    return match["day"], record, domains
+
+
+def fold_flow(log: Path, db: Path, *, max_bytes: int = 16 * 1024 * 1024) -> int:
+    """Count the task lines Rspamd logged since the last call; returns how many messages.
+    The position is kept with the counters (in one transaction): a rotated log (new inode, or
+    shorter than the position) is read from its start."""
     conn = sqlite3.connect(db, timeout=10)
     try:
+        conn.executescript(FLOW_SCHEMA)
+        try:
+            handle = open(log, "rb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:
+            return 0
+        with handle:
+            info = os.fstat(handle.fileno())
+            row = conn.execute("SELECT inode, offset FROM cursor WHERE id = 1").fetchone()
+            offset = row[1] if row and row[0] == info.st_ino and row[1] <= info.st_size else 0
+            handle.seek(offset)
+            chunk = handle.read(max_bytes)
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
+        counts: dict[tuple[str, str, str], int] = {}
+        for raw in complete.decode(errors="replace").splitlines():
+            parsed = parse_task_line(raw)
+            if parsed is None:
+                continue
+            day, record, domains = parsed
+            for domain in domains or ["(none)"]:
+                key = (day, domain[:253], outcome(record))
+                counts[key] = counts.get(key, 0) + 1
         with conn:
-            conn.executescript(FLOW_SCHEMA)
             conn.executemany(
                 "INSERT INTO flow (day, domain, outcome, n) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (day, domain, outcome) DO UPDATE SET n = n + excluded.n",
                 [(*key, n) for key, n in counts.items()],
             )
+            conn.execute("INSERT OR REPLACE INTO cursor (id, inode, offset) VALUES (1, ?, ?)",
+                         (info.st_ino, offset + len(complete)))
+        return sum(counts.values())
     finally:
         conn.close()
-    work.unlink()
-    return sum(counts.values())
 
 
 def read_flow(db: Path, since: str) -> list[tuple[str, str, str, int]]:
@@ -174,7 +203,7 @@ class Guard:
     def step(self) -> None:
         self.check()
         try:
-            fold_flow(Path(self.config["flow_log"]), Path(self.config["flow_db"]))
+            fold_flow(Path(self.config["rspamd_log"]), Path(self.config["flow_db"]))
         except (OSError, sqlite3.Error) as exc:
             logger.warning("mail-flow counters not updated: %s", exc)
 
