@@ -14,6 +14,10 @@ source "$RUN/services.env"
 export CELERY_BROKER_URL
 # A dev install on plain http://127.0.0.1: no https redirect, HSTS or Secure-only cookies.
 export MAILHOST_HTTPS="${MAILHOST_HTTPS:-false}"
+# A trial install behaves as if its DNS were published: the node's resolver answers for the
+# hosted domains with the records the portal generates (MAILHOST_RESOLVER_MODE=recursive for
+# a real MX on the internet).
+export MAILHOST_RESOLVER_MODE="${MAILHOST_RESOLVER_MODE:-local}"
 WEB_PORT="${MAILHOST_WEB_PORT:-8000}"
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }

@@ -23,7 +23,9 @@ Layout of a state directory (every path below is relative to it):
   run/          Dovecot base_dir (run/dovecot), OpenDKIM socket and pid (run/opendkim),
                 the sender-policy milter's socket and pid (run/sender-policy), the ban
                 policy server's pid (run/banpolicy)
-  log/          postfix.log, dovecot.log, banpolicy.log, sender-policy.log
+  log/          postfix.log, dovecot.log, banpolicy.log, sender-policy.log, rspamd.log,
+                unbound.log, inbound-guard.log
+  rspamd/ unbound/ inbound/ sieve/   inbound filtering: see mailhost/backend/inbound.py
 """
 
 import ipaddress
@@ -37,6 +39,7 @@ from mailhost.backend.bans import BANS_DB, POSTFIX_BAN_QUERY, BanPolicy, policy_
 from mailhost.backend.inbound import (
     RSPAMD_MILTER_SOCKET,
     InboundConfig,
+    RedisTarget,
     dovecot_inbound_lines,
     render_inbound_files,
     smtp_inbound_options,
@@ -211,10 +214,11 @@ def ban_policy_from_settings(settings) -> BanPolicy:
 
 def inbound_config_from_settings(settings) -> InboundConfig:
     """The MAILHOST_INBOUND_* / MAILHOST_GREYLIST_* / MAILHOST_RESOLVER_* settings."""
-    from mailhost.backend.inbound import RedisTarget
-
     default = InboundConfig()
-    value = lambda name, fallback: getattr(settings, name, fallback)  # noqa: E731
+
+    def value(name: str, fallback):
+        return getattr(settings, name, fallback)
+
     cache = value("MAILHOST_RSPAMD_CACHE_DIR", None)
     return InboundConfig(
         resolver_mode=value("MAILHOST_RESOLVER_MODE", default.resolver_mode),
