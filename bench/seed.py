@@ -68,21 +68,24 @@ def grow(tenant: Tenant, *, domains: int) -> int:
     """Add domains (each with an active DKIM key and PER_DOMAIN mailboxes) up to `domains`;
     one desired-revision bump for all of it. Returns the number of seeded mailboxes."""
     from identity.models import DkimKey, DkimKeyState
-    from mailboxes.models import Domain, Mailbox, MailNode
+    from mailboxes.models import Domain, Mailbox, MailNode, VerificationMethod
 
     existing = Domain.objects.filter(name__endswith=".bench.test").count()
     MailNode.objects.filter(pk=tenant.node.pk).update(desired_revision=F("desired_revision") + 1)
     revision = MailNode.objects.values_list("desired_revision", flat=True).get(pk=tenant.node.pk)
+    now = timezone.now()
+    # Verified as special-use names (.test): since ownership verification, an unverified
+    # domain renders nothing onto the node.
     new = Domain.objects.bulk_create(
         [
             Domain(organisation=tenant.organisation, node=tenant.node, name=domain_name(i),
-                   revision=revision)
+                   revision=revision, verified_at=now,
+                   verification_method=VerificationMethod.SPECIAL_USE)
             for i in range(existing, domains)
         ],
         batch_size=1000,
     )
     encrypted, public = _dkim_material()
-    now = timezone.now()
     DkimKey.objects.bulk_create(
         [
             DkimKey(domain=domain, selector="mhbench", private_key_encrypted=encrypted,
