@@ -114,6 +114,23 @@ class Runner:
 
     # --- the run -----------------------------------------------------------------------------
 
+    def run_inbound_only(self) -> None:
+        """`--only B8`: seed the largest level, bring the node up (B4), then B8 alone."""
+        from bench import full, inbound, seed
+
+        ctx, size = self.ctx, self.ctx.size
+        domains = size.levels[-1]
+        if self.step(f"seed {domains * seed.PER_DOMAIN:,} mailboxes", seed.grow, ctx.tenant,
+                     domains=domains) is None:
+            raise BenchError("seeding failed")
+        seed.analyze()
+        ctx.domains = domains
+        if self.step("B4 full reconcile", full.apply_from_empty, ctx) is None:
+            raise BenchError("the node could not be reconciled")
+        self.record("B8", self.step(f"B8 inbound throughput at {ctx.mailboxes:,}",
+                                    inbound.throughput, ctx, rounds=size.mail_rounds,
+                                    per_round=size.mail_per_round))
+
     def run(self) -> None:
         from bench import bulk, full, inbound, lists, live, mailflow, seed
 
@@ -196,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--keep-db", action="store_true", help="keep mailhost_bench afterwards")
+    parser.add_argument("--only", choices=["B8"], help="run one scenario (after seeding)")
     args = parser.parse_args(argv)
 
     env = bench_env.configure()
@@ -215,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         runner.setup()
-        runner.run()
+        if args.only == "B8":
+            runner.run_inbound_only()
+        else:
+            runner.run()
     except Exception as exc:  # BenchError, ChildError, StackError, database down …
         say(f"set-up failed: {exc}")
         runner.results["errors"].append(
