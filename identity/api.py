@@ -523,7 +523,7 @@ def inbound_flow(request, query: Query[FlowQuery]):
         query.organisation or not request.auth.is_global) else None
     names = inbound_services.visible_flow_domains(request.auth, organisation=organisation,
                                                   name=query.domain)
-    open_nodes = inbound_services.breaker_status()
+    open_nodes = inbound_services.breaker_status(request.auth, organisation=organisation)
     return {
         "days": _flow_out(inbound_services.flow_by_day(names)),
         "greylisting_fails_open": bool(open_nodes),

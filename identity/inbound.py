@@ -111,9 +111,12 @@ def visible_flow_domains(actor: Actor, *, organisation=None, name: str | None = 
     return list(domains.values_list("name", flat=True))
 
 
-def breaker_status() -> list[NodeInboundStatus]:
-    """Nodes whose greylisting fails open right now (their inbound guard said so)."""
-    return list(NodeInboundStatus.objects.filter(breaker_open=True).select_related("node"))
+def breaker_status(actor: Actor, *, organisation=None) -> list[NodeInboundStatus]:
+    """The nodes serving the actor's domains whose greylisting fails open right now (their
+    inbound guard said so); another tenant's node, and its queue length, stay unseen."""
+    nodes = domain_list(actor, organisation=organisation).values("node_id")
+    return list(NodeInboundStatus.objects.filter(breaker_open=True, node_id__in=nodes)
+                .select_related("node"))
 
 
 # --- writes -----------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def _page(request, domain, *, form=None, sender_form=None, status: int = 200):
         "chart": services.flow_chart(days),
         "chart_id": "domain-flow",
         "defaults": (settings.MAILHOST_INBOUND_JUNK_SCORE, settings.MAILHOST_INBOUND_REJECT_SCORE),
-        "breakers": services.breaker_status(),
+        "breakers": services.breaker_status(request.actor, organisation=request.organisation),
         "section": "domains",
     }
     return render(request, "mail_admin/domain_inbound.html", context, status=status)

@@ -142,7 +142,7 @@ def dashboard(request):
         "chart": inbound.flow_chart(inbound.flow_by_day(
             inbound.visible_flow_domains(actor, organisation=org))),
         "chart_id": "dashboard-flow",
-        "breakers": inbound.breaker_status(),
+        "breakers": inbound.breaker_status(actor, organisation=org),
     }
     return _render(request, "mail_admin/dashboard.html", context, section="dashboard")
 

@@ -9,6 +9,8 @@ import pytest
 from identity.inbound import collect_from_node
 from identity.models import NodeInboundStatus
 from mailhost.backend.inbound import GUARD_STATUS
+from tests.api.conftest import ApiClient, make_token
+from tests.factories import MembershipFactory, OrganisationFactory
 from tests.inbound.conftest import PASSWORD
 from tests.inbound.support import (
     GTUBE,
@@ -57,7 +59,7 @@ def test_it_greylists_a_first_attempt_and_accepts_the_retry(hosted, mail_stack):
     assert code == 250
 
 
-def test_it_fails_open_while_the_resolver_is_down(hosted, mail_stack, stack_node):
+def test_it_fails_open_while_the_resolver_is_down(hosted, mail_stack, stack_node, client):
     victim = hosted(prefix="brk")
     server, sender = _outsider(mail_stack, victim, "wobble")
     mail = message(sender, victim.address("ceo"), marked("dns wobble"))
@@ -80,6 +82,15 @@ def test_it_fails_open_while_the_resolver_is_down(hosted, mail_stack, stack_node
         node_status = NodeInboundStatus.objects.get(node=stack_node)
         assert node_status.breaker_open
         assert "resolver" in " ".join(node_status.reasons)
+        org = victim.domain.organisation
+        owner = MembershipFactory(organisation=org, role="viewer").user
+        client.force_login(owner)
+        page = client.get(f"/mail-admin/{org.slug}/").content.decode()
+        assert "Greylisting is failing open" in page
+        flow = ApiClient(make_token(org)).get("/inbound/flow").json()
+        assert flow["greylisting_fails_open"] and "resolver" in " ".join(flow["reasons"])
+        other = ApiClient(make_token(OrganisationFactory())).get("/inbound/flow").json()
+        assert not other["greylisting_fails_open"]
     finally:
         mail_stack.start()  # brings the resolver back; the breaker closes again
         wait_for(lambda: '"breaker_open": false' in status.read_text(), timeout=30)
