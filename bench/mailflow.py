@@ -56,8 +56,8 @@ class StaticMapsStack(Stack):
         text, count = _SQLITE_MAP.subn(
             lambda m: f"hash:{self.maps_dir}/{m[1]}", main_cf.read_text()
         )
-        if count != 5:
-            raise BenchError(f"expected 5 sqlite maps in main.cf, found {count}")
+        if count != 6:  # the five lookup maps and the ban store's
+            raise BenchError(f"expected 6 sqlite maps in main.cf, found {count}")
         main_cf.write_text(text)
         past = time.time() - 3  # Postfix waits for a freshly written main.cf to "cool down"
         os.utime(main_cf, (past, past))
@@ -95,6 +95,7 @@ class StaticMapsStack(Stack):
             "recipient-access": [
                 f"{a} 550 5.2.1 Mailbox disabled" for a, _, _, _, receive in boxes if not receive
             ],
+            "bans": [],  # nobody is banned during the benchmark
         }
         for name, lines in maps.items():
             path = self.maps_dir / name
