@@ -16,7 +16,8 @@ Layout of a state directory (every path below is relative to it):
   lookup/       lookup.sqlite                            root:postfix, dir 2770, file 0660
   bans/         bans.sqlite (the ban store)              root:postfix, dir 2770, file 0660
   banpolicy/    banpolicy.json, api-header (0600)        the ban policy server Dovecot asks
-  mail/<home>/  a mailbox home (Maildir, Sieve scripts)  mail:mail (8:8)
+  mail/<home>/  a mailbox home (Maildir, Sieve scripts)  mail:mail (8:8); .mailhost/ in it
+                holds the portal's Sieve scripts (mailhost/backend/sieve.py)
   spool/        Postfix queue_directory
   lib/          Postfix data_directory, Dovecot state_dir
   sender-policy/ sender-policy.json                     the sender-policy milter's config
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from mailhost.backend.bans import BANS_DB, POSTFIX_BAN_QUERY, BanPolicy, policy_json
 from mailhost.backend.lookup import LOOKUP_DB
+from mailhost.backend.sieve import AFTER_SCRIPT, BEFORE_SCRIPT, LEGACY_ACTIVE_SCRIPT
 
 # Debian's `mail` user owns every maildir; Dovecot's first_valid_uid admits exactly it.
 MAIL_UID = 8
@@ -627,7 +629,13 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         "  quota_vsizes = yes",
         "  # Per user from the userdb (quota_rule = *:bytes=N); 0 means no limit.",
         "  quota_rule = *:bytes=0",
-        "  sieve = file:~/sieve;active=~/.dovecot.sieve",
+        "  # The user's own scripts (ManageSieve): the reconciler never writes here.",
+        f"  sieve = file:~/sieve;active=~/{LEGACY_ACTIVE_SCRIPT}",
+        "  # The portal's forwarding and vacation (and later filing) run around the user's",
+        "  # script, from files the reconciler owns (mailhost/backend/sieve.py); a missing one",
+        "  # is skipped.",
+        f"  sieve_before = ~/{BEFORE_SCRIPT}",
+        f"  sieve_after = ~/{AFTER_SCRIPT}",
         "  # Forwarded mail leaves with our recipient as envelope sender (SPF keeps passing).",
         "  sieve_redirect_envelope_from = recipient",
         "  # Vacation replies and notifications too: the envelope sender is then the identity",

@@ -10,7 +10,7 @@ import re
 from pathlib import PurePosixPath
 
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
-from mailhost.backend.sieve import render_sieve
+from mailhost.backend.sieve import render_scripts
 
 Rows = dict[str, set[tuple]]  # table → rows, each row starting with its `src`
 
@@ -150,12 +150,16 @@ def dkim_files(keys: list[DkimSnap], state_dir: str) -> dict[str, bytes]:
     return files
 
 
-def sieve_file(mailbox: MailboxSnap) -> tuple[str, bytes | None]:
-    """The mailbox's active Sieve script path (relative to the state dir) and its content."""
-    path = f"mail/{_check(_SAFE_HOME_ID, mailbox.home_id, 'home id')}/.dovecot.sieve"
-    if mailbox.deleted or mailbox.sieve is None or not mailbox.domain_verified:
-        return path, None
-    for destination in mailbox.sieve.forward_to:
+def sieve_files(mailbox: MailboxSnap) -> dict[str, bytes | None]:
+    """The mailbox's portal Sieve scripts: {path relative to the state dir: content, or None
+    where there must be no file}. Never the user's own scripts (see mailhost.backend.sieve)."""
+    home = f"mail/{_check(_SAFE_HOME_ID, mailbox.home_id, 'home id')}"
+    spec = mailbox.sieve
+    if mailbox.deleted or not mailbox.domain_verified:
+        spec = None
+    for destination in spec.forward_to if spec else ():
         _check(_SAFE_ADDRESS, destination, "forwarding address")
-    script = render_sieve(mailbox.sieve)
-    return path, None if script is None else script.encode()
+    return {
+        f"{home}/{path}": None if script is None else script.encode()
+        for path, script in render_scripts(spec).items()
+    }
