@@ -55,6 +55,7 @@ from mailhost.backend.render import (
     empty_rows,
     mailbox_rows,
     merge,
+    role_rows,
     sieve_files,
     src_of,
 )
@@ -166,6 +167,7 @@ def _render_rows(node_state_dir: str, domains, mailboxes, aliases) -> Rows:
     rows = empty_rows()
     for domain in domains:
         merge(rows, domain_rows(domain))
+        merge(rows, role_rows(domain))
     for mailbox in mailboxes:
         merge(rows, mailbox_rows(mailbox, node_state_dir))
     for alias in aliases:
@@ -188,6 +190,9 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
     srcs |= {src_of("mailbox", i) for i in ids[NodeChange.Kind.MAILBOX]}
     srcs |= {src_of("alias", i) for i in ids[NodeChange.Kind.ALIAS]}
     srcs |= {src_of("mailbox", m.id) for m in mailboxes} | {src_of("alias", a.id) for a in aliases}
+    # Role addresses: with their domain, or alone (who the first admin is changed).
+    role_ids = ids[NodeChange.Kind.ROLES] - domain_ids
+    srcs |= {src_of("roles", i) for i in domain_ids | role_ids}
     files, scope = _sieve_specs(mailboxes)
     if domain_ids or ids[NodeChange.Kind.DKIM]:
         dkim = _dkim_specs(node, config)
@@ -197,6 +202,8 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
             p for p in ManagedFiles(config.state_dir).manifest if p.startswith(OPENDKIM_KEYS_DIR)
         }
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
+    for domain in snapshot.domains(node, role_ids) if role_ids else ():
+        merge(rows, role_rows(domain))
     return Plan(rows=rows, srcs=srcs, files=files, static={}, file_scope=scope, mailboxes=mailboxes)
 
 
@@ -285,7 +292,7 @@ SIEVE_LAYOUT_MARKER = "lib/sieve-layout"
 
 
 def retire_legacy_scripts(state_dir: Path, managed: ManagedFiles, *, dry_run: bool) -> list[str]:
-    """Once per node: take the portal's old scripts out of the users' Sieve stores.
+    """Once per node, in a full pass: take the portal's old scripts out of the users' stores.
 
     The portal used to write forwarding and vacation as the user's active script,
     `~/.dovecot.sieve`, a regular file starting with its header. That file now goes (its job is
@@ -346,7 +353,8 @@ def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = F
     if not dry_run:
         stack.prepare()  # directories, owners and the lookup store's schema: idempotent
     managed = ManagedFiles(config.state_dir)
-    retire_legacy_scripts(config.state_dir, managed, dry_run=dry_run)
+    if plan.file_scope is None:  # the full pass, which also writes every before script
+        retire_legacy_scripts(config.state_dir, managed, dry_run=dry_run)
     if not dry_run:
         _sync_maildirs(config.state_dir, plan.mailboxes, managed, restore=True)
     files = managed.plan(plan.files | plan.static, plan.file_scope)

@@ -3,13 +3,19 @@
 Another organisation's object raises NotFound, exactly like a missing one.
 """
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
 from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from mailboxes.models import Alias, AppPassword, Domain, Mailbox, MailboxImport, MailNode
+from mailhost.backend.render import ROLE_LOCAL_PARTS
 from mailhost.errors import NotFound
 from mailhost.names import HOSTED_LOCAL_PART, InvalidName, normalise_domain, split_address
 from tenants.access import Actor, require_read, require_write, visible_organisations
+from tenants.models import WRITE_ROLES, Membership
 
 
 def domain_list(actor: Actor, *, organisation=None) -> QuerySet[Domain]:
@@ -153,6 +159,114 @@ def alias_get(actor: Actor, address: str, *, organisation=None) -> Alias:
     if alias is None:
         raise NotFound("That alias was not found.")
     return alias
+
+
+# --- role addresses (postmaster@, abuse@) ------------------------------------------------
+
+
+def first_admin_addresses(organisation_ids: Iterable[int] | None) -> dict[int, str]:
+    """{organisation: its first admin's (or owner's) e-mail address}, where that address could
+    be a mailbox hosted here (the hosted grammar): the automatic target of its role addresses.
+    The node checks that it is a live mailbox, and uses the operator mailbox if not."""
+    members = Membership.objects.filter(role__in=WRITE_ROLES)
+    if organisation_ids is not None:
+        members = members.filter(organisation_id__in=list(organisation_ids))
+    first: dict[int, str] = {}
+    rows = members.order_by("organisation_id", "created_at", "pk").values_list(
+        "organisation_id", "user__email"
+    )
+    for organisation_id, email in rows:
+        if organisation_id not in first:
+            first[organisation_id] = hosted_address_or_blank(email)
+    return first
+
+
+def hosted_address_or_blank(raw: str) -> str:
+    """`raw` lower-cased if it could be a hosted address, else "" (a user's e-mail address is
+    free text; only the hosted grammar may reach the node)."""
+    local, _, domain = (raw or "").strip().lower().rpartition("@")
+    try:
+        if HOSTED_LOCAL_PART.match(local):
+            return f"{local}@{normalise_domain(domain)}"
+    except InvalidName:
+        pass
+    return ""
+
+
+def _live_domain(**scope) -> Q:
+    return Q(domain__status="active", domain__verified_at__isnull=False,
+             **{f"domain__{name}": value for name, value in scope.items()})
+
+
+def _receives(local: str, domain_scope: Q) -> bool:
+    """A mailbox that receives, or an alias, at `local` in a live domain: what the node's
+    role query counts as a target that can receive."""
+    return (
+        Mailbox.objects.filter(domain_scope, local_part=local, deleted_at=None,
+                               status__in=("active", "suspended")).exists()
+        or Alias.objects.filter(domain_scope, local_part=local, active=True).exists()
+    )
+
+
+def address_receives(organisation_id: int, address: str) -> bool:
+    """Whether `address` is a mailbox that receives, or an active alias, in one of the
+    organisation's active, verified domains: what a role target may be. Another tenant's
+    addresses are never looked at, so the answer tells nobody what others host."""
+    try:
+        local, domain = split_address(address)
+    except InvalidName:
+        return False
+    return _receives(local, _live_domain(organisation_id=organisation_id, name=domain))
+
+
+def report_address_problem(organisation_id: int, address: str) -> str | None:
+    """Why mail to `address` (a DMARC/TLS-RPT report address the organisation publishes)
+    would bounce, if it is in one of the organisation's own domains and would; else None.
+    Addresses elsewhere are not the organisation's to check (nor ours to reveal)."""
+    local, _, domain = address.partition("@")
+    if not Domain.objects.filter(organisation_id=organisation_id, name=domain).exists():
+        return None
+    local = local.split("+", 1)[0]  # Postfix delivers name+tag@ to name@
+    scope = Q(domain__organisation_id=organisation_id, domain__name=domain)
+    if local in ROLE_LOCAL_PARTS or _receives(local, scope) or _receives("", scope):
+        return None  # a role address, a mailbox, an alias, or the domain's catch-all
+    return (
+        f"{address} would bounce: it is no mailbox or alias of this organisation. Create it "
+        f"first, or use postmaster@{domain}, which every hosted domain accepts."
+    )
+
+
+@dataclass(frozen=True)
+class RoleRouting:
+    """Where a domain's role addresses go now, as the mail node decides it."""
+
+    addresses: tuple[str, ...]  # postmaster@…, abuse@…
+    own: tuple[str, ...]  # those a mailbox or alias of the domain holds itself (they win)
+    target: str  # where the others go; "" when nowhere
+    source: str  # "chosen", "first admin", "operator" or "none"
+    chosen_unavailable: bool  # a chosen target that no longer receives (the fallback is used)
+
+
+def role_routing(domain: Domain) -> RoleRouting:
+    addresses = tuple(f"{local}@{domain.name}" for local in ROLE_LOCAL_PARTS)
+    held = {
+        *domain.mailboxes.filter(local_part__in=ROLE_LOCAL_PARTS, deleted_at=None)
+        .values_list("local_part", flat=True),
+        *domain.aliases.filter(local_part__in=ROLE_LOCAL_PARTS).values_list("local_part",
+                                                                           flat=True),
+    }
+    own = tuple(a for a in addresses if a.partition("@")[0] in held)
+    chosen = domain.role_target
+    candidate = chosen or first_admin_addresses([domain.organisation_id]).get(
+        domain.organisation_id, ""
+    )
+    local, _, name = candidate.partition("@")
+    if candidate and _receives(local, _live_domain(name=name)):
+        return RoleRouting(addresses, own, candidate, "chosen" if chosen else "first admin",
+                           False)
+    operator = settings.MAILHOST_OPERATOR_MAILBOX
+    return RoleRouting(addresses, own, operator, "operator" if operator else "none",
+                       bool(chosen))
 
 
 # --- pages: dashboard counts, mailbox holders, imports ------------------------------------

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from identity.models import DkimKey, DkimKeyState
 from mailboxes.models import Alias, AppPassword, Domain, Mailbox, MailNode
+from mailboxes.selectors import first_admin_addresses
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 from mailhost.backend.sieve import SieveSpec, VacationSpec
 from mailhost.crypto import decrypt
@@ -33,11 +34,17 @@ def domains(node: MailNode, ids: Iterable[int] | None = None) -> list[DomainSnap
     queryset = Domain.objects.filter(node=node)
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
+    rows = list(queryset.values_list(
+        "pk", "name", "status", "verified_at", "organisation_id", "role_target"
+    ))
+    automatic = {org for *_, org, target in rows if not target}
+    admins = first_admin_addresses(automatic if ids is not None else None) if automatic else {}
     return [
-        DomainSnap(id=pk, name=name, active=status == "active", verified=verified is not None)
-        for pk, name, status, verified in queryset.values_list(
-            "pk", "name", "status", "verified_at"
+        DomainSnap(
+            id=pk, name=name, active=status == "active", verified=verified is not None,
+            role_target=target or admins.get(org, ""),
         )
+        for pk, name, status, verified, org, target in rows
     ]
 
 

@@ -225,6 +225,10 @@ MAILHOST_GENERATED_BCRYPT_ROUNDS = env_int("MAILHOST_GENERATED_BCRYPT_ROUNDS", 5
 MAILHOST_GENERATED_PASSWORD_LENGTH = env_int("MAILHOST_GENERATED_PASSWORD_LENGTH", 20)
 MAILHOST_DEFAULT_QUOTA_MB = env_int("MAILHOST_DEFAULT_QUOTA_MB", 2048)
 MAILHOST_DELETED_RETENTION_DAYS = env_int("MAILHOST_DELETED_RETENTION_DAYS", 30)
+# Every hosted domain's postmaster@ and abuse@ reach a mailbox its organisation chooses, by
+# default its first admin's if hosted here; failing both, this install-wide mailbox (README
+# "Role addresses"). Empty: nowhere (system check mailboxes.W001).
+MAILHOST_OPERATOR_MAILBOX = env_str("MAILHOST_OPERATOR_MAILBOX", "").strip().lower()
 
 # DKIM private keys are encrypted at rest with this key (Fernet: 32 url-safe base64 bytes).
 DKIM_ENCRYPTION_KEY = secret_generated_once(

@@ -63,6 +63,10 @@ DEFAULT_APP_PASSWORD_SLOTS = 10
 # The state dir is pasted into config files and SQL string literals: no quotes, no spaces.
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+# The operator mailbox is pasted into a Postfix SQL query: no quote, no %, no space.
+OPERATOR_MAILBOX = re.compile(
+    r"^[a-z0-9](?:[a-z0-9._+-]*[a-z0-9_-])?@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$"
+)
 
 # The sender-policy milter (mailhost.backend.milter) listens here: socket root:postfix 0660.
 SENDER_POLICY_SOCKET = "run/sender-policy/policy.sock"
@@ -92,6 +96,9 @@ class NodeConfig:
     app_password_slots: int = DEFAULT_APP_PASSWORD_SLOTS
     # Login protection (mailhost.backend.bans): thresholds and never-banned networks.
     bans: BanPolicy = BanPolicy()
+    # Where a domain's postmaster@ and abuse@ go when its own target cannot receive
+    # (MAILHOST_OPERATOR_MAILBOX); "" for nowhere.
+    operator_mailbox: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -125,6 +132,7 @@ class NodeConfig:
             "dev": getattr(settings, "MAILHOST_STACK_DEV", None),
             "dkim_require_safe_keys": not below_world_writable(state),
             "bans": ban_policy_from_settings(settings),
+            "operator_mailbox": getattr(settings, "MAILHOST_OPERATOR_MAILBOX", ""),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -228,6 +236,10 @@ def _check(cfg: NodeConfig) -> None:
         raise ValueError(f"ports must be 1–65535: {cfg.ports}")
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"two services share a port: {cfg.ports}")
+    if cfg.operator_mailbox and (
+        not OPERATOR_MAILBOX.match(cfg.operator_mailbox) or ".." in cfg.operator_mailbox
+    ):
+        raise ValueError(f"operator_mailbox {cfg.operator_mailbox!r} is not a plain address")
     if cfg.message_size_limit < 1024 or cfg.app_password_slots < 0:
         raise ValueError("message_size_limit must be ≥ 1024 and app_password_slots ≥ 0")
 
@@ -269,8 +281,10 @@ POSTFIX_QUERIES = {
     "mailboxes": "SELECT 'OK' FROM mailboxes WHERE address='%s' AND can_receive=1",
     # A mailbox maps to itself, which ends alias expansion: a real mailbox wins over a catch-all
     # '@domain' alias, a disabled one included (it is refused by recipient-access below).
+    # Then a role address (postmaster@, abuse@: see postfix_role_query), only if neither.
     "aliases": "SELECT destinations FROM aliases WHERE address='%s' "
-    "UNION ALL SELECT address FROM mailboxes WHERE address='%s'",
+    "UNION ALL SELECT address FROM mailboxes WHERE address='%s' "
+    "UNION ALL {roles}",
     "sender-logins": "SELECT login FROM sender_logins WHERE address='%s'",
     # Postfix counts an address the alias map lists as known, so a disabled mailbox (which
     # maps to itself, keeping the catch-all off it) would pass RCPT: refuse it explicitly.
@@ -283,12 +297,34 @@ POSTFIX_STORE_QUERIES = {
 }
 
 
+def postfix_role_query(cfg: NodeConfig) -> str:
+    """A role row's target while it can receive (a mailbox that receives, or an alias), else
+    the install's operator mailbox, never the role address itself (no loop when the operator
+    mailbox is one). The operator mailbox is a checked literal (NodeConfig): no quote, no %."""
+    live = (
+        "EXISTS (SELECT 1 FROM mailboxes m WHERE m.address = r.target AND m.can_receive = 1) "
+        "OR EXISTS (SELECT 1 FROM aliases a WHERE a.address = r.target)"
+    )
+    return (
+        "SELECT target FROM (SELECT r.address AS address, "  # noqa: S608 (checked, see above)
+        f"CASE WHEN {live} THEN r.target ELSE '{cfg.operator_mailbox}' END AS target "
+        "FROM role_routes r WHERE r.address='%s' "
+        "AND NOT EXISTS (SELECT 1 FROM aliases WHERE address='%s') "
+        "AND NOT EXISTS (SELECT 1 FROM mailboxes WHERE address='%s')) "
+        "WHERE target <> '' AND target <> address"
+    )
+
+
 def postfix_map(cfg: NodeConfig, name: str) -> str:
     return f"sqlite:{cfg.path(f'postfix/sqlite-{name}.cf')}"
 
 
 def render_postfix_sqlite_maps(cfg: NodeConfig) -> dict[str, str]:
-    queries = {name: (LOOKUP_DB, query) for name, query in POSTFIX_QUERIES.items()}
+    roles = postfix_role_query(cfg)
+    queries = {
+        name: (LOOKUP_DB, query.replace("{roles}", roles))
+        for name, query in POSTFIX_QUERIES.items()
+    }
     queries |= POSTFIX_STORE_QUERIES
     return {
         f"postfix/sqlite-{name}.cf": _lines(

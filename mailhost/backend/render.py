@@ -49,6 +49,7 @@ def empty_rows() -> Rows:
         "app_passwords": set(),
         "aliases": set(),
         "sender_logins": set(),
+        "role_routes": set(),
     }
 
 
@@ -72,6 +73,26 @@ def domain_rows(domain: DomainSnap) -> Rows:
         rows["domains"].add(
             (src_of("domain", domain.id), _check(_SAFE_DOMAIN, domain.name, "domain"))
         )
+    return rows
+
+
+# Role addresses every hosted domain accepts: postmaster (RFC 5321 4.5.1) and abuse (RFC 2142).
+ROLE_LOCAL_PARTS = ("abuse", "postmaster")
+
+
+def role_rows(domain: DomainSnap) -> Rows:
+    """The domain's role addresses and where they go. Postfix's alias query gives a mailbox or
+    alias the organisation created at the same address precedence, and sends the role address
+    to the operator mailbox while the target cannot receive (see POSTFIX_QUERIES), so a
+    deleted target never makes postmaster@ bounce. Nothing may send as a role address."""
+    rows = empty_rows()
+    if not (domain.active and domain.verified):
+        return rows
+    name = _check(_SAFE_DOMAIN, domain.name, "domain")
+    target = domain.role_target and _check(_SAFE_ADDRESS, domain.role_target, "role target")
+    src = src_of("roles", domain.id)
+    for local in ROLE_LOCAL_PARTS:
+        rows["role_routes"].add((src, f"{local}@{name}", target))
     return rows
 
 
