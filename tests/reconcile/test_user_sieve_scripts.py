@@ -208,6 +208,21 @@ def test_it_keeps_the_users_filter_through_every_portal_change(mail, client):
     assert subject in mail.folder(mail.fred, "INBOX")
 
 
+def test_it_keeps_the_auto_reply_on_when_the_user_activates_a_filter_later(mail):
+    """Activating a script over ManageSieve no longer moves the portal's auto-reply aside
+    while the portal still shows it on."""
+    services.mailbox_set_vacation(actor=SYSTEM, mailbox=mail.anna, enabled=True,
+                                  subject=AWAY, body="Back soon.", start=None, end=None)
+    mail.apply()
+    activate_own_filter(mail)
+
+    subject = mail.write_to_anna(mail.carl)
+    assert mail.filed(subject) and mail.answered(mail.carl)
+    reconcile_full(mail.node)
+    subject = mail.write_to_anna(mail.dora)
+    assert mail.filed(subject) and mail.answered(mail.dora)
+
+
 def test_it_forwards_without_a_copy_before_the_users_filter_runs(mail, client):
     """'Forward, keep no copy' means what it says even with a filter of the user's own."""
     activate_own_filter(mail)
