@@ -141,7 +141,8 @@ class ManagedFiles:
     def forget(self, paths: list[str]) -> None:
         """Stop managing `paths` (left as they are on disk): a file that moved away with its
         mailbox home, or one that was never the reconciler's to manage."""
-        if any([self.manifest.pop(path, None) is not None for path in paths]):
+        dropped = [path for path in paths if self.manifest.pop(path, None) is not None]
+        if dropped:
             self._save()
 
     def _save(self) -> None:

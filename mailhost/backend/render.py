@@ -83,8 +83,9 @@ ROLE_LOCAL_PARTS = ("abuse", "postmaster")
 def role_rows(domain: DomainSnap) -> Rows:
     """The domain's role addresses and where they go. Postfix's alias query gives a mailbox or
     alias the organisation created at the same address precedence, and sends the role address
-    to the operator mailbox while the target cannot receive (see POSTFIX_QUERIES), so a
-    deleted target never makes postmaster@ bounce. Nothing may send as a role address."""
+    to the operator mailbox while the target cannot receive (mailhost.backend.config
+    .postfix_role_query), so a deleted target never makes postmaster@ bounce. Nothing may send
+    as a role address: these rows give no sender login."""
     rows = empty_rows()
     if not (domain.active and domain.verified):
         return rows
