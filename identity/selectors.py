@@ -34,6 +34,7 @@ from identity.records import (
 )
 from mailboxes.models import Domain, DomainStatus
 from mailboxes.selectors import domain_get
+from mailhost.endpoints import client_endpoints
 from mailhost.names import InvalidName, normalise_domain
 from tenants.access import Actor
 
@@ -98,6 +99,7 @@ def posture_snapshot(domain: Domain, posture: DomainPosture | None = None) -> Po
         mtasts_max_age=posture.mtasts_max_age,
         tlsrpt_rua=tuple(posture.tlsrpt_rua),
         bimi_url=bimi_logo_url(domain.name) if posture.bimi_sha256 else None,
+        clients=client_endpoints(),
     )
 
 

@@ -12,12 +12,12 @@ import uuid
 from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as SafeET
-from django.conf import settings
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from mailboxes.selectors import domain_for_autoconfig
+from mailhost.endpoints import client_endpoints
 from mailhost.names import InvalidName, normalise_domain, split_address
 
 THUNDERBIRD_PATHS = ("/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml")
@@ -28,13 +28,15 @@ _AUTODISCOVER_NS = "http://schemas.microsoft.com/exchange/autodiscover/responses
 
 
 def servers() -> dict:
-    """What a client connects to: host, ports and security (the implicit-TLS ports first)."""
-    ports = settings.MAILHOST_PORTS
-    host = settings.MAILHOST_HOSTNAME
+    """What a client connects to: host, ports and security (the implicit-TLS ports first).
+
+    From mailhost.endpoints, the one source the SRV records use too: the ports that answer.
+    """
+    endpoints = client_endpoints()
     return {
-        "host": host,
-        "imap": [(ports["imaps"], "SSL"), (ports["imap"], "STARTTLS")],
-        "smtp": [(ports["submissions"], "SSL"), (ports["submission"], "STARTTLS")],
+        "host": endpoints.host,
+        "imap": list(endpoints.imap_servers),
+        "smtp": list(endpoints.smtp_servers),
     }
 
 

@@ -193,6 +193,17 @@ MAILHOST_PORTS = {
     # notifications; it trusts 127.0.0.1 only and is never exposed.
     "internal": env_int("MAILHOST_INTERNAL_SMTP_PORT", 2526),
 }
+# The ports mail clients are told to use (SRV records, autoconfig, autodiscover, the Apple
+# profile, /mailbox/setup/; see mailhost/endpoints.py). 0 (unset): the port the node listens on
+# above, or for https the port of MAILHOST_PORTAL_URL. Set one only when a NAT or proxy in
+# front maps a different public port onto the node's.
+MAILHOST_PUBLIC_PORTS = {
+    "imaps": env_int("MAILHOST_PUBLIC_IMAPS_PORT", 0),
+    "imap": env_int("MAILHOST_PUBLIC_IMAP_PORT", 0),
+    "submissions": env_int("MAILHOST_PUBLIC_SUBMISSIONS_PORT", 0),
+    "submission": env_int("MAILHOST_PUBLIC_SUBMISSION_PORT", 0),
+    "https": env_int("MAILHOST_PUBLIC_HTTPS_PORT", 0),
+}
 # Dev/test stack: no failed-login penalty from loopback (production wants the penalty).
 MAILHOST_STACK_DEV = env_bool("MAILHOST_STACK_DEV", True)
 MAILHOST_MESSAGE_SIZE_LIMIT = env_int("MAILHOST_MESSAGE_SIZE_LIMIT", 50 * 1024 * 1024)
@@ -261,7 +272,16 @@ MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS = env_list("MAILHOST_DNS_PUBLISH_ALLOWED_N
 MAILHOST_DNS_PUBLISH_TIMEOUT_MS = env_int("MAILHOST_DNS_PUBLISH_TIMEOUT_MS", 10000)
 MAILHOST_PUBLIC_IPV4 = env_list("MAILHOST_PUBLIC_IPV4", [])  # the mail host's sending addresses
 MAILHOST_PUBLIC_IPV6 = env_list("MAILHOST_PUBLIC_IPV6", [])
-MAILHOST_PORTAL_URL = env_str("MAILHOST_PORTAL_URL", f"https://{MAILHOST_HOSTNAME}")
+# A mail host named under .localhost (RFC 6761: never public, never given a certificate) is a
+# development install: its portal is plain HTTP on the port `make up` serves it on, and that is
+# the URL (and the autodiscover port, mailhost/endpoints.py) it advertises. Else HTTPS.
+MAILHOST_WEB_PORT = env_int("MAILHOST_WEB_PORT", 8000)
+MAILHOST_PORTAL_URL = env_str(
+    "MAILHOST_PORTAL_URL",
+    f"http://{MAILHOST_HOSTNAME}:{MAILHOST_WEB_PORT}"
+    if f".{MAILHOST_HOSTNAME.lower().rstrip('.')}".endswith(".localhost")
+    else f"https://{MAILHOST_HOSTNAME}",
+)
 MAILHOST_DKIM_ROTATION_DAYS = env_int("MAILHOST_DKIM_ROTATION_DAYS", 180)  # 0: never automatic
 MAILHOST_DKIM_SWITCH_DELAY_MINUTES = env_int("MAILHOST_DKIM_SWITCH_DELAY_MINUTES", 60)
 MAILHOST_DKIM_GRACE_DAYS = env_int("MAILHOST_DKIM_GRACE_DAYS", 7)
