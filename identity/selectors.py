@@ -32,8 +32,8 @@ from identity.records import (
     mtasts_policy,
     zone_fragment,
 )
-from mailboxes.models import Domain, DomainStatus
-from mailboxes.selectors import domain_get
+from mailboxes.models import Domain
+from mailboxes.selectors import domain_get, hosted_domain, live_domain_q
 from mailhost.endpoints import client_endpoints
 from mailhost.names import InvalidName, normalise_domain
 from tenants.access import Actor
@@ -246,9 +246,7 @@ def _public_posture(name: str) -> DomainPosture | None:
     except InvalidName:
         return None
     return (
-        DomainPosture.objects.filter(
-            domain__name=ascii_name, domain__status=DomainStatus.ACTIVE
-        )
+        DomainPosture.objects.filter(live_domain_q("domain__"), domain__name=ascii_name)
         .select_related("domain")
         .first()
     )
@@ -268,7 +266,7 @@ def mtasts_policy_public(name: str) -> str | None:
         ascii_name = normalise_domain(name)
     except InvalidName:
         return None
-    domain = Domain.objects.filter(name=ascii_name, status=DomainStatus.ACTIVE).first()
+    domain = hosted_domain(ascii_name)
     if domain is None:
         return None
     posture = posture_of(domain)

@@ -1,6 +1,16 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class MailboxesConfig(AppConfig):
     name = "mailboxes"
     verbose_name = "Mailboxes"
+
+    def ready(self):
+        from mailboxes.models import Domain
+        from mailboxes.selectors import forget_hosted_hosts
+
+        # A domain added, disabled or removed is (not) answered for at once, in this process;
+        # other web processes notice within MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS.
+        post_save.connect(forget_hosted_hosts, sender=Domain, dispatch_uid="hosts-domain-save")
+        post_delete.connect(forget_hosted_hosts, sender=Domain, dispatch_uid="hosts-domain-del")

@@ -2,9 +2,9 @@
 Apple configuration profile. The builders are pure; the views below serve them.
 
 Clients ask at a host named after the mail domain (autoconfig.<domain>, autodiscover.<domain>),
-which cannot all be in ALLOWED_HOSTS. `AutoconfigMiddleware` therefore answers these three
-public paths itself, first, and only for a Host header that names a hosted, active domain; on
-the portal's own host name the same views are reached through the URLconf.
+which cannot all be in ALLOWED_HOSTS: `mailhost.hosts.HostRoutingMiddleware` routes those
+hosts, for hosted domains only, to the views below. On the portal's own names (the mail host
+among them) the same views are reached through the URLconf.
 """
 
 import plistlib
@@ -16,7 +16,7 @@ from django.http import HttpResponse, HttpResponseBadRequest
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from mailboxes.selectors import domain_for_autoconfig
+from mailboxes.selectors import hosted_domain
 from mailhost.endpoints import client_endpoints
 from mailhost.names import InvalidName, normalise_domain, split_address
 
@@ -148,7 +148,7 @@ def mobileconfig(address: str, display_name: str = "") -> bytes:
 
 def _hosted(domain_name: str):
     try:
-        return domain_for_autoconfig(normalise_domain(domain_name))
+        return hosted_domain(normalise_domain(domain_name))
     except InvalidName:
         return None
 
@@ -185,22 +185,3 @@ def autodiscover(request):
                             content_type="text/plain")
     return HttpResponse(autodiscover_xml(f"{local_part}@{domain_name}"),
                         content_type="application/xml")
-
-
-class AutoconfigMiddleware:
-    """Answers the autoconfig/autodiscover paths on autoconfig.<domain> / autodiscover.<domain>
-    before Django's host validation, for hosted domains only; everything else passes through."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        path = request.path_info
-        if path in THUNDERBIRD_PATHS or path in AUTODISCOVER_PATHS:
-            host = request.META.get("HTTP_HOST", "").rsplit(":", 1)[0].lower().rstrip(".")
-            label, _, domain_name = host.partition(".")
-            if label in ("autoconfig", "autodiscover") and _hosted(domain_name) is not None:
-                if path in THUNDERBIRD_PATHS:
-                    return thunderbird(request, host_domain=domain_name)
-                return autodiscover(request)
-        return self.get_response(request)

@@ -3,13 +3,27 @@
 Another organisation's object raises NotFound, exactly like a missing one.
 """
 
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import caches
 from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from mailboxes.models import Alias, AppPassword, Domain, Mailbox, MailboxImport, MailNode
+from mailboxes.models import (
+    Alias,
+    AppPassword,
+    Domain,
+    DomainStatus,
+    Mailbox,
+    MailboxImport,
+    MailNode,
+)
 from mailhost.errors import NotFound
 from mailhost.names import InvalidName, normalise_domain, split_address
 from tenants.access import Actor, require_read, require_write, visible_organisations
+
+HOSTS_CACHE = "hosts"  # a small per-process cache (settings.CACHES), not the shared Redis one
 
 
 def domain_list(actor: Actor, *, organisation=None) -> QuerySet[Domain]:
@@ -174,7 +188,7 @@ def mailbox_for_session(mailbox_id: int) -> Mailbox | None:
 
 def _can_login(mailboxes: QuerySet[Mailbox]) -> Mailbox | None:
     return (
-        mailboxes.filter(deleted_at=None, status="active", domain__status="active")
+        mailboxes.filter(live_domain_q("domain__"), deleted_at=None, status="active")
         .select_related("domain", "domain__organisation")
         .first()
     )
@@ -213,6 +227,60 @@ def mailbox_import_get(actor: Actor, *, organisation, import_id: int) -> Mailbox
     return job
 
 
-def domain_for_autoconfig(ascii_name: str) -> Domain | None:
-    """A hosted, active domain by its A-label name: public information (it has our MX)."""
-    return Domain.objects.filter(name=ascii_name, status="active").first()
+# --- hosted domains: the public, anonymous reads ------------------------------------------------
+
+# The service hosts a hosted domain points at the portal (CNAME): MTA-STS policy, Thunderbird
+# autoconfig, Outlook autodiscover.
+SERVICE_HOST_LABELS = ("mta-sts", "autoconfig", "autodiscover")
+
+
+def live_domain_q(prefix: str = "") -> Q:
+    """The one definition of a domain this install serves: active. Everything public (service
+    hosts, MTA-STS policy, BIMI logo, autoconfig) filters with it, so narrowing "hosted"
+    (e.g. to ownership-verified domains) is a change here only. `prefix`: "domain__" to filter
+    mailboxes or aliases by their domain."""
+    return Q(**{f"{prefix}status": DomainStatus.ACTIVE})
+
+
+def hosted_domains() -> QuerySet[Domain]:
+    return Domain.objects.filter(live_domain_q())
+
+
+def hosted_domain(ascii_name: str) -> Domain | None:
+    """A hosted domain by its A-label name: public information (it has our MX)."""
+    return hosted_domains().filter(name=ascii_name).first()
+
+
+@dataclass(frozen=True)
+class ServiceHost:
+    label: str  # one of SERVICE_HOST_LABELS
+    domain: str  # the hosted domain, A-label
+
+
+def hosted_domain_for_host(host: str) -> ServiceHost | None:
+    """`autoconfig.example.com` → ServiceHost("autoconfig", "example.com") when example.com is
+    hosted here; None for every other name. `host` is a Host header's name, without the port.
+
+    One indexed lookup, remembered for MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS in this process
+    (answers for unknown names too, so a flood of one bogus name costs one query); a domain or
+    organisation saved here forgets them at once (mailboxes.apps).
+    """
+    label, _, rest = (host or "").lower().rstrip(".").partition(".")
+    if label not in SERVICE_HOST_LABELS:
+        return None
+    key = f"service-host:{label}.{rest}"[:250]
+    cache = caches[HOSTS_CACHE]
+    found = cache.get(key)
+    if found is None:
+        try:
+            name = normalise_domain(rest)
+        except InvalidName:
+            name = None
+        hosted = name is not None and hosted_domains().filter(name=name).exists()
+        found = name if hosted else ""
+        cache.set(key, found, settings.MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS)
+    return ServiceHost(label, found) if found else None
+
+
+def forget_hosted_hosts(**_signal) -> None:
+    caches[HOSTS_CACHE].clear()

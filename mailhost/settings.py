@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "mailhost.request_id.RequestIdMiddleware",  # first: every later log line carries the id
     "django.middleware.security.SecurityMiddleware",
+    # mta-sts./autoconfig./autodiscover.<hosted domain>: before host validation and static files.
+    "mailhost.hosts.HostRoutingMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -169,7 +171,14 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "mailhost",
-    }
+    },
+    # Per process: which service host names (autoconfig.<d>, …) are hosted domains'. A round
+    # trip to Redis would cost as much as the indexed lookup it saves.
+    "hosts": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "mailhost-hosts",
+        "OPTIONS": {"MAX_ENTRIES": 5000},
+    },
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
@@ -282,6 +291,16 @@ MAILHOST_PORTAL_URL = env_str(
     if f".{MAILHOST_HOSTNAME.lower().rstrip('.')}".endswith(".localhost")
     else f"https://{MAILHOST_HOSTNAME}",
 )
+# The portal answers for the mail host (SRV and CNAME target) and the portal URL's host (BIMI
+# logos) whatever ALLOWED_HOSTS lists; hosted domains' mta-sts./autoconfig./autodiscover. hosts
+# are checked against the database per request instead (mailhost/hosts.py), never listed here.
+ALLOWED_HOSTS += [
+    name
+    for name in (MAILHOST_HOSTNAME.lower().rstrip("."), urlparse(MAILHOST_PORTAL_URL).hostname)
+    if name and name not in ALLOWED_HOSTS
+]
+# Seconds a web process remembers whether a service host name is a hosted domain's.
+MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS = env_int("MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS", 30)
 MAILHOST_DKIM_ROTATION_DAYS = env_int("MAILHOST_DKIM_ROTATION_DAYS", 180)  # 0: never automatic
 MAILHOST_DKIM_SWITCH_DELAY_MINUTES = env_int("MAILHOST_DKIM_SWITCH_DELAY_MINUTES", 60)
 MAILHOST_DKIM_GRACE_DAYS = env_int("MAILHOST_DKIM_GRACE_DAYS", 7)
@@ -291,8 +310,6 @@ MAILHOST_BIMI_MAX_BYTES = env_int("MAILHOST_BIMI_MAX_BYTES", 32 * 1024)
 MAILHOST_MTASTS_MODE = env_str("MAILHOST_MTASTS_MODE", "testing")
 MAILHOST_MTASTS_MAX_AGE = env_int("MAILHOST_MTASTS_MAX_AGE", 7 * 86400)
 MAILHOST_MTASTS_FETCH_TIMEOUT_MS = env_int("MAILHOST_MTASTS_FETCH_TIMEOUT_MS", 5000)
-# mta-sts.<hosted domain> is not in ALLOWED_HOSTS: this middleware answers its one URL first.
-MIDDLEWARE.insert(0, "identity.middleware.MtaStsPolicyMiddleware")
 CELERY_BEAT_SCHEDULE |= {
     "dns-checks-due": {"task": "identity.check_due", "schedule": 60},
     "dkim-rotations": {"task": "identity.rotate_due", "schedule": 3600},
@@ -307,8 +324,6 @@ MAILBOX_PORTAL_LOGIN_ATTEMPTS = env_int("MAILBOX_PORTAL_LOGIN_ATTEMPTS", 5)  # p
 MAILBOX_PORTAL_LOGIN_IP_ATTEMPTS = env_int("MAILBOX_PORTAL_LOGIN_IP_ATTEMPTS", 30)  # per IP
 MAILBOX_PORTAL_LOGIN_WINDOW_SECONDS = env_int("MAILBOX_PORTAL_LOGIN_WINDOW_SECONDS", 15 * 60)
 CELERY_IMPORTS = ["mailboxes.import_tasks"]  # bulk CSV import of mailboxes
-# autoconfig.<domain> / autodiscover.<domain> are not in ALLOWED_HOSTS: answered first.
-MIDDLEWARE.insert(0, "mailboxes.autoconfig.AutoconfigMiddleware")
 
 # Provisioning API (/api/v1/): per-token rate limit, body size caps, bulk size, idempotency.
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 600)  # requests per window per token/user; 0: off
