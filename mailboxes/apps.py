@@ -9,8 +9,11 @@ class MailboxesConfig(AppConfig):
     def ready(self):
         from mailboxes.models import Domain
         from mailboxes.selectors import forget_hosted_hosts
+        from tenants.models import Organisation
 
         # A domain added, disabled or removed is (not) answered for at once, in this process;
         # other web processes notice within MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS.
         post_save.connect(forget_hosted_hosts, sender=Domain, dispatch_uid="hosts-domain-save")
         post_delete.connect(forget_hosted_hosts, sender=Domain, dispatch_uid="hosts-domain-del")
+        # A suspended organisation's domains are not hosted (mailboxes.selectors.live_domain_q).
+        post_save.connect(forget_hosted_hosts, sender=Organisation, dispatch_uid="hosts-org-save")

@@ -235,11 +235,15 @@ SERVICE_HOST_LABELS = ("mta-sts", "autoconfig", "autodiscover")
 
 
 def live_domain_q(prefix: str = "") -> Q:
-    """The one definition of a domain this install serves: active. Everything public (service
-    hosts, MTA-STS policy, BIMI logo, autoconfig) filters with it, so narrowing "hosted"
-    (e.g. to ownership-verified domains) is a change here only. `prefix`: "domain__" to filter
-    mailboxes or aliases by their domain."""
-    return Q(**{f"{prefix}status": DomainStatus.ACTIVE})
+    """The one definition of a domain this install serves: active, of an organisation that is
+    not suspended. The node snapshot (routing, logins, signing), the mailbox portal's sign-in
+    and everything public (service hosts, MTA-STS policy, BIMI logo, autoconfig) filter with
+    it, so narrowing "hosted" (e.g. to ownership-verified domains) is a change here only.
+    `prefix`: "domain__" to filter mailboxes, aliases or keys by their domain."""
+    return Q(**{
+        f"{prefix}status": DomainStatus.ACTIVE,
+        f"{prefix}organisation__suspended_at__isnull": True,
+    })
 
 
 def hosted_domains() -> QuerySet[Domain]:
