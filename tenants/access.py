@@ -101,7 +101,7 @@ def require_write(actor: Actor, organisation_id: int, what: str = "That") -> Non
         raise NotFound(f"{what} was not found.")
     if role not in WRITE_ROLES:
         raise Forbidden("Your role in this organisation is read-only.")
-    _refuse_if_suspended(organisation_id)
+    _refuse_if_suspended(actor, organisation_id)
 
 
 def require_owner(actor: Actor, organisation_id: int) -> None:
@@ -112,7 +112,7 @@ def require_owner(actor: Actor, organisation_id: int) -> None:
         raise NotFound("That organisation was not found.")
     if role != "owner":
         raise Forbidden("Only an owner of this organisation can do that.")
-    _refuse_if_suspended(organisation_id)
+    _refuse_if_suspended(actor, organisation_id)
 
 
 def require_staff(actor: Actor, what: str = "do that") -> None:
@@ -128,6 +128,12 @@ SUSPENDED_DETAIL = (
 )
 
 
-def _refuse_if_suspended(organisation_id: int) -> None:
-    if Organisation.objects.filter(pk=organisation_id, suspended_at__isnull=False).exists():
+def _refuse_if_suspended(actor: Actor, organisation_id: int) -> None:
+    if actor.token is not None:  # its organisation came with it: no query per bulk row
+        suspended = actor.token.organisation.suspended
+    else:
+        suspended = Organisation.objects.filter(
+            pk=organisation_id, suspended_at__isnull=False
+        ).exists()
+    if suspended:
         raise Forbidden(SUSPENDED_DETAIL, code="organisation_suspended")
