@@ -294,11 +294,8 @@ MAILHOST_PORTAL_URL = env_str(
 # The portal answers for the mail host (SRV and CNAME target) and the portal URL's host (BIMI
 # logos) whatever ALLOWED_HOSTS lists; hosted domains' mta-sts./autoconfig./autodiscover. hosts
 # are checked against the database per request instead (mailhost/hosts.py), never listed here.
-ALLOWED_HOSTS += [
-    name
-    for name in (MAILHOST_HOSTNAME.lower().rstrip("."), urlparse(MAILHOST_PORTAL_URL).hostname)
-    if name and name not in ALLOWED_HOSTS
-]
+_OWN_NAMES = (MAILHOST_HOSTNAME.lower().rstrip("."), urlparse(MAILHOST_PORTAL_URL).hostname)
+ALLOWED_HOSTS = list(dict.fromkeys([*ALLOWED_HOSTS, *(name for name in _OWN_NAMES if name)]))
 # Seconds a web process remembers whether a service host name is a hosted domain's.
 MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS = env_int("MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS", 30)
 MAILHOST_DKIM_ROTATION_DAYS = env_int("MAILHOST_DKIM_ROTATION_DAYS", 180)  # 0: never automatic
