@@ -11,7 +11,7 @@ help:
 	@echo "make down   stop everything 'make up' started"
 	@echo "make test   install what is missing and run ruff and the whole test suite"
 	@echo "make bench  benchmarks against a real stack (SIZE=small: < 3 min; SIZE=full)"
-	@echo "make lock   re-resolve requirements.lock from pyproject.toml's ranges (upgrades)"
+	@echo "make lock   add what pyproject.toml newly asks for to requirements.lock (UPGRADE=1: upgrade all)"
 
 # Exactly the versions (and file hashes) in requirements.lock: every clone installs the same set.
 $(VENV)/.installed: requirements.lock
@@ -41,5 +41,5 @@ bench: install
 # pyproject.toml holds the ranges; this writes the newest versions within them, with hashes.
 lock: install
 	@$(PY) -m pip install -q pip-tools
-	@$(VENV)/bin/pip-compile --quiet --upgrade --generate-hashes --strip-extras --extra test \
+	@$(VENV)/bin/pip-compile --quiet $(if $(UPGRADE),--upgrade) --generate-hashes --strip-extras --extra test \
 	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml

@@ -17,7 +17,9 @@ BENCH_DB = "mailhost_bench"
 REDIS_DB = 9
 NODE_NAME = "bench"
 HOSTNAME = "mail.bench.test"
-PORT_NAMES = ("smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal")
+PORT_NAMES = (
+    "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
+)
 _PORT_VARS = {
     "smtp": "MAILHOST_SMTP_PORT",
     "submission": "MAILHOST_SUBMISSION_PORT",
@@ -26,6 +28,7 @@ _PORT_VARS = {
     "imaps": "MAILHOST_IMAPS_PORT",
     "managesieve": "MAILHOST_MANAGESIEVE_PORT",
     "internal": "MAILHOST_INTERNAL_SMTP_PORT",
+    "authpolicy": "MAILHOST_AUTHPOLICY_PORT",
 }
 
 
@@ -108,6 +111,7 @@ def configure() -> BenchEnv:
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
         "DEBUG": "false",
+        "MAILHOST_HTTPS": "false",  # gunicorn on plain http://127.0.0.1
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }

@@ -32,7 +32,7 @@ from identity.services import (
     mtasts_set,
     posture_update,
 )
-from mailboxes.selectors import domain_get, domain_get_for_write
+from mailboxes.selectors import domain_get_for_write
 from mailhost.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut
 
 router = Router(tags=["dns"])
@@ -115,6 +115,9 @@ class StaleRecordOut(Schema):
 
 class DnsOut(Schema):
     domain: str
+    verified: bool = Field(
+        description="Ownership proven; until then the `verification` record must be published."
+    )
     records: list[RecordOut]
     remove: list[StaleRecordOut] = Field(description="Delete these if they are published.")
     dkim_keys: list[DkimKeyOut]
@@ -130,6 +133,7 @@ def _dns_out(view: DnsOverview) -> dict:
     posture, name = view.posture, view.domain.name
     return {
         "domain": name,
+        "verified": view.domain.is_verified,
         "records": [r.__dict__ for r in view.records],
         "remove": [r.__dict__ for r in view.remove],
         "dkim_keys": [_key_out(k, name) for k in view.keys],
@@ -214,10 +218,11 @@ def dns_zone(request, name: str):
     return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
-@router.post("/domains/{name}/dns/check", response=READ, summary="Check the records now")
+@router.post("/domains/{name}/dns/check", response=WRITE, summary="Check the records now")
 def dns_check(request, name: str):
-    """Query DNS now (bounded by the resolver timeouts) and store the verdicts."""
-    domain = domain_get(request.auth, name)
+    """Query DNS now (bounded by the resolver timeouts) and store the verdicts. A write: it
+    records history, may take due DKIM rotation steps and mails admins about changes."""
+    domain = domain_get_for_write(request.auth, name)
     dns_check_run(actor=request.auth, domain=domain)
     return _dns_out(dns_overview(request.auth, name))
 

@@ -23,8 +23,9 @@ SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 _PREFIXES = {XLINK_NS: "xlink", XML_NS: "xml", "http://www.w3.org/2001/xml-events": "ev"}
-# The conventional prefixes for the output: SVG as the default namespace, xlink as xlink.
-ElementTree.register_namespace("", SVG_NS)
+# xlink keeps its conventional prefix in the output. SVG is written as the default namespace by
+# canonical() itself: a process-wide registration would be overridden by any library that
+# registers a prefix for it (qrcode, loaded by allauth's MFA pages, registers "svg").
 ElementTree.register_namespace("xlink", XLINK_NS)
 
 _CORE = frozenset({"id", f"{{{XML_NS}}}space", f"{{{XML_NS}}}lang"})
@@ -306,13 +307,17 @@ def _value_problems(element: str, attribute: str, value: str, reasons: list[str]
 
 def canonical(root: Element) -> bytes:
     """The logo re-serialised from the parsed (and already allowed) tree, deterministically."""
-    text = ElementTree.tostring(_clean_copy(root), encoding="unicode")
+    tree = _clean_copy(root)
+    tree.attrib = {"xmlns": SVG_NS, **tree.attrib}  # SVG elements are unprefixed (_clean_copy)
+    text = ElementTree.tostring(tree, encoding="unicode")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode()
 
 
 def _clean_copy(element: Element) -> Element:
-    name = _local(element.tag)[1]
-    copy = Element(element.tag, dict(sorted(element.attrib.items())))
+    namespace, name = _local(element.tag)
+    # Unprefixed under the root's xmlns: ElementTree's prefix for a namespace is process-wide.
+    copy = Element(name if namespace == SVG_NS else element.tag,
+                   dict(sorted(element.attrib.items())))
     if name in _MIXED_CONTENT:
         copy.text = element.text.strip() if name in ("title", "desc") and element.text else (
             element.text

@@ -33,6 +33,12 @@ SRV_RECORDS = (
     ("srv:autodiscover", "_autodiscover._tcp", "https", "Outlook finds its autodiscover service"),
 )
 TXT_CHUNK = 255  # bytes per character-string (RFC 1035 3.3)
+# Domain ownership: the owner publishes a TXT record of this value at this name (RFC 8552
+# underscored label), as Google Workspace and Microsoft 365 ask for theirs. Its own name keeps
+# the apex TXT set (SPF, which every receiver fetches) small and untouched, lets RFC 2136
+# publishing replace it as one RRset, and can be CNAMEd to a DNS provider that manages it.
+VERIFICATION_LABEL = "_mailhost-verify"
+VERIFICATION_PREFIX = "mailhost-verification="
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,9 @@ class PostureSnap:
     tlsrpt_rua: tuple[str, ...]
     bimi_url: str | None  # set when a logo is stored
     clients: ClientEndpoints  # where mail clients connect: the SRV targets and ports
+    # Set while the domain's ownership is not verified, and after a DNS verification (keep the
+    # record); None when ownership needs no record (staff, special-use name, …).
+    verification_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,9 +97,23 @@ def bimi_published(snap: PostureSnap) -> bool:
     return snap.bimi_url is not None and dmarc.enforces(snap.dmarc)
 
 
+def verification_name(domain: str) -> str:
+    return f"{VERIFICATION_LABEL}.{domain}"
+
+
+def ownership_record(domain: str, token: str) -> Record:
+    return Record(
+        "verification", verification_name(domain), "TXT", f"{VERIFICATION_PREFIX}{token}",
+        "Proves you control the domain: until it is seen, no mail is routed or signed for it",
+    )
+
+
 def expected_records(snap: PostureSnap) -> list[Record]:
     d, host = snap.domain, snap.mail_host
-    records = [
+    records = [] if snap.verification_token is None else [
+        ownership_record(d, snap.verification_token)
+    ]
+    records += [
         Record("mx", d, "MX", f"10 {host}.", "Mail for the domain is delivered to the mail host"),
         Record("spf", d, "TXT", spf_value(snap), "SPF: the mail host may send for the domain"),
     ]

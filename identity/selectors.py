@@ -30,9 +30,10 @@ from identity.records import (
     bimi_published,
     expected_records,
     mtasts_policy,
+    ownership_record,
     zone_fragment,
 )
-from mailboxes.models import Domain
+from mailboxes.models import Domain, VerificationMethod
 from mailboxes.selectors import domain_get, hosted_domain, live_domain_q
 from mailhost.endpoints import client_endpoints
 from mailhost.names import InvalidName, normalise_domain
@@ -81,6 +82,19 @@ def dns_keys(domain: Domain) -> QuerySet[DkimKey]:
     return domain.dkim_keys.filter(state__in=DNS_STATES).order_by("selector")
 
 
+def ownership_token(domain: Domain) -> str | None:
+    """The token the domain's records should carry: while it waits for verification, and once
+    verified by it (the record stays listed, to keep); none when ownership needed no record."""
+    if not domain.is_verified or domain.verification_method == VerificationMethod.DNS:
+        return domain.verification_token
+    return None
+
+
+def verification_record(domain: Domain) -> Record | None:
+    token = ownership_token(domain)
+    return None if token is None else ownership_record(domain.name, token)
+
+
 def posture_snapshot(domain: Domain, posture: DomainPosture | None = None) -> PostureSnap:
     posture = posture or posture_of(domain)
     keys = tuple(
@@ -100,6 +114,7 @@ def posture_snapshot(domain: Domain, posture: DomainPosture | None = None) -> Po
         tlsrpt_rua=tuple(posture.tlsrpt_rua),
         bimi_url=bimi_logo_url(domain.name) if posture.bimi_sha256 else None,
         clients=client_endpoints(),
+        verification_token=ownership_token(domain),
     )
 
 
@@ -118,8 +133,8 @@ def domain_records(domain: Domain) -> list[Record]:
     return expected_records(posture_snapshot(domain))
 
 
-def domain_zone(actor: Actor, name: str) -> str:
-    domain = domain_get(actor, name)
+def domain_zone(actor: Actor, name: str, *, organisation=None) -> str:
+    domain = domain_get(actor, name, organisation=organisation)
     return zone_fragment(domain_records(domain), domain=domain.name, ttl=settings.MAILHOST_DNS_TTL)
 
 
@@ -178,8 +193,8 @@ class DnsOverview:
     remove: list[StaleRecord]
 
 
-def dns_overview(actor: Actor, name: str) -> DnsOverview:
-    domain = domain_get(actor, name)
+def dns_overview(actor: Actor, name: str, *, organisation=None) -> DnsOverview:
+    domain = domain_get(actor, name, organisation=organisation)
     posture = posture_of(domain)
     snap = posture_snapshot(domain, posture)
     checks = {c.key: c for c in DnsCheck.objects.filter(domain=domain)}
@@ -232,8 +247,10 @@ def dkim_signing_keys(domain: Domain) -> QuerySet[DkimKey]:
     return domain.dkim_keys.filter(state=DkimKeyState.ACTIVE).order_by("-algorithm")
 
 
-def check_history(actor: Actor, name: str, *, key: str | None = None) -> QuerySet[DnsCheckHistory]:
-    domain = domain_get(actor, name)
+def check_history(
+    actor: Actor, name: str, *, key: str | None = None, organisation=None
+) -> QuerySet[DnsCheckHistory]:
+    domain = domain_get(actor, name, organisation=organisation)
     history = DnsCheckHistory.objects.filter(domain=domain)
     if key:
         history = history.filter(key=key)

@@ -8,6 +8,7 @@ outcome in a short transaction of its own.
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import hashlib
 import ipaddress
@@ -49,6 +50,7 @@ from identity.selectors import (
     posture_of,
     posture_snapshot,
     records_to_remove,
+    verification_record,
 )
 from identity.verify import (
     CheckResult,
@@ -59,11 +61,13 @@ from identity.verify import (
     run_checks,
 )
 from mailboxes.changes import record_change
-from mailboxes.models import Domain, NodeChange
+from mailboxes.models import Domain, NodeChange, VerificationMethod
+from mailboxes.selectors import domain_verified_owner
+from mailboxes.services import domain_mark_verified
 from mailhost.crypto import decrypt, encrypt
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
 from mailhost.names import InvalidName, normalise_domain
-from tenants.access import SYSTEM, Actor, require_read, require_write
+from tenants.access import SYSTEM, Actor, require_write
 from tenants.audit import audit_record
 from tenants.models import Membership, Role
 
@@ -77,6 +81,13 @@ class PublishFailed(DomainError):
 
     code = "dns_publish_failed"
     status = 502
+
+
+class DnsUnknown(DomainError):
+    """DNS did not answer (timeout, SERVFAIL): nothing can be concluded yet."""
+
+    code = "dns_unknown"
+    status = 503
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -624,30 +635,101 @@ def dns_check_run(
     lookup: DnsLookup | None = None,
     fetch_policy: PolicyFetcher | None = None,
     advance: bool = True,
+    only: tuple[str, ...] | None = None,
+    verify_as: Actor = SYSTEM,
 ) -> list[CheckResult]:
-    """Check every expected record live, store the verdicts, then take due rotation steps.
+    """Check every expected record live (or the `only` keys), store the verdicts, verify the
+    domain's ownership if its token is seen, then take due rotation steps.
 
     Not atomic: the DNS queries run outside any transaction; the verdicts are stored in one.
     Organisation admins get an e-mail when a verdict's status changes (not on the first one).
+    The ownership is marked verified by `verify_as` (the verifier itself, unless a person asked).
+    It writes (history, rotation steps, mail), so it needs write access.
     """
-    require_read(actor, domain.organisation_id, "That domain")
+    require_write(actor, domain.organisation_id, "That domain")
     snap = posture_snapshot(domain)
     lookup = lookup or default_lookup()
     fetch_policy = fetch_policy or https_policy_fetcher(
         lookup=lookup, timeout_ms=settings.MAILHOST_MTASTS_FETCH_TIMEOUT_MS
     )
-    results = run_checks(snap, expected_records(snap), lookup=lookup, fetch_policy=fetch_policy)
-    _store_results(domain=domain, results=results)
-    if advance:
+    records = expected_records(snap)
+    if only is not None:
+        records = [r for r in records if r.key in only]
+    results = run_checks(snap, records, lookup=lookup, fetch_policy=fetch_policy)
+    results = [_ownership_verdict(domain, r) for r in results]
+    _store_results(domain=domain, results=results, partial=only is not None)
+    _verify_ownership(domain, results, verify_as)
+    if advance and only is None:
         dkim_rotation_advance(actor=SYSTEM, domain=domain)
     return results
 
 
+def _ownership_verdict(domain: Domain, result: CheckResult) -> CheckResult:
+    """The token is there, but another organisation holds the name verified: not "ok". Whoever
+    reads this controls the domain's DNS (they published the token), so saying so tells them
+    nothing they may not know."""
+    if result.key != "verification" or result.status != CheckStatus.OK or domain.is_verified:
+        return result
+    if domain_verified_owner(domain.name) is None:
+        return result
+    detail = (f"The record is published, but {domain.display_name} is already verified by "
+              "another organisation on this service. Ask the service's staff to move it.")
+    return dataclasses.replace(result, status=CheckStatus.WRONG, detail=detail)
+
+
+def _verify_ownership(domain: Domain, results: list[CheckResult], actor: Actor) -> None:
+    seen = any(r.key == "verification" and r.status == CheckStatus.OK for r in results)
+    if not seen or domain.is_verified:
+        return
+    try:
+        verified = domain_mark_verified(actor=actor, domain=domain, method=VerificationMethod.DNS)
+    except Conflict as exc:  # verified elsewhere meanwhile: the next check says so
+        logger.info("%s not verified: %s", domain.name, exc.detail)
+        return
+    domain.verified_at, domain.verification_method = (
+        verified.verified_at, verified.verification_method
+    )
+
+
+def domain_verify_now(*, actor: Actor, domain: Domain, lookup: DnsLookup | None = None) -> Domain:
+    """Look for the ownership record now and verify the domain if it is there.
+
+    Not atomic: one DNS query (bounded by the resolver lifetime), then the verdict and the
+    verification are stored in transactions of their own. Conflict `not_verified` says what
+    was found instead; DnsUnknown when DNS did not answer.
+    """
+    require_write(actor, domain.organisation_id, "That domain")
+    if domain.is_verified:
+        return domain
+    results = dns_check_run(
+        actor=actor, domain=domain, lookup=lookup, only=("verification",), verify_as=actor
+    )
+    if domain.is_verified:
+        return domain
+    result = next(r for r in results if r.key == "verification")
+    record = verification_record(domain)
+    if result.status == CheckStatus.UNKNOWN:
+        raise DnsUnknown(f"DNS did not answer for {record.name}: {result.detail} Try again.")
+    raise Conflict(
+        f"{domain.display_name} is not verified yet: {result.detail} Publish a TXT record at "
+        f"{record.name} with the value {record.value}, then try again (DNS changes can take "
+        "a while to be seen).",
+        code="not_verified",
+    )
+
+
 @transaction.atomic
-def _store_results(*, domain: Domain, results: list[CheckResult]) -> list[tuple[CheckResult, str]]:
+def _store_results(
+    *, domain: Domain, results: list[CheckResult], partial: bool = False
+) -> list[tuple[CheckResult, str]]:
+    """Store the verdicts; `partial`: only these keys were checked (keep the others, and the
+    time of the last full check)."""
     now = timezone.now()
     posture = _posture_for_update(domain)  # the row lock serialises two runs for one domain
-    current = {c.key: c for c in DnsCheck.objects.filter(domain=domain)}
+    checks = DnsCheck.objects.filter(domain=domain)
+    if partial:
+        checks = checks.filter(key__in=[r.key for r in results])
+    current = {c.key: c for c in checks}
     changes: list[tuple[CheckResult, str]] = []
     history: list[DnsCheckHistory] = []
     for result in results:
@@ -667,9 +749,14 @@ def _store_results(*, domain: Domain, results: list[CheckResult]) -> list[tuple[
         _save_check(domain, check, result, found, now)
     DnsCheck.objects.filter(pk__in=[c.pk for c in current.values()]).delete()
     DnsCheckHistory.objects.bulk_create(history)
-    posture.last_checked_at = now
-    posture.next_check_at = now + dt.timedelta(minutes=settings.MAILHOST_DNS_CHECK_INTERVAL_MINUTES)
-    posture.save(update_fields=["last_checked_at", "next_check_at"])
+    if not partial:
+        # A claim waiting for its ownership record is looked at more often than a live domain.
+        minutes = settings.MAILHOST_DNS_CHECK_INTERVAL_MINUTES
+        if not Domain.objects.filter(pk=domain.pk, verified_at__isnull=False).exists():
+            minutes = min(minutes, settings.MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES)
+        posture.last_checked_at = now
+        posture.next_check_at = now + dt.timedelta(minutes=minutes)
+        posture.save(update_fields=["last_checked_at", "next_check_at"])
     if changes:
         domain_id = domain.pk
         transaction.on_commit(lambda: notify_status_changes(domain_id=domain_id, changes=changes))

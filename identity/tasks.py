@@ -32,20 +32,28 @@ def _interval() -> dt.timedelta:
     return dt.timedelta(minutes=settings.MAILHOST_DNS_CHECK_INTERVAL_MINUTES)
 
 
-def first_check_at(name: str, now: dt.datetime) -> dt.datetime:
+def first_check_at(
+    name: str, now: dt.datetime, interval: dt.timedelta | None = None
+) -> dt.datetime:
     """A stable point in the coming interval, different for each domain."""
-    seconds = int(_interval().total_seconds()) or 1
+    seconds = int((interval or _interval()).total_seconds()) or 1
     return now + dt.timedelta(seconds=zlib.crc32(name.encode()) % seconds)
 
 
 def ensure_postures(now: dt.datetime) -> int:
-    """Give domains without a posture row one, with defaults and a spread first check."""
-    missing = Domain.objects.filter(posture__isnull=True).values_list("pk", "name")[:BATCH]
+    """Give domains without a posture row one, with defaults and a spread first check (soon
+    for a domain waiting for its ownership record)."""
+    missing = Domain.objects.filter(posture__isnull=True).values_list(
+        "pk", "name", "verified_at"
+    )[:BATCH]
+    verify = dt.timedelta(minutes=settings.MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES)
     postures = [
         DomainPosture(
-            domain_id=pk, next_check_at=first_check_at(name, now), **posture_defaults(name)
+            domain_id=pk,
+            next_check_at=first_check_at(name, now, None if verified else verify),
+            **posture_defaults(name),
         )
-        for pk, name in missing
+        for pk, name, verified in missing
     ]
     DomainPosture.objects.bulk_create(postures, ignore_conflicts=True)
     return len(postures)

@@ -286,6 +286,17 @@ def _show(value) -> str:
     return str(value)
 
 
+def check_ownership(snap: PostureSnap, record: Record, lookup: DnsLookup) -> Verdict:
+    """The ownership token, among whatever else is published there (several organisations, or
+    a re-verification, may leave several tokens at the name)."""
+    found = lookup.texts(record.name, "TXT")
+    if any(value.strip() == record.value for value in found):
+        return OK, f"The verification record is published at {record.name}.", found
+    if not found:
+        return WRONG, f"No TXT record at {record.name} yet.", found
+    return WRONG, f"{record.name} does not hold this domain's token ({record.value}).", found
+
+
 def check_tag_record(snap: PostureSnap, record: Record, lookup: DnsLookup) -> Verdict:
     """MTA-STS id, TLS-RPT rua, BIMI l=: one record of the version, with the expected tags."""
     expected = parse_tags(record.value)
@@ -395,6 +406,7 @@ def check_mtasts_policy(snap: PostureSnap, fetch_policy: PolicyFetcher) -> Verdi
 
 
 _CHECKS = {
+    "verification": check_ownership,
     "mx": check_mx,
     "dkim": check_dkim,
     "dmarc": check_dmarc,

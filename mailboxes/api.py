@@ -21,6 +21,8 @@ from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 from pydantic import StrictBool, StrictInt
 
+from identity.selectors import verification_record
+from identity.services import domain_verify_now
 from mailboxes.models import Alias, Domain, Mailbox
 from mailboxes.selectors import (
     alias_get,
@@ -76,8 +78,10 @@ def _quota():
     return Field(None, ge=1, le=MAX_QUOTA_MB, description="MB; empty: the domain's default.")
 
 
-def _live(obj, node) -> bool:
-    return node.applied_revision >= obj.revision
+def _live(obj, node, domain: Domain) -> bool:
+    """Applied on the mail node, and on a domain whose ownership is verified (until then
+    nothing of it reaches the node, whatever the revision)."""
+    return domain.verified_at is not None and node.applied_revision >= obj.revision
 
 
 def _search(raw: str | None) -> str | None:
@@ -87,15 +91,32 @@ def _search(raw: str | None) -> str | None:
 # --- domains -------------------------------------------------------------------------------
 
 
+class VerificationOut(Schema):
+    name: str = Field(description="Publish a TXT record at this name…")
+    type: Literal["TXT"]
+    value: str = Field(description="…with this value, then POST …/verify.")
+
+
 class DomainOut(Schema):
     name: str = Field(description="IDNA A-label form, as stored.")
     display_name: str = Field(description="Unicode form, for people.")
     organisation: str
     status: Literal["active", "disabled"]
-    max_mailboxes: int | None
+    max_mailboxes: int | None = Field(description="Set by the service's staff; null: no limit.")
     default_quota_mb: int
+    verified: bool = Field(
+        description="Ownership proven. Until then the domain is not routed or signed and its "
+        "mailboxes and aliases wait (they can be prepared)."
+    )
+    verified_at: dt.datetime | None
+    verification_method: Literal["", "dns", "staff", "special-use", "parent", "existing"]
+    verification: VerificationOut | None = Field(
+        description="The record that proves ownership; null once verified otherwise than by DNS."
+    )
     revision: int = Field(description="The desired-state revision this domain needs.")
-    live: bool = Field(description="True once the mail node has applied that revision.")
+    live: bool = Field(
+        description="True once the domain is verified and the mail node has applied that revision."
+    )
     created_at: dt.datetime
 
     @staticmethod
@@ -103,20 +124,34 @@ class DomainOut(Schema):
         return obj.organisation.slug
 
     @staticmethod
+    def resolve_verified(obj: Domain) -> bool:
+        return obj.is_verified
+
+    @staticmethod
+    def resolve_verification(obj: Domain) -> dict | None:
+        record = verification_record(obj)
+        return None if record is None else {"name": record.name, "type": "TXT",
+                                            "value": record.value}
+
+    @staticmethod
     def resolve_live(obj: Domain) -> bool:
-        return _live(obj, obj.node)
+        return _live(obj, obj.node, obj)
 
 
 class DomainIn(Schema):
     name: Text(253, min_length=1)
     organisation: Slug | None = Field(None, description="Needed if you act in several.")
-    max_mailboxes: StrictInt | None = Field(None, ge=0, le=10**6, description="Empty: no limit.")
+    max_mailboxes: StrictInt | None = Field(
+        None, ge=0, le=10**6, description="Staff only (403 otherwise). Empty: no limit."
+    )
     default_quota_mb: StrictInt | None = _quota()
 
 
 class DomainPatch(Schema):
     status: Literal["active", "disabled"] | None = None
-    max_mailboxes: StrictInt | None = Field(None, ge=0, le=10**6, description="null: no limit.")
+    max_mailboxes: StrictInt | None = Field(
+        None, ge=0, le=10**6, description="Staff only (403 otherwise). null: no limit."
+    )
     default_quota_mb: StrictInt | None = _quota()
 
 
@@ -149,7 +184,10 @@ def domains_list(request, query: Query[DomainQuery]):
     tags=["domains"],
 )
 def domains_create(request, payload: DomainIn):
-    """Host a domain (201), or answer 200 if it is already yours with these attributes."""
+    """Claim a domain (201), or answer 200 if it is already yours with these attributes. A new
+    domain goes live once its ownership is verified: publish the TXT record in `verification`,
+    then POST /domains/{name}/verify (names under .test, .example, .invalid and .localhost,
+    and names under a domain you verified, are verified at once)."""
     organisation = organisation_for(request.auth, payload.organisation)
     try:
         domain = domain_create(
@@ -172,7 +210,7 @@ def domains_create(request, payload: DomainIn):
         )
         _refuse_differences(existing.name, existing, given)
         return Status(200, existing)
-    return Status(201, domain_get(request.auth, domain.name))
+    return Status(201, domain_get(request.auth, domain.name, organisation=organisation))
 
 
 @router.get(
@@ -180,6 +218,17 @@ def domains_create(request, payload: DomainIn):
 )
 def domains_get(request, name: str):
     return domain_get(request.auth, name)
+
+
+@router.post(
+    "/domains/{name}/verify", response={200: DomainOut, WRITE_ERRORS: ErrorOut}, tags=["domains"]
+)
+def domains_verify(request, name: str):
+    """Look up the verification TXT record now and, if it is there, verify the domain (200,
+    `verified: true`; it goes live within moments). 409 `not_verified` says what was found
+    instead; 503 `dns_unknown` if DNS did not answer. Verifying a verified domain is a 200."""
+    domain = domain_get_for_write(request.auth, name)
+    return domain_verify_now(actor=request.auth, domain=domain)
 
 
 @router.patch(
@@ -239,7 +288,7 @@ class MailboxOut(Schema):
 
     @staticmethod
     def resolve_live(obj: Mailbox) -> bool:
-        return _live(obj, obj.domain.node)
+        return _live(obj, obj.domain.node, obj.domain)
 
 
 class MailboxWithPasswordOut(MailboxOut):
@@ -294,7 +343,7 @@ def _domain_of(
         domain = domains[domain_name]
     else:
         try:
-            domain = domain_get(actor, domain_name)
+            domain = domain_get(actor, domain_name, organisation=organisation)
         except NotFound:
             domain = None
         if domains is not None:
@@ -720,7 +769,7 @@ class AliasOut(Schema):
 
     @staticmethod
     def resolve_live(obj: Alias) -> bool:
-        return _live(obj, obj.domain.node)
+        return _live(obj, obj.domain.node, obj.domain)
 
 
 class AliasIn(Schema):

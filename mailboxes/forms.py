@@ -21,6 +21,11 @@ class DomainAddForm(forms.Form):
         help_text="For new mailboxes; each mailbox can differ.",
     )
 
+    def __init__(self, *args, staff: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not staff:  # the mail service's staff set limits, not the organisation
+            del self.fields["max_mailboxes"]
+
 
 class DomainEditForm(forms.Form):
     status = forms.ChoiceField(choices=DomainStatus.choices)
@@ -28,6 +33,14 @@ class DomainEditForm(forms.Form):
         label="Mailbox limit", required=False, min_value=0, help_text="Leave empty for no limit."
     )
     default_quota_mb = forms.IntegerField(label="Default quota (MB)", min_value=1)
+
+    def __init__(self, *args, staff: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not staff:
+            # Shown, not editable: a changed value still reaches the service, which answers 403.
+            field = self.fields["max_mailboxes"]
+            field.widget.attrs["readonly"] = True
+            field.help_text = "Set by the mail service's staff; ask them to change it."
 
 
 class MailboxCreateForm(forms.Form):

@@ -1,3 +1,4 @@
+import secrets
 import uuid
 
 from django.conf import settings
@@ -68,10 +69,32 @@ class DomainStatus(models.TextChoices):
     DISABLED = "disabled", "Disabled"
 
 
+class VerificationMethod(models.TextChoices):
+    DNS = "dns", "DNS record"
+    STAFF = "staff", "Marked by staff"
+    SPECIAL_USE = "special-use", "Special-use name (.test, .example, .invalid, .localhost)"
+    PARENT = "parent", "Under a domain the organisation verified"
+    EXISTING = "existing", "Hosted before ownership verification"
+
+
+def new_verification_token() -> str:
+    """What the owner publishes to prove control of the domain's DNS: random, per claim."""
+    return secrets.token_hex(16)
+
+
 class Domain(models.Model):
+    """An organisation's claim on a domain name. Several organisations may claim one name, but
+    only the claim whose ownership is verified (DNS token, or staff) reaches a mail node:
+    routing, signing and mailboxes wait for `verified_at`."""
+
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="domains")
     node = models.ForeignKey(MailNode, on_delete=models.PROTECT, related_name="domains")
-    name = models.CharField(max_length=253, unique=True, help_text="IDNA (A-label), lower case.")
+    name = models.CharField(max_length=253, db_index=True, help_text="IDNA (A-label), lower case.")
+    verification_token = models.CharField(max_length=64, default=new_verification_token)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification_method = models.CharField(
+        max_length=12, choices=VerificationMethod.choices, blank=True
+    )
     status = models.CharField(max_length=10, choices=DomainStatus.choices, default="active")
     max_mailboxes = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
     default_quota_mb = models.PositiveIntegerField(default=settings.MAILHOST_DEFAULT_QUOTA_MB)
@@ -88,6 +111,20 @@ class Domain(models.Model):
                 condition=~Q(name__contains="/") & ~Q(name__contains=" ") & ~Q(name=""),
                 name="domain_name_no_separators",
             ),
+            # One verified owner per name: the one whose rows reach the mail nodes.
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=Q(verified_at__isnull=False),
+                name="domain_one_verified_owner",
+            ),
+            models.UniqueConstraint(
+                fields=["organisation", "name"], name="domain_unique_per_organisation"
+            ),
+            models.CheckConstraint(
+                condition=Q(verified_at__isnull=True, verification_method="")
+                | (Q(verified_at__isnull=False) & ~Q(verification_method="")),
+                name="domain_verified_with_a_method",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -96,6 +133,10 @@ class Domain(models.Model):
     @property
     def display_name(self) -> str:
         return domain_for_display(self.name)
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
 
 
 class MailboxStatus(models.TextChoices):

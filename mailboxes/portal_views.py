@@ -24,6 +24,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from bans.node import login_failed
 from mailboxes import autoconfig, selectors, services
 from mailboxes.forms import (
     AppPasswordForm,
@@ -176,6 +177,7 @@ def login(request):
             mailbox = _check_credentials(address, form.cleaned_data["password"])
             if mailbox is None:
                 _count_failure(ip, address)
+                login_failed(client_ip(request), address, "mailbox-portal")
                 form.add_error(None, "The address or password is not right.")
                 status = 401
             else:

@@ -46,15 +46,18 @@ def domain_dns(request, name):
 
 
 def _dns_page(request, domain, *, status: int = 200):
-    overview = posture.dns_overview(request.actor, domain.name)
+    overview = posture.dns_overview(request.actor, domain.name, organisation=request.organisation)
     records = [(record, rdata_text(record)) for record in overview.records]
     context = {
         "domain": domain,
         "overview": overview,
+        "ownership_record": posture.verification_record(domain),
         "records": records,
         "pending": any(r.status is None for r in overview.records),
         "history": paginate(
-            request, posture.check_history(request.actor, domain.name), per_page=20,
+            request,
+            posture.check_history(request.actor, domain.name, organisation=request.organisation),
+            per_page=20,
             param="hpage",
         ),
         "mtasts_modes": MtaStsMode.choices,
@@ -77,7 +80,7 @@ def _refused(request, domain, exc):
 @operator_page
 def domain_zone(request, name):
     domain = _domain(request, name)
-    text = posture.domain_zone(request.actor, domain.name)
+    text = posture.domain_zone(request.actor, domain.name, organisation=request.organisation)
     response = HttpResponse(text, content_type="text/dns; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{domain.name}.zone"'
     return response
@@ -85,8 +88,10 @@ def domain_zone(request, name):
 
 @operator_page
 def domain_check(request, name):
-    """Queue a live check now (the page refreshes its status as the verdicts come in)."""
-    domain = _domain(request, name)
+    """Queue a live check now (the page refreshes its status as the verdicts come in).
+
+    A check writes history, may take DKIM rotation steps and mails admins: a write."""
+    domain = _domain(request, name, write=request.method == "POST")
     if request.method == "POST":
         from identity.tasks import check_domain
 

@@ -20,7 +20,7 @@ from mailboxes.models import (
     MailNode,
 )
 from mailhost.errors import NotFound
-from mailhost.names import InvalidName, normalise_domain, split_address
+from mailhost.names import HOSTED_LOCAL_PART, InvalidName, normalise_domain, split_address
 from tenants.access import Actor, require_read, require_write, visible_organisations
 
 HOSTS_CACHE = "hosts"  # a small per-process cache (settings.CACHES), not the shared Redis one
@@ -35,21 +35,45 @@ def domain_list(actor: Actor, *, organisation=None) -> QuerySet[Domain]:
     return domains.order_by("name")
 
 
-def domain_get(actor: Actor, name: str) -> Domain:
+# Several organisations may claim one name; only one claim is verified. Someone who sees more
+# than one claim (staff, a member of several organisations) gets the verified one first.
+_VERIFIED_FIRST = (F("verified_at").asc(nulls_last=True), "created_at", "id")
+
+
+def domain_get(actor: Actor, name: str, *, organisation=None) -> Domain:
+    """The actor's domain `name`; with `organisation`, that organisation's claim on it."""
     try:
         ascii_name = normalise_domain(name)
     except InvalidName:
         raise NotFound("That domain was not found.") from None
-    domain = domain_list(actor).filter(name=ascii_name).first()
+    domains = domain_list(actor, organisation=organisation).filter(name=ascii_name)
+    domain = domains.order_by(*_VERIFIED_FIRST).first()
     if domain is None:
         raise NotFound("That domain was not found.")
     return domain
 
 
-def domain_get_for_write(actor: Actor, name: str) -> Domain:
-    domain = domain_get(actor, name)
+def domain_get_for_write(actor: Actor, name: str, *, organisation=None) -> Domain:
+    domain = domain_get(actor, name, organisation=organisation)
     require_write(actor, domain.organisation_id, "That domain")
     return domain
+
+
+def domain_verified_owner(ascii_name: str) -> Domain | None:
+    """The verified claim on a name, whoever holds it. No actor: for the services' rules
+    (which name is free, which is inside another tenant's domain), never shown to a tenant."""
+    return Domain.objects.filter(name=ascii_name, verified_at__isnull=False).first()
+
+
+def domain_verified_parent(ascii_name: str) -> Domain | None:
+    """The verified domain that `ascii_name` lies below (the nearest), if any. One query on
+    the indexed name, whatever the number of domains."""
+    labels = ascii_name.split(".")
+    parents = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+    if not parents:
+        return None
+    found = Domain.objects.filter(name__in=parents, verified_at__isnull=False)
+    return max(found, key=lambda d: len(d.name), default=None)
 
 
 def mailbox_list(
@@ -89,17 +113,23 @@ def _search_address(queryset, search: str):
     return queryset.filter(local_part__contains=term)
 
 
-def mailbox_get(actor: Actor, address: str, *, include_deleted: bool = False) -> Mailbox:
-    """The live mailbox at `address`; with include_deleted, the most recently deleted one too."""
+def mailbox_get(
+    actor: Actor, address: str, *, include_deleted: bool = False, organisation=None
+) -> Mailbox:
+    """The live mailbox at `address`; with include_deleted, the most recently deleted one too.
+    With `organisation`, that organisation's (another may hold a claim on the same name)."""
     try:
         local_part, domain_name = split_address(address)
     except InvalidName:
         raise NotFound("That mailbox was not found.") from None
-    mailboxes = mailbox_list(actor, include_deleted=include_deleted).filter(
-        local_part=local_part, domain__name=domain_name
-    )
-    # The live one (deleted_at NULL) first, then the most recently deleted.
-    mailbox = mailboxes.order_by(F("deleted_at").desc(nulls_first=True)).first()
+    mailboxes = mailbox_list(
+        actor, organisation=organisation, include_deleted=include_deleted
+    ).filter(local_part=local_part, domain__name=domain_name)
+    # The live one (deleted_at NULL) first, then the most recently deleted; a verified
+    # domain's before a mere claim's.
+    mailbox = mailboxes.order_by(
+        F("deleted_at").desc(nulls_first=True), F("domain__verified_at").asc(nulls_last=True)
+    ).first()
     if mailbox is None:
         raise NotFound("That mailbox was not found.")
     return mailbox
@@ -120,8 +150,8 @@ def alias_list(
     return aliases.order_by("domain__name", "local_part", "id")
 
 
-def alias_get(actor: Actor, address: str) -> Alias:
-    """`user@domain`, or `@domain` for the catch-all."""
+def alias_get(actor: Actor, address: str, *, organisation=None) -> Alias:
+    """`user@domain`, or `@domain` for the catch-all (with `organisation`: that one's)."""
     raw = (address or "").strip()
     try:
         if raw.startswith("@"):
@@ -130,7 +160,10 @@ def alias_get(actor: Actor, address: str) -> Alias:
             local_part, domain_name = split_address(raw)
     except InvalidName:
         raise NotFound("That alias was not found.") from None
-    alias = alias_list(actor).filter(local_part=local_part, domain__name=domain_name).first()
+    aliases = alias_list(actor, organisation=organisation).filter(
+        local_part=local_part, domain__name=domain_name
+    )
+    alias = aliases.order_by(F("domain__verified_at").asc(nulls_last=True)).first()
     if alias is None:
         raise NotFound("That alias was not found.")
     return alias
@@ -187,6 +220,8 @@ def mailbox_for_session(mailbox_id: int) -> Mailbox | None:
 
 
 def _can_login(mailboxes: QuerySet[Mailbox]) -> Mailbox | None:
+    # Only on a verified domain: a mailbox prepared on a mere claim (maybe on someone else's
+    # name) is not live anywhere, the portal included.
     return (
         mailboxes.filter(live_domain_q("domain__"), deleted_at=None, status="active")
         .select_related("domain", "domain__organisation")
@@ -235,13 +270,15 @@ SERVICE_HOST_LABELS = ("mta-sts", "autoconfig", "autodiscover")
 
 
 def live_domain_q(prefix: str = "") -> Q:
-    """The one definition of a domain this install serves: active, of an organisation that is
-    not suspended. The node snapshot (routing, logins, signing), the mailbox portal's sign-in
-    and everything public (service hosts, MTA-STS policy, BIMI logo, autoconfig) filter with
-    it, so narrowing "hosted" (e.g. to ownership-verified domains) is a change here only.
+    """The one definition of a domain this install serves: active, ownership verified, of an
+    organisation that is not suspended. The node snapshot (routing, logins, signing), the
+    mailbox portal's sign-in and everything public (service hosts, MTA-STS policy, BIMI logo,
+    autoconfig) filter with it, so what "hosted" means is decided here only. A mere claim
+    (unverified) serves nothing: answering for it would tell the world the name is hosted here.
     `prefix`: "domain__" to filter mailboxes, aliases or keys by their domain."""
     return Q(**{
         f"{prefix}status": DomainStatus.ACTIVE,
+        f"{prefix}verified_at__isnull": False,
         f"{prefix}organisation__suspended_at__isnull": True,
     })
 
@@ -288,3 +325,19 @@ def hosted_domain_for_host(host: str) -> ServiceHost | None:
 
 def forget_hosted_hosts(**_signal) -> None:
     caches[HOSTS_CACHE].clear()
+
+
+def addresses_outside_hosted_grammar() -> list[tuple[str, str, str]]:
+    """(kind, address, organisation slug) of every live mailbox and alias whose local part
+    predates the hosted grammar (mailhost.names.HOSTED_LOCAL_PART) and so cannot be served:
+    the renderer refuses them. Staff-wide: for the operator's `checkaddresses` command."""
+    found = []
+    for kind, queryset in (
+        ("mailbox", Mailbox.objects.filter(deleted_at=None)),
+        ("alias", Alias.objects.exclude(local_part="")),  # '' is the catch-all
+    ):
+        rows = queryset.values_list("local_part", "domain__name", "domain__organisation__slug")
+        for local_part, domain_name, slug in rows.order_by("domain__name", "local_part"):
+            if not HOSTED_LOCAL_PART.match(local_part):
+                found.append((kind, f"{local_part}@{domain_name}", slug))
+    return found

@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import io
 import json
+from urllib.parse import urlparse
 
 from django.conf import settings
 from django.db import transaction
@@ -26,12 +27,24 @@ from mailboxes.models import (
     MailboxImport,
     MailboxStatus,
     NodeChange,
+    VerificationMethod,
+    new_verification_token,
 )
+from mailboxes.selectors import domain_verified_owner, domain_verified_parent
 from mailhost.backend.config import DEFAULT_APP_PASSWORD_SLOTS
 from mailhost.crypto import decrypt, encrypt
 from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from mailhost.names import InvalidName, normalise_address, normalise_domain, normalise_local_part
+from mailhost.names import (
+    InvalidName,
+    domain_for_display,
+    hosting_refusal,
+    is_special_use,
+    normalise_address,
+    normalise_domain,
+    normalise_local_part,
+)
 from mailhost.passwords import generate_password, hash_password, verify_password
+from mailhost.validation import one_line_problem
 from tenants.access import SYSTEM, Actor, require_staff, require_write
 from tenants.audit import audit_record
 from tenants.models import Organisation
@@ -57,13 +70,18 @@ def _local_part(raw: str, field: str = "local_part") -> str:
         raise Invalid(str(exc), field=field) from None
 
 
-def _display_name(raw: str | None) -> str:
+def _one_line(raw: str | None, *, field: str, limit: int, label: str) -> str:
     value = (raw or "").strip()
-    if len(value) > 200 or any(ord(ch) < 32 for ch in value):
-        raise Invalid(
-            "The display name is one line of at most 200 characters.", field="display_name"
-        )
+    if len(value) > limit:
+        raise Invalid(f"The {label} is one line of at most {limit} characters.", field=field)
+    problem = one_line_problem(value)
+    if problem:
+        raise Invalid(f"The {label} {problem}.", field=field)
     return value
+
+
+def _display_name(raw: str | None) -> str:
+    return _one_line(raw, field="display_name", limit=200, label="display name")
 
 
 def _quota(raw: int | None, fallback: int, field: str = "quota_mb") -> int:
@@ -122,12 +140,27 @@ def _refuse_taken_address(domain: Domain, local_part: str, *, except_mailbox=Non
         )
 
 
+def _refuse_over_limit(domain: Domain, doing: str) -> None:
+    """The domain's live mailboxes may not pass its limit (the caller holds the domain lock,
+    so two creators or restorers cannot both take the last place)."""
+    limit = domain.max_mailboxes
+    if limit is not None and domain.mailboxes.filter(deleted_at=None).count() >= limit:
+        raise Conflict(
+            f"{domain.name} has reached its limit of {limit} mailboxes, so you cannot "
+            f"{doing}. Delete a mailbox first, or ask the mail service's staff to raise "
+            "the limit.",
+            code="limit_reached",
+        )
+
+
 def _domain_state(domain: Domain) -> dict:
     return {
         "name": domain.name,
         "status": domain.status,
         "max_mailboxes": domain.max_mailboxes,
         "default_quota_mb": domain.default_quota_mb,
+        "verified": domain.is_verified,
+        "verification_method": domain.verification_method,
     }
 
 
@@ -167,6 +200,56 @@ def _audit(actor: Actor, organisation_id: int, action: str, obj, before=None, af
 # --- domains ---------------------------------------------------------------------------------
 
 
+def _reserved_hosts() -> list[str]:
+    """The service's own host names: the mail host and the portal's host."""
+    hosts = {settings.MAILHOST_HOSTNAME, urlparse(settings.MAILHOST_PORTAL_URL).hostname or ""}
+    names = set()
+    for host in hosts:
+        try:
+            names.add(normalise_domain(host))
+        except InvalidName:
+            continue  # a single-label or broken setting: mailhost.E001 reports it
+    return sorted(names)
+
+
+def _hostable_name(actor: Actor, raw: str) -> str:
+    """The name, normalised, if it may be hosted at all; Invalid says why not."""
+    name = _domain_name(raw)
+    refusal = hosting_refusal(
+        name, reserved_hosts=_reserved_hosts(), allow_reserved_parents=actor.is_global
+    )
+    if refusal:
+        raise Invalid(refusal, field="name", code="name_not_hostable")
+    return name
+
+
+def _limit_value(actor: Actor, max_mailboxes, current=None):
+    """A mailbox limit is what the service's staff sell and set: an organisation may not set
+    or raise its own (a 403 that says who can)."""
+    if max_mailboxes is not None and (not isinstance(max_mailboxes, int) or max_mailboxes < 0):
+        raise Invalid("The mailbox limit is a whole number, or empty.", field="max_mailboxes")
+    if max_mailboxes != current and not actor.is_global:
+        raise Forbidden(
+            "The mailbox limit is set by the mail service's staff; ask them to change it.",
+            field="max_mailboxes",
+            code="limit_set_by_staff",
+        )
+    return max_mailboxes
+
+
+def _verified_at_creation(organisation: Organisation, name: str) -> str:
+    """The verification method a new claim starts verified with, or "" (it must prove
+    ownership). Nobody else may hold the name verified in either case."""
+    if domain_verified_owner(name) is not None:
+        return ""
+    if is_special_use(name):
+        return VerificationMethod.SPECIAL_USE
+    parent = domain_verified_parent(name)
+    if parent is not None and parent.organisation_id == organisation.pk:
+        return VerificationMethod.PARENT  # its DNS is in a zone they proved they control
+    return ""
+
+
 @transaction.atomic
 def domain_create(
     *,
@@ -176,25 +259,102 @@ def domain_create(
     max_mailboxes: int | None = None,
     default_quota_mb: int | None = None,
 ) -> Domain:
+    """Claim a domain for an organisation. It is routed, signed and given mail only once its
+    ownership is verified (special-use names and names under the organisation's own verified
+    domain are verified at once). A name another organisation holds gets a claim like any
+    other: the answer never tells one tenant what another hosts."""
     from identity.services import dkim_key_create_initial
 
     require_write(actor, organisation.pk, "That organisation")
-    name = _domain_name(name)
-    if max_mailboxes is not None and (not isinstance(max_mailboxes, int) or max_mailboxes < 0):
-        raise Invalid("The mailbox limit is a whole number, or empty.", field="max_mailboxes")
+    name = _hostable_name(actor, name)
+    max_mailboxes = _limit_value(actor, max_mailboxes)
     quota = _quota(default_quota_mb, settings.MAILHOST_DEFAULT_QUOTA_MB, "default_quota_mb")
-    if Domain.objects.filter(name=name).exists():
-        raise Conflict(f"{name} is already hosted here.", field="name", code="domain_taken")
+    # Serialise claims on one organisation (its row): one organisation, one claim per name.
+    Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
+    if Domain.objects.filter(organisation=organisation, name=name).exists():
+        raise Conflict(
+            f"{domain_for_display(name)} is already a domain of this organisation.",
+            field="name",
+            code="domain_taken",
+        )
+    parent = domain_verified_parent(name)
+    if parent is not None and parent.organisation_id != organisation.pk:
+        raise Conflict(
+            f"{domain_for_display(name)} is inside a domain whose owner has verified it on "
+            "this service; only that organisation can add names under it.",
+            field="name",
+            code="inside_verified_domain",
+        )
+    method = _verified_at_creation(organisation, name)
     domain = Domain.objects.create(
         organisation=organisation,
         node=node_default(),
         name=name,
         max_mailboxes=max_mailboxes,
         default_quota_mb=quota,
+        verified_at=timezone.now() if method else None,
+        verification_method=method,
     )
     dkim_key_create_initial(domain=domain)
     _changed(domain, NodeChange.Kind.DOMAIN)
     _audit(actor, organisation.pk, "domain.create", domain, after=_domain_state(domain))
+    return domain
+
+
+@transaction.atomic
+def domain_mark_verified(*, actor: Actor, domain: Domain, method: str) -> Domain:
+    """Ownership proven: from now on the domain is routed, signed and its mailboxes and aliases
+    reach the node (the node change makes the incremental reconcile pick it up at once).
+
+    `method` "dns" is for the verifier (it saw the token); "staff" needs a staff actor. Refused
+    while another organisation holds the name verified.
+    """
+    if method == VerificationMethod.STAFF and not actor.is_global:
+        raise Forbidden("Only the mail service's staff can mark a domain verified.")
+    if method not in (VerificationMethod.DNS, VerificationMethod.STAFF):
+        raise Invalid("Domains are verified by DNS or by staff.", field="method")
+    require_write(actor, domain.organisation_id, "That domain")
+    domain = _lock_domain(domain)
+    if domain.is_verified:
+        return domain
+    holder = domain_verified_owner(domain.name)
+    if holder is not None:
+        detail = (
+            f"{domain.display_name} is already verified by another organisation on this "
+            "service. Ask the service's staff to move it."
+        )
+        if actor.is_global:
+            detail = (
+                f"{domain.display_name} is verified by {holder.organisation.name}; revoke "
+                "that verification first."
+            )
+        raise Conflict(detail, code="verified_elsewhere")
+    before = _domain_state(domain)
+    domain.verified_at, domain.verification_method = timezone.now(), method
+    domain.save(update_fields=["verified_at", "verification_method"])
+    _changed(domain, NodeChange.Kind.DOMAIN)
+    _audit(actor, domain.organisation_id, "domain.verify", domain, before, _domain_state(domain))
+    return domain
+
+
+@transaction.atomic
+def domain_revoke_verification(*, actor: Actor, domain: Domain) -> Domain:
+    """Staff only: take a domain off the node (no routing, no signing, its mailboxes and aliases
+    stop working) until its ownership is verified again, e.g. to move a name to its real owner.
+    A fresh token is issued: the old one may be published by the previous owner."""
+    if not actor.is_global:
+        raise Forbidden("Only the mail service's staff can revoke a domain's verification.")
+    domain = _lock_domain(domain)
+    if not domain.is_verified:
+        return domain
+    before = _domain_state(domain)
+    domain.verified_at, domain.verification_method = None, ""
+    domain.verification_token = new_verification_token()
+    domain.save(update_fields=["verified_at", "verification_method", "verification_token"])
+    _changed(domain, NodeChange.Kind.DOMAIN)
+    _audit(
+        actor, domain.organisation_id, "domain.unverify", domain, before, _domain_state(domain)
+    )
     return domain
 
 
@@ -215,9 +375,7 @@ def domain_update(
             raise Invalid(f"Status is one of {', '.join(DomainStatus.values)}.", field="status")
         domain.status = status
     if max_mailboxes is not ...:
-        if max_mailboxes is not None and (not isinstance(max_mailboxes, int) or max_mailboxes < 0):
-            raise Invalid("The mailbox limit is a whole number, or empty.", field="max_mailboxes")
-        domain.max_mailboxes = max_mailboxes
+        domain.max_mailboxes = _limit_value(actor, max_mailboxes, domain.max_mailboxes)
     if default_quota_mb is not None:
         domain.default_quota_mb = _quota(default_quota_mb, 0, "default_quota_mb")
     after = _domain_state(domain)
@@ -269,11 +427,7 @@ def mailbox_create(
     password_hash, generated = _new_password_hash(password)
     domain = _lock_domain(domain)
     _refuse_taken_address(domain, local_part)
-    limit = domain.max_mailboxes
-    if limit is not None and domain.mailboxes.filter(deleted_at=None).count() >= limit:
-        raise Conflict(
-            f"{domain.name} has reached its limit of {limit} mailboxes.", code="limit_reached"
-        )
+    _refuse_over_limit(domain, "create another")
     mailbox = Mailbox.objects.create(
         domain=domain,
         local_part=local_part,
@@ -386,6 +540,7 @@ def mailbox_restore(*, actor: Actor, mailbox: Mailbox) -> Mailbox:
         return mailbox
     domain = _lock_domain(mailbox.domain)
     _refuse_taken_address(domain, mailbox.local_part)
+    _refuse_over_limit(domain, f"restore {mailbox.address}")
     mailbox.deleted_at = None
     mailbox.save(update_fields=["deleted_at", "updated_at"])
     _changed(mailbox, NodeChange.Kind.MAILBOX)
@@ -504,13 +659,6 @@ def _require_mailbox_write(actor: Actor, mailbox: Mailbox) -> None:
             raise NotFound("That mailbox was not found.")
         return
     require_write(actor, mailbox.domain.organisation_id, "That mailbox")
-
-
-def _one_line(raw: str | None, *, field: str, limit: int, label: str) -> str:
-    value = (raw or "").strip()
-    if len(value) > limit or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise Invalid(f"The {label} is one line of at most {limit} characters.", field=field)
-    return value
 
 
 def _forward_addresses(raw, own_address: str) -> list[str]:
@@ -729,12 +877,13 @@ def mailbox_import_start(
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise Invalid("Save the file as UTF-8 CSV.", field="file") from None
+    filename = _one_line(filename, field="file", limit=200, label="file name")
     rows = _parse_import(text)
     job = MailboxImport.objects.create(
         organisation=organisation,
         created_by=actor.user,
         actor_ip=actor.ip,
-        filename=(filename or "")[:200],
+        filename=filename,
         total=len(rows),
         source_encrypted=encrypt(json.dumps(rows).encode()),
     )

@@ -21,7 +21,7 @@ BATCH = 5000
 
 _MAILBOX_FIELDS = (
     "pk", "local_part", "domain__name", "domain_live", "password_hash", "home_id",
-    "quota_mb", "status", "deleted_at",
+    "quota_mb", "status", "deleted_at", "domain__verified_at",
 )  # fmt: skip
 # What the holder set in /mailbox/, rendered into a Sieve script. Read in a second query, for
 # the mailboxes that set something only: decoding 100,000 empty JSON lists cost ~0.4 s a pass.
@@ -42,8 +42,8 @@ def domains(node: MailNode, ids: Iterable[int] | None = None) -> list[DomainSnap
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
     return [
-        DomainSnap(id=pk, name=name, active=live)
-        for pk, name, live in queryset.values_list("pk", "name", "live")
+        DomainSnap(id=pk, name=name, active=live, verified=verified is not None)
+        for pk, name, live, verified in queryset.values_list("pk", "name", "live", "verified_at")
     ]
 
 
@@ -64,7 +64,7 @@ def mailboxes(
 
 def _mailbox_snap(
     pk, local, domain, domain_live, password_hash, home_id, quota_mb, status, deleted_at,
-    *, sieve: SieveSpec | None,
+    domain_verified_at, *, sieve: SieveSpec | None,
 ) -> MailboxSnap:  # fmt: skip
     return MailboxSnap(
         id=pk,
@@ -76,6 +76,7 @@ def _mailbox_snap(
         domain_active=domain_live,
         deleted=deleted_at is not None,
         sieve=sieve,
+        domain_verified=domain_verified_at is not None,
     )
 
 
@@ -132,7 +133,8 @@ def aliases(
     if domain_ids is not None:
         queryset = queryset.filter(domain_id__in=list(domain_ids))
     rows = queryset.values_list(
-        "pk", "local_part", "domain__name", "domain_live", "destinations", "active"
+        "pk", "local_part", "domain__name", "domain_live", "destinations", "active",
+        "domain__verified_at",
     )
     return [
         AliasSnap(
@@ -141,13 +143,15 @@ def aliases(
             destinations=tuple(destinations),
             active=active,
             domain_active=domain_live,
+            domain_verified=verified_at is not None,
         )
-        for pk, local, domain, domain_live, destinations, active in rows
+        for pk, local, domain, domain_live, destinations, active, verified_at in rows
     ]
 
 
 def active_dkim_keys(node: MailNode) -> list[DkimSnap]:
-    """The RSA signing key of every active domain on the node, decrypted for OpenDKIM.
+    """The RSA signing key of every active, verified domain on the node, decrypted for
+    OpenDKIM (a claim whose ownership is not verified must never sign for the name).
 
     An ed25519 key (optional, per domain) is generated and published but does not sign yet:
     OpenDKIM signs with one SigningTable match unless MultipleSignatures is on, and RSA is

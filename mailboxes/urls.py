@@ -13,6 +13,12 @@ urlpatterns = [
     path("<slug:org>/domains/<str:name>/", views.domain_detail, name="domain"),
     path("<slug:org>/domains/<str:name>/edit/", views.domain_edit, name="domain_edit"),
     path("<slug:org>/domains/<str:name>/delete/", views.domain_delete, name="domain_delete"),
+    path("<slug:org>/domains/<str:name>/verify/", views.domain_verify, name="domain_verify"),
+    path(
+        "<slug:org>/domains/<str:name>/verify/staff/",
+        views.domain_mark_verified,
+        name="domain_mark_verified",
+    ),
     path("<slug:org>/domains/<str:name>/dns/", posture_views.domain_dns, name="domain_dns"),
     path("<slug:org>/domains/<str:name>/dns/zone/", posture_views.domain_zone, name="domain_zone"),
     path(

@@ -12,6 +12,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from identity.selectors import verification_record
+from identity.services import domain_verify_now
 from mailboxes import selectors, services
 from mailboxes.forms import (
     AliasEditForm,
@@ -25,7 +27,7 @@ from mailboxes.forms import (
     lines,
 )
 from mailboxes.models import MailboxStatus
-from mailhost.errors import Conflict, Invalid, NotFound
+from mailhost.errors import Conflict, DomainError, Invalid, NotFound
 from mailhost.pages import (
     confirm_page,
     form_errors_from,
@@ -42,17 +44,17 @@ def posture_summary(domain_ids):
     return summary(domain_ids)
 
 
-def dns_overview(actor, name):
+def dns_overview(actor, name, organisation):
     from identity.selectors import dns_overview as overview
 
-    return overview(actor, name)
+    return overview(actor, name, organisation=organisation)
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
 def _domain(request, name: str, *, write: bool = False):
     """The organisation's domain `name` (another organisation's is a 404, like a missing one)."""
-    domain = selectors.domain_get(request.actor, name)
+    domain = selectors.domain_get(request.actor, name, organisation=request.organisation)
     if domain.organisation_id != request.organisation.pk:
         raise NotFound("That domain was not found.")
     if write:
@@ -61,7 +63,9 @@ def _domain(request, name: str, *, write: bool = False):
 
 
 def _mailbox(request, address: str, *, write: bool = False, include_deleted: bool = False):
-    mailbox = selectors.mailbox_get(request.actor, address, include_deleted=include_deleted)
+    mailbox = selectors.mailbox_get(
+        request.actor, address, include_deleted=include_deleted, organisation=request.organisation
+    )
     if mailbox.domain.organisation_id != request.organisation.pk:
         raise NotFound("That mailbox was not found.")
     if write:
@@ -70,7 +74,7 @@ def _mailbox(request, address: str, *, write: bool = False, include_deleted: boo
 
 
 def _alias(request, address: str, *, write: bool = False):
-    alias = selectors.alias_get(request.actor, address)
+    alias = selectors.alias_get(request.actor, address, organisation=request.organisation)
     if alias.domain.organisation_id != request.organisation.pk:
         raise NotFound("That alias was not found.")
     if write:
@@ -88,6 +92,14 @@ def _render(request, template: str, context: dict, *, status: int = 200, section
 
 def _form_status(form) -> int:
     return 422 if form.errors else 200
+
+
+def _waits(domain) -> str:
+    """What to add to a "created" message when the address cannot work yet."""
+    if domain.is_verified:
+        return ""
+    return (f" It goes live once the ownership of {domain.display_name} is verified "
+            "(see the domain's page).")
 
 
 def _no_store(response):
@@ -119,6 +131,7 @@ def dashboard(request):
     summary = posture_summary(d.pk for d in shown)
     context = {
         "domains": [(d, summary.get(d.pk)) for d in shown],
+        "unverified": list(domains.filter(verified_at__isnull=True)[:20]),
         "domain_total": domains.count(),
         "counts": counts,
         "mailbox_total": sum(counts.values()),
@@ -164,14 +177,14 @@ def domain_list(request):
 @operator_page
 def domain_add(request):
     require_page_write(request)
-    form = DomainAddForm(request.POST or None)
+    form = DomainAddForm(request.POST or None, staff=request.role == "staff")
     if request.method == "POST" and form.is_valid():
         try:
             domain = services.domain_create(
                 actor=request.actor,
                 organisation=request.organisation,
                 name=form.cleaned_data["name"],
-                max_mailboxes=form.cleaned_data["max_mailboxes"],
+                max_mailboxes=form.cleaned_data.get("max_mailboxes"),
                 default_quota_mb=form.cleaned_data["default_quota_mb"],
             )
         except Invalid as exc:
@@ -179,7 +192,16 @@ def domain_add(request):
         except Conflict as exc:
             form_errors_from(form, exc)
         else:
-            messages.success(request, f"{domain.display_name} added. Publish its DNS records next.")
+            if domain.is_verified:
+                messages.success(
+                    request, f"{domain.display_name} added. Publish its DNS records next."
+                )
+            else:
+                messages.warning(
+                    request,
+                    f"{domain.display_name} added, not live yet: publish its verification "
+                    "record, then press Verify now.",
+                )
             url = reverse("mailboxes:domain_dns", args=[request.organisation.slug, domain.name])
             return redirect(url + "?new=1")
     return _render(
@@ -196,7 +218,8 @@ def domain_detail(request, name):
     aliases = selectors.alias_list(actor, domain=domain)
     context = {
         "domain": domain,
-        "overview": dns_overview(actor, domain.name),
+        "overview": dns_overview(actor, domain.name, request.organisation),
+        "ownership_record": verification_record(domain),
         "posture": posture_summary([domain.pk]).get(domain.pk),
         "mailbox_page": paginate(request, mailboxes, per_page=20, param="mpage"),
         "alias_page": paginate(request, aliases, per_page=20, param="apage"),
@@ -213,10 +236,13 @@ def domain_edit(request, name):
         "max_mailboxes": domain.max_mailboxes,
         "default_quota_mb": domain.default_quota_mb,
     }
-    form = DomainEditForm(request.POST or None, initial=initial)
+    form = DomainEditForm(request.POST or None, initial=initial, staff=request.role == "staff")
     if request.method == "POST" and form.is_valid():
+        changes = dict(form.cleaned_data)
+        if "max_mailboxes" not in request.POST:
+            changes["max_mailboxes"] = ...  # not sent: unchanged (an empty field clears it)
         try:
-            services.domain_update(actor=request.actor, domain=domain, **form.cleaned_data)
+            services.domain_update(actor=request.actor, domain=domain, **changes)
         except Invalid as exc:
             form_errors_from(form, exc)
         else:
@@ -227,6 +253,32 @@ def domain_edit(request, name):
         request, "mail_admin/domain_edit.html", context, status=_form_status(form),
         section="domains",
     )
+
+
+@operator_page
+@require_POST
+def domain_verify(request, name):
+    """Verify now: look for the ownership TXT record (one DNS query) and say what was found."""
+    domain = _domain(request, name, write=True)
+    try:
+        domain = domain_verify_now(actor=request.actor, domain=domain)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(
+            request, f"{domain.display_name} is verified: it goes live on the mail server now."
+        )
+    return redirect("mailboxes:domain", request.organisation.slug, domain.name)
+
+
+@operator_page
+@require_POST
+def domain_mark_verified(request, name):
+    """Staff only: mark the domain verified without DNS proof (audited with the staff user)."""
+    domain = _domain(request, name)
+    services.domain_mark_verified(actor=request.actor, domain=domain, method="staff")
+    messages.success(request, f"{domain.display_name} marked verified; it goes live now.")
+    return redirect("mailboxes:domain", request.organisation.slug, domain.name)
 
 
 @operator_page
@@ -294,7 +346,7 @@ def mailbox_create(request):
         except (Invalid, Conflict) as exc:
             form_errors_from(form, exc, {"address": "local_part"})
         else:
-            messages.success(request, f"{mailbox.address} created.")
+            messages.success(request, f"{mailbox.address} created.{_waits(mailbox.domain)}")
             if generated is None:
                 return redirect("mailboxes:mailbox", request.organisation.slug, mailbox.address)
             return _show_password(request, mailbox, generated, created=True)
@@ -561,7 +613,7 @@ def alias_create(request):
         except (Invalid, Conflict) as exc:
             form_errors_from(form, exc, {"address": "local_part"})
         else:
-            messages.success(request, f"{alias.address} created.")
+            messages.success(request, f"{alias.address} created.{_waits(alias.domain)}")
             return redirect("mailboxes:aliases", request.organisation.slug)
     return _render(
         request, "mail_admin/alias_form.html", {"form": form, "domains": domains},

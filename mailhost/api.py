@@ -18,7 +18,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI, Router, Schema
+from django.http.multipartparser import MultiPartParserError
+from ninja import Field, NinjaAPI, Router, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.responses import Status
 from ninja.security import APIKeyCookie, HttpBearer
@@ -26,7 +27,7 @@ from ninja.throttling import BaseThrottle
 from ninja.utils import check_csrf
 
 from mailhost import health as health_checks
-from mailhost import idempotency
+from mailhost import http, idempotency
 from mailhost.errors import DomainError, Forbidden
 from mailhost.redis import get_redis
 from tenants.access import Actor
@@ -38,7 +39,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return http.client_ip(request)  # behind trusted proxies: from X-Forwarded-For
 
 
 # --- authentication ------------------------------------------------------------------------
@@ -351,6 +352,19 @@ def _not_found(request, exc):
     return error_response(request, 404, "not_found", "Not found.")
 
 
+@api.exception_handler(MultiPartParserError)
+def _unreadable_multipart(request, exc):
+    # Raised wherever the body is first parsed (the Idempotency-Key fingerprint, a File
+    # parameter): the client sent something that is not multipart/form-data, e.g. no boundary.
+    return error_response(
+        request,
+        400,
+        "bad_request",
+        f"The body is not valid multipart/form-data ({exc}); send JSON, or a multipart body "
+        "with the boundary named in its Content-Type.",
+    )
+
+
 @api.exception_handler(RequestDataTooBig)
 def _too_big(request, exc):
     return error_response(request, 413, "payload_too_large", "The request body is too large.")
@@ -432,6 +446,7 @@ class HealthOut(Schema):
     database: CheckOut
     broker: CheckOut
     nodes: list[NodeHealthOut]
+    warnings: list[str] = Field(description="Settings unsafe in production (dev relaxations).")
 
 
 @api.get(
@@ -449,12 +464,14 @@ def health(request):
 
 # --- routers -------------------------------------------------------------------------------
 
+from bans.api import router as bans_router  # noqa: E402
 from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers import the above)
 from tenants.api import router as tenants_router  # noqa: E402
 from tenants.staff_api import router as staff_router  # noqa: E402
 
 api.add_router("", tenants_router)
 api.add_router("", mailboxes_router)
+api.add_router("", bans_router)
 api.add_router("/staff", staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 
 try:

@@ -7,22 +7,38 @@ from typing import Annotated
 
 from django.db.models import QuerySet
 from ninja import Field, Schema
-from pydantic import StringConstraints
+from pydantic import AfterValidator, AwareDatetime, StringConstraints, WithJsonSchema
 
 from mailhost.errors import Invalid, NotFound
+from mailhost.validation import ONE_LINE_PATTERN, in_utc, one_line_problem
 from tenants.access import Actor
 from tenants.models import Organisation
 from tenants.selectors import organisation_get, organisation_list
 
-# One line of text, no control characters (they would reach audit rows, maps or headers).
-ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+
+def _one_line(value: str) -> str:
+    problem = one_line_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def Text(max_length: int, *, min_length: int = 0):  # noqa: N802  (reads as a type)
+    """One line of text: no control characters, line separators or bidirectional overrides
+    (they would reach audit rows, maps, headers, or mislead whoever reads the name)."""
+    schema = {"type": "string", "maxLength": max_length, "pattern": ONE_LINE_PATTERN}
+    if min_length:
+        schema["minLength"] = min_length
     return Annotated[
-        str, StringConstraints(min_length=min_length, max_length=max_length, pattern=ONE_LINE)
+        str,
+        StringConstraints(min_length=min_length, max_length=max_length),
+        AfterValidator(_one_line),
+        WithJsonSchema(schema),
     ]
 
+
+# An ISO 8601 date-time with an offset, stored and compared in UTC.
+DateTime = Annotated[AwareDatetime, AfterValidator(in_utc)]
 
 Address = Text(254 + 64, min_length=1)  # checked properly by mailhost.names; this bounds it
 Slug = Annotated[str, StringConstraints(max_length=50, pattern=r"^[a-z0-9-]*$")]

@@ -64,3 +64,20 @@ def check_mailhost_settings(app_configs, **kwargs):
     if settings.MAILHOST_DELETED_RETENTION_DAYS < 0:
         problems.append(Error("MAILHOST_DELETED_RETENTION_DAYS must be ≥ 0.", id="mailhost.E007"))
     return problems
+
+
+@register()
+def check_https_settings(app_configs, **kwargs):
+    from mailhost.http import trusted_networks
+
+    try:
+        trusted_networks(tuple(settings.MAILHOST_TRUSTED_PROXIES))
+    except ValueError as exc:
+        return [
+            Error(
+                f"MAILHOST_TRUSTED_PROXIES holds something that is not an address or network: "
+                f"{exc}",
+                id="mailhost.E020",
+            )
+        ]
+    return []

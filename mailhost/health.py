@@ -71,6 +71,24 @@ def node_state(node: MailNode, now: dt.datetime) -> dict:
     }
 
 
+DEV_WARNING = (
+    "MAILHOST_STACK_DEV is on: Dovecot's failed-login delay and penalty are off and loopback "
+    "is never banned. For development and tests only; set MAILHOST_STACK_DEV=false in production."
+)
+
+
+def warnings() -> list[str]:
+    """Settings that are wrong for production; reported, never failing the check."""
+    return [DEV_WARNING] if settings.MAILHOST_STACK_DEV else []
+
+
+def template_warnings(request) -> dict:
+    """Context processor: staff pages show the same warnings as /api/v1/health."""
+    user = getattr(request, "user", None)
+    staff = bool(user is not None and user.is_authenticated and user.is_superuser)
+    return {"mailhost_warnings": warnings() if staff else []}
+
+
 def health() -> dict:
     database = database_ok()
     nodes = []
@@ -90,4 +108,5 @@ def health() -> dict:
         "database": {"ok": database, "detail": "Reachable." if database else "Unreachable."},
         "broker": {"ok": broker, "detail": "Reachable." if broker else "Unreachable."},
         "nodes": nodes,
+        "warnings": warnings(),
     }

@@ -13,6 +13,7 @@ from django.core.paginator import Page, Paginator
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from mailhost import http
 from mailhost.errors import DomainError, Forbidden, NotFound
 from tenants.access import Actor
 from tenants.models import WRITE_ROLES
@@ -21,7 +22,7 @@ TITLES = {404: "Not found", 403: "Not allowed", 409: "Conflict", 422: "Check you
 
 
 def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return http.client_ip(request)  # behind trusted proxies: from X-Forwarded-For
 
 
 def error_response(request, exc: DomainError, *, template: str = "errors/error.html"):

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "tenants",
     "mailboxes",
     "identity",
+    "bans",
 ]
 
 MIDDLEWARE = [
@@ -56,6 +57,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "bans.middleware.BanGateMiddleware",  # login pages refuse a banned address
 ]
 
 ROOT_URLCONF = "mailhost.urls"
@@ -71,6 +73,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "mailhost.health.template_warnings",  # staff see dev-mode warnings
             ],
         },
     },
@@ -117,6 +120,7 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    "bans.auth.BanBackend",  # first: a banned address cannot authenticate at all
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -201,6 +205,8 @@ MAILHOST_PORTS = {
     # Loopback-only re-injection for Sieve redirects, vacation replies and the portal's own
     # notifications; it trusts 127.0.0.1 only and is never exposed.
     "internal": env_int("MAILHOST_INTERNAL_SMTP_PORT", 2526),
+    # Loopback-only: the ban policy server Dovecot asks on every login.
+    "authpolicy": env_int("MAILHOST_AUTHPOLICY_PORT", 2527),
 }
 # The ports mail clients are told to use (SRV records, autoconfig, autodiscover, the Apple
 # profile, /mailbox/setup/; see mailhost/endpoints.py). 0 (unset): the port the node listens on
@@ -213,8 +219,21 @@ MAILHOST_PUBLIC_PORTS = {
     "submission": env_int("MAILHOST_PUBLIC_SUBMISSION_PORT", 0),
     "https": env_int("MAILHOST_PUBLIC_HTTPS_PORT", 0),
 }
-# Dev/test stack: no failed-login penalty from loopback (production wants the penalty).
-MAILHOST_STACK_DEV = env_bool("MAILHOST_STACK_DEV", True)
+# Dev/test relaxations (no failed-login delay or penalty; 127.0.0.1 never banned). Never in
+# production: `make up` and /api/v1/health warn while they are on.
+MAILHOST_STACK_DEV = env_bool("MAILHOST_STACK_DEV", False)
+# Login protection (README "Login protection (bans)"): an address with MAILHOST_BAN_FAILURES
+# failed logins within MAILHOST_BAN_WINDOW_SECONDS on any of IMAP, POP3, SMTP AUTH,
+# ManageSieve, /mailbox/ or the operator login is refused everywhere for MAILHOST_BAN_SECONDS.
+MAILHOST_BAN_FAILURES = env_int("MAILHOST_BAN_FAILURES", 10)
+MAILHOST_BAN_WINDOW_SECONDS = env_int("MAILHOST_BAN_WINDOW_SECONDS", 600)
+MAILHOST_BAN_SECONDS = env_int("MAILHOST_BAN_SECONDS", 1800)
+# An account with this many failures in the window (from any addresses) is throttled: each
+# login attempt for it waits MAILHOST_BAN_ACCOUNT_DELAY_SECONDS first; never refused.
+MAILHOST_BAN_ACCOUNT_FAILURES = env_int("MAILHOST_BAN_ACCOUNT_FAILURES", 30)
+MAILHOST_BAN_ACCOUNT_DELAY_SECONDS = env_int("MAILHOST_BAN_ACCOUNT_DELAY_SECONDS", 2)
+# Networks never counted nor banned (an office's NAT, a monitoring host), comma-separated CIDR.
+MAILHOST_BAN_EXEMPT_NETWORKS = env_list("MAILHOST_BAN_EXEMPT_NETWORKS", [])
 MAILHOST_MESSAGE_SIZE_LIMIT = env_int("MAILHOST_MESSAGE_SIZE_LIMIT", 50 * 1024 * 1024)
 MAILHOST_NODE_STATE_DIR = Path(env_str("MAILHOST_NODE_STATE_DIR", str(VAR_DIR / "node")))
 MAILHOST_NODE_NAME = env_str("MAILHOST_NODE_NAME", "local")
@@ -301,6 +320,8 @@ MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS = env_int("MAILHOST_HOSTED_DOMAIN_CACHE_SEC
 MAILHOST_DKIM_ROTATION_DAYS = env_int("MAILHOST_DKIM_ROTATION_DAYS", 180)  # 0: never automatic
 MAILHOST_DKIM_SWITCH_DELAY_MINUTES = env_int("MAILHOST_DKIM_SWITCH_DELAY_MINUTES", 60)
 MAILHOST_DKIM_GRACE_DAYS = env_int("MAILHOST_DKIM_GRACE_DAYS", 7)
+# A domain whose ownership is not verified yet is checked this often for its TXT token.
+MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES = env_int("MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES", 10)
 MAILHOST_DMARC_RUA = env_list("MAILHOST_DMARC_RUA", [])  # default report addresses, {domain} ok
 MAILHOST_TLSRPT_RUA = env_list("MAILHOST_TLSRPT_RUA", ["mailto:postmaster@{domain}"])
 MAILHOST_BIMI_MAX_BYTES = env_int("MAILHOST_BIMI_MAX_BYTES", 32 * 1024)
@@ -330,3 +351,48 @@ API_BULK_MAX_BODY_BYTES = env_int("API_BULK_MAX_BODY_BYTES", 8 * 1024 * 1024)  #
 API_BULK_MAX_ENTRIES = env_int("API_BULK_MAX_ENTRIES", 10_000)  # rows per bulk request
 API_IDEMPOTENCY_TTL_HOURS = env_int("API_IDEMPOTENCY_TTL_HOURS", 24)  # Idempotency-Key replay
 API_HEALTH_NODE_STALE_SECONDS = env_int("API_HEALTH_NODE_STALE_SECONDS", 1800)  # lag + no apply
+
+# --- HTTPS, proxies and Content-Security-Policy (README: "Security model" → "Portal and API") ---
+# Production mode: browsers reach the portal only over HTTPS (served by a TLS proxy in front of
+# it). Secure cookies, HSTS and the http→https redirect follow from it. On unless DEBUG is;
+# `make up` (plain http://127.0.0.1:8000) and the test suite set it false explicitly.
+MAILHOST_HTTPS = env_bool("MAILHOST_HTTPS", not DEBUG)
+# Addresses or networks (comma-separated, e.g. 127.0.0.1,10.0.0.0/24) of the proxies in front
+# of the portal. Only their X-Forwarded-Proto and X-Forwarded-For are believed: from anyone
+# else the headers are dropped, so a client cannot pose as HTTPS or as another IP address.
+MAILHOST_TRUSTED_PROXIES = env_list("MAILHOST_TRUSTED_PROXIES", [])
+if MAILHOST_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+MIDDLEWARE.insert(0, "mailhost.middleware.TrustedProxyMiddleware")  # first: before any reader
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = MAILHOST_HTTPS
+SECURE_SSL_REDIRECT = MAILHOST_HTTPS
+# Load balancers probe health and mail clients fetch autoconfig over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$", r"^mail/config-v1\.1\.xml$", r"^\.well-known/"]
+SECURE_HSTS_SECONDS = env_int("MAILHOST_HSTS_SECONDS", 31_536_000 if MAILHOST_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MAILHOST_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("MAILHOST_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    # `preload` lets anyone submit the registrable domain to browsers' built-in HSTS lists,
+    # forcing HTTPS on every sibling host for months: the operator's call, off by default.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Every page gets a strict policy: scripts, styles, fonts and connections from this origin only,
+# no inline script or style, images also as data: URIs (allauth's TOTP QR code), no framing.
+INSTALLED_APPS.append("csp")
+# With ninja installed, /api/v1/docs serves Swagger UI from our static files, not a CDN's
+# inline-script page.
+INSTALLED_APPS.append("ninja")
+MIDDLEWARE.append("csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

@@ -3,13 +3,17 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from mailboxes import autoconfig
+from mailhost.admin import admin_login
 from mailhost.api import api
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/mail-admin/", permanent=False)),
+    # Staff sign in through allauth (TOTP, rate limits), never through admin's password form.
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", api.urls),
+    path("mail-admin/bans/", include("bans.urls")),  # before "<org>/" paths
     # Pages: operators (tenants' paths first: "switch/" is not an organisation) and mailboxes.
     path("mail-admin/", include("tenants.urls")),
     path("mail-admin/", include("mailboxes.urls")),

@@ -8,6 +8,7 @@ PACKAGES=(
   postfix postfix-sqlite postfix-lmdb
   dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved dovecot-sqlite
   opendkim opendkim-tools
+  libmilter-dev gcc python3-dev
   swaks libnet-ssleay-perl libio-socket-ssl-perl
   knot knot-dnsutils
   redis-server postgresql

@@ -12,6 +12,8 @@ scripts/ensure-services.sh redis >"$RUN/services.env"
 source "$RUN/services.env"
 : "${CELERY_BROKER_URL:?ensure-services.sh gave no broker}"
 export CELERY_BROKER_URL
+# A dev install on plain http://127.0.0.1: no https redirect, HSTS or Secure-only cookies.
+export MAILHOST_HTTPS="${MAILHOST_HTTPS:-false}"
 WEB_PORT="${MAILHOST_WEB_PORT:-8000}"
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
@@ -36,6 +38,17 @@ for _ in $(seq 100); do web_answers 2>/dev/null && break; sleep 0.1; done
 web_answers || { echo "The portal does not answer on :$WEB_PORT; see var/log/web.log:" >&2
                  tail -n 20 "$LOG/web.log" >&2; exit 1; }
 python manage.py reconcile --full >/dev/null
+
+if [ "${MAILHOST_STACK_DEV:-false}" = "true" ]; then
+  cat <<'WARN'
+
+  ************************************************************************************
+  *  WARNING: MAILHOST_STACK_DEV=true. Failed logins are not delayed or penalised    *
+  *  and 127.0.0.1 is never banned. For development and tests only: never expose     *
+  *  this stack. Set MAILHOST_STACK_DEV=false (the default) for real use.            *
+  ************************************************************************************
+WARN
+fi
 
 cat <<MSG
 

@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from mailboxes.services import organisation_set_suspended
+from mailhost.admin import OneLineFieldsAdmin
 from mailhost.errors import DomainError
 from tenants.access import Actor
 from tenants.models import (
@@ -31,7 +32,8 @@ def _actor(request) -> Actor:
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(OneLineFieldsAdmin):
+    one_line_fields = ("name",)
     list_display = ["name", "slug", "created_at", "suspended_at"]
     list_filter = [("suspended_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "slug"]
@@ -85,11 +87,12 @@ class StaffTokenForm(forms.Form):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(OneLineFieldsAdmin):
     """Tokens are looked at and revoked here. "Add" creates a staff token (organisations'
     tokens are made in /mail-admin/ or the API); every change goes through the services, so
     it is audited."""
 
+    one_line_fields = ("name",)
     list_display = [
         "name",
         "hint",

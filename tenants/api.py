@@ -5,11 +5,12 @@ from typing import Any, Literal
 
 from ninja import Field, Path, Query, Router, Schema
 from ninja.responses import Status
-from pydantic import AwareDatetime, StrictBool
+from pydantic import StrictBool
 
 from mailhost.api_common import (
     READ_ERRORS,
     WRITE_ERRORS,
+    DateTime,
     ErrorOut,
     PageOut,
     PageQuery,
@@ -82,7 +83,7 @@ class TokenCreatedOut(TokenOut):
 class TokenIn(Schema):
     name: Text(100, min_length=1)
     read_only: StrictBool = False
-    expires_at: AwareDatetime | None = Field(None, description="Empty: never expires.")
+    expires_at: DateTime | None = Field(None, description="Empty: never expires.")
     organisation: Slug | None = Field(None, description="Needed if you act in several.")
 
 
@@ -114,7 +115,9 @@ def tokens_list(request, query: Query[TokenQuery]):
 
 @router.post("/tokens", response={201: TokenCreatedOut, WRITE_ERRORS: ErrorOut}, tags=["tokens"])
 def tokens_create(request, payload: TokenIn):
-    """Create a token for the organisation. The secret is in this response only."""
+    """Create a token for the organisation. The secret is in this response only.
+
+    Only a signed-in person may: an API token gets 403 `token_cannot_create_tokens`."""
     organisation = organisation_for(request.auth, payload.organisation)
     token, raw = api_token_create(
         actor=request.auth,
@@ -136,7 +139,8 @@ def tokens_get(request, token_id: int = Path(..., ge=1, le=MAX_ID)):
     "/tokens/{token_id}", response={200: TokenOut, WRITE_ERRORS: ErrorOut}, tags=["tokens"]
 )
 def tokens_revoke(request, token_id: int = Path(..., ge=1, le=MAX_ID)):
-    """Revoke a token at once. Revoking a revoked token changes nothing."""
+    """Revoke a token at once. Revoking a revoked token changes nothing. An API token may
+    revoke only itself; other tokens are revoked by a signed-in person."""
     return api_token_revoke(actor=request.auth, token=_token(request.auth, token_id))
 
 
@@ -171,8 +175,8 @@ class AuditQuery(PageQuery):
     action: Text(64) | None = Field(None, description="A prefix: 'mailbox.', 'mailbox.create'.")
     target: Text(300) | None = Field(None, description="Part of the target, e.g. an address.")
     actor: Text(200) | None = Field(None, description="Part of the actor's name.")
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: DateTime | None = None
+    until: DateTime | None = None
 
 
 class AuditPage(PageOut):
@@ -189,9 +193,7 @@ def audit(request, query: Query[AuditQuery]):
         action=query.action,
         target=query.target,
         actor_label=query.actor,
+        since=query.since,
+        until=query.until,
     )
-    if query.since is not None:
-        events = events.filter(created_at__gte=query.since)
-    if query.until is not None:
-        events = events.filter(created_at__lt=query.until)
     return paginate(events, query)

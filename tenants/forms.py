@@ -1,5 +1,6 @@
 from django import forms
 
+from mailhost.validation import in_utc
 from tenants.models import Role
 
 
@@ -28,10 +29,25 @@ class TokenForm(forms.Form):
     )
 
 
+class UtcDateTimeField(forms.DateTimeField):
+    """A date-time (ISO 8601, with or without an offset) compared in UTC, within years 1–9999."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"})
+
+    def clean(self, value):
+        cleaned = super().clean(value)
+        try:
+            return in_utc(cleaned) if cleaned is not None else None
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc).capitalize()) from None
+
+
 class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False, help_text="e.g. mailbox or mailbox.delete")
     target = forms.CharField(required=False)
     actor = forms.CharField(label="Who", required=False)
+    since = UtcDateTimeField(label="From", required=False)
+    until = UtcDateTimeField(label="Before", required=False)
 
 
 class OrganisationForm(forms.Form):

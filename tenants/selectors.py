@@ -1,5 +1,7 @@
 """Reads for tenants, always scoped to what the actor may see."""
 
+import datetime as dt
+
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -72,9 +74,15 @@ def audit_list(
     action: str | None = None,
     target: str | None = None,
     actor_label: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> QuerySet[AuditEvent]:
     require_read(actor, organisation.pk)
     events = AuditEvent.objects.filter(organisation=organisation)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    if until is not None:
+        events = events.filter(created_at__lt=until)
     if action:
         events = events.filter(action__startswith=action)
     if target:

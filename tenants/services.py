@@ -4,11 +4,13 @@ import datetime as dt
 import re
 import secrets
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from mailhost.errors import Conflict, Forbidden, Invalid, NotFound
+from mailhost.validation import one_line_problem
 from tenants.access import SUSPENDED_DETAIL, Actor, require_owner, require_staff, require_write
 from tenants.audit import audit_record
 from tenants.models import ApiToken, Invitation, Membership, Organisation, Role
@@ -32,6 +34,7 @@ def organisation_create(*, actor: Actor, slug: str, name: str) -> Organisation:
         raise Invalid("The name is one line of at most 200 characters.", field="name")
     if not (name or "").strip():
         raise Invalid("Enter a name.", field="name")
+    name = _one_line(name, field="name", label="organisation name", limit=200)
     if Organisation.objects.filter(slug=slug).exists():
         raise Conflict(f"An organisation with slug {slug!r} exists.", field="slug")
     organisation = Organisation.objects.create(slug=slug, name=name.strip())
@@ -125,7 +128,7 @@ def invitation_create(
     """Invite an e-mail address; returns the invitation and its one-time token."""
     require_owner(actor, organisation.pk)
     email = (email or "").strip().lower()
-    if "@" not in email or any(ch.isspace() for ch in email):
+    if "@" not in email or any(ch.isspace() for ch in email) or one_line_problem(email):
         raise Invalid("Enter a valid e-mail address.", field="email")
     if role not in Role.values:
         raise Invalid(f"Role must be one of {', '.join(Role.values)}.", field="role")
@@ -153,22 +156,53 @@ def invitation_create(
     return invitation, raw
 
 
-@transaction.atomic
-def invitation_accept(*, user, raw_token: str) -> Membership:
-    invitation = (
-        Invitation.objects.select_for_update()
-        .filter(token_hash=ApiToken.hash(raw_token or ""), accepted_at__isnull=True)
-        .first()
+def invitation_accept(*, user, raw_token: str, ip: str | None = None) -> Membership:
+    """Join the organisation an invitation is for, as the address it was sent to.
+
+    The link alone proves nothing (it can be forwarded, leaked or read over a shoulder): the
+    signed-in user must hold a verified e-mail address equal to the invited one. Anything else
+    is refused, audited, and leaves the invitation open for the person it was meant for.
+    """
+    actor = Actor(user=user, ip=ip)
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update()
+            .filter(token_hash=ApiToken.hash(raw_token or ""), accepted_at__isnull=True)
+            .first()
+        )
+        if invitation is None or invitation.expires_at <= timezone.now():
+            raise NotFound("This invitation is not valid or has expired.")
+        refusal = _invitation_refusal(user, invitation)
+        if refusal is None:
+            return _invitation_join(actor, invitation)
+    _audit_refused_invitation(actor, invitation, refusal)
+    raise Forbidden(refusal, code="invitation_for_another_address")
+
+
+def _invitation_refusal(user, invitation: Invitation) -> str | None:
+    """Why `user` may not accept `invitation`, or None if they may."""
+    own = EmailAddress.objects.filter(user=user, email__iexact=invitation.email).first()
+    if own is not None and own.verified:
+        return None
+    if own is not None:
+        return (
+            f"Verify {own.email} first (follow the link in the confirmation e-mail), then "
+            "open the invitation again."
+        )
+    return (
+        "This invitation was sent to another e-mail address. Sign in with the account of the "
+        "address it was sent to, or ask the organisation's owner to invite this one."
     )
-    if invitation is None or invitation.expires_at <= timezone.now():
-        raise NotFound("This invitation is not valid or has expired.")
+
+
+def _invitation_join(actor: Actor, invitation: Invitation) -> Membership:
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
     membership, _ = Membership.objects.get_or_create(
-        user=user, organisation=invitation.organisation, defaults={"role": invitation.role}
+        user=actor.user, organisation=invitation.organisation, defaults={"role": invitation.role}
     )
     audit_record(
-        actor=Actor(user=user),
+        actor=actor,
         organisation_id=invitation.organisation_id,
         action="invitation.accept",
         target_type="invitation",
@@ -176,6 +210,20 @@ def invitation_accept(*, user, raw_token: str) -> Membership:
         after={"role": membership.role},
     )
     return membership
+
+
+@transaction.atomic
+def _audit_refused_invitation(actor: Actor, invitation: Invitation, reason: str) -> None:
+    # Written after the lookup's transaction, so the refusal is on record although the
+    # request fails; the owners see who tried to use the link.
+    audit_record(
+        actor=actor,
+        organisation_id=invitation.organisation_id,
+        action="invitation.accept_refused",
+        target_type="invitation",
+        target=invitation.email,
+        after={"reason": reason, "signed_in_as": actor.user.get_username()},
+    )
 
 
 @transaction.atomic
@@ -211,11 +259,22 @@ def api_token_create(
     read_only: bool = False,
     expires_at: dt.datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns it with the raw secret, which is never stored or shown again."""
+    """Create a token; returns it with the raw secret, which is never stored or shown again.
+
+    Only people (and the box's operator commands) create tokens. A token that could mint
+    tokens would outlive its own expiry and revocation through a child it made itself.
+    """
     require_write(actor, organisation.pk, "That organisation")
+    if actor.token is not None:
+        raise Forbidden(
+            "An API token cannot create API tokens: a person signed in to the portal "
+            "creates them (mail-admin → API tokens).",
+            code="token_cannot_create_tokens",
+        )
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise Invalid("Give the token a name of up to 100 characters.", field="name")
+    name = _one_line(name, field="name", label="token name", limit=100)
     if expires_at is not None and expires_at <= timezone.now():
         raise Invalid("The expiry must be in the future.", field="expires_at")
     raw = ApiToken.new_secret()
@@ -241,7 +300,17 @@ def api_token_create(
 
 @transaction.atomic
 def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
-    require_write(actor, token.organisation_id, "That token")
+    """Revoke a token. A token may revoke itself (a leaked one can be killed with itself),
+    never another: token management is for people."""
+    itself = actor.token is not None and actor.token.pk == token.pk
+    if not itself:
+        require_write(actor, token.organisation_id, "That token")
+    if actor.token is not None and not itself:
+        raise Forbidden(
+            "An API token can revoke only itself: a person signed in to the portal revokes "
+            "other tokens.",
+            code="token_cannot_revoke_tokens",
+        )
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
@@ -336,12 +405,20 @@ def api_token_authenticate(raw: str) -> ApiToken | None:
 
 def user_create_staff(*, email: str, password: str):
     """A superuser with a verified e-mail address (used by `make up` and tests)."""
-    from allauth.account.models import EmailAddress
-
     user_model = get_user_model()
     user = user_model.objects.create_superuser(username=email, email=email, password=password)
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     return user
+
+
+def _one_line(raw: str, *, field: str, label: str, limit: int) -> str:
+    value = raw.strip()
+    if len(value) > limit:
+        raise Invalid(f"The {label} is at most {limit} characters.", field=field)
+    problem = one_line_problem(value)
+    if problem:
+        raise Invalid(f"The {label} {problem}.", field=field)
+    return value
 
 
 def _iso(value: dt.datetime | None) -> str | None:

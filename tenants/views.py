@@ -12,6 +12,7 @@ from django.utils import timezone
 from mailboxes.services import organisation_set_suspended
 from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from mailhost.pages import (
+    client_ip,
     confirm_page,
     error_response,
     form_errors_from,
@@ -156,7 +157,9 @@ def accept_invitation(request, token):
     if request.method != "POST":
         return render(request, "mail_admin/invitation_accept.html", {"token": token})
     try:
-        membership = services.invitation_accept(user=request.user, raw_token=token)
+        membership = services.invitation_accept(
+            user=request.user, raw_token=token, ip=client_ip(request)
+        )
     except DomainError as exc:
         return error_response(request, exc)
     messages.success(request, f"You joined {membership.organisation.name}.")
@@ -234,9 +237,12 @@ def audit(request):
         action=(filters.get("action") or "").strip() or None,
         target=(filters.get("target") or "").strip() or None,
         actor_label=(filters.get("actor") or "").strip() or None,
+        since=filters.get("since"),
+        until=filters.get("until"),
     )
     context = {"form": form, "page": paginate(request, events)}
-    return _render(request, "mail_admin/audit.html", context, section="audit")
+    status = 422 if form.errors else 200
+    return _render(request, "mail_admin/audit.html", context, status=status, section="audit")
 
 
 # --- staff: onboarding and suspending client organisations --------------------------------------

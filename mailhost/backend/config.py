@@ -10,23 +10,30 @@ Layout of a state directory (every path below is relative to it):
 
   postfix/      main.cf, master.cf, sqlite-*.cf          Postfix config_directory
   dovecot/      dovecot.conf, sql-*.conf.ext
-  opendkim/     opendkim.conf, TrustedHosts, KeyTable, SigningTable,
+  opendkim/     opendkim.conf, TrustedHosts, InternalHosts, KeyTable, SigningTable,
                 keys/<domain>.<selector>.private      opendkim:opendkim, 0600
   tls/          cert.pem, key.pem                        self-signed on first start
   lookup/       lookup.sqlite                            root:postfix, dir 2770, file 0660
+  bans/         bans.sqlite (the ban store)              root:postfix, dir 2770, file 0660
+  banpolicy/    banpolicy.json, api-header (0600)        the ban policy server Dovecot asks
   mail/<home>/  a mailbox home (Maildir, Sieve scripts)  mail:mail (8:8)
   spool/        Postfix queue_directory
   lib/          Postfix data_directory, Dovecot state_dir
-  run/          Dovecot base_dir (run/dovecot), OpenDKIM socket and pid (run/opendkim)
-  log/          postfix.log, dovecot.log
+  sender-policy/ sender-policy.json                     the sender-policy milter's config
+  run/          Dovecot base_dir (run/dovecot), OpenDKIM socket and pid (run/opendkim),
+                the sender-policy milter's socket and pid (run/sender-policy), the ban
+                policy server's pid (run/banpolicy)
+  log/          postfix.log, dovecot.log, banpolicy.log, sender-policy.log
 """
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailhost.backend.bans import BANS_DB, POSTFIX_BAN_QUERY, BanPolicy, policy_json
 from mailhost.backend.lookup import LOOKUP_DB
 
 # Debian's `mail` user owns every maildir; Dovecot's first_valid_uid admits exactly it.
@@ -35,8 +42,15 @@ MAIL_GID = 8
 # OpenDKIM drops to this user; private keys must be readable by it alone.
 OPENDKIM_USER = "opendkim"
 
-PORT_NAMES = ("smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal")
+PORT_NAMES = (
+    "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
+)
 DEFAULT_INTERNAL_PORT = 2526
+# The ban policy server Dovecot asks on every login; loopback only, like "internal".
+DEFAULT_AUTHPOLICY_PORT = 2527
+# The dev/test relaxations exempt these from Dovecot's penalty and from bans; attack tests use
+# other loopback addresses (127.0.0.9, …) and meet the production rules.
+DEV_TRUSTED = ("127.0.0.1/32", "::1/128")
 DEFAULT_MESSAGE_SIZE_LIMIT = 50 * 1024 * 1024
 # Dovecot's unix sockets live below the state dir and sun_path holds 107 bytes.
 MAX_STATE_DIR_LENGTH = 60
@@ -47,6 +61,13 @@ DEFAULT_APP_PASSWORD_SLOTS = 10
 # The state dir is pasted into config files and SQL string literals: no quotes, no spaces.
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+
+# The sender-policy milter (mailhost.backend.milter) listens here: socket root:postfix 0660.
+SENDER_POLICY_SOCKET = "run/sender-policy/policy.sock"
+SENDER_POLICY_CONFIG = "sender-policy/sender-policy.json"
+# Postfix's milter_macro_daemon_name per listener: the policy milter picks its rule by it and
+# OpenDKIM signs only mail from these (MTA), never what the port-25 listener received.
+SIGNING_LISTENERS = ("submission", "submissions", "internal")
 
 HEADER = "Managed by Mailhost (mailhost/backend/config.py); local edits are overwritten."
 
@@ -60,12 +81,15 @@ class NodeConfig:
     bind_address: str
     ports: Mapping[str, int]
     message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT
-    # Dev/test stack: no failed-login penalty on loopback (see notes/mailstack.md).
-    dev: bool = True
+    # Dev/test stack: no failed-login delay or penalty, and 127.0.0.1 never banned. Off unless
+    # asked for (MAILHOST_STACK_DEV=true; the test suite's stacks ask).
+    dev: bool = False
     # False when the state dir sits below a world-writable directory such as /tmp: OpenDKIM
     # then refuses every key ("451 4.7.1") although the key file itself is private.
     dkim_require_safe_keys: bool = True
     app_password_slots: int = DEFAULT_APP_PASSWORD_SLOTS
+    # Login protection (mailhost.backend.bans): thresholds and never-banned networks.
+    bans: BanPolicy = BanPolicy()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -76,8 +100,9 @@ class NodeConfig:
     def from_settings(cls, state_dir: Path | str | None = None, **overrides) -> "NodeConfig":
         """The node config from Django settings; `state_dir` defaults to the settings' one.
 
-        MAILHOST_STACK_DEV (true/false, default true) turns the dev/test relaxations on or off;
-        MAILHOST_INTERNAL_SMTP_PORT (default 2526) is the loopback-only re-injection port.
+        MAILHOST_STACK_DEV (true/false, default false) turns the dev/test relaxations on or off;
+        MAILHOST_INTERNAL_SMTP_PORT (default 2526) is the loopback-only re-injection port,
+        MAILHOST_AUTHPOLICY_PORT (default 2527) the loopback-only ban policy server's.
         """
         from django.conf import settings
 
@@ -86,6 +111,7 @@ class NodeConfig:
         state = Path(state_dir or settings.MAILHOST_NODE_STATE_DIR)
         ports = dict(settings.MAILHOST_PORTS)
         ports.setdefault("internal", env_int("MAILHOST_INTERNAL_SMTP_PORT", DEFAULT_INTERNAL_PORT))
+        ports.setdefault("authpolicy", env_int("MAILHOST_AUTHPOLICY_PORT", DEFAULT_AUTHPOLICY_PORT))
         values = {
             "state_dir": state,
             "hostname": settings.MAILHOST_HOSTNAME,
@@ -96,9 +122,10 @@ class NodeConfig:
             ),
             "dev": getattr(settings, "MAILHOST_STACK_DEV", None),
             "dkim_require_safe_keys": not below_world_writable(state),
+            "bans": ban_policy_from_settings(settings),
         }
         if values["dev"] is None:
-            values["dev"] = env_bool("MAILHOST_STACK_DEV", True)
+            values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
         values.update(overrides)
         return cls(**values)
 
@@ -109,6 +136,23 @@ class NodeConfig:
     @property
     def lookup_db(self) -> Path:
         return self.path(LOOKUP_DB)
+
+    @property
+    def bans_db(self) -> Path:
+        return self.path(BANS_DB)
+
+    @property
+    def ban_policy(self) -> BanPolicy:
+        """The thresholds in force: in dev mode 127.0.0.1 and ::1 are never banned either."""
+        if not self.dev:
+            return self.bans
+        exempt = tuple(dict.fromkeys((*self.bans.exempt, *DEV_TRUSTED)))
+        return BanPolicy.from_dict({**self.bans.as_dict(), "exempt": exempt})
+
+    @property
+    def banpolicy_header_file(self) -> Path:
+        """'X-API-Key:<secret>': Dovecot sends it, the policy server checks it (root, 0600)."""
+        return self.path("banpolicy/api-header")
 
     @property
     def mail_root(self) -> Path:
@@ -132,6 +176,23 @@ class NodeConfig:
 
     def dkim_key_path(self, domain: str, selector: str) -> Path:
         return self.opendkim_keys_dir / f"{domain}.{selector}.private"
+
+
+def ban_policy_from_settings(settings) -> BanPolicy:
+    """The MAILHOST_BAN_* settings as a BanPolicy (defaults where a setting is absent)."""
+    default = BanPolicy()
+    return BanPolicy(
+        failures=getattr(settings, "MAILHOST_BAN_FAILURES", default.failures),
+        window_seconds=getattr(settings, "MAILHOST_BAN_WINDOW_SECONDS", default.window_seconds),
+        ban_seconds=getattr(settings, "MAILHOST_BAN_SECONDS", default.ban_seconds),
+        account_failures=getattr(
+            settings, "MAILHOST_BAN_ACCOUNT_FAILURES", default.account_failures
+        ),
+        account_delay_seconds=getattr(
+            settings, "MAILHOST_BAN_ACCOUNT_DELAY_SECONDS", default.account_delay_seconds
+        ),
+        exempt=tuple(getattr(settings, "MAILHOST_BAN_EXEMPT_NETWORKS", ())),
+    )
 
 
 def below_world_writable(path: Path) -> bool:
@@ -182,6 +243,9 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         "dovecot/sql-userdb.conf.ext": render_dovecot_sql_userdb,
         "opendkim/opendkim.conf": render_opendkim_conf,
         "opendkim/TrustedHosts": render_opendkim_trusted_hosts,
+        "opendkim/InternalHosts": render_opendkim_internal_hosts,
+        SENDER_POLICY_CONFIG: render_sender_policy_json,
+        "banpolicy/banpolicy.json": render_banpolicy_json,
     }
     files = {path: render(cfg).encode() for path, render in renderers.items()}
     for path, text in render_postfix_sqlite_maps(cfg).items():
@@ -211,6 +275,10 @@ POSTFIX_QUERIES = {
     "recipient-access": "SELECT '550 5.2.1 Mailbox disabled' FROM mailboxes "
     "WHERE address='%s' AND can_receive=0",
 }
+# Maps on other stores of the node: {name: (store relative to the state dir, query)}.
+POSTFIX_STORE_QUERIES = {
+    "bans": (BANS_DB, POSTFIX_BAN_QUERY),
+}
 
 
 def postfix_map(cfg: NodeConfig, name: str) -> str:
@@ -218,13 +286,15 @@ def postfix_map(cfg: NodeConfig, name: str) -> str:
 
 
 def render_postfix_sqlite_maps(cfg: NodeConfig) -> dict[str, str]:
+    queries = {name: (LOOKUP_DB, query) for name, query in POSTFIX_QUERIES.items()}
+    queries |= POSTFIX_STORE_QUERIES
     return {
         f"postfix/sqlite-{name}.cf": _lines(
             f"# {HEADER}",
-            f"dbpath = {cfg.lookup_db}",
+            f"dbpath = {cfg.path(store)}",
             f"query = {query}",
         )
-        for name, query in POSTFIX_QUERIES.items()
+        for name, (store, query) in queries.items()
     }
 
 
@@ -269,6 +339,14 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "smtpd_recipient_restrictions = check_recipient_access "
         f"{postfix_map(cfg, 'recipient-access')}",
         "",
+        "# Login protection: an address the ban store bans (too many failed logins on any",
+        "# service, see mailhost/backend/bans.py) gets 421 and is disconnected. The MX port",
+        "# checks at connect (smtpd_delay_reject=no there); on the submission ports Dovecot",
+        "# refuses its AUTH, so it cannot get past RCPT.",
+        f"smtpd_client_restrictions = check_client_access {postfix_map(cfg, 'bans')}",
+        "# A second, coarser guard from Postfix's anvil: AUTH commands per client per minute.",
+        "smtpd_client_auth_rate_limit = 30",
+        "",
         "smtpd_banner = $myhostname ESMTP",
         "smtpd_helo_required = yes",
         "disable_vrfy_command = yes",
@@ -289,9 +367,17 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "smtp_tls_security_level = may",
         "",
         "# DKIM: OpenDKIM over a unix socket (inet cost ~90 ms per message); a broken signer",
-        "# shows as 451, never as unsigned mail.",
+        "# shows as 451, never as unsigned mail. The port-25 listener only verifies (OpenDKIM",
+        "# signs for the listeners named in its MTA list alone); the submission and internal",
+        "# listeners put the sender-policy milter first, so OpenDKIM only ever signs a message",
+        "# whose From: (or envelope identity) the policy has checked. A dead or failing policy",
+        "# milter is a 451 too (milter_default_action), never unchecked mail.",
         f"smtpd_milters = unix:{s}/run/opendkim/opendkim.sock",
-        "non_smtpd_milters = $smtpd_milters",
+        f"mailhost_sender_milters = unix:{s}/{SENDER_POLICY_SOCKET} "
+        f"unix:{s}/run/opendkim/opendkim.sock",
+        "# Nothing injects with sendmail/pickup here (Dovecot and the portal use the internal",
+        "# port), and that path has no login or listener to check: it never reaches the signer.",
+        "non_smtpd_milters =",
         "milter_default_action = tempfail",
         "milter_protocol = 6",
     )
@@ -341,6 +427,9 @@ def _master_line(*columns: str) -> str:
 
 def _smtpd(listen: str, syslog_name: str, options: tuple[str, ...]) -> list[str]:
     lines = [_master_line(listen, "inet", "n", "-", "n", "-", "-", "smtpd")]
+    if syslog_name in SIGNING_LISTENERS:  # the sender policy first, then the signer
+        options = (f"milter_macro_daemon_name=mailhost-{syslog_name}",
+                   "smtpd_milters=$mailhost_sender_milters", *options)
     lines += [f"  -o {opt}" for opt in (f"syslog_name=postfix/{syslog_name}", *options)]
     return lines
 
@@ -352,7 +441,7 @@ def render_postfix_master_cf(cfg: NodeConfig) -> str:
         _master_line("# service", "type", "private", "unpriv", "chroot", "wakeup", "maxproc",
                      "command + args"),
         "# Inbound mail for hosted domains (MX). No AUTH here.",
-        *_smtpd(bind(cfg.ports["smtp"]), "smtp", ()),
+        *_smtpd(bind(cfg.ports["smtp"]), "smtp", ("smtpd_delay_reject=no",)),
         "# Client submission: STARTTLS required, then AUTH; send only as addresses you own.",
         *_smtpd(bind(cfg.ports["submission"]), "submission",
                 ("smtpd_tls_security_level=encrypt", *_SUBMISSION_OPTIONS)),
@@ -438,13 +527,31 @@ def _dovecot_passdbs(cfg: NodeConfig) -> list[str]:
     return lines
 
 
+def _dovecot_auth_policy(cfg: NodeConfig) -> list[str]:
+    return [
+        "# Login protection: Dovecot asks the node's ban policy server before and after every",
+        "# IMAP, ManageSieve and SMTP AUTH login and reports each result to it (see",
+        "# mailhost/backend/banpolicy.py). If it is down, logins are allowed (reject_on_fail no).",
+        f"auth_policy_server_url = http://127.0.0.1:{cfg.ports['authpolicy']}/",
+        f"auth_policy_server_api_header = <{cfg.banpolicy_header_file}",
+        "# Only the login, the client's address and the service are sent; no password hash.",
+        "auth_policy_request_attributes = login=%{requested_username} remote=%{rip} protocol=%s",
+        "auth_policy_hash_nonce = unused-no-password-hash-is-sent",
+        "auth_policy_report_after_auth = yes",
+        "auth_policy_reject_on_fail = no",
+        "auth_policy_server_timeout_msecs = 2000",
+    ]
+
+
 def _dovecot_dev(cfg: NodeConfig) -> list[str]:
     if not cfg.dev:
         return []
     return [
-        "# Dev/test stack (MAILHOST_STACK_DEV=true): no failed-login penalty from loopback. One",
-        "# failed login would otherwise delay the next good one by seconds. Production keeps it.",
-        "login_trusted_networks = 127.0.0.0/8 ::1/128",
+        "# Dev/test stack (MAILHOST_STACK_DEV=true): one failed login would otherwise delay the",
+        "# next good one by seconds. Production keeps the delay and the penalty. Dovecot cannot",
+        "# limit these two to one address for SMTP AUTH, so they are off for every client here;",
+        "# bans still apply to every address but 127.0.0.1 and ::1.",
+        f"login_trusted_networks = {' '.join(DEV_TRUSTED)}",
         "auth_failure_delay = 0",
         "service anvil {",
         "  unix_listener anvil-auth-penalty {",
@@ -478,6 +585,11 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         "disable_plaintext_auth = yes",
         "auth_mechanisms = plain login",
         "auth_username_format = %Lu",
+        "# The characters of a hosted login, as mailhost.names.HOSTED_LOCAL_PART allows them",
+        "# (Dovecot's default, stated so the two cannot drift apart). '+' is not one: Postfix",
+        "# cuts it off as the tag delimiter before delivery.",
+        "auth_username_chars = "
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@",
         "# Lookups hit the SQLite store directly; a cache would need flushing on every change.",
         "auth_cache_size = 0",
         "auth_verbose = yes",
@@ -486,6 +598,7 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         "  driver = sql",
         f"  args = {cfg.path('dovecot/sql-userdb.conf.ext')}",
         "}",
+        *_dovecot_auth_policy(cfg),
         *_dovecot_dev(cfg),
         "",
         f"first_valid_uid = {MAIL_UID}",
@@ -517,6 +630,12 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         "  sieve = file:~/sieve;active=~/.dovecot.sieve",
         "  # Forwarded mail leaves with our recipient as envelope sender (SPF keeps passing).",
         "  sieve_redirect_envelope_from = recipient",
+        "  # Vacation replies and notifications too: the envelope sender is then the identity",
+        "  # the sender-policy milter holds their From: to (a script's `vacation :from` or",
+        "  # `notify :from` cannot claim another tenant's address). Pigeonhole's default, <>,",
+        "  # would leave the signer nothing but the header to go by.",
+        "  sieve_vacation_send_from_recipient = yes",
+        "  sieve_notify_mailto_envelope_from = recipient",
         "}",
     )
 
@@ -567,6 +686,36 @@ def _dovecot_services(cfg: NodeConfig, p: Mapping[str, int]) -> list[str]:
     ]
 
 
+# --- sender-policy milter -------------------------------------------------------------------
+
+
+def render_sender_policy_json(cfg: NodeConfig) -> str:
+    """mailhost.backend.milter's config: where to listen, who may connect, what to read."""
+    return json.dumps(
+        {
+            "lookup_db": str(cfg.lookup_db),
+            "pid_file": str(cfg.path("run/sender-policy/sender-policy.pid")),
+            "socket": str(cfg.path(SENDER_POLICY_SOCKET)),
+            "socket_group": "postfix",
+        },
+        indent=2,
+        sort_keys=True,
+    ) + "\n"
+
+
+# --- ban policy server ----------------------------------------------------------------------
+
+
+def render_banpolicy_json(cfg: NodeConfig) -> str:
+    return policy_json(
+        store=cfg.bans_db,
+        listen=("127.0.0.1", cfg.ports["authpolicy"]),
+        key_file=cfg.banpolicy_header_file,
+        pid_file=cfg.path("run/banpolicy/banpolicy.pid"),
+        policy=cfg.ban_policy,
+    )
+
+
 # --- OpenDKIM --------------------------------------------------------------------------------
 
 
@@ -595,8 +744,14 @@ def render_opendkim_conf(cfg: NodeConfig) -> str:
         "# SASL login (sender login maps), never by the From: header a client can forge: else",
         "# a user of one tenant could get mail signed with another tenant's domain key.",
         "SenderMacro             {mail_addr}",
-        "# Mail from these hosts (or from an authenticated client) is signed, not verified.",
-        f"InternalHosts           {s}/opendkim/TrustedHosts",
+        "# With the sender macro empty (null envelope sender) OpenDKIM falls back to the From:",
+        "# field alone, which the sender-policy milter has verified on every signing listener.",
+        "SenderHeaders           From",
+        "# Sign only for the submission and internal listeners (their daemon names) and for",
+        "# authenticated clients; no host is internal by address, so a loopback client of the",
+        "# port-25 listener gets verified, never signed.",
+        f"MTA                     {','.join(f'mailhost-{n}' for n in SIGNING_LISTENERS)}",
+        f"InternalHosts           {s}/opendkim/InternalHosts",
         f"ExternalIgnoreList      {s}/opendkim/TrustedHosts",
         f"RequireSafeKeys         {'true' if cfg.dkim_require_safe_keys else 'false'}",
         "# OpenDKIM logs only to syslog, which this host may not run. Its failures still surface",
@@ -609,3 +764,9 @@ def render_opendkim_conf(cfg: NodeConfig) -> str:
 
 def render_opendkim_trusted_hosts(cfg: NodeConfig) -> str:
     return _lines("127.0.0.1", "::1", "localhost")
+
+
+def render_opendkim_internal_hosts(cfg: NodeConfig) -> str:
+    """Empty on purpose: without this file OpenDKIM treats 127.0.0.1 as internal and signs
+    whatever a loopback client hands the port-25 listener (see MTA in opendkim.conf)."""
+    return _lines("# No host is internal by address; signing follows the listener (MTA).")

@@ -14,6 +14,9 @@ class DomainSnap:
     id: int
     name: str
     active: bool
+    # Ownership not verified yet: nothing of the domain reaches the node (no domain row, no
+    # mailbox or alias rows, no signing key), so a claim on someone else's name does nothing.
+    verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class MailboxSnap:
     deleted: bool
     app_password_hashes: tuple[str, ...] = ()
     sieve: SieveSpec | None = None  # forwarding and vacation, rendered into the home
+    domain_verified: bool = True  # False: prepared, rendered as nothing until verified
 
     @property
     def can_login(self) -> bool:
@@ -45,6 +49,7 @@ class AliasSnap:
     destinations: tuple[str, ...]
     active: bool
     domain_active: bool
+    domain_verified: bool = True  # False: rendered as nothing until the domain is verified
 
 
 @dataclass(frozen=True)

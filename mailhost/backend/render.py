@@ -14,6 +14,14 @@ from mailhost.backend.sieve import render_sieve
 
 Rows = dict[str, set[tuple]]  # table → rows, each row starting with its `src`
 
+# A hosted address (mailbox, alias, sender login): the one local-part grammar Postfix
+# (recipient_delimiter = +) and Dovecot (auth_username_chars) both serve, the same as
+# mailhost.names.HOSTED_LOCAL_PART; empty only for a catch-all alias ('@domain').
+_SAFE_HOSTED_ADDRESS = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9_-]|\.(?=[a-z0-9_-]))*)?@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$"
+)
+# A destination we forward to may live anywhere: broader, but nothing that breaks a map line
+# (',' separates destinations), a Sieve string or a path.
 _SAFE_ADDRESS = re.compile(r"^[a-z0-9!#$%&'*+=?^_`{}~.-]*@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 _SAFE_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 _SAFE_SELECTOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
@@ -60,7 +68,7 @@ def _mail_root(state_dir: str) -> str:
 
 def domain_rows(domain: DomainSnap) -> Rows:
     rows = empty_rows()
-    if domain.active:
+    if domain.active and domain.verified:
         rows["domains"].add(
             (src_of("domain", domain.id), _check(_SAFE_DOMAIN, domain.name, "domain"))
         )
@@ -68,12 +76,15 @@ def domain_rows(domain: DomainSnap) -> Rows:
 
 
 def mailbox_rows(mailbox: MailboxSnap, state_dir: str) -> Rows:
-    """A deleted mailbox renders nothing: its address stops working at once."""
+    """A deleted mailbox renders nothing: its address stops working at once. Neither does one
+    on a domain whose ownership is not verified: its address may be someone else's."""
     rows = empty_rows()
-    if mailbox.deleted:
+    if mailbox.deleted or not mailbox.domain_verified:
         return rows
     src = src_of("mailbox", mailbox.id)
-    address = _check(_SAFE_ADDRESS, mailbox.address, "address")
+    address = _check(_SAFE_HOSTED_ADDRESS, mailbox.address, "address")
+    if address.startswith("@"):
+        raise UnsafeValue(f"refusing to render mailbox address {address!r}")
     _check(_SAFE_HASH, mailbox.password_hash, "password hash")
     rows["mailboxes"].add(
         (
@@ -96,10 +107,10 @@ def mailbox_rows(mailbox: MailboxSnap, state_dir: str) -> Rows:
 def alias_rows(alias: AliasSnap) -> Rows:
     """Destinations that are logins may also send as the alias (Postfix checks the login)."""
     rows = empty_rows()
-    if not (alias.active and alias.domain_active):
+    if not (alias.active and alias.domain_active and alias.domain_verified):
         return rows
     src = src_of("alias", alias.id)
-    address = _check(_SAFE_ADDRESS, alias.address, "alias address")
+    address = _check(_SAFE_HOSTED_ADDRESS, alias.address, "alias address")
     destinations = [_check(_SAFE_ADDRESS, d, "destination") for d in alias.destinations]
     if not destinations:
         raise UnsafeValue(f"alias {address!r} has no destinations")
@@ -142,7 +153,7 @@ def dkim_files(keys: list[DkimSnap], state_dir: str) -> dict[str, bytes]:
 def sieve_file(mailbox: MailboxSnap) -> tuple[str, bytes | None]:
     """The mailbox's active Sieve script path (relative to the state dir) and its content."""
     path = f"mail/{_check(_SAFE_HOME_ID, mailbox.home_id, 'home id')}/.dovecot.sieve"
-    if mailbox.deleted or mailbox.sieve is None:
+    if mailbox.deleted or mailbox.sieve is None or not mailbox.domain_verified:
         return path, None
     for destination in mailbox.sieve.forward_to:
         _check(_SAFE_ADDRESS, destination, "forwarding address")

@@ -1,4 +1,5 @@
-"""The stack runner: OpenDKIM, Dovecot and Postfix as daemons, configured from a state directory.
+"""The stack runner: OpenDKIM, Dovecot, Postfix and the node's Python daemons, configured from a
+state directory.
 
 `Stack(cfg).start()` prepares the directory (ownership, lookup store, certificate, empty DKIM
 tables), writes the static config, starts whatever is not running as a real daemon (so
@@ -13,23 +14,30 @@ import grp
 import logging
 import os
 import pwd
+import secrets
 import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
 from mailhost.backend import lookup
 from mailhost.backend.apply import FileSpec, ManagedFiles
+from mailhost.backend.bans import BanStore
 from mailhost.backend.config import (
     MAIL_GID,
     MAIL_UID,
     OPENDKIM_USER,
+    SENDER_POLICY_CONFIG,
+    SENDER_POLICY_SOCKET,
     NodeConfig,
     render_static_files,
 )
@@ -38,7 +46,38 @@ from mailhost.backend.tls import ensure_certificate
 
 logger = logging.getLogger(__name__)
 
-DAEMONS = ("opendkim", "dovecot", "postfix")  # start order: what Postfix talks to comes first
+
+
+@dataclass(frozen=True)
+class PythonDaemon:
+    """A node daemon written in Python: run with the portal's own interpreter as
+    `python -m <module> --config <state dir>/<config>`, it writes its pid to
+    run/<name>/<name>.pid and logs to log/<name>.log. One entry in PYTHON_DAEMONS each."""
+
+    module: str
+    config: str  # relative to the state dir; rendered by mailhost.backend.config
+    what: str  # its name in readiness errors
+    ready: Callable[["Stack"], bool]
+
+
+PYTHON_DAEMONS: dict[str, PythonDaemon] = {
+    # The sender-policy milter: holds From:/Sender: to the login before OpenDKIM signs.
+    "sender-policy": PythonDaemon(
+        module="mailhost.backend.milter",
+        config=SENDER_POLICY_CONFIG,
+        what="Sender policy milter",
+        ready=lambda stack: _unix_accepts(stack.cfg.path(SENDER_POLICY_SOCKET)),
+    ),
+    # Dovecot's auth policy server: counts failed logins, refuses banned addresses.
+    "banpolicy": PythonDaemon(
+        module="mailhost.backend.banpolicy",
+        config="banpolicy/banpolicy.json",
+        what="Ban policy server",
+        ready=lambda stack: _http_ok(stack.address("authpolicy"), "/health"),
+    ),
+}
+# Start order: what Postfix and Dovecot talk to comes first.
+DAEMONS = ("opendkim", *PYTHON_DAEMONS, "dovecot", "postfix")
 _EXECUTABLES = {
     "opendkim": "/usr/sbin/opendkim",
     "dovecot": "/usr/sbin/dovecot",
@@ -46,6 +85,8 @@ _EXECUTABLES = {
 }
 # Daemons get a clean environment: none of the portal's secrets (DATABASE_URL, …) leak in.
 _DAEMON_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+# The project's code (not installed as a package): the Python daemons import it from here.
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 20.0
 OPENDKIM_TERM_GRACE = 1.5  # its SIGTERM takes 4–5 s and it keeps no state (notes)
 
@@ -81,6 +122,8 @@ class Stack:
         return self.cfg.path("run/dovecot/lmtp")
 
     def pid_file(self, daemon: str) -> Path:
+        if daemon in PYTHON_DAEMONS:
+            return self.cfg.path(f"run/{daemon}/{daemon}.pid")
         return {
             "postfix": self.cfg.path("spool/pid/master.pid"),
             "dovecot": self.cfg.path("run/dovecot/master.pid"),
@@ -91,7 +134,7 @@ class Stack:
         return self.cfg.path(f"log/{daemon}.log")
 
     def address(self, port_name: str) -> tuple[str, int]:
-        host = "127.0.0.1" if port_name == "internal" else self.cfg.bind_address
+        host = "127.0.0.1" if port_name in ("internal", "authpolicy") else self.cfg.bind_address
         return host, self.cfg.ports[port_name]
 
     # --- preparing the state directory --------------------------------------------------------
@@ -113,6 +156,9 @@ class Stack:
         _ensure_dir(self.cfg.path("run/opendkim"), 0o2750, dkim.pw_uid, postfix_gid)
         _ensure_dir(self.cfg.opendkim_keys_dir, 0o700, dkim.pw_uid, dkim.pw_gid)
         self._prepare_lookup(postfix_gid)
+        self._prepare_bans(postfix_gid)
+        for daemon in PYTHON_DAEMONS:
+            _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
         for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
             if not table.exists():  # the reconciler fills them; OpenDKIM needs them to start
                 write_atomic(table, b"", mode=0o644)
@@ -130,6 +176,24 @@ class Stack:
                 os.chown(path, 0, postfix_gid)
                 os.chmod(path, 0o660)
         lookup.ensure_schema(db)
+
+    def _prepare_bans(self, postfix_gid: int) -> None:
+        """The ban store (read by Postfix: same rules as the lookup store) and the secret the
+        policy server shares with Dovecot (root only: Dovecot's master reads it as root)."""
+        db = self.cfg.bans_db
+        _ensure_dir(db.parent, 0o2770, 0, postfix_gid)
+        if not db.exists():
+            db.touch(mode=0o660)
+        BanStore(db, self.cfg.ban_policy).ensure_schema()
+        for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            if path.exists():
+                os.chown(path, 0, postfix_gid)
+                os.chmod(path, 0o660)
+        header = self.cfg.banpolicy_header_file
+        _ensure_dir(header.parent, 0o755)
+        if not header.exists():
+            # No newline: Dovecot sends the file's bytes as the header line.
+            write_atomic(header, f"X-API-Key:{secrets.token_urlsafe(32)}".encode(), mode=0o600)
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -200,7 +264,10 @@ class Stack:
             touched = any(rel.startswith(f"{daemon}/") for rel in changed)
             if self.pid(daemon) is None:
                 logger.info("starting %s from %s", daemon, self.cfg.state_dir)
-                getattr(self, f"_start_{daemon}")()
+                if daemon in PYTHON_DAEMONS:
+                    self._start_python(daemon)
+                else:
+                    getattr(self, f"_start_{daemon}")()
             elif touched:
                 logger.info("reloading %s: its configuration changed", daemon)
                 self.reload(daemon)
@@ -217,12 +284,32 @@ class Stack:
     def _start_postfix(self) -> None:
         _run(["postfix", "-c", str(self.postfix_dir), "start"], what="postfix start")
 
+    def _start_python(self, daemon: str) -> None:
+        """Start a Python daemon in a session of its own; it outlives `manage.py stack start`."""
+        spec = PYTHON_DAEMONS[daemon]
+        self.pid_file(daemon).unlink(missing_ok=True)
+        env = _DAEMON_ENV | {"PYTHONPATH": str(_PROJECT_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+        argv = [sys.executable, "-m", spec.module, "--config", str(self.cfg.path(spec.config))]
+        # `setsid -f` forks it off and returns at once: the daemon is never our child, so it is
+        # never left a zombie of a long-lived caller (a test session, a worker).
+        with open(self.log_file(daemon), "ab") as log:
+            started = subprocess.run(
+                ["setsid", "-f", *argv], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env, cwd=self.cfg.state_dir, timeout=30, check=False,
+            )
+        if started.returncode != 0:
+            raise StackError(f"{daemon} did not start (setsid exit {started.returncode})")
+
+    def _python_command(self, daemon: str) -> str:
+        spec = PYTHON_DAEMONS[daemon]
+        return f"-m {spec.module} --config {self.cfg.path(spec.config)}"
+
     def stop(self) -> None:
         """Stop all three and wait until no process of the stack is left. Idempotent."""
         leftovers = self.processes()
         pids = {daemon: self.pid(daemon) for daemon in DAEMONS}
         # OpenDKIM first: its grace period runs while the others stop.
-        for daemon in ("opendkim", "dovecot"):
+        for daemon in ("opendkim", *PYTHON_DAEMONS, "dovecot"):
             if pids[daemon]:
                 logger.info("stopping %s (pid %s)", daemon, pids[daemon])
                 _signal(pids[daemon], signal.SIGTERM)
@@ -248,6 +335,9 @@ class Stack:
         reused pids are recognised by the executable)."""
         try:
             pid = int(self.pid_file(daemon).read_text().strip())
+            if daemon in PYTHON_DAEMONS:  # the interpreter runs many things: match the command
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                return pid if self._python_command(daemon) in title else None
             exe = os.readlink(f"/proc/{pid}/exe")
         except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return None
@@ -282,7 +372,8 @@ class Stack:
                 title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except (FileNotFoundError, ProcessLookupError, UnicodeDecodeError):
                 continue
-            if title.startswith(prefixes) and (info := _stat(int(entry))):
+            python = any(self._python_command(d) in title for d in PYTHON_DAEMONS)
+            if (title.startswith(prefixes) or python) and (info := _stat(int(entry))):
                 found.add((int(entry), info[1]))
         return found
 
@@ -304,7 +395,18 @@ class Stack:
     # --- reloads ------------------------------------------------------------------------------
 
     def reload(self, daemon: str) -> None:
+        if daemon in PYTHON_DAEMONS:
+            self.restart_python(daemon)
+            return
         getattr(self, f"reload_{daemon}")()
+
+    def restart_python(self, daemon: str) -> None:
+        """A Python daemon re-reads its config by restarting (it keeps no state of its own)."""
+        pid = self.pid(daemon)
+        if pid is not None:
+            _signal(pid, signal.SIGTERM)
+            _wait_exit({pid}, timeout=10.0)
+        self._start_python(daemon)
 
     def reload_postfix(self) -> None:
         _run(["postfix", "-c", str(self.postfix_dir), "reload"], what="postfix reload")
@@ -364,6 +466,7 @@ class Stack:
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         checks: list[tuple[str, Callable[[], bool]]] = [
             ("OpenDKIM milter socket", lambda: _unix_accepts(self.opendkim_socket)),
+            *((spec.what, lambda spec=spec: spec.ready(self)) for spec in PYTHON_DAEMONS.values()),
             ("Dovecot LMTP", lambda: _unix_greets(self.lmtp_socket, b"220")),
             ("Dovecot IMAP", lambda: _tcp_greets(self.address("imap"), b"* OK")),
             ("Dovecot ManageSieve",
@@ -385,7 +488,7 @@ class Stack:
 
     def log_tails(self, lines: int = 20) -> str:
         parts = []
-        for daemon in ("postfix", "dovecot"):
+        for daemon in ("postfix", "dovecot", *PYTHON_DAEMONS):
             try:
                 tail = self.log_file(daemon).read_text(errors="replace").splitlines()[-lines:]
             except FileNotFoundError:
@@ -529,6 +632,14 @@ def _unix_greets(path: Path, greeting: bytes) -> bool:
             return sock.recv(512).startswith(greeting)
         except OSError:
             return False
+
+
+def _http_ok(address: tuple[str, int], path: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address[0]}:{address[1]}{path}", timeout=2) as r:  # noqa: S310 (loopback)
+            return r.status == 200
+    except OSError:
+        return False
 
 
 def _tcp_greets(address: tuple[str, int], greeting: bytes, *, tls: bool = False) -> bool:

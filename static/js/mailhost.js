@@ -32,6 +32,12 @@
     });
   });
 
+  // "Go back" links: back in history when there is one; the link's own target otherwise.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("[data-history-back]");
+    if (link && window.history.length > 1) { event.preventDefault(); window.history.back(); }
+  });
+
   // Selects that submit their form when changed (the organisation switcher); the form keeps
   // a submit button for people without JavaScript, hidden here.
   document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {

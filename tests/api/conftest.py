@@ -19,6 +19,7 @@ from tests.factories import (
     AliasFactory,
     DomainFactory,
     MailboxFactory,
+    MembershipFactory,
     OrganisationFactory,
 )
 
@@ -59,6 +60,15 @@ def make_token(organisation, *, read_only: bool = False, name: str = "test") -> 
         actor=SYSTEM, organisation=organisation, name=name, read_only=read_only
     )
     return raw
+
+
+def person_for(organisation, role: str = "owner") -> ApiClient:
+    """A signed-in member's browser session on the API (people, not tokens, manage tokens)."""
+    user = MembershipFactory(organisation=organisation, role=role).user
+    user.save()  # the factory sets the password without saving it
+    client = Client()
+    client.force_login(user)
+    return ApiClient(client=client)
 
 
 @dataclass

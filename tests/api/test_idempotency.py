@@ -6,10 +6,10 @@ from django.test import RequestFactory
 from django.test.client import encode_multipart
 from django.utils import timezone
 
-from mailboxes.models import Mailbox
+from mailboxes.models import Domain, Mailbox
 from mailhost.idempotency import fingerprint
 from tenants.models import ApiToken, AuditEvent, IdempotencyRecord
-from tests.api.conftest import ApiClient
+from tests.api.conftest import ApiClient, make_token, person_for
 
 pytestmark = pytest.mark.django_db
 
@@ -49,26 +49,27 @@ def test_it_answers_422_to_the_same_key_with_another_body(tenant):
 
 
 def test_it_scopes_keys_to_the_token(tenant):
-    tenant.rw.post("/tokens", {"name": "one"}, headers=KEY)
-    other_token = tenant.rw.post("/tokens", {"name": "other-rw"}).json()["token"]
-    response = ApiClient(other_token).post("/tokens", {"name": "two"}, headers=KEY)
+    tenant.rw.post("/domains", {"name": "one.test"}, headers=KEY)
+    other_token = make_token(tenant.organisation, name="other-rw")
+    response = ApiClient(other_token).post("/domains", {"name": "two.test"}, headers=KEY)
     assert response.status_code == 201
-    assert set(ApiToken.objects.values_list("name", flat=True)) >= {"one", "two"}
+    assert set(Domain.objects.values_list("name", flat=True)) >= {"one.test", "two.test"}
 
 
 def test_it_forgets_a_key_after_24_hours(tenant):
-    tenant.rw.post("/tokens", {"name": "ci"}, headers=KEY)
+    person = person_for(tenant.organisation)  # tokens are created by people
+    person.post("/tokens", {"name": "ci"}, headers=KEY)
     IdempotencyRecord.objects.update(created_at=timezone.now() - dt.timedelta(hours=24, seconds=1))
-    again = tenant.rw.post("/tokens", {"name": "ci"}, headers=KEY)
+    again = person.post("/tokens", {"name": "ci"}, headers=KEY)
     assert again.status_code == 201 and "Idempotent-Replayed" not in again
     assert ApiToken.objects.filter(name="ci").count() == 2
 
 
 def test_it_answers_409_while_the_first_request_is_still_running(tenant):
-    scope = f"token:{ApiToken.objects.get(name='rw').pk}"
-    first = tenant.rw.post("/tokens", {"name": "ci"}, headers=KEY)
-    IdempotencyRecord.objects.filter(scope=scope).update(status_code=None, body_encrypted="")
-    response = tenant.rw.post("/tokens", {"name": "ci"}, headers=KEY)
+    person = person_for(tenant.organisation)
+    first = person.post("/tokens", {"name": "ci"}, headers=KEY)
+    IdempotencyRecord.objects.update(status_code=None, body_encrypted="")
+    response = person.post("/tokens", {"name": "ci"}, headers=KEY)
     assert first.status_code == 201
     assert response.status_code == 409 and response.json()["code"] == "idempotency_in_progress"
 

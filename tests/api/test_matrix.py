@@ -14,7 +14,7 @@ import pytest
 
 from mailboxes.models import Alias, Domain, Mailbox
 from tenants.models import ApiToken
-from tests.api.conftest import ApiClient
+from tests.api.conftest import ApiClient, person_for
 
 pytestmark = pytest.mark.django_db
 
@@ -37,17 +37,20 @@ class Case:
     bad_body: dict | None = None
     bad_path: str | None = None
     bad_field: str | None = None
+    # Only a signed-in person may (token management): it works for one, a token gets 403.
+    person: bool = False
 
 
 CASES = [
     Case("GET", "/organisations", bad_body={"limit": 0}, bad_field="limit", foreign_absent=True),
     Case("GET", "/tokens", foreign_body={"organisation": "acme"},
          bad_body={"limit": 501}, bad_field="limit"),
-    Case("POST", "/tokens", {"name": "ci"}, ok=201, write=True,
+    Case("POST", "/tokens", {"name": "ci"}, ok=201, write=True, person=True,
          foreign_body={"name": "ci", "organisation": "acme"},
          bad_body={"name": ""}, bad_field="name"),
     Case("GET", f"/tokens/{SPARE}", bad_path="/tokens/abc", bad_field="token_id"),
-    Case("DELETE", f"/tokens/{SPARE}", write=True, bad_path="/tokens/0", bad_field="token_id"),
+    Case("DELETE", f"/tokens/{SPARE}", write=True, person=True, bad_path="/tokens/0",
+         bad_field="token_id"),
     Case("GET", "/audit", foreign_body={"organisation": "acme"},
          bad_body={"since": "yesterday"}, bad_field="since"),
     Case("GET", "/domains", foreign_body={"organisation": "acme"},
@@ -59,6 +62,7 @@ CASES = [
     Case("PATCH", "/domains/acme.test", {"status": "disabled"}, write=True,
          bad_body={"default_quota_mb": 0}, bad_field="default_quota_mb"),
     Case("DELETE", "/domains/empty.acme.test", ok=204, write=True),
+    Case("POST", "/domains/acme.test/verify", write=True),
     Case("GET", "/mailboxes", foreign_body={"domain": "acme.test"},
          bad_body={"status": "sleeping"}, bad_field="status"),
     Case("POST", "/mailboxes", {"address": "bob@acme.test"}, ok=201, write=True,
@@ -105,10 +109,21 @@ def openapi(django_db_blocker):
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_it_works(case, tenant, openapi):
-    response = call(tenant.rw, case, tenant, body=case.body)
+    client = person_for(tenant.organisation) if case.person else tenant.rw
+    response = call(client, case, tenant, body=case.body)
     assert response.status_code == case.ok, response.content
     if case.ok != 204:
         assert_documented(openapi, case, response)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.person], ids=[
+    i for c, i in zip(CASES, IDS, strict=True) if c.person
+])
+def test_it_answers_403_to_a_token_managing_tokens(case, tenant):
+    before = _state()
+    response = call(tenant.rw, case, tenant, body=case.body)
+    assert response.status_code == 403, response.content
+    assert _state() == before
 
 
 def assert_documented(openapi: dict, case: Case, response) -> None:

@@ -4,13 +4,15 @@ import pytest
 from django.utils import timezone
 
 from tenants.models import ApiToken, AuditEvent
-from tests.api.conftest import ApiClient, make_token, queries_for
+from tests.api.conftest import ApiClient, make_token, person_for, queries_for
 
 pytestmark = pytest.mark.django_db
 
 
 def test_it_creates_a_token_shown_once_and_stored_hashed(tenant):
-    response = tenant.rw.post("/tokens", {"name": "deploy", "read_only": True})
+    response = person_for(tenant.organisation).post(
+        "/tokens", {"name": "deploy", "read_only": True}
+    )
     assert response.status_code == 201
     body = response.json()
     secret = body["token"]
@@ -24,12 +26,13 @@ def test_it_creates_a_token_shown_once_and_stored_hashed(tenant):
 
 
 def test_it_creates_a_token_that_expires(tenant):
+    person = person_for(tenant.organisation)
     soon = (timezone.now() + dt.timedelta(days=1)).isoformat()
-    response = tenant.rw.post("/tokens", {"name": "temp", "expires_at": soon})
+    response = person.post("/tokens", {"name": "temp", "expires_at": soon})
     assert response.status_code == 201 and response.json()["expires_at"]
-    past = tenant.rw.post("/tokens", {"name": "temp", "expires_at": "2000-01-01T00:00:00Z"})
+    past = person.post("/tokens", {"name": "temp", "expires_at": "2000-01-01T00:00:00Z"})
     assert past.status_code == 422 and past.json()["field"] == "expires_at"
-    naive = tenant.rw.post("/tokens", {"name": "temp", "expires_at": "2099-01-01T00:00:00"})
+    naive = person.post("/tokens", {"name": "temp", "expires_at": "2099-01-01T00:00:00"})
     assert naive.status_code == 422 and naive.json()["field"] == "expires_at"
 
 
@@ -37,12 +40,13 @@ def test_it_revokes_a_token_at_once(tenant):
     secret = make_token(tenant.organisation, name="doomed")
     token = ApiToken.objects.get(name="doomed")
     assert ApiClient(secret).get("/domains").status_code == 200
-    response = tenant.rw.delete(f"/tokens/{token.pk}")
+    person = person_for(tenant.organisation)
+    response = person.delete(f"/tokens/{token.pk}")
     assert response.status_code == 200
     assert response.json()["revoked_at"] and response.json()["usable"] is False
     assert ApiClient(secret).get("/domains").status_code == 401
     assert AuditEvent.objects.filter(action="api_token.revoke").count() == 1
-    assert tenant.rw.delete(f"/tokens/{token.pk}").status_code == 200  # again: no change
+    assert person.delete(f"/tokens/{token.pk}").status_code == 200  # again: no change
     assert AuditEvent.objects.filter(action="api_token.revoke").count() == 1
 
 
@@ -55,7 +59,7 @@ def test_it_records_the_last_use(tenant):
 
 
 def test_it_hides_revoked_tokens_unless_asked(tenant):
-    tenant.rw.delete(f"/tokens/{tenant.spare_token.pk}")
+    person_for(tenant.organisation).delete(f"/tokens/{tenant.spare_token.pk}")
     names = [t["name"] for t in tenant.rw.get("/tokens").json()["items"]]
     assert "spare" not in names
     everything = tenant.rw.get("/tokens", {"include_revoked": "true"}).json()["items"]

@@ -28,13 +28,15 @@ CONFIG = NodeConfig(
         "imaps": 2993,
         "managesieve": 24190,
         "internal": 2526,
+        "authpolicy": 2527,
     },
     dev=True,
     dkim_require_safe_keys=True,
 )
 RENDERED = render_static_files(CONFIG)
-# An absolute path in a config line: not preceded by a word char, '.', ']' (CIDR) or '~' (home).
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.\]~])/[\w./-]+")
+# An absolute path in a config line: not preceded by a word char, '.', ']' (CIDR), '~' (home)
+# or ':'/'/' (a URL's "//").
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.\]~:/])/[\w./-]+")
 
 
 @pytest.mark.parametrize("relative", sorted(RENDERED))

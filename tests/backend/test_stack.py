@@ -17,9 +17,9 @@ import pytest
 from django.core.management import call_command
 
 from identity.dkim import generate_rsa_key
-from mailhost.backend.config import MAIL_GID, MAIL_UID, OPENDKIM_USER
+from mailhost.backend.config import MAIL_GID, MAIL_UID, OPENDKIM_USER, PORT_NAMES
 from mailhost.backend.files import write_atomic
-from mailhost.backend.stack import Stack
+from mailhost.backend.stack import DAEMONS, Stack
 from mailhost.passwords import hash_password
 from tests.stack import (
     fetch_inbox,
@@ -475,9 +475,8 @@ def ehlo(stack: Stack) -> bytes:
 
 def test_it_starts_and_stops_through_the_management_command_leaving_no_process(settings, db):
     state_dir = make_state_dir()
-    names = ("smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal")
     settings.MAILHOST_NODE_STATE_DIR = state_dir
-    settings.MAILHOST_PORTS = dict(zip(names, free_ports(len(names)), strict=True))
+    settings.MAILHOST_PORTS = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
     settings.MAILHOST_STACK_DEV = True
     try:
         call_command("stack", "start")
@@ -496,7 +495,7 @@ def test_it_starts_and_stops_through_the_management_command_leaving_no_process(s
         assert wait_for(lambda: b"SIZE 1234567" in ehlo(stack))
 
         call_command("stack", "stop")
-        assert stack.status() == {"opendkim": None, "dovecot": None, "postfix": None}
+        assert stack.status() == dict.fromkeys(DAEMONS)
         assert not [pid for pid, _ in processes if _alive(pid)]
         leftover = subprocess.run(["pgrep", "-f", str(state_dir)], capture_output=True, text=True)
         assert [p for p in leftover.stdout.split() if _alive(int(p))] == []

@@ -71,6 +71,7 @@ def test_it_holds_no_transaction_across_network_io(
     network_calls, reconcile_worker, knot, settings, mail_stack
 ):
     settings.MAILHOST_HOSTNAME = MAIL_HOST
+    settings.MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # the Knot test server
     settings.MAILHOST_PORTAL_URL = f"https://{PORTAL_HOST}"
     settings.MAILHOST_DNS_TIMEOUT_MS, settings.MAILHOST_DNS_LIFETIME_MS = 1000, 3000
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # real SMTP

@@ -147,10 +147,13 @@ def test_it_creates_a_domain_with_an_active_dkim_key_and_refuses_duplicates():
     assert domain.name == "xn--bcher-kva.example"
     key = domain.dkim_keys.get()
     assert key.state == "active" and key.txt_value.startswith("v=DKIM1; k=rsa; p=MII")
-    with pytest.raises(Conflict, match="already hosted"):
-        services.domain_create(
-            actor=SYSTEM, organisation=OrganisationFactory(), name="bücher.EXAMPLE."
-        )
+    with pytest.raises(Conflict, match="already a domain of this organisation"):
+        services.domain_create(actor=SYSTEM, organisation=org, name="bücher.EXAMPLE.")
+    # Another organisation gets a claim of its own, which never goes live while org's holds.
+    claim = services.domain_create(
+        actor=SYSTEM, organisation=OrganisationFactory(), name="bücher.EXAMPLE."
+    )
+    assert domain.is_verified and not claim.is_verified
 
 
 def test_it_refuses_to_delete_a_domain_that_still_has_mailboxes(domain):

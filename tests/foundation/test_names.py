@@ -77,3 +77,30 @@ def test_it_normalises_a_whole_address():
 def test_it_refuses_an_address_with_two_ats():
     with pytest.raises(InvalidName, match="exactly one @"):
         normalise_address("a@b@example.com")
+
+
+@pytest.mark.parametrize("local", ["plus+tag", "t~x", "ab'c", "a`b", "a^b", "a%b", "_a", "-a"])
+def test_it_refuses_a_hosted_local_part_the_stack_cannot_serve(local):
+    with pytest.raises(InvalidName, match=r"a-z, digits 0-9 and the characters \. _ -"):
+        normalise_local_part(local)
+    assert normalise_address(f"{local}@example.test") == f"{local}@example.test"  # external
+
+
+def test_it_agrees_with_the_renderer_and_dovecot_on_every_character():
+    """The portal, the renderer's defence in depth and Dovecot's auth_username_chars accept
+    exactly the same characters in a hosted local part (Postfix cuts '+' off as a tag)."""
+    from mailhost.backend.config import render_dovecot_conf
+    from mailhost.backend.render import _SAFE_HOSTED_ADDRESS
+    from tests.backend.test_config_render import CONFIG
+
+    conf = render_dovecot_conf(CONFIG)
+    dovecot_chars = set(conf.split("auth_username_chars = ", 1)[1].split("\n", 1)[0]) - {"@"}
+    for char in map(chr, range(33, 127)):
+        if char.lower() != char:
+            continue  # upper case is folded to lower case before any of them looks
+        try:
+            portal = normalise_local_part(f"a{char}b") == f"a{char}b"
+        except InvalidName:
+            portal = False
+        renderer = bool(_SAFE_HOSTED_ADDRESS.fullmatch(f"a{char}b@x.test"))
+        assert portal == renderer == (char in dovecot_chars), char

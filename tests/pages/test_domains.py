@@ -1,6 +1,7 @@
 from identity.models import DkimKey
 from mailboxes.models import Domain
-from tests.factories import DomainFactory, MailboxFactory
+from tests.factories import DomainFactory, MailboxFactory, UserFactory
+from tests.pages.conftest import client_for
 
 
 def test_it_lists_domains_with_counts(owner_client, mailbox):
@@ -49,7 +50,7 @@ def test_it_shows_why_a_domain_name_is_refused(owner_client, org):
 def test_it_refuses_a_domain_that_is_hosted_already(owner_client, domain):
     response = owner_client.post("/mail-admin/acme/domains/add/", {"name": "acme.test"})
     assert response.status_code == 422
-    assert b"already hosted here" in response.content
+    assert b"already a domain of this organisation" in response.content
 
 
 def test_it_forbids_a_viewer_to_add_a_domain(viewer_client, org):
@@ -87,11 +88,34 @@ def test_it_shows_a_domain_in_constant_queries(owner_client, mailbox, assert_con
 def test_it_edits_a_domain(owner_client, domain):
     response = owner_client.post(
         "/mail-admin/acme/domains/acme.test/edit/",
-        {"status": "disabled", "max_mailboxes": "5", "default_quota_mb": "100"},
+        {"status": "disabled", "max_mailboxes": "", "default_quota_mb": "100"},
     )
     assert response.status_code == 302
     domain.refresh_from_db()
-    assert (domain.status, domain.max_mailboxes, domain.default_quota_mb) == ("disabled", 5, 100)
+    assert (domain.status, domain.max_mailboxes, domain.default_quota_mb) == (
+        "disabled", None, 100
+    )
+
+
+def test_it_lets_staff_set_the_mailbox_limit_and_shows_it_read_only_to_the_owner(
+    owner_client, domain
+):
+    staff = UserFactory(is_superuser=True, is_staff=True)
+    staff_client = client_for(staff)
+    response = staff_client.post(
+        "/mail-admin/acme/domains/acme.test/edit/",
+        {"status": "active", "max_mailboxes": "5", "default_quota_mb": "100"},
+    )
+    assert response.status_code == 302
+    domain.refresh_from_db()
+    assert domain.max_mailboxes == 5
+    form = owner_client.get("/mail-admin/acme/domains/acme.test/edit/").content.decode()
+    assert "Set by the mail service" in form and "readonly" in form
+    kept = owner_client.post(
+        "/mail-admin/acme/domains/acme.test/edit/",
+        {"status": "active", "max_mailboxes": "5", "default_quota_mb": "200"},
+    )
+    assert kept.status_code == 302
 
 
 def test_it_refuses_a_bad_domain_edit(owner_client, domain):

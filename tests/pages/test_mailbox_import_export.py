@@ -121,3 +121,14 @@ def test_it_exports_in_constant_queries(owner_client, mailbox, django_assert_num
 
 def test_it_is_404_to_export_another_organisation(stranger_client, mailbox):
     assert stranger_client.get(EXPORT).status_code == 404
+
+
+def test_it_refuses_csv_rows_whose_local_part_the_stack_cannot_serve(owner_client, domain):
+    upload(owner_client, "address,display_name,quota_mb,password\n"
+                         "plus+tag@acme.test,,,\nt~x@acme.test,,,\nfine@acme.test,,,\n")
+    job = MailboxImport.objects.get()
+    import_mailboxes.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert (job.created, job.failed) == (1, 2)
+    assert all("a-z, digits 0-9" in error["error"] for error in job.errors), job.errors
+    assert list(Mailbox.objects.values_list("local_part", flat=True)) == ["fine"]

@@ -187,3 +187,13 @@ def test_it_is_404_to_revoke_another_mailboxs_app_password(owner_client, mailbox
     other = AppPasswordFactory(mailbox=MailboxFactory(domain=mailbox.domain))
     url = f"{BASE}anna@acme.test/app-passwords/{other.pk}/revoke/"
     assert owner_client.post(url).status_code == 404
+
+
+def test_it_names_the_allowed_characters_for_a_local_part_the_stack_cannot_serve(
+    owner_client, domain
+):
+    for local in ("plus+tag", "t~x", "ab'c"):
+        response = owner_client.post(BASE + "new/", {"local_part": local, "domain": "acme.test"})
+        assert response.status_code == 422
+        assert b"a-z, digits 0-9 and the characters . _ -" in response.content
+    assert not Mailbox.objects.exists()

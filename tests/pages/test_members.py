@@ -1,3 +1,4 @@
+from allauth.account.models import EmailAddress
 from django.core import mail
 
 from tenants.models import Invitation, Membership
@@ -30,6 +31,7 @@ def test_it_invites_with_a_role_and_sends_the_link(
 
 
 def test_it_lets_the_invited_person_accept(owner_client, org, unused_user):
+    EmailAddress.objects.create(user=unused_user, email=unused_user.email, verified=True)
     response = owner_client.post(BASE, {"email": unused_user.email, "role": "viewer"})
     path = response.context["link"].split("testserver", 1)[1]
     invited = client_for(unused_user)

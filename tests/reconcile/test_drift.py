@@ -24,6 +24,9 @@ def live_mailbox(reconcile_worker, mail_stack):
         actor=SYSTEM, domain=domain, local_part="erin", password=password
     )
     wait_for(lambda: imap_login(mail_stack, mailbox.address, password), timeout=2)
+    # Every change applied, so no reconcile still in flight rewrites the rows a test edits.
+    node = MailNode.objects.get()
+    wait_for(lambda: node.refresh_from_db() or node.applied_revision >= node.desired_revision)
     return mailbox, password
 
 

@@ -4,9 +4,7 @@ Every change goes through the service layer; a real Celery worker applies it to 
 stack; real SMTP and IMAP clients check the result.
 """
 
-import json
 import smtplib
-import subprocess
 import time
 
 import dkim
@@ -145,19 +143,19 @@ def test_it_queues_a_forwarder_to_an_external_domain_for_relay(domain, mail_stac
         make_message("ext@sender.example", address, "forward me"),
     )
 
-    def queued_for_relay():
-        output = subprocess.run(
-            ["postqueue", "-c", str(mail_stack.postfix_dir), "-j"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        entries = [json.loads(line) for line in output.splitlines() if line.strip()]
-        return any(
-            r["address"] == "someone@outside.example" for e in entries for r in e["recipients"]
-        )
+    # Postfix hands the forward to its SMTP client (not LMTP): what happens next depends on the
+    # outside world this machine cannot reach (deferred, or bounced at once when the resolver
+    # answers NXDOMAIN), so the proof is the delivery attempt in the log, not the queue.
+    def relay_attempt():
+        log = mail_stack.log_file("postfix").read_text(errors="replace")
+        return [
+            line
+            for line in log.splitlines()
+            if "to=<someone@outside.example>" in line and f"orig_to=<{address}>" in line
+        ]
 
-    assert wait_for(queued_for_relay, timeout=10)
+    attempts = wait_for(relay_attempt, timeout=30)
+    assert all("status=" in line and "lmtp" not in line for line in attempts), attempts
 
 
 def test_it_refuses_open_relay_and_sending_as_someone_else(domain, mail_stack):
@@ -238,7 +236,8 @@ def test_it_archives_deleted_mail_restores_it_and_renames_without_moving(domain,
 
 
 def test_it_never_signs_for_another_tenants_domain_named_only_in_the_header(domain, mail_stack):
-    """The key is chosen by the authenticated envelope sender, not by a forgeable From: line."""
+    """A From: line the login may not send as is refused before the signer sees it (the
+    sender policy; tests/security/test_sender_binding.py plays the attacks in full)."""
     other = services.domain_create(
         actor=SYSTEM, organisation=OrganisationFactory(), name=unique_domain("victim")
     )
@@ -246,14 +245,14 @@ def test_it_never_signs_for_another_tenants_domain_named_only_in_the_header(doma
     bob, bob_pw = new_mailbox(domain, "bob")
     wait_live(bob)
     forged = make_message(f"ceo@{other.name}", bob.address, "forged header")
-    smtp_send(
-        mail_stack,
-        "submission",
-        alice.address,
-        bob.address,
-        forged,
-        login=(alice.address, alice_pw),
-    )
-    (raw,) = wait_for(lambda: fetch_inbox_raw(mail_stack, bob.address, bob_pw), timeout=10)
-    assert f"d={other.name}".encode() not in raw
-    assert f"d={domain.name}".encode() in raw
+    with pytest.raises(smtplib.SMTPDataError) as excinfo:
+        smtp_send(
+            mail_stack,
+            "submission",
+            alice.address,
+            bob.address,
+            forged,
+            login=(alice.address, alice_pw),
+        )
+    assert excinfo.value.smtp_code == 550 and excinfo.value.smtp_error.startswith(b"5.7.1")
+    assert fetch_inbox_raw(mail_stack, bob.address, bob_pw) == []

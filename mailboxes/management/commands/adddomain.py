@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from identity.selectors import verification_record
 from mailboxes.services import domain_create
 from mailhost.commands import command_actor, domain_errors_as_command_errors
 from tenants.selectors import organisation_get
@@ -27,3 +28,10 @@ class Command(BaseCommand):
         key = domain.dkim_keys.get()
         self.stdout.write(f"Hosting {domain.display_name} ({domain.name}).")
         self.stdout.write(f"Publish: {key.dns_name}. TXT \"{key.txt_value}\"")
+        if not domain.is_verified:
+            record = verification_record(domain)
+            self.stdout.write(
+                f"Not live until its ownership is verified. Publish: {record.name}. TXT "
+                f"\"{record.value}\", then run `manage.py checkdns {domain.name} --org {org}` "
+                "(or wait for the periodic check)."
+            )

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class BansConfig(AppConfig):
+    name = "bans"
+    verbose_name = "Login bans"
+
+    def ready(self) -> None:
+        from bans import signals  # noqa: F401  (connects the failed-login receiver)

@@ -1,0 +1,54 @@
+"""Fixtures of the attack tests: the DNS-posture ones (a domain created the real way, with its
+DKIM key, and a real Knot server answering for it), and one of each kind of object."""
+
+import pytest
+
+from identity.models import DkimKey
+from mailboxes.models import MailboxImport
+from mailhost.passwords import hash_password
+from tenants.access import SYSTEM, Actor
+from tenants.models import Membership
+from tenants.services import api_token_create, invitation_create
+from tests.factories import AppPasswordFactory, MembershipFactory
+from tests.identity.conftest import dns_world, domain, mail_settings, organisation  # noqa: F401
+from tests.pages.conftest import clean_rate_limits  # noqa: F401
+from tests.security.support import Everything
+
+
+@pytest.fixture
+def everything(domain, organisation) -> Everything:  # noqa: F811
+    """One of each kind of object, so every URL has something real to name."""
+    from mailboxes.services import alias_create, mailbox_create
+
+    mailbox, _ = mailbox_create(actor=SYSTEM, domain=domain, local_part="anna",
+                                password="anna-password-1")
+    alias = alias_create(actor=SYSTEM, domain=domain, local_part="info",
+                         destinations=["anna@good.test"])
+    owner = MembershipFactory(organisation=organisation, role="owner")
+    invitation, raw_invitation = invitation_create(
+        actor=Actor(user=owner.user), organisation=organisation, email="new@corp.test",
+        role="viewer",
+    )
+    token, raw_ro = api_token_create(actor=SYSTEM, organisation=organisation, name="ro",
+                                     read_only=True)
+    job = MailboxImport.objects.create(organisation=organisation, created_by=owner.user,
+                                       filename="x.csv", total=0, source_encrypted="")
+    app_password = AppPasswordFactory(mailbox=mailbox, password_hash=hash_password("x" * 20))
+    key = DkimKey.objects.filter(domain=domain).first()
+    values = {
+        "org": organisation.slug, "name": domain.name, "address": mailbox.address,
+        "token": raw_invitation, "selector": key.selector, "path": "x", "rest": "x",
+        "key": "x", "uidb36": "x", "uidb64": "x", "app_label": "tenants",
+        "pk": Membership.objects.get(user=owner.user).pk, "ip": "192.0.2.1",
+    }
+    by_name = {
+        "mailboxes:alias": {"address": alias.address},
+        "mailboxes:alias_delete": {"address": alias.address},
+        "tenants:invitation_revoke": {"pk": invitation.pk},
+        "tenants:token_revoke": {"pk": token.pk},
+        "mailboxes:import": {"pk": job.pk},
+        "mailboxes:import_passwords": {"pk": job.pk},
+        "mailboxes:app_password_revoke": {"pk": app_password.pk},
+        "mailbox:app_password_revoke": {"pk": app_password.pk},
+    }
+    return Everything(values, by_name, raw_ro, "anna-password-1")
