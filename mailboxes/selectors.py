@@ -7,15 +7,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from mailboxes.models import Alias, AppPassword, Domain, Mailbox, MailboxImport, MailNode
+from mailboxes.models import (
+    Alias,
+    AppPassword,
+    Domain,
+    DomainStatus,
+    Mailbox,
+    MailboxImport,
+    MailNode,
+)
 from mailhost.backend.render import ROLE_LOCAL_PARTS
 from mailhost.errors import NotFound
 from mailhost.names import HOSTED_LOCAL_PART, InvalidName, normalise_domain, split_address
 from tenants.access import Actor, require_read, require_write, visible_organisations
 from tenants.models import WRITE_ROLES, Membership
+
+HOSTS_CACHE = "hosts"  # a small per-process cache (settings.CACHES), not the shared Redis one
 
 
 def domain_list(actor: Actor, *, organisation=None) -> QuerySet[Domain]:
@@ -323,12 +334,7 @@ def _can_login(mailboxes: QuerySet[Mailbox]) -> Mailbox | None:
     # Only on a verified domain: a mailbox prepared on a mere claim (maybe on someone else's
     # name) is not live anywhere, the portal included.
     return (
-        mailboxes.filter(
-            deleted_at=None,
-            status="active",
-            domain__status="active",
-            domain__verified_at__isnull=False,
-        )
+        mailboxes.filter(live_domain_q("domain__"), deleted_at=None, status="active")
         .select_related("domain", "domain__organisation")
         .first()
     )
@@ -367,12 +373,69 @@ def mailbox_import_get(actor: Actor, *, organisation, import_id: int) -> Mailbox
     return job
 
 
-def domain_for_autoconfig(ascii_name: str) -> Domain | None:
-    """A hosted, active, verified domain by its A-label name: public information (it has our
-    MX). A mere claim answers nothing: that would tell the world the name is hosted here."""
-    return Domain.objects.filter(
-        name=ascii_name, status="active", verified_at__isnull=False
-    ).first()
+# --- hosted domains: the public, anonymous reads ------------------------------------------------
+
+# The service hosts a hosted domain points at the portal (CNAME): MTA-STS policy, Thunderbird
+# autoconfig, Outlook autodiscover.
+SERVICE_HOST_LABELS = ("mta-sts", "autoconfig", "autodiscover")
+
+
+def live_domain_q(prefix: str = "") -> Q:
+    """The one definition of a domain this install serves: active, ownership verified, of an
+    organisation that is not suspended. The node snapshot (routing, logins, signing), the
+    mailbox portal's sign-in and everything public (service hosts, MTA-STS policy, BIMI logo,
+    autoconfig) filter with it, so what "hosted" means is decided here only. A mere claim
+    (unverified) serves nothing: answering for it would tell the world the name is hosted here.
+    `prefix`: "domain__" to filter mailboxes, aliases or keys by their domain."""
+    return Q(**{
+        f"{prefix}status": DomainStatus.ACTIVE,
+        f"{prefix}verified_at__isnull": False,
+        f"{prefix}organisation__suspended_at__isnull": True,
+    })
+
+
+def hosted_domains() -> QuerySet[Domain]:
+    return Domain.objects.filter(live_domain_q())
+
+
+def hosted_domain(ascii_name: str) -> Domain | None:
+    """A hosted domain by its A-label name: public information (it has our MX)."""
+    return hosted_domains().filter(name=ascii_name).first()
+
+
+@dataclass(frozen=True)
+class ServiceHost:
+    label: str  # one of SERVICE_HOST_LABELS
+    domain: str  # the hosted domain, A-label
+
+
+def hosted_domain_for_host(host: str) -> ServiceHost | None:
+    """`autoconfig.example.com` → ServiceHost("autoconfig", "example.com") when example.com is
+    hosted here; None for every other name. `host` is a Host header's name, without the port.
+
+    One indexed lookup, remembered for MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS in this process
+    (answers for unknown names too, so a flood of one bogus name costs one query); a domain or
+    organisation saved here forgets them at once (mailboxes.apps).
+    """
+    label, _, rest = (host or "").lower().rstrip(".").partition(".")
+    if label not in SERVICE_HOST_LABELS:
+        return None
+    key = f"service-host:{label}.{rest}"[:250]
+    cache = caches[HOSTS_CACHE]
+    found = cache.get(key)
+    if found is None:
+        try:
+            name = normalise_domain(rest)
+        except InvalidName:
+            name = None
+        hosted = name is not None and hosted_domains().filter(name=name).exists()
+        found = name if hosted else ""
+        cache.set(key, found, settings.MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS)
+    return ServiceHost(label, found) if found else None
+
+
+def forget_hosted_hosts(**_signal) -> None:
+    caches[HOSTS_CACHE].clear()
 
 
 def addresses_outside_hosted_grammar() -> list[tuple[str, str, str]]:

@@ -45,7 +45,7 @@ from mailhost.names import (
 )
 from mailhost.passwords import generate_password, hash_password, verify_password
 from mailhost.validation import one_line_problem
-from tenants.access import SYSTEM, Actor, require_write
+from tenants.access import SYSTEM, Actor, require_staff, require_write
 from tenants.audit import audit_record
 from tenants.models import Organisation
 
@@ -1059,3 +1059,42 @@ def mailbox_usage_record(*, node_id: int, usage: dict[str, int], now=None) -> in
             changed.append(mailbox)
     Mailbox.objects.bulk_update(changed, ["used_bytes", "usage_at"], batch_size=1000)
     return len(changed)
+
+
+# --- organisation suspension ------------------------------------------------------------------
+
+
+@transaction.atomic
+def organisation_set_suspended(
+    *, actor: Actor, organisation: Organisation, suspended: bool
+) -> Organisation:
+    """Suspend a client organisation, or lift its suspension (staff only; audited).
+
+    Suspended, its domains count as not hosted (mailboxes.selectors.live_domain_q): on the
+    node they stop receiving and its mailboxes stop logging in, through the same reconcile as
+    any change; its tokens are refused and its members can only look. Nothing is deleted, so
+    lifting it brings everything back as it was. Doing what is already done changes nothing.
+    """
+    require_staff(actor, "suspend organisations")
+    organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
+    if organisation.suspended == suspended:
+        return organisation
+    before = {"suspended_at": _iso(organisation.suspended_at)}
+    organisation.suspended_at = timezone.now() if suspended else None
+    organisation.save(update_fields=["suspended_at"])
+    for domain in Domain.objects.filter(organisation=organisation).order_by("pk"):
+        _changed(domain, NodeChange.Kind.DOMAIN)  # its addresses and DKIM key follow it
+    audit_record(
+        actor=actor,
+        organisation_id=organisation.pk,
+        action="organisation.suspend" if suspended else "organisation.unsuspend",
+        target_type="organisation",
+        target=organisation.slug,
+        before=before,
+        after={"suspended_at": _iso(organisation.suspended_at)},
+    )
+    return organisation
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
