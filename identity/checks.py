@@ -10,6 +10,7 @@ from identity.addresses import parse_networks
 from identity.mtasts import MAX_AGE_LIMIT, MODES
 from identity.report_uris import report_uris
 from identity.verify import nameserver
+from mailhost.backend.render import ROLE_LOCAL_PARTS
 
 
 @register()
@@ -69,7 +70,8 @@ def _portal():
     if url.scheme not in ("http", "https") or not url.hostname:
         return [Error("MAILHOST_PORTAL_URL must be an http(s) URL with a host.",
                       id="identity.E005")]
-    if url.scheme != "https" and not settings.DEBUG:
+    development = f".{url.hostname}".endswith(".localhost")  # RFC 6761: never public
+    if url.scheme != "https" and not settings.DEBUG and not development:
         return [Warning("MAILHOST_PORTAL_URL is not https: BIMI logos must be served over "
                         "HTTPS.", id="identity.W002")]
     return []
@@ -113,4 +115,22 @@ def _default_report_uris():
             report_uris(values, https=https)
         except ValueError as exc:
             problems.append(Error(f"{name}: {exc}", id="identity.E008"))
+        problems += _bouncing_defaults(name, getattr(settings, name))
+    return problems
+
+
+def _bouncing_defaults(name: str, values: list[str]) -> list[Error]:
+    """A default at the new domain itself ({domain}) must be an address every hosted domain
+    accepts, or every new domain would publish one that bounces."""
+    problems = []
+    for value in values:
+        address = value.removeprefix("mailto:")
+        local, _, domain = address.partition("@")
+        if domain == "{domain}" and local.split("+", 1)[0] not in ROLE_LOCAL_PARTS:
+            problems.append(Error(
+                f"{name}: {address} would bounce at every new domain; at the domain itself use "
+                f"{' or '.join(f'{role}@{{domain}}' for role in ROLE_LOCAL_PARTS)}, which every "
+                "hosted domain accepts, or an address of your own elsewhere.",
+                id="identity.E009",
+            ))
     return problems

@@ -22,13 +22,15 @@ import dns.rrset
 import dns.tokenizer
 
 from identity import dkim, dmarc, mtasts
+from mailhost.endpoints import ClientEndpoints
 
 SRV_RECORDS = (
-    # (key, owner label, port, purpose): the standard ports receivers of the SRV data expect,
-    # whatever high ports the development stack runs on.
-    ("srv:submissions", "_submissions._tcp", 465, "Mail clients find implicit-TLS submission"),
-    ("srv:imaps", "_imaps._tcp", 993, "Mail clients find IMAP over TLS"),
-    ("srv:autodiscover", "_autodiscover._tcp", 443, "Outlook finds its autodiscover service"),
+    # (key, owner label, ClientEndpoints field, purpose). The port is the one autoconfig,
+    # autodiscover and the setup page give too (mailhost.endpoints): the one that answers.
+    ("srv:submissions", "_submissions._tcp", "submissions",
+     "Mail clients find implicit-TLS submission"),
+    ("srv:imaps", "_imaps._tcp", "imaps", "Mail clients find IMAP over TLS"),
+    ("srv:autodiscover", "_autodiscover._tcp", "https", "Outlook finds its autodiscover service"),
 )
 TXT_CHUNK = 255  # bytes per character-string (RFC 1035 3.3)
 # Domain ownership: the owner publishes a TXT record of this value at this name (RFC 8552
@@ -61,6 +63,7 @@ class PostureSnap:
     mtasts_max_age: int
     tlsrpt_rua: tuple[str, ...]
     bimi_url: str | None  # set when a logo is stored
+    clients: ClientEndpoints  # where mail clients connect: the SRV targets and ports
     # Set while the domain's ownership is not verified, and after a DNS verification (keep the
     # record); None when ownership needs no record (staff, special-use name, …).
     verification_token: str | None = None
@@ -162,8 +165,10 @@ def _client_records(snap: PostureSnap) -> list[Record]:
         Record("autodiscover", f"autodiscover.{d}", "CNAME", f"{host}.",
                "Outlook autodiscover (an A record to the same address also works)"),
     ]
-    for key, label, port, purpose in SRV_RECORDS:
-        records.append(Record(key, f"{label}.{d}", "SRV", f"0 1 {port} {host}.", purpose))
+    target = snap.clients.host
+    for key, label, field, purpose in SRV_RECORDS:
+        port = getattr(snap.clients, field)
+        records.append(Record(key, f"{label}.{d}", "SRV", f"0 1 {port} {target}.", purpose))
     return records
 
 

@@ -33,8 +33,9 @@ from identity.records import (
     ownership_record,
     zone_fragment,
 )
-from mailboxes.models import Domain, DomainStatus, VerificationMethod
-from mailboxes.selectors import domain_get
+from mailboxes.models import Domain, VerificationMethod
+from mailboxes.selectors import domain_get, hosted_domain, live_domain_q
+from mailhost.endpoints import client_endpoints
 from mailhost.names import InvalidName, normalise_domain
 from tenants.access import Actor
 
@@ -112,6 +113,7 @@ def posture_snapshot(domain: Domain, posture: DomainPosture | None = None) -> Po
         mtasts_max_age=posture.mtasts_max_age,
         tlsrpt_rua=tuple(posture.tlsrpt_rua),
         bimi_url=bimi_logo_url(domain.name) if posture.bimi_sha256 else None,
+        clients=client_endpoints(),
         verification_token=ownership_token(domain),
     )
 
@@ -261,11 +263,7 @@ def _public_posture(name: str) -> DomainPosture | None:
     except InvalidName:
         return None
     return (
-        DomainPosture.objects.filter(
-            domain__name=ascii_name,
-            domain__status=DomainStatus.ACTIVE,
-            domain__verified_at__isnull=False,  # a mere claim serves nothing
-        )
+        DomainPosture.objects.filter(live_domain_q("domain__"), domain__name=ascii_name)
         .select_related("domain")
         .first()
     )
@@ -285,9 +283,7 @@ def mtasts_policy_public(name: str) -> str | None:
         ascii_name = normalise_domain(name)
     except InvalidName:
         return None
-    domain = Domain.objects.filter(
-        name=ascii_name, status=DomainStatus.ACTIVE, verified_at__isnull=False
-    ).first()
+    domain = hosted_domain(ascii_name)
     if domain is None:
         return None
     posture = posture_of(domain)

@@ -62,7 +62,7 @@ from identity.verify import (
 )
 from mailboxes.changes import record_change
 from mailboxes.models import Domain, NodeChange, VerificationMethod
-from mailboxes.selectors import domain_verified_owner
+from mailboxes.selectors import domain_verified_owner, report_address_problem
 from mailboxes.services import domain_mark_verified
 from mailhost.crypto import decrypt, encrypt
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
@@ -354,6 +354,17 @@ def _report_uris(raw: list[str], field: str, *, https: bool = False) -> list[str
         raise Invalid(str(exc), field=field) from None
 
 
+def _deliverable(domain: Domain, uris: list[str], field: str) -> list[str]:
+    """A report address in one of the organisation's own domains must not bounce: the portal
+    publishes it in DNS for every receiver on the internet to send to."""
+    for uri in uris:
+        if uri.startswith("mailto:"):
+            problem = report_address_problem(domain.organisation_id, uri.removeprefix("mailto:"))
+            if problem:
+                raise Invalid(problem, field=field, code="report_address_not_deliverable")
+    return uris
+
+
 def _alignment(raw: str, field: str) -> str:
     if raw not in ("r", "s"):
         raise Invalid("Alignment is r (relaxed) or s (strict).", field=field)
@@ -398,15 +409,17 @@ def posture_update(
     posture = _posture_for_update(domain)
     before = _posture_state(posture)
     if dmarc_rua is not None:
-        posture.dmarc_rua = _report_uris(dmarc_rua, "dmarc_rua")
+        posture.dmarc_rua = _deliverable(domain, _report_uris(dmarc_rua, "dmarc_rua"), "dmarc_rua")
     if dmarc_ruf is not None:
-        posture.dmarc_ruf = _report_uris(dmarc_ruf, "dmarc_ruf")
+        posture.dmarc_ruf = _deliverable(domain, _report_uris(dmarc_ruf, "dmarc_ruf"), "dmarc_ruf")
     if dmarc_adkim is not None:
         posture.dmarc_adkim = _alignment(dmarc_adkim, "dmarc_adkim")
     if dmarc_aspf is not None:
         posture.dmarc_aspf = _alignment(dmarc_aspf, "dmarc_aspf")
     if tlsrpt_rua is not None:
-        posture.tlsrpt_rua = _report_uris(tlsrpt_rua, "tlsrpt_rua", https=True)
+        posture.tlsrpt_rua = _deliverable(
+            domain, _report_uris(tlsrpt_rua, "tlsrpt_rua", https=True), "tlsrpt_rua"
+        )
     _publishing_update(
         posture, domain, auto_publish=auto_publish, server=publish_server, port=publish_port,
         zone=publish_zone, key_name=tsig_key_name, algorithm=tsig_algorithm, secret=tsig_secret,

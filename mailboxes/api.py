@@ -63,6 +63,7 @@ from mailhost.api_common import (
     organisation_for,
     paginate,
 )
+from mailhost.backend.render import ROLE_LOCAL_PARTS
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
 from mailhost.names import InvalidName, normalise_domain, split_address
 from tenants.access import Actor, require_write
@@ -113,6 +114,15 @@ class DomainOut(Schema):
     verification: VerificationOut | None = Field(
         description="The record that proves ownership; null once verified otherwise than by DNS."
     )
+    role_addresses: list[str] = Field(
+        description="postmaster@ and abuse@: every hosted domain accepts them (RFC 5321, RFC "
+        "2142). A mailbox or alias you create at one of them receives it yourself."
+    )
+    role_target: str = Field(
+        description="Where the role addresses go: a mailbox or alias of yours; empty for the "
+        "automatic choice (the first admin's mailbox if hosted here, else the service's "
+        "operator mailbox)."
+    )
     revision: int = Field(description="The desired-state revision this domain needs.")
     live: bool = Field(
         description="True once the domain is verified and the mail node has applied that revision."
@@ -122,6 +132,10 @@ class DomainOut(Schema):
     @staticmethod
     def resolve_organisation(obj: Domain) -> str:
         return obj.organisation.slug
+
+    @staticmethod
+    def resolve_role_addresses(obj: Domain) -> list[str]:
+        return [f"{local}@{obj.name}" for local in ROLE_LOCAL_PARTS]
 
     @staticmethod
     def resolve_verified(obj: Domain) -> bool:
@@ -153,6 +167,12 @@ class DomainPatch(Schema):
         None, ge=0, le=10**6, description="Staff only (403 otherwise). null: no limit."
     )
     default_quota_mb: StrictInt | None = _quota()
+    role_target: Text(254) | None = Field(
+        None,
+        description="Where postmaster@ and abuse@ go: a mailbox or alias of your organisation "
+        "that receives mail (422 `role_target_not_deliverable` otherwise); \"\" for the "
+        "automatic choice.",
+    )
 
 
 class DomainQuery(PageQuery):
@@ -235,7 +255,8 @@ def domains_verify(request, name: str):
     "/domains/{name}", response={200: DomainOut, WRITE_ERRORS: ErrorOut}, tags=["domains"]
 )
 def domains_update(request, name: str, payload: DomainPatch):
-    """Change status, mailbox limit or default quota. `max_mailboxes: null` removes the limit."""
+    """Change status, mailbox limit, default quota or where postmaster@ and abuse@ go.
+    `max_mailboxes: null` removes the limit; `role_target: ""` restores the automatic choice."""
     domain = domain_get_for_write(request.auth, name)
     changes = payload.model_dump(exclude_unset=True)
     updated = domain_update(
@@ -244,6 +265,7 @@ def domains_update(request, name: str, payload: DomainPatch):
         status=changes.get("status"),
         max_mailboxes=changes.get("max_mailboxes", ...),
         default_quota_mb=changes.get("default_quota_mb"),
+        role_target=changes.get("role_target"),
     )
     updated.node = domain.node
     updated.organisation = domain.organisation

@@ -1,6 +1,21 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class MailboxesConfig(AppConfig):
     name = "mailboxes"
     verbose_name = "Mailboxes"
+
+    def ready(self) -> None:
+        # The system checks; membership changes re-route role addresses.
+        from mailboxes import checks, signals  # noqa: F401
+        from mailboxes.models import Domain
+        from mailboxes.selectors import forget_hosted_hosts
+        from tenants.models import Organisation
+
+        # A domain added, disabled or removed is (not) answered for at once, in this process;
+        # other web processes notice within MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS.
+        post_save.connect(forget_hosted_hosts, sender=Domain, dispatch_uid="hosts-domain-save")
+        post_delete.connect(forget_hosted_hosts, sender=Domain, dispatch_uid="hosts-domain-del")
+        # A suspended organisation's domains are not hosted (mailboxes.selectors.live_domain_q).
+        post_save.connect(forget_hosted_hosts, sender=Organisation, dispatch_uid="hosts-org-save")

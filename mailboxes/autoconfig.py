@@ -2,9 +2,9 @@
 Apple configuration profile. The builders are pure; the views below serve them.
 
 Clients ask at a host named after the mail domain (autoconfig.<domain>, autodiscover.<domain>),
-which cannot all be in ALLOWED_HOSTS. `AutoconfigMiddleware` therefore answers these three
-public paths itself, first, and only for a Host header that names a hosted, active domain; on
-the portal's own host name the same views are reached through the URLconf.
+which cannot all be in ALLOWED_HOSTS: `mailhost.hosts.HostRoutingMiddleware` routes those
+hosts, for hosted domains only, to the views below. On the portal's own names (the mail host
+among them) the same views are reached through the URLconf.
 """
 
 import plistlib
@@ -12,12 +12,12 @@ import uuid
 from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as SafeET
-from django.conf import settings
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from mailboxes.selectors import domain_for_autoconfig
+from mailboxes.selectors import hosted_domain
+from mailhost.endpoints import client_endpoints
 from mailhost.names import InvalidName, normalise_domain, split_address
 
 THUNDERBIRD_PATHS = ("/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml")
@@ -28,13 +28,15 @@ _AUTODISCOVER_NS = "http://schemas.microsoft.com/exchange/autodiscover/responses
 
 
 def servers() -> dict:
-    """What a client connects to: host, ports and security (the implicit-TLS ports first)."""
-    ports = settings.MAILHOST_PORTS
-    host = settings.MAILHOST_HOSTNAME
+    """What a client connects to: host, ports and security (the implicit-TLS ports first).
+
+    From mailhost.endpoints, the one source the SRV records use too: the ports that answer.
+    """
+    endpoints = client_endpoints()
     return {
-        "host": host,
-        "imap": [(ports["imaps"], "SSL"), (ports["imap"], "STARTTLS")],
-        "smtp": [(ports["submissions"], "SSL"), (ports["submission"], "STARTTLS")],
+        "host": endpoints.host,
+        "imap": list(endpoints.imap_servers),
+        "smtp": list(endpoints.smtp_servers),
     }
 
 
@@ -146,7 +148,7 @@ def mobileconfig(address: str, display_name: str = "") -> bytes:
 
 def _hosted(domain_name: str):
     try:
-        return domain_for_autoconfig(normalise_domain(domain_name))
+        return hosted_domain(normalise_domain(domain_name))
     except InvalidName:
         return None
 
@@ -183,22 +185,3 @@ def autodiscover(request):
                             content_type="text/plain")
     return HttpResponse(autodiscover_xml(f"{local_part}@{domain_name}"),
                         content_type="application/xml")
-
-
-class AutoconfigMiddleware:
-    """Answers the autoconfig/autodiscover paths on autoconfig.<domain> / autodiscover.<domain>
-    before Django's host validation, for hosted domains only; everything else passes through."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        path = request.path_info
-        if path in THUNDERBIRD_PATHS or path in AUTODISCOVER_PATHS:
-            host = request.META.get("HTTP_HOST", "").rsplit(":", 1)[0].lower().rstrip(".")
-            label, _, domain_name = host.partition(".")
-            if label in ("autoconfig", "autodiscover") and _hosted(domain_name) is not None:
-                if path in THUNDERBIRD_PATHS:
-                    return thunderbird(request, host_domain=domain_name)
-                return autodiscover(request)
-        return self.get_response(request)

@@ -33,6 +33,12 @@ class DomainEditForm(forms.Form):
         label="Mailbox limit", required=False, min_value=0, help_text="Leave empty for no limit."
     )
     default_quota_mb = forms.IntegerField(label="Default quota (MB)", min_value=1)
+    role_target = forms.CharField(
+        label="postmaster@ and abuse@ go to", max_length=254, required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="A mailbox or alias of yours. Empty: the automatic choice (your first "
+        "admin's mailbox if it is hosted here, else the mail service's operator mailbox).",
+    )
 
     def __init__(self, *args, staff: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

@@ -51,6 +51,7 @@ class NodeChange(models.Model):
         MAILBOX = "mailbox"
         ALIAS = "alias"
         DKIM = "dkim"
+        ROLES = "roles"  # a domain's postmaster@/abuse@ routing (object_id: the domain)
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()
@@ -98,6 +99,10 @@ class Domain(models.Model):
     status = models.CharField(max_length=10, choices=DomainStatus.choices, default="active")
     max_mailboxes = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
     default_quota_mb = models.PositiveIntegerField(default=settings.MAILHOST_DEFAULT_QUOTA_MB)
+    # Where postmaster@ and abuse@ of the domain go (unless a mailbox or alias of the same
+    # address exists): a mailbox or alias of the organisation. Empty: automatic (the first
+    # admin's mailbox if it is hosted here, else MAILHOST_OPERATOR_MAILBOX).
+    role_target = models.CharField(max_length=254, blank=True)
     revision = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 

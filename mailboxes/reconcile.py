@@ -21,6 +21,7 @@ import logging
 import os
 import pwd
 import shutil
+import stat
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from mailhost.backend.apply import (
     write_rows,
 )
 from mailhost.backend.config import MAIL_GID, MAIL_UID, NodeConfig, render_static_files
+from mailhost.backend.files import write_atomic
 from mailhost.backend.model import MailboxSnap
 from mailhost.backend.render import (
     OPENDKIM_KEY_TABLE,
@@ -54,9 +56,12 @@ from mailhost.backend.render import (
     empty_rows,
     mailbox_rows,
     merge,
-    sieve_file,
+    role_rows,
+    sieve_files,
     src_of,
 )
+from mailhost.backend.sieve import HEADER as SIEVE_HEADER
+from mailhost.backend.sieve import LEGACY_ACTIVE_SCRIPT, PORTAL_DIR
 from mailhost.backend.stack import Stack
 from mailhost.redis import get_redis
 
@@ -152,10 +157,10 @@ def _dkim_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
 def _sieve_specs(mailboxes: list[MailboxSnap]) -> tuple[dict[str, FileSpec], set[str]]:
     specs, scope = {}, set()
     for mailbox in mailboxes:
-        path, data = sieve_file(mailbox)
-        scope.add(path)
-        if data is not None:
-            specs[path] = FileSpec(data, mode=0o600, uid=MAIL_UID, gid=MAIL_GID)
+        for path, data in sieve_files(mailbox).items():
+            scope.add(path)
+            if data is not None:
+                specs[path] = FileSpec(data, mode=0o600, uid=MAIL_UID, gid=MAIL_GID)
     return specs, scope
 
 
@@ -167,6 +172,7 @@ def _render_rows(node_state_dir: str, domains, mailboxes, aliases) -> Rows:
     rows = empty_rows()
     for domain in domains:
         merge(rows, domain_rows(domain))
+        merge(rows, role_rows(domain))
     for mailbox in mailboxes:
         merge(rows, mailbox_rows(mailbox, node_state_dir))
     for alias in aliases:
@@ -189,6 +195,9 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
     srcs |= {src_of("mailbox", i) for i in ids[NodeChange.Kind.MAILBOX]}
     srcs |= {src_of("alias", i) for i in ids[NodeChange.Kind.ALIAS]}
     srcs |= {src_of("mailbox", m.id) for m in mailboxes} | {src_of("alias", a.id) for a in aliases}
+    # Role addresses: with their domain, or alone (who the first admin is changed).
+    role_ids = ids[NodeChange.Kind.ROLES] - domain_ids
+    srcs |= {src_of("roles", i) for i in domain_ids | role_ids}
     files, scope = _sieve_specs(mailboxes)
     if domain_ids or ids[NodeChange.Kind.DKIM]:
         dkim = _dkim_specs(node, config)
@@ -202,6 +211,8 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
         files |= inbound
         scope |= set(inbound)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
+    for domain in snapshot.domains(node, role_ids) if role_ids else ():
+        merge(rows, role_rows(domain))
     return Plan(rows=rows, srcs=srcs, files=files, static={}, file_scope=scope, mailboxes=mailboxes)
 
 
@@ -233,9 +244,17 @@ def node_lock(state_dir: Path):
         yield
 
 
-def _sync_maildirs(state_dir: Path, mailboxes: list[MailboxSnap]) -> None:
-    """Deleted mailboxes' maildirs move to archive/ (kept for the retention period); restored
-    ones move back. Homes are keyed by id, so a rename never moves anything."""
+def _sync_maildirs(
+    state_dir: Path, mailboxes: list[MailboxSnap], managed: ManagedFiles, *, restore: bool
+) -> None:
+    """Deleted mailboxes' homes move to archive/ (kept for the retention period), restored ones
+    move back, with everything in them: mail, the user's own Sieve scripts and the portal's.
+    Homes are keyed by id, so a rename never moves anything.
+
+    Restores run before the rows are written and archiving after them, so Dovecot never
+    delivers into a fresh, empty home while the real one sits in archive/. Managed files of a
+    home that moved are forgotten: the manifest lists live files only, and the file plan then
+    takes a restored home's portal scripts as it finds them."""
     live_root, archive_root = state_dir / "mail", state_dir / "archive"
     # One listing of archive/ (deleted mailboxes, usually few) instead of a stat per mailbox:
     # a full pass covers every mailbox, and 100,000 paths + stats cost ~1 s.
@@ -243,24 +262,89 @@ def _sync_maildirs(state_dir: Path, mailboxes: list[MailboxSnap]) -> None:
         archived_ids = set(os.listdir(archive_root))
     except FileNotFoundError:
         archived_ids = set()
+    moved = set()
     for mailbox in mailboxes:
-        if not mailbox.deleted and mailbox.home_id not in archived_ids:
-            continue  # nothing archived to restore
+        if mailbox.deleted == restore or (restore and mailbox.home_id not in archived_ids):
+            continue  # not this direction, or nothing archived to restore
         live, archived = live_root / mailbox.home_id, archive_root / mailbox.home_id
-        source, target = (live, archived) if mailbox.deleted else (archived, live)
+        source, target = (archived, live) if restore else (live, archived)
         if source.exists() and not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
+            moved.add(mailbox.home_id)
+    if moved:
+        managed.forget(
+            [p for p in managed.manifest if p.startswith("mail/") and p.split("/")[1] in moved]
+        )
 
 
 def _ensure_homes(state_dir: Path, changes: list[FileChange]) -> None:
-    """A Sieve script may be written before Dovecot ever created the home: create it as `mail`."""
+    """A portal Sieve script may be written before Dovecot ever created the home: create the
+    home and its portal directory as `mail`, so Dovecot can save compiled scripts there."""
     for change in changes:
         if change.action == "write" and change.path.startswith("mail/"):
-            home = state_dir / Path(change.path).parent
-            if not home.exists():
-                home.mkdir(parents=True, mode=0o700)
-                os.chown(home, MAIL_UID, MAIL_GID)
+            home = state_dir / "mail" / change.path.split("/")[1]
+            for directory in (home, home / PORTAL_DIR):
+                if not directory.exists():
+                    directory.mkdir(mode=0o700)
+                    os.chown(directory, MAIL_UID, MAIL_GID)
+
+
+def _remove_compiled(state_dir: Path, changes: list[FileChange]) -> None:
+    """A removed portal script leaves no compiled binary (Pigeonhole's `.svbin`) behind."""
+    for change in changes:
+        if change.action == "remove" and change.path.endswith(".sieve"):
+            (state_dir / change.path).with_suffix(".svbin").unlink(missing_ok=True)
+
+
+# Written once the legacy portal scripts of a state dir have been retired (and on a new one).
+SIEVE_LAYOUT_MARKER = "lib/sieve-layout"
+
+
+def retire_legacy_scripts(state_dir: Path, managed: ManagedFiles, *, dry_run: bool) -> list[str]:
+    """Once per node, in a full pass: take the portal's old scripts out of the users' stores.
+
+    The portal used to write forwarding and vacation as the user's active script,
+    `~/.dovecot.sieve`, a regular file starting with its header. That file now goes (its job is
+    the before script's), in live and archived homes. A symlink there is a ManageSieve
+    activation and any file without the header is the user's: neither is touched, and nothing
+    in `~/sieve/` is. The manifest stops listing the old paths, so no later pass removes or
+    "repairs" what a user activated there. Returns the retired paths."""
+    legacy = [p for p in managed.manifest if p.endswith("/" + LEGACY_ACTIVE_SCRIPT)]
+    marker = state_dir / SIEVE_LAYOUT_MARKER
+    if dry_run:
+        for path in legacy:  # a dry run shows the real plan, without the old paths
+            managed.manifest.pop(path, None)
+        return []
+    if marker.exists() and not legacy:
+        return []
+    retired = []
+    for root in ("mail", "archive"):
+        try:
+            homes = [entry.name for entry in os.scandir(state_dir / root) if entry.is_dir()]
+        except FileNotFoundError:
+            continue
+        for home in homes:
+            script = state_dir / root / home / LEGACY_ACTIVE_SCRIPT
+            if _written_by_portal(script):
+                script.unlink()
+                script.with_suffix(".svbin").unlink(missing_ok=True)
+                retired.append(f"{root}/{home}/{LEGACY_ACTIVE_SCRIPT}")
+    managed.forget(legacy)
+    write_atomic(marker, b"portal Sieve scripts: ~/.mailhost/ (sieve_before, sieve_after)\n")
+    if retired:
+        logger.info("retired %d legacy portal Sieve scripts: %s", len(retired), retired[:20])
+    return retired
+
+
+def _written_by_portal(script: Path) -> bool:
+    try:
+        if not stat.S_ISREG(os.lstat(script).st_mode):
+            return False  # a ManageSieve activation (symlink): the user's
+        with open(script, "rb") as handle:
+            return handle.read(len(SIEVE_HEADER)) == SIEVE_HEADER.encode()
+    except FileNotFoundError:
+        return False
 
 
 def _reload(stack: Stack, changes: list[FileChange]) -> list[str]:
@@ -279,6 +363,10 @@ def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = F
     if not dry_run:
         stack.prepare()  # directories, owners and the lookup store's schema: idempotent
     managed = ManagedFiles(config.state_dir)
+    if plan.file_scope is None:  # the full pass, which also writes every before script
+        retire_legacy_scripts(config.state_dir, managed, dry_run=dry_run)
+    if not dry_run:
+        _sync_maildirs(config.state_dir, plan.mailboxes, managed, restore=True)
     files = managed.plan(plan.files | plan.static, plan.file_scope)
     conn = lookup.connect(config.lookup_db) if config.lookup_db.exists() else None
     try:
@@ -290,11 +378,12 @@ def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = F
     finally:
         if conn:
             conn.close()
+    _sync_maildirs(config.state_dir, plan.mailboxes, managed, restore=False)
     _ensure_homes(config.state_dir, files)
     managed.apply(plan.files, [c for c in files if c.path not in plan.static])
+    _remove_compiled(config.state_dir, files)
     if any(c.path in plan.static for c in files):
         stack.write_config()  # validates before it renames, and marks the files managed
-    _sync_maildirs(config.state_dir, plan.mailboxes)
     report.reloaded = _reload(stack, files)
     return report
 

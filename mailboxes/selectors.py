@@ -3,13 +3,30 @@
 Another organisation's object raises NotFound, exactly like a missing one.
 """
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import caches
 from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from mailboxes.models import Alias, AppPassword, Domain, Mailbox, MailboxImport, MailNode
+from mailboxes.models import (
+    Alias,
+    AppPassword,
+    Domain,
+    DomainStatus,
+    Mailbox,
+    MailboxImport,
+    MailNode,
+)
+from mailhost.backend.render import ROLE_LOCAL_PARTS
 from mailhost.errors import NotFound
 from mailhost.names import HOSTED_LOCAL_PART, InvalidName, normalise_domain, split_address
 from tenants.access import Actor, require_read, require_write, visible_organisations
+from tenants.models import WRITE_ROLES, Membership
+
+HOSTS_CACHE = "hosts"  # a small per-process cache (settings.CACHES), not the shared Redis one
 
 
 def domain_list(actor: Actor, *, organisation=None) -> QuerySet[Domain]:
@@ -155,6 +172,114 @@ def alias_get(actor: Actor, address: str, *, organisation=None) -> Alias:
     return alias
 
 
+# --- role addresses (postmaster@, abuse@) ------------------------------------------------
+
+
+def first_admin_addresses(organisation_ids: Iterable[int] | None) -> dict[int, str]:
+    """{organisation: its first admin's (or owner's) e-mail address}, where that address could
+    be a mailbox hosted here (the hosted grammar): the automatic target of its role addresses.
+    The node checks that it is a live mailbox, and uses the operator mailbox if not."""
+    members = Membership.objects.filter(role__in=WRITE_ROLES)
+    if organisation_ids is not None:
+        members = members.filter(organisation_id__in=list(organisation_ids))
+    first: dict[int, str] = {}
+    rows = members.order_by("organisation_id", "created_at", "pk").values_list(
+        "organisation_id", "user__email"
+    )
+    for organisation_id, email in rows:
+        if organisation_id not in first:
+            first[organisation_id] = hosted_address_or_blank(email)
+    return first
+
+
+def hosted_address_or_blank(raw: str) -> str:
+    """`raw` lower-cased if it could be a hosted address, else "" (a user's e-mail address is
+    free text; only the hosted grammar may reach the node)."""
+    local, _, domain = (raw or "").strip().lower().rpartition("@")
+    try:
+        if HOSTED_LOCAL_PART.match(local):
+            return f"{local}@{normalise_domain(domain)}"
+    except InvalidName:
+        pass
+    return ""
+
+
+def _live_domain(**scope) -> Q:
+    return Q(domain__status="active", domain__verified_at__isnull=False,
+             **{f"domain__{name}": value for name, value in scope.items()})
+
+
+def _receives(local: str, domain_scope: Q) -> bool:
+    """A mailbox that receives, or an alias, at `local` in a live domain: what the node's
+    role query counts as a target that can receive."""
+    return (
+        Mailbox.objects.filter(domain_scope, local_part=local, deleted_at=None,
+                               status__in=("active", "suspended")).exists()
+        or Alias.objects.filter(domain_scope, local_part=local, active=True).exists()
+    )
+
+
+def address_receives(organisation_id: int, address: str) -> bool:
+    """Whether `address` is a mailbox that receives, or an active alias, in one of the
+    organisation's active, verified domains: what a role target may be. Another tenant's
+    addresses are never looked at, so the answer tells nobody what others host."""
+    try:
+        local, domain = split_address(address)
+    except InvalidName:
+        return False
+    return _receives(local, _live_domain(organisation_id=organisation_id, name=domain))
+
+
+def report_address_problem(organisation_id: int, address: str) -> str | None:
+    """Why mail to `address` (a DMARC/TLS-RPT report address the organisation publishes)
+    would bounce, if it is in one of the organisation's own domains and would; else None.
+    Addresses elsewhere are not the organisation's to check (nor ours to reveal)."""
+    local, _, domain = address.partition("@")
+    if not Domain.objects.filter(organisation_id=organisation_id, name=domain).exists():
+        return None
+    local = local.split("+", 1)[0]  # Postfix delivers name+tag@ to name@
+    scope = Q(domain__organisation_id=organisation_id, domain__name=domain)
+    if local in ROLE_LOCAL_PARTS or _receives(local, scope) or _receives("", scope):
+        return None  # a role address, a mailbox, an alias, or the domain's catch-all
+    return (
+        f"{address} would bounce: it is no mailbox or alias of this organisation. Create it "
+        f"first, or use postmaster@{domain}, which every hosted domain accepts."
+    )
+
+
+@dataclass(frozen=True)
+class RoleRouting:
+    """Where a domain's role addresses go now, as the mail node decides it."""
+
+    addresses: tuple[str, ...]  # postmaster@…, abuse@…
+    own: tuple[str, ...]  # those a mailbox or alias of the domain holds itself (they win)
+    target: str  # where the others go; "" when nowhere
+    source: str  # "chosen", "first admin", "operator" or "none"
+    chosen_unavailable: bool  # a chosen target that no longer receives (the fallback is used)
+
+
+def role_routing(domain: Domain) -> RoleRouting:
+    addresses = tuple(f"{local}@{domain.name}" for local in ROLE_LOCAL_PARTS)
+    held = {
+        *domain.mailboxes.filter(local_part__in=ROLE_LOCAL_PARTS, deleted_at=None)
+        .values_list("local_part", flat=True),
+        *domain.aliases.filter(local_part__in=ROLE_LOCAL_PARTS).values_list("local_part",
+                                                                           flat=True),
+    }
+    own = tuple(a for a in addresses if a.partition("@")[0] in held)
+    chosen = domain.role_target
+    candidate = chosen or first_admin_addresses([domain.organisation_id]).get(
+        domain.organisation_id, ""
+    )
+    local, _, name = candidate.partition("@")
+    if candidate and _receives(local, _live_domain(name=name)):
+        return RoleRouting(addresses, own, candidate, "chosen" if chosen else "first admin",
+                           False)
+    operator = settings.MAILHOST_OPERATOR_MAILBOX
+    return RoleRouting(addresses, own, operator, "operator" if operator else "none",
+                       bool(chosen))
+
+
 # --- pages: dashboard counts, mailbox holders, imports ------------------------------------
 
 
@@ -209,12 +334,7 @@ def _can_login(mailboxes: QuerySet[Mailbox]) -> Mailbox | None:
     # Only on a verified domain: a mailbox prepared on a mere claim (maybe on someone else's
     # name) is not live anywhere, the portal included.
     return (
-        mailboxes.filter(
-            deleted_at=None,
-            status="active",
-            domain__status="active",
-            domain__verified_at__isnull=False,
-        )
+        mailboxes.filter(live_domain_q("domain__"), deleted_at=None, status="active")
         .select_related("domain", "domain__organisation")
         .first()
     )
@@ -253,12 +373,69 @@ def mailbox_import_get(actor: Actor, *, organisation, import_id: int) -> Mailbox
     return job
 
 
-def domain_for_autoconfig(ascii_name: str) -> Domain | None:
-    """A hosted, active, verified domain by its A-label name: public information (it has our
-    MX). A mere claim answers nothing: that would tell the world the name is hosted here."""
-    return Domain.objects.filter(
-        name=ascii_name, status="active", verified_at__isnull=False
-    ).first()
+# --- hosted domains: the public, anonymous reads ------------------------------------------------
+
+# The service hosts a hosted domain points at the portal (CNAME): MTA-STS policy, Thunderbird
+# autoconfig, Outlook autodiscover.
+SERVICE_HOST_LABELS = ("mta-sts", "autoconfig", "autodiscover")
+
+
+def live_domain_q(prefix: str = "") -> Q:
+    """The one definition of a domain this install serves: active, ownership verified, of an
+    organisation that is not suspended. The node snapshot (routing, logins, signing), the
+    mailbox portal's sign-in and everything public (service hosts, MTA-STS policy, BIMI logo,
+    autoconfig) filter with it, so what "hosted" means is decided here only. A mere claim
+    (unverified) serves nothing: answering for it would tell the world the name is hosted here.
+    `prefix`: "domain__" to filter mailboxes, aliases or keys by their domain."""
+    return Q(**{
+        f"{prefix}status": DomainStatus.ACTIVE,
+        f"{prefix}verified_at__isnull": False,
+        f"{prefix}organisation__suspended_at__isnull": True,
+    })
+
+
+def hosted_domains() -> QuerySet[Domain]:
+    return Domain.objects.filter(live_domain_q())
+
+
+def hosted_domain(ascii_name: str) -> Domain | None:
+    """A hosted domain by its A-label name: public information (it has our MX)."""
+    return hosted_domains().filter(name=ascii_name).first()
+
+
+@dataclass(frozen=True)
+class ServiceHost:
+    label: str  # one of SERVICE_HOST_LABELS
+    domain: str  # the hosted domain, A-label
+
+
+def hosted_domain_for_host(host: str) -> ServiceHost | None:
+    """`autoconfig.example.com` → ServiceHost("autoconfig", "example.com") when example.com is
+    hosted here; None for every other name. `host` is a Host header's name, without the port.
+
+    One indexed lookup, remembered for MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS in this process
+    (answers for unknown names too, so a flood of one bogus name costs one query); a domain or
+    organisation saved here forgets them at once (mailboxes.apps).
+    """
+    label, _, rest = (host or "").lower().rstrip(".").partition(".")
+    if label not in SERVICE_HOST_LABELS:
+        return None
+    key = f"service-host:{label}.{rest}"[:250]
+    cache = caches[HOSTS_CACHE]
+    found = cache.get(key)
+    if found is None:
+        try:
+            name = normalise_domain(rest)
+        except InvalidName:
+            name = None
+        hosted = name is not None and hosted_domains().filter(name=name).exists()
+        found = name if hosted else ""
+        cache.set(key, found, settings.MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS)
+    return ServiceHost(label, found) if found else None
+
+
+def forget_hosted_hosts(**_signal) -> None:
+    caches[HOSTS_CACHE].clear()
 
 
 def addresses_outside_hosted_grammar() -> list[tuple[str, str, str]]:

@@ -30,7 +30,7 @@ from mailboxes.models import (
     VerificationMethod,
     new_verification_token,
 )
-from mailboxes.selectors import domain_verified_owner, domain_verified_parent
+from mailboxes.selectors import address_receives, domain_verified_owner, domain_verified_parent
 from mailhost.backend.config import DEFAULT_APP_PASSWORD_SLOTS
 from mailhost.crypto import decrypt, encrypt
 from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -45,7 +45,7 @@ from mailhost.names import (
 )
 from mailhost.passwords import generate_password, hash_password, verify_password
 from mailhost.validation import one_line_problem
-from tenants.access import SYSTEM, Actor, require_write
+from tenants.access import SYSTEM, Actor, require_staff, require_write
 from tenants.audit import audit_record
 from tenants.models import Organisation
 
@@ -161,6 +161,7 @@ def _domain_state(domain: Domain) -> dict:
         "default_quota_mb": domain.default_quota_mb,
         "verified": domain.is_verified,
         "verification_method": domain.verification_method,
+        "role_target": domain.role_target,
     }
 
 
@@ -358,6 +359,31 @@ def domain_revoke_verification(*, actor: Actor, domain: Domain) -> Domain:
     return domain
 
 
+def _role_target(domain: Domain, raw: str) -> str:
+    """Where postmaster@ and abuse@ go: "" (automatic) or an address of the organisation that
+    receives mail now, so the choice can never make them bounce."""
+    if not isinstance(raw, str):
+        raise Invalid("The role address target is an e-mail address, or empty.",
+                      field="role_target")
+    if not raw.strip():
+        return ""
+    try:
+        address = normalise_address(raw.strip())
+    except InvalidName as exc:
+        raise Invalid(str(exc), field="role_target") from None
+    # A role address of another domain counts only if a real mailbox or alias holds it: two
+    # domains routed to each other's postmaster@ would loop.
+    if not address_receives(domain.organisation_id, address):
+        raise Invalid(
+            f"{address} is not a mailbox or alias of this organisation that receives mail: "
+            "postmaster@ and abuse@ must reach someone. Create it first, or leave this empty "
+            "for the automatic choice.",
+            field="role_target",
+            code="role_target_not_deliverable",
+        )
+    return address
+
+
 @transaction.atomic
 def domain_update(
     *,
@@ -366,7 +392,10 @@ def domain_update(
     status: str | None = None,
     max_mailboxes: int | None | type[Ellipsis] = ...,
     default_quota_mb: int | None = None,
+    role_target: str | None = None,
 ) -> Domain:
+    """Change a domain's settings; None (… for max_mailboxes) leaves one as it is.
+    `role_target` "" returns postmaster@ and abuse@ to the automatic choice."""
     require_write(actor, domain.organisation_id, "That domain")
     domain = _lock_domain(domain)
     before = _domain_state(domain)
@@ -378,10 +407,12 @@ def domain_update(
         domain.max_mailboxes = _limit_value(actor, max_mailboxes, domain.max_mailboxes)
     if default_quota_mb is not None:
         domain.default_quota_mb = _quota(default_quota_mb, 0, "default_quota_mb")
+    if role_target is not None:
+        domain.role_target = _role_target(domain, role_target)
     after = _domain_state(domain)
     if after == before:
         return domain
-    domain.save(update_fields=["status", "max_mailboxes", "default_quota_mb"])
+    domain.save(update_fields=["status", "max_mailboxes", "default_quota_mb", "role_target"])
     _changed(domain, NodeChange.Kind.DOMAIN)
     _audit(actor, domain.organisation_id, "domain.update", domain, before, after)
     return domain
@@ -1028,3 +1059,42 @@ def mailbox_usage_record(*, node_id: int, usage: dict[str, int], now=None) -> in
             changed.append(mailbox)
     Mailbox.objects.bulk_update(changed, ["used_bytes", "usage_at"], batch_size=1000)
     return len(changed)
+
+
+# --- organisation suspension ------------------------------------------------------------------
+
+
+@transaction.atomic
+def organisation_set_suspended(
+    *, actor: Actor, organisation: Organisation, suspended: bool
+) -> Organisation:
+    """Suspend a client organisation, or lift its suspension (staff only; audited).
+
+    Suspended, its domains count as not hosted (mailboxes.selectors.live_domain_q): on the
+    node they stop receiving and its mailboxes stop logging in, through the same reconcile as
+    any change; its tokens are refused and its members can only look. Nothing is deleted, so
+    lifting it brings everything back as it was. Doing what is already done changes nothing.
+    """
+    require_staff(actor, "suspend organisations")
+    organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
+    if organisation.suspended == suspended:
+        return organisation
+    before = {"suspended_at": _iso(organisation.suspended_at)}
+    organisation.suspended_at = timezone.now() if suspended else None
+    organisation.save(update_fields=["suspended_at"])
+    for domain in Domain.objects.filter(organisation=organisation).order_by("pk"):
+        _changed(domain, NodeChange.Kind.DOMAIN)  # its addresses and DKIM key follow it
+    audit_record(
+        actor=actor,
+        organisation_id=organisation.pk,
+        action="organisation.suspend" if suspended else "organisation.unsuspend",
+        target_type="organisation",
+        target=organisation.slug,
+        before=before,
+        after={"suspended_at": _iso(organisation.suspended_at)},
+    )
+    return organisation
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -8,8 +8,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 
+from django.db.models import BooleanField, ExpressionWrapper
+
 from identity.models import DkimKey, DkimKeyState
 from mailboxes.models import Alias, AppPassword, Domain, Mailbox, MailNode
+from mailboxes.selectors import first_admin_addresses, live_domain_q
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 from mailhost.backend.sieve import SieveSpec, VacationSpec
 from mailhost.crypto import decrypt
@@ -17,7 +20,7 @@ from mailhost.crypto import decrypt
 BATCH = 5000
 
 _MAILBOX_FIELDS = (
-    "pk", "local_part", "domain__name", "domain__status", "password_hash", "home_id",
+    "pk", "local_part", "domain__name", "domain_live", "password_hash", "home_id",
     "quota_mb", "status", "deleted_at", "domain__verified_at",
 )  # fmt: skip
 # What the holder set in /mailbox/, rendered into a Sieve script. Read in a second query, for
@@ -29,15 +32,26 @@ _SIEVE_FIELDS = (
 )  # fmt: skip
 
 
+def _live(prefix: str = "") -> ExpressionWrapper:
+    """Whether the domain is served (mailboxes.selectors.live_domain_q), as a column."""
+    return ExpressionWrapper(live_domain_q(prefix), output_field=BooleanField())
+
+
 def domains(node: MailNode, ids: Iterable[int] | None = None) -> list[DomainSnap]:
-    queryset = Domain.objects.filter(node=node)
+    queryset = Domain.objects.filter(node=node).annotate(live=_live())
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
+    rows = list(queryset.values_list(
+        "pk", "name", "live", "verified_at", "organisation_id", "role_target"
+    ))
+    automatic = {org for *_, org, target in rows if not target}
+    admins = first_admin_addresses(automatic if ids is not None else None) if automatic else {}
     return [
-        DomainSnap(id=pk, name=name, active=status == "active", verified=verified is not None)
-        for pk, name, status, verified in queryset.values_list(
-            "pk", "name", "status", "verified_at"
+        DomainSnap(
+            id=pk, name=name, active=live, verified=verified is not None,
+            role_target=target or admins.get(org, ""),
         )
+        for pk, name, live, verified, org, target in rows
     ]
 
 
@@ -45,6 +59,7 @@ def mailboxes(
     node: MailNode, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
 ) -> list[MailboxSnap]:
     queryset = Mailbox.objects.filter(domain__node=node).order_by()  # renderers sort
+    queryset = queryset.annotate(domain_live=_live("domain__"))
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
     if domain_ids is not None:
@@ -56,7 +71,7 @@ def mailboxes(
 
 
 def _mailbox_snap(
-    pk, local, domain, domain_status, password_hash, home_id, quota_mb, status, deleted_at,
+    pk, local, domain, domain_live, password_hash, home_id, quota_mb, status, deleted_at,
     domain_verified_at, *, sieve: SieveSpec | None,
 ) -> MailboxSnap:  # fmt: skip
     return MailboxSnap(
@@ -66,7 +81,7 @@ def _mailbox_snap(
         home_id=str(home_id),
         quota_mb=quota_mb,
         status=status,
-        domain_active=domain_status == "active",
+        domain_active=domain_live,
         deleted=deleted_at is not None,
         sieve=sieve,
         domain_verified=domain_verified_at is not None,
@@ -120,13 +135,13 @@ def _with_app_passwords(
 def aliases(
     node: MailNode, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
 ) -> list[AliasSnap]:
-    queryset = Alias.objects.filter(domain__node=node)
+    queryset = Alias.objects.filter(domain__node=node).annotate(domain_live=_live("domain__"))
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
     if domain_ids is not None:
         queryset = queryset.filter(domain_id__in=list(domain_ids))
     rows = queryset.values_list(
-        "pk", "local_part", "domain__name", "domain__status", "destinations", "active",
+        "pk", "local_part", "domain__name", "domain_live", "destinations", "active",
         "domain__verified_at",
     )
     return [
@@ -135,10 +150,10 @@ def aliases(
             address=f"{local}@{domain}",
             destinations=tuple(destinations),
             active=active,
-            domain_active=domain_status == "active",
+            domain_active=domain_live,
             domain_verified=verified_at is not None,
         )
-        for pk, local, domain, domain_status, destinations, active, verified_at in rows
+        for pk, local, domain, domain_live, destinations, active, verified_at in rows
     ]
 
 
@@ -150,11 +165,7 @@ def active_dkim_keys(node: MailNode) -> list[DkimSnap]:
     OpenDKIM signs with one SigningTable match unless MultipleSignatures is on, and RSA is
     the key every receiver verifies."""
     keys = DkimKey.objects.filter(
-        domain__node=node,
-        domain__status="active",
-        domain__verified_at__isnull=False,
-        state=DkimKeyState.ACTIVE,
-        algorithm="rsa",
+        live_domain_q("domain__"), domain__node=node, state=DkimKeyState.ACTIVE, algorithm="rsa"
     ).values_list("domain__name", "selector", "private_key_encrypted")
     return [
         DkimSnap(domain=domain, selector=selector, private_key_pem=decrypt(encrypted))

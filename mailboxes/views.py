@@ -233,6 +233,7 @@ def domain_detail(request, name):
         "chart": inbound.flow_chart(inbound.flow_by_day([domain.name] if domain.verified_at
                                                         else [])),
         "chart_id": "domain-flow",
+        "roles": selectors.role_routing(domain),
     }
     return _render(request, "mail_admin/domain.html", context, section="domains")
 
@@ -244,12 +245,15 @@ def domain_edit(request, name):
         "status": domain.status,
         "max_mailboxes": domain.max_mailboxes,
         "default_quota_mb": domain.default_quota_mb,
+        "role_target": domain.role_target,
     }
     form = DomainEditForm(request.POST or None, initial=initial, staff=request.role == "staff")
     if request.method == "POST" and form.is_valid():
         changes = dict(form.cleaned_data)
         if "max_mailboxes" not in request.POST:
             changes["max_mailboxes"] = ...  # not sent: unchanged (an empty field clears it)
+        if "role_target" not in request.POST:
+            changes["role_target"] = None  # likewise (empty: the automatic choice)
         try:
             services.domain_update(actor=request.actor, domain=domain, **changes)
         except Invalid as exc:

@@ -31,7 +31,7 @@ from mailhost import http, idempotency
 from mailhost.errors import DomainError, Forbidden
 from mailhost.redis import get_redis
 from tenants.access import Actor
-from tenants.services import api_token_authenticate
+from tenants.services import api_token_admit, api_token_authenticate
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +46,27 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 class TokenAuth(HttpBearer):
-    """`Authorization: Bearer mh_…`: an organisation's API token."""
+    """`Authorization: Bearer mh_…`: an organisation's API token.
+
+    A staff token is refused here with 403 (tenants.services.api_token_admit): it opens the
+    staff API only, so it can never act as a tenant's token by accident. So is the token of a
+    suspended organisation.
+    """
+
+    staff_api = False
 
     def authenticate(self, request: HttpRequest, token: str) -> Actor | None:
         api_token = api_token_authenticate(token)
         if api_token is None:
             return None
-        return Actor(token=api_token, ip=client_ip(request))
+        api_token_admit(api_token, staff_api=self.staff_api)
+        return Actor(token=api_token, ip=client_ip(request), staff_api=self.staff_api)
+
+
+class StaffTokenAuth(TokenAuth):
+    """The staff API's door: a staff token only; an organisation's token is a 403."""
+
+    staff_api = True
 
 
 class SessionActorAuth(APIKeyCookie):
@@ -80,6 +94,19 @@ class SessionActorAuth(APIKeyCookie):
                 code="csrf_failed",
             )
         return Actor(user=user, ip=client_ip(request))
+
+
+class StaffSessionAuth(SessionActorAuth):
+    """The staff API for a signed-in staff user; any other signed-in user is a 403."""
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Actor | None:
+        actor = super().authenticate(request, key)
+        if actor is not None and not actor.is_global:
+            raise Forbidden(
+                "The staff API is for staff: sign in as a staff user or send a staff token.",
+                code="staff_only",
+            )
+        return actor
 
 
 # --- rate limit ----------------------------------------------------------------------------
@@ -152,7 +179,8 @@ api = MailhostAPI(
     description=(
         "Provision domains, mailboxes and aliases. Authenticate with "
         "`Authorization: Bearer <token>` (an organisation's API token) or a signed-in "
-        "browser session with CSRF. Errors are JSON `{code, detail, field?}`."
+        "browser session with CSRF. The `/staff/` endpoints take a staff token (manage.py "
+        "createapitoken --staff) and only they do. Errors are JSON `{code, detail, field?}`."
     ),
     auth=[TokenAuth(), SessionActorAuth()],
     throttle=[RedisRateThrottle()],
@@ -439,10 +467,12 @@ def health(request):
 from bans.api import router as bans_router  # noqa: E402
 from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers import the above)
 from tenants.api import router as tenants_router  # noqa: E402
+from tenants.staff_api import router as staff_router  # noqa: E402
 
 api.add_router("", tenants_router)
 api.add_router("", mailboxes_router)
 api.add_router("", bans_router)
+api.add_router("/staff", staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 
 try:
     from identity.api import router as identity_router  # noqa: E402

@@ -24,6 +24,14 @@ def check_mailhost_settings(app_configs, **kwargs):
                     f"MAILHOST_{name.upper()}_PORT must be 1–65535, got {port}", id="mailhost.E002"
                 )
             )
+    for name, port in settings.MAILHOST_PUBLIC_PORTS.items():
+        if not 0 <= port <= 65535:  # 0: the node's own port
+            problems.append(
+                Error(
+                    f"MAILHOST_PUBLIC_{name.upper()}_PORT must be 1–65535 (or empty), got {port}",
+                    id="mailhost.E011",
+                )
+            )
     if len(set(ports.values())) != len(ports):
         problems.append(Error("Two MAILHOST_*_PORT settings share a port.", id="mailhost.E003"))
     if len(str(settings.MAILHOST_NODE_STATE_DIR)) > 60:

@@ -48,7 +48,9 @@ def operator_page(view):
             if slug is not None:
                 request.organisation = organisation_get(request.actor, slug)
                 request.role = _role(request.actor, request.organisation)
-                request.can_write = request.role in (*WRITE_ROLES, "staff")
+                request.can_write = request.role == "staff" or (
+                    request.role in WRITE_ROLES and not request.organisation.suspended
+                )
             return view(request, *args, **kwargs)
         except DomainError as exc:
             return error_response(request, exc)

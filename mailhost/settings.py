@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "mailhost.request_id.RequestIdMiddleware",  # first: every later log line carries the id
     "django.middleware.security.SecurityMiddleware",
+    # mta-sts./autoconfig./autodiscover.<hosted domain>: before host validation and static files.
+    "mailhost.hosts.HostRoutingMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -173,7 +175,14 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "mailhost",
-    }
+    },
+    # Per process: which service host names (autoconfig.<d>, …) are hosted domains'. A round
+    # trip to Redis would cost as much as the indexed lookup it saves.
+    "hosts": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "mailhost-hosts",
+        "OPTIONS": {"MAX_ENTRIES": 5000},
+    },
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
@@ -201,6 +210,17 @@ MAILHOST_PORTS = {
     # Loopback-only, UDP and TCP: the node's own resolver (unbound) that Rspamd asks.
     "resolver": env_int("MAILHOST_RESOLVER_PORT", 2553),
 }
+# The ports mail clients are told to use (SRV records, autoconfig, autodiscover, the Apple
+# profile, /mailbox/setup/; see mailhost/endpoints.py). 0 (unset): the port the node listens on
+# above, or for https the port of MAILHOST_PORTAL_URL. Set one only when a NAT or proxy in
+# front maps a different public port onto the node's.
+MAILHOST_PUBLIC_PORTS = {
+    "imaps": env_int("MAILHOST_PUBLIC_IMAPS_PORT", 0),
+    "imap": env_int("MAILHOST_PUBLIC_IMAP_PORT", 0),
+    "submissions": env_int("MAILHOST_PUBLIC_SUBMISSIONS_PORT", 0),
+    "submission": env_int("MAILHOST_PUBLIC_SUBMISSION_PORT", 0),
+    "https": env_int("MAILHOST_PUBLIC_HTTPS_PORT", 0),
+}
 # Dev/test relaxations (no failed-login delay or penalty; 127.0.0.1 never banned). Never in
 # production: `make up` and /api/v1/health warn while they are on.
 MAILHOST_STACK_DEV = env_bool("MAILHOST_STACK_DEV", False)
@@ -227,6 +247,10 @@ MAILHOST_GENERATED_BCRYPT_ROUNDS = env_int("MAILHOST_GENERATED_BCRYPT_ROUNDS", 5
 MAILHOST_GENERATED_PASSWORD_LENGTH = env_int("MAILHOST_GENERATED_PASSWORD_LENGTH", 20)
 MAILHOST_DEFAULT_QUOTA_MB = env_int("MAILHOST_DEFAULT_QUOTA_MB", 2048)
 MAILHOST_DELETED_RETENTION_DAYS = env_int("MAILHOST_DELETED_RETENTION_DAYS", 30)
+# Every hosted domain's postmaster@ and abuse@ reach a mailbox its organisation chooses, by
+# default its first admin's if hosted here; failing both, this install-wide mailbox (README
+# "Role addresses"). Empty: nowhere (system check mailboxes.W001).
+MAILHOST_OPERATOR_MAILBOX = env_str("MAILHOST_OPERATOR_MAILBOX", "").strip().lower()
 
 # DKIM private keys are encrypted at rest with this key (Fernet: 32 url-safe base64 bytes).
 DKIM_ENCRYPTION_KEY = secret_generated_once(
@@ -282,7 +306,23 @@ MAILHOST_DNS_PUBLISH_ALLOWED_NETWORKS = env_list("MAILHOST_DNS_PUBLISH_ALLOWED_N
 MAILHOST_DNS_PUBLISH_TIMEOUT_MS = env_int("MAILHOST_DNS_PUBLISH_TIMEOUT_MS", 10000)
 MAILHOST_PUBLIC_IPV4 = env_list("MAILHOST_PUBLIC_IPV4", [])  # the mail host's sending addresses
 MAILHOST_PUBLIC_IPV6 = env_list("MAILHOST_PUBLIC_IPV6", [])
-MAILHOST_PORTAL_URL = env_str("MAILHOST_PORTAL_URL", f"https://{MAILHOST_HOSTNAME}")
+# A mail host named under .localhost (RFC 6761: never public, never given a certificate) is a
+# development install: its portal is plain HTTP on the port `make up` serves it on, and that is
+# the URL (and the autodiscover port, mailhost/endpoints.py) it advertises. Else HTTPS.
+MAILHOST_WEB_PORT = env_int("MAILHOST_WEB_PORT", 8000)
+MAILHOST_PORTAL_URL = env_str(
+    "MAILHOST_PORTAL_URL",
+    f"http://{MAILHOST_HOSTNAME}:{MAILHOST_WEB_PORT}"
+    if f".{MAILHOST_HOSTNAME.lower().rstrip('.')}".endswith(".localhost")
+    else f"https://{MAILHOST_HOSTNAME}",
+)
+# The portal answers for the mail host (SRV and CNAME target) and the portal URL's host (BIMI
+# logos) whatever ALLOWED_HOSTS lists; hosted domains' mta-sts./autoconfig./autodiscover. hosts
+# are checked against the database per request instead (mailhost/hosts.py), never listed here.
+_OWN_NAMES = (MAILHOST_HOSTNAME.lower().rstrip("."), urlparse(MAILHOST_PORTAL_URL).hostname)
+ALLOWED_HOSTS = list(dict.fromkeys([*ALLOWED_HOSTS, *(name for name in _OWN_NAMES if name)]))
+# Seconds a web process remembers whether a service host name is a hosted domain's.
+MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS = env_int("MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS", 30)
 MAILHOST_DKIM_ROTATION_DAYS = env_int("MAILHOST_DKIM_ROTATION_DAYS", 180)  # 0: never automatic
 MAILHOST_DKIM_SWITCH_DELAY_MINUTES = env_int("MAILHOST_DKIM_SWITCH_DELAY_MINUTES", 60)
 MAILHOST_DKIM_GRACE_DAYS = env_int("MAILHOST_DKIM_GRACE_DAYS", 7)
@@ -294,8 +334,6 @@ MAILHOST_BIMI_MAX_BYTES = env_int("MAILHOST_BIMI_MAX_BYTES", 32 * 1024)
 MAILHOST_MTASTS_MODE = env_str("MAILHOST_MTASTS_MODE", "testing")
 MAILHOST_MTASTS_MAX_AGE = env_int("MAILHOST_MTASTS_MAX_AGE", 7 * 86400)
 MAILHOST_MTASTS_FETCH_TIMEOUT_MS = env_int("MAILHOST_MTASTS_FETCH_TIMEOUT_MS", 5000)
-# mta-sts.<hosted domain> is not in ALLOWED_HOSTS: this middleware answers its one URL first.
-MIDDLEWARE.insert(0, "identity.middleware.MtaStsPolicyMiddleware")
 CELERY_BEAT_SCHEDULE |= {
     "dns-checks-due": {"task": "identity.check_due", "schedule": 60},
     "dkim-rotations": {"task": "identity.rotate_due", "schedule": 3600},
@@ -310,8 +348,6 @@ MAILBOX_PORTAL_LOGIN_ATTEMPTS = env_int("MAILBOX_PORTAL_LOGIN_ATTEMPTS", 5)  # p
 MAILBOX_PORTAL_LOGIN_IP_ATTEMPTS = env_int("MAILBOX_PORTAL_LOGIN_IP_ATTEMPTS", 30)  # per IP
 MAILBOX_PORTAL_LOGIN_WINDOW_SECONDS = env_int("MAILBOX_PORTAL_LOGIN_WINDOW_SECONDS", 15 * 60)
 CELERY_IMPORTS = ["mailboxes.import_tasks"]  # bulk CSV import of mailboxes
-# autoconfig.<domain> / autodiscover.<domain> are not in ALLOWED_HOSTS: answered first.
-MIDDLEWARE.insert(0, "mailboxes.autoconfig.AutoconfigMiddleware")
 
 # Provisioning API (/api/v1/): per-token rate limit, body size caps, bulk size, idempotency.
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 600)  # requests per window per token/user; 0: off

@@ -25,22 +25,29 @@ class Actor:
     ip: str | None = None
     # A mailbox holder signed in to /mailbox/: may act on that one mailbox and nothing else.
     mailbox: Mailbox | None = None
+    # Set only by the staff API's authentication (mailhost.api): a staff token is global there
+    # and nowhere else, so a staff token that reached any other door would be a nobody.
+    staff_api: bool = False
 
     @property
     def label(self) -> str:
         if self.mailbox is not None:
             return self.mailbox.address
         if self.token is not None:
-            return f"token {self.token.name} ({self.token.hint}…)"
+            kind = "staff token" if self.token.staff else "token"
+            return f"{kind} {self.token.name} ({self.token.hint}…)"
         if self.user is not None:
             return self.user.get_username()
         return self.system or "system"
 
     @property
     def is_global(self) -> bool:
-        """Staff users and operator commands see every organisation."""
-        if self.mailbox is not None or self.token is not None:
+        """Staff users, operator commands and (on the staff API) staff tokens see every
+        organisation."""
+        if self.mailbox is not None:
             return False
+        if self.token is not None:
+            return self.staff_api and self.token.staff and self.token.organisation_id is None
         if self.user is not None:
             return bool(self.user.is_active and self.user.is_superuser)
         return self.system is not None
@@ -85,7 +92,8 @@ def require_read(actor: Actor, organisation_id: int, what: str = "That") -> None
 
 
 def require_write(actor: Actor, organisation_id: int, what: str = "That") -> None:
-    """NotFound for another tenant's object; Forbidden for a read-only member or token."""
+    """NotFound for another tenant's object; Forbidden for a read-only member or token, and
+    for any member while the organisation is suspended."""
     if actor.is_global:
         return
     role = actor.role_in(organisation_id)
@@ -93,6 +101,7 @@ def require_write(actor: Actor, organisation_id: int, what: str = "That") -> Non
         raise NotFound(f"{what} was not found.")
     if role not in WRITE_ROLES:
         raise Forbidden("Your role in this organisation is read-only.")
+    _refuse_if_suspended(actor, organisation_id)
 
 
 def require_owner(actor: Actor, organisation_id: int) -> None:
@@ -103,3 +112,28 @@ def require_owner(actor: Actor, organisation_id: int) -> None:
         raise NotFound("That organisation was not found.")
     if role != "owner":
         raise Forbidden("Only an owner of this organisation can do that.")
+    _refuse_if_suspended(actor, organisation_id)
+
+
+def require_staff(actor: Actor, what: str = "do that") -> None:
+    """Install-wide operations (onboarding, suspension): staff users, operator commands and
+    staff tokens on the staff API only."""
+    if not actor.is_global:
+        raise Forbidden(f"Only staff can {what}.", code="staff_only")
+
+
+SUSPENDED_DETAIL = (
+    "This organisation is suspended: its mail is stopped and nothing can be changed until "
+    "staff lift the suspension."
+)
+
+
+def _refuse_if_suspended(actor: Actor, organisation_id: int) -> None:
+    if actor.token is not None:  # its organisation came with it: no query per bulk row
+        suspended = actor.token.organisation.suspended
+    else:
+        suspended = Organisation.objects.filter(
+            pk=organisation_id, suspended_at__isnull=False
+        ).exists()
+    if suspended:
+        raise Forbidden(SUSPENDED_DETAIL, code="organisation_suspended")

@@ -48,3 +48,18 @@ class AuditFilterForm(forms.Form):
     actor = forms.CharField(label="Who", required=False)
     since = UtcDateTimeField(label="From", required=False)
     until = UtcDateTimeField(label="Before", required=False)
+
+
+class OrganisationForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="The client's name, e.g. “Acme Ltd”.")
+    slug = forms.SlugField(
+        max_length=50, help_text="Short id in addresses and the API: lower-case, e.g. acme."
+    )
+    admin_email = forms.EmailField(
+        label="First admin's e-mail", required=False,
+        help_text="They get an invitation to sign in and manage this organisation.",
+    )
+    admin_role = forms.ChoiceField(
+        label="Their role", choices=[(Role.OWNER, "Owner"), (Role.ADMIN, "Admin")],
+        initial=Role.OWNER, help_text="Owners also manage members.",
+    )

@@ -13,12 +13,20 @@ class Organisation(models.Model):
     slug = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set by staff (mailboxes.services.organisation_set_suspended): its domains stop receiving,
+    # its mailboxes stop logging in, its tokens are refused and its members can only look.
+    # Reversible: nothing is deleted.
+    suspended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
 
 class Role(models.TextChoices):
@@ -87,12 +95,21 @@ class Invitation(models.Model):
 
 
 class ApiToken(models.Model):
-    """An organisation-scoped bearer token. Only its hash is stored; the token is shown once."""
+    """A bearer token. Only its hash is stored; the token is shown once.
+
+    Either an organisation's token (acts in that organisation only), or a staff token: no
+    organisation, accepted by the /api/v1/staff/ endpoints only and refused everywhere else, so
+    it can never act as a tenant's token by accident. Staff tokens are created only by
+    `manage.py createapitoken --staff` and in Django admin, never by another token.
+    """
 
     PREFIX = "mh_"
 
     organisation = models.ForeignKey(
-        Organisation, on_delete=models.CASCADE, related_name="api_tokens"
+        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    staff = models.BooleanField(
+        default=False, help_text="Install-wide: onboards and suspends organisations (staff API)."
     )
     name = models.CharField(max_length=100)
     token_hash = models.CharField(max_length=64, unique=True)
@@ -108,6 +125,13 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(staff=True, organisation__isnull=True, read_only=False)
+                | Q(staff=False, organisation__isnull=False),
+                name="apitoken_staff_xor_organisation",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint}…)"

@@ -2,11 +2,11 @@
 
 import datetime as dt
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from mailhost.errors import NotFound
-from tenants.access import Actor, require_read, visible_organisations
+from tenants.access import Actor, require_read, require_staff, visible_organisations
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Organisation
 
 
@@ -19,6 +19,19 @@ def organisation_get(actor: Actor, slug: str) -> Organisation:
 
 def organisation_list(actor: Actor) -> QuerySet[Organisation]:
     return visible_organisations(actor).order_by("name")
+
+
+def organisation_list_all(
+    actor: Actor, *, suspended: bool | None = None, search: str | None = None
+) -> QuerySet[Organisation]:
+    """Every client organisation, for staff (the staff API's list and the onboarding pages)."""
+    require_staff(actor, "list every organisation")
+    organisations = Organisation.objects.all()
+    if suspended is not None:
+        organisations = organisations.filter(suspended_at__isnull=not suspended)
+    if search:
+        organisations = organisations.filter(Q(slug__icontains=search) | Q(name__icontains=search))
+    return organisations.order_by("name", "id")
 
 
 def membership_list(actor: Actor, organisation: Organisation) -> QuerySet[Membership]:

@@ -11,22 +11,27 @@ from django.utils import timezone
 
 from mailhost.errors import Conflict, Forbidden, Invalid, NotFound
 from mailhost.validation import one_line_problem
-from tenants.access import Actor, require_owner, require_write
+from tenants.access import SUSPENDED_DETAIL, Actor, require_owner, require_staff, require_write
 from tenants.audit import audit_record
 from tenants.models import ApiToken, Invitation, Membership, Organisation, Role
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+# /mail-admin/<slug>/ would be hidden behind these pages of /mail-admin/ itself.
+RESERVED_SLUGS = frozenset({"switch", "invitations", "organisations"})
 INVITATION_LIFETIME = dt.timedelta(days=7)
 
 
 @transaction.atomic
 def organisation_create(*, actor: Actor, slug: str, name: str) -> Organisation:
-    if not actor.is_global:
-        raise Forbidden("Only staff can create organisations.")
+    require_staff(actor, "create organisations")
     if not _SLUG.match(slug or ""):
         raise Invalid(
             "The slug uses lower-case letters, digits and inner hyphens (max 50).", field="slug"
         )
+    if slug in RESERVED_SLUGS:
+        raise Invalid(f"{slug!r} is reserved; choose another slug.", field="slug")
+    if len(name or "") > 200 or any(ord(ch) < 32 for ch in name or ""):
+        raise Invalid("The name is one line of at most 200 characters.", field="name")
     if not (name or "").strip():
         raise Invalid("Enter a name.", field="name")
     name = _one_line(name, field="name", label="organisation name", limit=200)
@@ -42,6 +47,29 @@ def organisation_create(*, actor: Actor, slug: str, name: str) -> Organisation:
         after={"slug": slug, "name": organisation.name},
     )
     return organisation
+
+
+@transaction.atomic
+def organisation_onboard(
+    *, actor: Actor, slug: str, name: str, admin_email: str | None = None, admin_role: str = "owner"
+) -> tuple[Organisation, Invitation | None, str | None]:
+    """Create a client organisation and invite its first admin, all or nothing.
+
+    Returns the organisation, the invitation and its one-time token (None, None without an
+    e-mail address). Sending the invitation is the caller's, as for any invitation.
+    """
+    organisation = organisation_create(actor=actor, slug=slug, name=name)
+    if not admin_email:
+        return organisation, None, None
+    if admin_role not in (Role.OWNER, Role.ADMIN):
+        raise Invalid("The first admin is an owner or an admin.", field="admin_role")
+    try:
+        invitation, raw = invitation_create(
+            actor=actor, organisation=organisation, email=admin_email, role=admin_role
+        )
+    except Invalid as exc:  # name the input as this service calls it
+        raise Invalid(exc.detail, field=f"admin_{exc.field}", code=exc.code) from None
+    return organisation, invitation, raw
 
 
 @transaction.atomic
@@ -294,6 +322,66 @@ def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
             target=str(token),
         )
     return token
+
+
+@transaction.atomic
+def staff_token_create(
+    *, actor: Actor, name: str, expires_at: dt.datetime | None = None
+) -> tuple[ApiToken, str]:
+    """An install-wide staff token (staff API only); returns it with its secret, shown once.
+
+    Only a staff user (Django admin) or the box's operator (`manage.py createapitoken --staff`)
+    may create one: never a token, not even a staff token.
+    """
+    if actor.token is not None or actor.mailbox is not None or not actor.is_global:
+        raise Forbidden("Only staff, signed in or at the command line, create staff tokens.",
+                        code="staff_only")
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise Invalid("Give the token a name of up to 100 characters.", field="name")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise Invalid("The expiry must be in the future.", field="expires_at")
+    raw = ApiToken.new_secret()
+    token = ApiToken.objects.create(
+        organisation=None,
+        staff=True,
+        name=name,
+        token_hash=ApiToken.hash(raw),
+        hint=raw[:10],
+        created_by=actor.user,
+        expires_at=expires_at,
+    )
+    audit_record(
+        actor=actor,
+        organisation_id=None,
+        action="api_token.create_staff",
+        target_type="api_token",
+        target=f"{name} ({token.hint}…)",
+        after={"name": name, "staff": True, "expires_at": _iso(expires_at)},
+    )
+    return token, raw
+
+
+def api_token_admit(token: ApiToken, *, staff_api: bool) -> None:
+    """The rule for which door a token opens; raises Forbidden saying why not.
+
+    A staff token opens the staff API and nothing else; an organisation's token never opens
+    the staff API, and opens nothing while its organisation is suspended.
+    """
+    if staff_api and not token.staff:
+        raise Forbidden(
+            "This endpoint needs a staff token (manage.py createapitoken --staff); an "
+            "organisation's token is never accepted here.",
+            code="staff_only",
+        )
+    if not staff_api and token.staff:
+        raise Forbidden(
+            "A staff token works only on /api/v1/staff/ endpoints. Use an organisation's "
+            "token here.",
+            code="staff_token",
+        )
+    if token.organisation is not None and token.organisation.suspended:
+        raise Forbidden(SUSPENDED_DETAIL, code="organisation_suspended")
 
 
 def api_token_authenticate(raw: str) -> ApiToken | None:

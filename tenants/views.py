@@ -3,15 +3,13 @@ audit log. Reads through tenants.selectors, writes through tenants.services."""
 
 import datetime as dt
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.mail import send_mail
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
+from mailboxes.services import organisation_set_suspended
 from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from mailhost.pages import (
     client_ip,
@@ -22,7 +20,9 @@ from mailhost.pages import (
     paginate,
 )
 from tenants import selectors, services
-from tenants.forms import AuditFilterForm, InviteForm, RoleForm, TokenForm
+from tenants.access import require_staff
+from tenants.forms import AuditFilterForm, InviteForm, OrganisationForm, RoleForm, TokenForm
+from tenants.mail import send_invitation
 from tenants.models import Role
 
 
@@ -72,26 +72,13 @@ def members(request):
         "page": paginate(request, selectors.membership_list(request.actor, request.organisation)),
         "invitations": selectors.invitation_list_open(request.actor, request.organisation)[:100],
         "form": form,
-        "can_manage": request.role in (Role.OWNER, "staff"),
+        "can_manage": request.can_write and request.role in (Role.OWNER, "staff"),
     }
     return _render(request, "mail_admin/members.html", context, status=status, section="members")
 
 
 def _send_invitation(request, invitation, link: str) -> None:
-    organisation = request.organisation
-    body = (
-        f"{request.user.email} invited you to manage mail for {organisation.name} on Mailhost "
-        f"as {invitation.get_role_display().lower()}.\n\nAccept within 7 days: {link}\n"
-    )
-    transaction.on_commit(
-        lambda: send_mail(
-            f"Invitation to {organisation.name} on Mailhost",
-            body,
-            settings.DEFAULT_FROM_EMAIL,
-            [invitation.email],
-            fail_silently=True,
-        )
-    )
+    send_invitation(invitation=invitation, link=link, inviter=request.user.email)
 
 
 def _membership(request, pk: int):
@@ -256,3 +243,66 @@ def audit(request):
     context = {"form": form, "page": paginate(request, events)}
     status = 422 if form.errors else 200
     return _render(request, "mail_admin/audit.html", context, status=status, section="audit")
+
+
+# --- staff: onboarding and suspending client organisations --------------------------------------
+
+
+@operator_page
+def organisation_new(request):
+    """Staff create a client organisation, invite its first admin and land on its dashboard."""
+    require_staff(request.actor, "create organisations")
+    form = OrganisationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organisation, invitation, raw = services.organisation_onboard(
+                actor=request.actor, **form.cleaned_data
+            )
+        except (Invalid, Conflict) as exc:
+            form_errors_from(form, exc)
+        else:
+            if invitation is not None:
+                link = request.build_absolute_uri(reverse("tenants:accept", args=[raw]))
+                send_invitation(invitation=invitation, link=link, inviter=request.user.email)
+                messages.success(request, f"Created {organisation.name} and e-mailed an invitation "
+                                 f"to {invitation.email} ({invitation.role}), valid 7 days.")
+            else:
+                messages.success(request, f"Created {organisation.name}.")
+            return redirect("mailboxes:dashboard", organisation.slug)
+    return _render(request, "mail_admin/organisation_new.html", {"form": form},
+                   status=422 if form.errors else 200)
+
+
+@operator_page
+def organisation_suspend(request):
+    return _suspension(request, suspended=True)
+
+
+@operator_page
+def organisation_unsuspend(request):
+    return _suspension(request, suspended=False)
+
+
+def _suspension(request, *, suspended: bool):
+    require_staff(request.actor, "suspend organisations")
+    organisation = request.organisation
+    back = reverse("mailboxes:dashboard", args=[organisation.slug])
+    if request.method == "POST":
+        organisation_set_suspended(actor=request.actor, organisation=organisation,
+                                   suspended=suspended)
+        done = "suspended" if suspended else "no longer suspended"
+        messages.success(request, f"{organisation.name} is {done}.")
+        return redirect(back)
+    if suspended:
+        return confirm_page(
+            request, title=f"Suspend {organisation.name}?", button="Suspend organisation",
+            body="Its domains stop receiving mail and its mailboxes stop logging in, its API "
+                 "tokens are refused and its members can only look. Nothing is deleted: "
+                 "lifting the suspension brings everything back.",
+            cancel=back, section="dashboard",
+        )
+    return confirm_page(
+        request, title=f"Lift the suspension of {organisation.name}?", button="Lift suspension",
+        body="Its domains receive mail again, its mailboxes log in and its tokens work.",
+        cancel=back, section="dashboard", danger=False,
+    )

@@ -138,6 +138,13 @@ class ManagedFiles:
         if self.manifest != before:
             self._save()
 
+    def forget(self, paths: list[str]) -> None:
+        """Stop managing `paths` (left as they are on disk): a file that moved away with its
+        mailbox home, or one that was never the reconciler's to manage."""
+        dropped = [path for path in paths if self.manifest.pop(path, None) is not None]
+        if dropped:
+            self._save()
+
     def _save(self) -> None:
         payload = json.dumps(self.manifest, sort_keys=True, indent=0).encode()
         write_atomic(self.manifest_path, payload, mode=0o600)

@@ -16,7 +16,8 @@ Layout of a state directory (every path below is relative to it):
   lookup/       lookup.sqlite                            root:postfix, dir 2770, file 0660
   bans/         bans.sqlite (the ban store)              root:postfix, dir 2770, file 0660
   banpolicy/    banpolicy.json, api-header (0600)        the ban policy server Dovecot asks
-  mail/<home>/  a mailbox home (Maildir, Sieve scripts)  mail:mail (8:8)
+  mail/<home>/  a mailbox home (Maildir, Sieve scripts)  mail:mail (8:8); .mailhost/ in it
+                holds the portal's Sieve scripts (mailhost/backend/sieve.py)
   spool/        Postfix queue_directory
   lib/          Postfix data_directory, Dovecot state_dir
   sender-policy/ sender-policy.json                     the sender-policy milter's config
@@ -38,6 +39,7 @@ from pathlib import Path
 from mailhost.backend.bans import BANS_DB, POSTFIX_BAN_QUERY, BanPolicy, policy_json
 from mailhost.backend.inbound import (
     RSPAMD_MILTER_SOCKET,
+    SPAM_SIEVE,
     InboundConfig,
     RedisTarget,
     dovecot_inbound_lines,
@@ -45,6 +47,7 @@ from mailhost.backend.inbound import (
     smtp_inbound_options,
 )
 from mailhost.backend.lookup import LOOKUP_DB
+from mailhost.backend.sieve import AFTER_SCRIPT, BEFORE_SCRIPT, LEGACY_ACTIVE_SCRIPT
 
 # Debian's `mail` user owns every maildir; Dovecot's first_valid_uid admits exactly it.
 MAIL_UID = 8
@@ -74,6 +77,10 @@ DEFAULT_APP_PASSWORD_SLOTS = 10
 # The state dir is pasted into config files and SQL string literals: no quotes, no spaces.
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+# The operator mailbox is pasted into a Postfix SQL query: no quote, no %, no space.
+OPERATOR_MAILBOX = re.compile(
+    r"^[a-z0-9](?:[a-z0-9._+-]*[a-z0-9_-])?@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$"
+)
 
 # The sender-policy milter (mailhost.backend.milter) listens here: socket root:postfix 0660.
 SENDER_POLICY_SOCKET = "run/sender-policy/policy.sock"
@@ -105,6 +112,9 @@ class NodeConfig:
     bans: BanPolicy = BanPolicy()
     # Inbound filtering: Rspamd, the resolver, greylisting, abuse limits (inbound.py).
     inbound: InboundConfig = InboundConfig()
+    # Where a domain's postmaster@ and abuse@ go when its own target cannot receive
+    # (MAILHOST_OPERATOR_MAILBOX); "" for nowhere.
+    operator_mailbox: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -140,6 +150,7 @@ class NodeConfig:
             "dkim_require_safe_keys": not below_world_writable(state),
             "bans": ban_policy_from_settings(settings),
             "inbound": inbound_config_from_settings(settings),
+            "operator_mailbox": getattr(settings, "MAILHOST_OPERATOR_MAILBOX", ""),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -273,6 +284,10 @@ def _check(cfg: NodeConfig) -> None:
         raise ValueError(f"ports must be 1–65535: {cfg.ports}")
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"two services share a port: {cfg.ports}")
+    if cfg.operator_mailbox and (
+        not OPERATOR_MAILBOX.match(cfg.operator_mailbox) or ".." in cfg.operator_mailbox
+    ):
+        raise ValueError(f"operator_mailbox {cfg.operator_mailbox!r} is not a plain address")
     if cfg.message_size_limit < 1024 or cfg.app_password_slots < 0:
         raise ValueError("message_size_limit must be ≥ 1024 and app_password_slots ≥ 0")
 
@@ -315,8 +330,10 @@ POSTFIX_QUERIES = {
     "mailboxes": "SELECT 'OK' FROM mailboxes WHERE address='%s' AND can_receive=1",
     # A mailbox maps to itself, which ends alias expansion: a real mailbox wins over a catch-all
     # '@domain' alias, a disabled one included (it is refused by recipient-access below).
+    # Then a role address (postmaster@, abuse@: see postfix_role_query), only if neither.
     "aliases": "SELECT destinations FROM aliases WHERE address='%s' "
-    "UNION ALL SELECT address FROM mailboxes WHERE address='%s'",
+    "UNION ALL SELECT address FROM mailboxes WHERE address='%s' "
+    "UNION ALL {roles}",
     "sender-logins": "SELECT login FROM sender_logins WHERE address='%s'",
     # Postfix counts an address the alias map lists as known, so a disabled mailbox (which
     # maps to itself, keeping the catch-all off it) would pass RCPT: refuse it explicitly.
@@ -329,12 +346,34 @@ POSTFIX_STORE_QUERIES = {
 }
 
 
+def postfix_role_query(cfg: NodeConfig) -> str:
+    """A role row's target while it can receive (a mailbox that receives, or an alias), else
+    the install's operator mailbox, never the role address itself (no loop when the operator
+    mailbox is one). The operator mailbox is a checked literal (NodeConfig): no quote, no %."""
+    live = (
+        "EXISTS (SELECT 1 FROM mailboxes m WHERE m.address = r.target AND m.can_receive = 1) "
+        "OR EXISTS (SELECT 1 FROM aliases a WHERE a.address = r.target)"
+    )
+    return (
+        "SELECT target FROM (SELECT r.address AS address, "  # noqa: S608 (checked, see above)
+        f"CASE WHEN {live} THEN r.target ELSE '{cfg.operator_mailbox}' END AS target "
+        "FROM role_routes r WHERE r.address='%s' "
+        "AND NOT EXISTS (SELECT 1 FROM aliases WHERE address='%s') "
+        "AND NOT EXISTS (SELECT 1 FROM mailboxes WHERE address='%s')) "
+        "WHERE target <> '' AND target <> address"
+    )
+
+
 def postfix_map(cfg: NodeConfig, name: str) -> str:
     return f"sqlite:{cfg.path(f'postfix/sqlite-{name}.cf')}"
 
 
 def render_postfix_sqlite_maps(cfg: NodeConfig) -> dict[str, str]:
-    queries = {name: (LOOKUP_DB, query) for name, query in POSTFIX_QUERIES.items()}
+    roles = postfix_role_query(cfg)
+    queries = {
+        name: (LOOKUP_DB, query.replace("{roles}", roles))
+        for name, query in POSTFIX_QUERIES.items()
+    }
     queries |= POSTFIX_STORE_QUERIES
     return {
         f"postfix/sqlite-{name}.cf": _lines(
@@ -679,7 +718,16 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         "  quota_vsizes = yes",
         "  # Per user from the userdb (quota_rule = *:bytes=N); 0 means no limit.",
         "  quota_rule = *:bytes=0",
-        "  sieve = file:~/sieve;active=~/.dovecot.sieve",
+        "  # The user's own scripts (ManageSieve): the reconciler never writes here.",
+        f"  sieve = file:~/sieve;active=~/{LEGACY_ACTIVE_SCRIPT}",
+        "  # Scripts that run around the user's own, from files the reconciler owns. First the",
+        "  # global spam filing (mailhost/backend/inbound.py: spam goes to Junk before anything",
+        "  # forwards or auto-replies to it), then the mailbox's portal features: forwarding and",
+        "  # vacation (mailhost/backend/sieve.py). A missing per-user file is skipped; the",
+        "  # numbers must have no gap (Pigeonhole stops reading at the first one).",
+        f"  sieve_before = {cfg.state_dir}/{SPAM_SIEVE}",
+        f"  sieve_before2 = ~/{BEFORE_SCRIPT}",
+        f"  sieve_after = ~/{AFTER_SCRIPT}",
         "  # Forwarded mail leaves with our recipient as envelope sender (SPF keeps passing).",
         "  sieve_redirect_envelope_from = recipient",
         "  # Vacation replies and notifications too: the envelope sender is then the identity",

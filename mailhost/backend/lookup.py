@@ -12,6 +12,8 @@ incremental apply can replace exactly that object's rows):
   app_passwords(address, password)               extra passwords (app passwords) for a login
   aliases(address, destinations)                 'user@d' or '@d' (catch-all) → 'a@x,b@y'
   sender_logins(address, login)                  `login` may send as `address`
+  role_routes(address, target)                   postmaster@d, abuse@d → where they go, unless
+                                                 a mailbox or alias holds the address itself
 """
 
 import sqlite3
@@ -25,6 +27,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "app_passwords": ("address", "password"),
     "aliases": ("address", "destinations"),
     "sender_logins": ("address", "login"),
+    "role_routes": ("address", "target"),
 }
 
 SCHEMA = """
@@ -42,11 +45,14 @@ CREATE TABLE IF NOT EXISTS aliases (
 CREATE TABLE IF NOT EXISTS sender_logins (
     src TEXT NOT NULL, address TEXT NOT NULL, login TEXT NOT NULL,
     PRIMARY KEY (address, login));
+CREATE TABLE IF NOT EXISTS role_routes (
+    src TEXT NOT NULL, address TEXT NOT NULL PRIMARY KEY, target TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS domains_src ON domains (src);
 CREATE INDEX IF NOT EXISTS mailboxes_src ON mailboxes (src);
 CREATE INDEX IF NOT EXISTS app_passwords_src ON app_passwords (src);
 CREATE INDEX IF NOT EXISTS aliases_src ON aliases (src);
 CREATE INDEX IF NOT EXISTS sender_logins_src ON sender_logins (src);
+CREATE INDEX IF NOT EXISTS role_routes_src ON role_routes (src);
 """
 
 

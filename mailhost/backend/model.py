@@ -17,6 +17,9 @@ class DomainSnap:
     # Ownership not verified yet: nothing of the domain reaches the node (no domain row, no
     # mailbox or alias rows, no signing key), so a claim on someone else's name does nothing.
     verified: bool = True
+    # Where postmaster@ and abuse@ go (RFC 5321 4.5.1, RFC 2142): the address the organisation
+    # chose, else its first admin's; "" for none (the node then uses the operator mailbox).
+    role_target: str = ""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import re
 from pathlib import PurePosixPath
 
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
-from mailhost.backend.sieve import render_sieve
+from mailhost.backend.sieve import render_scripts
 
 Rows = dict[str, set[tuple]]  # table → rows, each row starting with its `src`
 
@@ -49,6 +49,7 @@ def empty_rows() -> Rows:
         "app_passwords": set(),
         "aliases": set(),
         "sender_logins": set(),
+        "role_routes": set(),
     }
 
 
@@ -72,6 +73,27 @@ def domain_rows(domain: DomainSnap) -> Rows:
         rows["domains"].add(
             (src_of("domain", domain.id), _check(_SAFE_DOMAIN, domain.name, "domain"))
         )
+    return rows
+
+
+# Role addresses every hosted domain accepts: postmaster (RFC 5321 4.5.1) and abuse (RFC 2142).
+ROLE_LOCAL_PARTS = ("abuse", "postmaster")
+
+
+def role_rows(domain: DomainSnap) -> Rows:
+    """The domain's role addresses and where they go. Postfix's alias query gives a mailbox or
+    alias the organisation created at the same address precedence, and sends the role address
+    to the operator mailbox while the target cannot receive (mailhost.backend.config
+    .postfix_role_query), so a deleted target never makes postmaster@ bounce. Nothing may send
+    as a role address: these rows give no sender login."""
+    rows = empty_rows()
+    if not (domain.active and domain.verified):
+        return rows
+    name = _check(_SAFE_DOMAIN, domain.name, "domain")
+    target = domain.role_target and _check(_SAFE_ADDRESS, domain.role_target, "role target")
+    src = src_of("roles", domain.id)
+    for local in ROLE_LOCAL_PARTS:
+        rows["role_routes"].add((src, f"{local}@{name}", target))
     return rows
 
 
@@ -150,12 +172,16 @@ def dkim_files(keys: list[DkimSnap], state_dir: str) -> dict[str, bytes]:
     return files
 
 
-def sieve_file(mailbox: MailboxSnap) -> tuple[str, bytes | None]:
-    """The mailbox's active Sieve script path (relative to the state dir) and its content."""
-    path = f"mail/{_check(_SAFE_HOME_ID, mailbox.home_id, 'home id')}/.dovecot.sieve"
-    if mailbox.deleted or mailbox.sieve is None or not mailbox.domain_verified:
-        return path, None
-    for destination in mailbox.sieve.forward_to:
+def sieve_files(mailbox: MailboxSnap) -> dict[str, bytes | None]:
+    """The mailbox's portal Sieve scripts: {path relative to the state dir: content, or None
+    where there must be no file}. Never the user's own scripts (see mailhost.backend.sieve)."""
+    home = f"mail/{_check(_SAFE_HOME_ID, mailbox.home_id, 'home id')}"
+    spec = mailbox.sieve
+    if mailbox.deleted or not mailbox.domain_verified:
+        spec = None
+    for destination in spec.forward_to if spec else ():
         _check(_SAFE_ADDRESS, destination, "forwarding address")
-    script = render_sieve(mailbox.sieve)
-    return path, None if script is None else script.encode()
+    return {
+        f"{home}/{path}": None if script is None else script.encode()
+        for path, script in render_scripts(spec).items()
+    }

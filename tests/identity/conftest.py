@@ -25,6 +25,10 @@ def mail_settings(settings):
     settings.MAILHOST_PORTAL_URL = f"https://{PORTAL_HOST}"
     settings.MAILHOST_PUBLIC_IPV4 = [IPV4]
     settings.MAILHOST_PUBLIC_IPV6 = [IPV6]
+    # A production box: clients are told the standard ports (whatever the test stack uses).
+    settings.MAILHOST_PUBLIC_PORTS = {
+        "imaps": 993, "imap": 143, "submissions": 465, "submission": 587, "https": 443
+    }
     # Knot answers in well under a millisecond; the margin is for a loaded test machine. Tests
     # of "unknown" shorten these themselves.
     settings.MAILHOST_DNS_TIMEOUT_MS = 1000

@@ -167,7 +167,7 @@ def test_it_stores_settings_and_never_returns_the_tsig_secret(rw):
         "PATCH",
         "/domains/good.test/dns/settings",
         {
-            "dmarc_rua": ["reports@good.test"],
+            "dmarc_rua": ["postmaster+dmarc@good.test"],
             "dmarc_aspf": "s",
             "tls_rpt_rua": ["https://r.test/x"],
             "publish_server": "127.0.0.1",
@@ -177,12 +177,12 @@ def test_it_stores_settings_and_never_returns_the_tsig_secret(rw):
     )
     assert response.status_code == 200
     body = response.json()
-    assert body["dmarc"]["rua"] == ["mailto:reports@good.test"]
+    assert body["dmarc"]["rua"] == ["mailto:postmaster+dmarc@good.test"]
     assert body["tls_rpt_rua"] == ["https://r.test/x"]
     assert body["publishing"]["tsig_secret_set"] is True
     assert "c2VjcmV0" not in response.content.decode()
     dmarc = next(r for r in body["records"] if r["key"] == "dmarc")
-    assert dmarc["value"] == "v=DMARC1; p=none; rua=mailto:reports@good.test; aspf=s"
+    assert dmarc["value"] == "v=DMARC1; p=none; rua=mailto:postmaster+dmarc@good.test; aspf=s"
 
 
 def test_it_uploads_a_logo_and_refuses_a_hostile_one_with_reasons(rw):

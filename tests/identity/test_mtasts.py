@@ -58,7 +58,8 @@ def test_it_leaves_other_paths_on_the_mta_sts_host_to_host_validation(domain):
 def test_it_stops_serving_when_the_domain_is_disabled(domain):
     domain.status = "disabled"
     domain.save(update_fields=["status"])
-    assert get_policy("mta-sts.good.test").status_code == 404
+    # Its mta-sts host is no longer a hosted domain's: refused like any unknown host name.
+    assert get_policy("mta-sts.good.test").status_code == 400
 
 
 def test_it_changes_the_policy_and_its_id_together(domain):

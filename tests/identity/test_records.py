@@ -9,6 +9,7 @@ from identity.records import (
     txt_chunks,
     zone_fragment,
 )
+from mailhost.endpoints import ClientEndpoints
 from tests.identity.support import lookup_at
 
 KEY = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "A" * 348 + "IDAQAB"
@@ -28,6 +29,10 @@ def snap(**overrides) -> PostureSnap:
         mtasts_max_age=604800,
         tlsrpt_rua=("mailto:tls@example.test",),
         bimi_url=None,
+        clients=ClientEndpoints(
+            host="mail.provider.test", imaps=993, imap=143, submissions=465, submission=587,
+            https=443,
+        ),
     )
     return PostureSnap(**(values | overrides))
 

@@ -7,7 +7,7 @@ from mailhost.backend.render import (
     dkim_files,
     domain_rows,
     mailbox_rows,
-    sieve_file,
+    sieve_files,
 )
 from mailhost.backend.sieve import SieveSpec, render_sieve
 
@@ -139,19 +139,21 @@ def test_it_renders_opendkim_tables_sorted_and_deterministic():
     assert files["opendkim/keys/a.test.mh1.private"] == b"KA"
 
 
-def test_it_puts_the_sieve_script_in_the_mail_home():
+def test_it_puts_the_portal_scripts_beside_the_users_own_never_in_their_place():
     spec = SieveSpec("alice@example.test", forward_to=("bob@x.test",), keep_copy=True)
-    path, data = sieve_file(mailbox(sieve=spec))
-    assert path == f"mail/{HOME}/.dovecot.sieve"
-    assert data == render_sieve(spec).encode() and b'redirect :copy "bob@x.test"' in data
-    assert sieve_file(mailbox())[1] is None
-    assert sieve_file(mailbox(sieve=spec, deleted=True))[1] is None
+    before, after = f"mail/{HOME}/.mailhost/before.sieve", f"mail/{HOME}/.mailhost/after.sieve"
+    files = sieve_files(mailbox(sieve=spec))
+    assert set(files) == {before, after}  # never .dovecot.sieve or sieve/: the user's store
+    assert files[before] == render_sieve(spec).encode()
+    assert b'redirect :copy "bob@x.test"' in files[before] and files[after] is None
+    assert sieve_files(mailbox()) == {before: None, after: None}
+    assert sieve_files(mailbox(sieve=spec, deleted=True)) == {before: None, after: None}
 
 
 def test_it_refuses_a_hostile_forwarding_address_in_sieve():
     spec = SieveSpec("alice@example.test", forward_to=('x"; discard; "@x.test',))
     with pytest.raises(UnsafeValue):
-        sieve_file(mailbox(sieve=spec))
+        sieve_files(mailbox(sieve=spec))
 
 
 def test_it_renders_a_bcrypt_hash_that_contains_two_dots():

@@ -40,6 +40,7 @@ def everything(domain, organisation) -> Everything:  # noqa: F811
         "token": raw_invitation, "selector": key.selector, "path": "x", "rest": "x",
         "key": "x", "uidb36": "x", "uidb64": "x", "app_label": "tenants",
         "pk": Membership.objects.get(user=owner.user).pk, "ip": "192.0.2.1",
+        "slug": organisation.slug,
     }
     by_name = {
         "mailboxes:alias": {"address": alias.address},

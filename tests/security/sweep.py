@@ -140,6 +140,7 @@ PATH_PARAMS: dict[str, Callable[[World], object]] = {
     # An inbound sender rule of A's domain (pages: <pk>, API: <rule_id>).
     "senders/<pk>": lambda a: sender_rule(a),
     "senders/<rule_id>": lambda a: sender_rule(a),
+    "organisations/<slug>": lambda a: a.org.slug,
 }
 
 
@@ -183,6 +184,7 @@ QUERY_PARAMS: dict[str, Callable[[World], object] | None] = {
     "search": None,
     "include_deleted": None,
     "include_revoked": None,
+    "suspended": None,
     "action": None,
     "target": None,
     "actor": None,
@@ -207,6 +209,10 @@ def _svg_upload(field_name: str):
 
 # "METHOD /path" → a valid body naming A's objects. Needed for every operation that takes one.
 API_BODIES: dict[str, Callable[[World], object]] = {
+    "POST /staff/organisations": lambda a: {"slug": f"{a.org.slug}-two", "name": "Sweep Two"},
+    "POST /staff/organisations/{slug}/invitations": lambda a: {
+        "email": f"sweep-invitee@{a.domain.name}", "role": "admin"
+    },
     "POST /tokens": lambda a: {"name": "sweep", "organisation": a.org.slug},
     "POST /domains": lambda a: {"name": f"new.{a.org.slug}.test", "organisation": a.org.slug},
     "PATCH /domains/{name}": lambda a: {"status": "disabled"},
@@ -234,6 +240,9 @@ API_BODIES: dict[str, Callable[[World], object]] = {
 # URL name → a valid form for a POST to that page (pages without one are posted empty:
 # the confirm-then-POST pages take no fields).
 PAGE_FORMS: dict[str, Callable[[World], dict]] = {
+    "tenants:organisation_new": lambda a: {
+        "name": "Sweep Two", "slug": f"{a.org.slug}-two", "admin_email": "", "admin_role": "owner"
+    },
     "mailboxes:domain_add": lambda a: {
         "name": f"new.{a.org.slug}.test", "default_quota_mb": "1024", "max_mailboxes": ""
     },

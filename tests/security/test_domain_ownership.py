@@ -73,6 +73,7 @@ def claim_shape(body: dict) -> dict:
     token, the times and the revision."""
     ignored = {"name", "display_name", "created_at", "revision"}
     shape = {key: value for key, value in body.items() if key not in ignored}
+    shape["role_addresses"] = [a.replace(body["name"], "NAME") for a in body["role_addresses"]]
     shape["verification"] = {
         "name": body["verification"]["name"].replace(body["name"], "NAME"),
         "type": body["verification"]["type"],

@@ -139,6 +139,9 @@ WRITER_NO_CHANGE: dict[str, str] = {
     "POST /domains/{name}/dkim/advance": "no rotation is in flight on the sample domain, so no "
     "step is due (tests/identity/test_dkim_rotation.py takes the steps)",
     "POST /domains/{name}/verify": "the sample .test domain is verified at creation",
+    "POST /staff/organisations/{slug}/unsuspend": "A is not suspended (tests/api/test_staff.py "
+    "lifts a real suspension)",
+    "POST tenants:unsuspend": "A is not suspended (tests/pages/test_onboarding.py lifts one)",
     "POST mailboxes:domain_verify": "the sample .test domain is verified at creation",
     "POST mailboxes:domain_mark_verified": "the sample .test domain is verified at creation",
 }
@@ -159,6 +162,16 @@ REFUSAL_WRITES: dict[str, tuple[set[str], str]] = {
 # refused (403/404) and changes nothing; a staff session's sample succeeds instead of A's
 # writer's. ("METHOD /path" for the API, URL name for pages → why it is staff-only.)
 STAFF_ONLY: dict[str, str] = {
+    **{
+        f"{method} /staff/organisations{path}": "the staff API: install-wide onboarding"
+        for method, path in (
+            ("GET", ""), ("POST", ""), ("GET", "/{slug}"), ("POST", "/{slug}/invitations"),
+            ("POST", "/{slug}/suspend"), ("POST", "/{slug}/unsuspend"),
+        )
+    },
+    "tenants:organisation_new": "creating a client organisation is staff's",
+    "tenants:suspend": "suspending an organisation is staff's",
+    "tenants:unsuspend": "lifting a suspension is staff's",
     "mailboxes:domain_mark_verified": "marking a domain verified without DNS is staff's call",
 }
 

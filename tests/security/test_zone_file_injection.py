@@ -14,6 +14,8 @@ from django.test import Client
 from identity.models import DomainPosture
 from identity.records import in_zone
 from identity.selectors import domain_records
+from mailboxes.services import alias_create
+from tenants.access import SYSTEM
 from tests.factories import MembershipFactory
 from tests.identity.conftest import domain, mail_settings, organisation  # noqa: F401
 from tests.identity.support import api_for
@@ -138,6 +140,8 @@ def test_it_keeps_a_value_that_slipped_past_validation_inside_one_txt_record(
 
 def test_it_accepts_real_report_addresses_and_splits_a_long_record(api, owner_client, domain):  # noqa: F811
     rua = [f"dmarc-aggregate-reports+tenant-{n}@reports.dmarc-analyser.example" for n in range(5)]
+    # Report addresses in the domain itself must receive mail: a catch-all takes them all.
+    alias_create(actor=SYSTEM, domain=domain, local_part="", destinations=["x@else.example"])
     reply = api.send("PATCH", SETTINGS, {
         "dmarc_rua": rua,
         "dmarc_ruf": ["mailto:Forensic.Reports_1=x@good.test"],

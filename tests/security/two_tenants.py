@@ -154,7 +154,8 @@ def forget_rows(stack: Stack, *domains: str) -> None:
         with conn:
             for domain in domains:
                 conn.execute("DELETE FROM domains WHERE name = ?", (domain,))
-                for table in ("mailboxes", "app_passwords", "aliases", "sender_logins"):
+                for table in ("mailboxes", "app_passwords", "aliases", "sender_logins",
+                              "role_routes"):
                     conn.execute(f"DELETE FROM {table} WHERE address LIKE ?",  # noqa: S608
                                  (f"%@{domain}",))
     finally:
