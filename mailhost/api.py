@@ -466,12 +466,14 @@ def health(request):
 
 from bans.api import router as bans_router  # noqa: E402
 from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers import the above)
+from reports.api import router as reports_router  # noqa: E402
 from tenants.api import router as tenants_router  # noqa: E402
 from tenants.staff_api import router as staff_router  # noqa: E402
 
 api.add_router("", tenants_router)
 api.add_router("", mailboxes_router)
 api.add_router("", bans_router)
+api.add_router("", reports_router)
 api.add_router("/staff", staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 
 try:

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "mailboxes",
     "identity",
     "bans",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -442,3 +443,17 @@ CELERY_BEAT_SCHEDULE |= {
         "schedule": env_int("MAILHOST_INBOUND_COLLECT_SECONDS", 300),
     },
 }
+
+# --- DMARC and TLS reports (README "Reports"; app reports/) -----------------------------------
+# Limits on what one submission (an upload, an API call or a mail message) may be: received
+# bytes, one report's bytes after decompression, rows of an aggregate report, reports in one
+# submission. Anything beyond is rejected with the reason recorded; nothing of it is stored.
+# (The API also refuses bodies over API_BULK_MAX_BODY_BYTES with 413 before reading them.)
+MAILHOST_REPORT_MAX_BYTES = env_int("MAILHOST_REPORT_MAX_BYTES", 8 * 1024 * 1024)
+MAILHOST_REPORT_MAX_UNCOMPRESSED_BYTES = env_int(
+    "MAILHOST_REPORT_MAX_UNCOMPRESSED_BYTES", 25 * 1024 * 1024
+)
+MAILHOST_REPORT_MAX_RECORDS = env_int("MAILHOST_REPORT_MAX_RECORDS", 50_000)
+MAILHOST_REPORT_MAX_PARTS = env_int("MAILHOST_REPORT_MAX_PARTS", 10)
+# DMARC failure samples (personal data, minimised) are deleted this many days after arrival.
+MAILHOST_REPORT_FAILURE_RETENTION_DAYS = env_int("MAILHOST_REPORT_FAILURE_RETENTION_DAYS", 30)

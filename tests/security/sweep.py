@@ -18,6 +18,7 @@ Organisation A is "victim" (victim.test, alice@victim.test, ...); organisation B
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from identity.services import dkim_rotate_start
 from mailboxes.models import AppPassword, MailboxImport
 from mailboxes.services import domain_create
 from mailhost.crypto import encrypt
+from reports.services import report_submit
 from tenants.access import SYSTEM
 from tenants.models import Membership
 from tenants.services import api_token_create, invitation_create
@@ -49,6 +51,8 @@ from tests.factories import (
     MembershipFactory,
     OrganisationFactory,
 )
+from tests.reports.corpus import aggregate as report_xml
+from tests.reports.corpus import fixture as report_fixture
 
 VICTIM = "victim"
 API_PREFIX = "/api/v1"
@@ -89,6 +93,7 @@ def build_world(name: str) -> World:
     invitation, invitation_token = invitation_create(
         actor=SYSTEM, organisation=org, email=f"invitee@{name}.test", role="admin"
     )
+    _seed_reports(domain)
     generated = json.dumps([[f"new@{name}.test", "generated password 1"]]).encode()
     return World(
         org=org,
@@ -114,6 +119,19 @@ def build_world(name: str) -> World:
         rw_token=api_token_create(actor=SYSTEM, organisation=org, name="rw")[1],
         ro_token=api_token_create(actor=SYSTEM, organisation=org, name="ro", read_only=True)[1],
     )
+
+
+def _seed_reports(domain) -> None:
+    """A DMARC aggregate, a TLS and a failure report of the domain, each naming it (and so
+    VICTIM for organisation A): a route that leaked them would show it."""
+    name = domain.name.encode()
+    for data in (
+        report_xml(domain=domain.name, report_id=f"seed-{domain.name}"),
+        report_fixture("tlsrpt-rfc8460.json").replace(b"company-y.example", name),
+        report_fixture("failure-rfc6591.eml").replace(b"example.com", name),
+    ):
+        (result,) = report_submit(actor=SYSTEM, stream=io.BytesIO(data), source="mail")
+        assert result.outcome == "accepted", result.reason
 
 
 # --- what goes into a route: keyed by name ------------------------------------------------------
@@ -201,6 +219,13 @@ class Multipart:
     fields: dict
 
 
+def _report_upload(a: World) -> Multipart:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = report_xml(domain=a.domain.name, report_id=f"sweep-{VICTIM}")
+    return Multipart({"file": SimpleUploadedFile("report.xml", data, "text/xml")})
+
+
 def _svg_upload(field_name: str):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -231,6 +256,7 @@ API_BODIES: dict[str, Callable[[World], object]] = {
     "PUT /domains/{name}/dmarc": lambda a: {"policy": "none", "pct": 50},
     "PUT /domains/{name}/mta-sts": lambda a: {"mode": "testing"},
     "POST /domains/{name}/bimi": lambda a: Multipart(_svg_upload("logo")),
+    "POST /reports": _report_upload,
     "PATCH /domains/{name}/inbound": lambda a: {"require_spf": True, "junk_score": 7},
     "POST /domains/{name}/inbound/senders": lambda a: {
         "kind": "allow", "sender": "friend@example.net", "mailbox": a.mailbox.address
@@ -263,6 +289,7 @@ PAGE_FORMS: dict[str, Callable[[World], dict]] = {
     "mailboxes:alias": lambda a: {"destinations": "elsewhere@example.net", "active": "on"},
     "mailboxes:dmarc": lambda a: {"policy": "none", "pct": "50"},
     "mailboxes:bimi": lambda a: _svg_upload("logo"),
+    "reports:submissions": lambda a: {"file": _report_upload(a).fields["file"]},
     "mailboxes:mtasts": lambda a: {"mode": "testing"},
     "mailboxes:inbound": lambda a: {"require_dmarc": "on", "greylisting": "on",
                                     "junk_score": "7", "reject_score": ""},

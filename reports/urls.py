@@ -1,0 +1,9 @@
+from django.urls import path
+
+from reports import views
+
+app_name = "reports"
+
+urlpatterns = [
+    path("<slug:org>/reports/", views.submissions, name="submissions"),
+]
