@@ -126,10 +126,11 @@ def _bouncing_defaults(name: str, values: list[str]) -> list[Error]:
     for value in values:
         address = value.removeprefix("mailto:")
         local, _, domain = address.partition("@")
-        if domain == "{domain}" and local.split("+", 1)[0] not in ROLE_LOCAL_PARTS:
+        accepted = (*settings.MAILHOST_REPORT_INTAKE_LOCAL_PARTS, *ROLE_LOCAL_PARTS)
+        if domain == "{domain}" and local.split("+", 1)[0] not in accepted:
             problems.append(Error(
                 f"{name}: {address} would bounce at every new domain; at the domain itself use "
-                f"{' or '.join(f'{role}@{{domain}}' for role in ROLE_LOCAL_PARTS)}, which every "
+                f"{' or '.join(f'{local}@{{domain}}' for local in accepted)}, which every "
                 "hosted domain accepts, or an address of your own elsewhere.",
                 id="identity.E009",
             ))

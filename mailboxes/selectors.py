@@ -239,6 +239,8 @@ def report_address_problem(organisation_id: int, address: str) -> str | None:
         return None
     local = local.split("+", 1)[0]  # Postfix delivers name+tag@ to name@
     scope = Q(domain__organisation_id=organisation_id, domain__name=domain)
+    if local in settings.MAILHOST_REPORT_INTAKE_LOCAL_PARTS:
+        return None  # the report intake (reports/), at every hosted domain
     if local in ROLE_LOCAL_PARTS or _receives(local, scope) or _receives("", scope):
         return None  # a role address, a mailbox, an alias, or the domain's catch-all
     return (

@@ -329,8 +329,14 @@ MAILHOST_DKIM_SWITCH_DELAY_MINUTES = env_int("MAILHOST_DKIM_SWITCH_DELAY_MINUTES
 MAILHOST_DKIM_GRACE_DAYS = env_int("MAILHOST_DKIM_GRACE_DAYS", 7)
 # A domain whose ownership is not verified yet is checked this often for its TXT token.
 MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES = env_int("MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES", 10)
-MAILHOST_DMARC_RUA = env_list("MAILHOST_DMARC_RUA", [])  # default report addresses, {domain} ok
-MAILHOST_TLSRPT_RUA = env_list("MAILHOST_TLSRPT_RUA", ["mailto:postmaster@{domain}"])
+# The report intake (README "Reports"): at every hosted domain these local parts are delivered
+# into the mail node's report spool, which the worker reads into the portal. The default DMARC
+# and TLS-RPT report addresses of a new domain are the intake's ({domain} is filled in).
+MAILHOST_REPORT_INTAKE_LOCAL_PARTS = env_list(
+    "MAILHOST_REPORT_INTAKE_LOCAL_PARTS", ["dmarc-reports", "tlsrpt-reports"]
+)
+MAILHOST_DMARC_RUA = env_list("MAILHOST_DMARC_RUA", ["mailto:dmarc-reports@{domain}"])
+MAILHOST_TLSRPT_RUA = env_list("MAILHOST_TLSRPT_RUA", ["mailto:tlsrpt-reports@{domain}"])
 MAILHOST_BIMI_MAX_BYTES = env_int("MAILHOST_BIMI_MAX_BYTES", 32 * 1024)
 MAILHOST_MTASTS_MODE = env_str("MAILHOST_MTASTS_MODE", "testing")
 MAILHOST_MTASTS_MAX_AGE = env_int("MAILHOST_MTASTS_MAX_AGE", 7 * 86400)
@@ -457,3 +463,8 @@ MAILHOST_REPORT_MAX_RECORDS = env_int("MAILHOST_REPORT_MAX_RECORDS", 50_000)
 MAILHOST_REPORT_MAX_PARTS = env_int("MAILHOST_REPORT_MAX_PARTS", 10)
 # DMARC failure samples (personal data, minimised) are deleted this many days after arrival.
 MAILHOST_REPORT_FAILURE_RETENTION_DAYS = env_int("MAILHOST_REPORT_FAILURE_RETENTION_DAYS", 30)
+# How often the worker reads each node's report spool (seconds).
+MAILHOST_REPORT_INTAKE_SECONDS = env_int("MAILHOST_REPORT_INTAKE_SECONDS", 300)
+CELERY_BEAT_SCHEDULE |= {
+    "report-intake": {"task": "reports.intake_all", "schedule": MAILHOST_REPORT_INTAKE_SECONDS},
+}

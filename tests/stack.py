@@ -84,6 +84,7 @@ def stack_config(state_dir: Path, **overrides) -> NodeConfig:
         # Rspamd, the resolver and greylisting as scripts/test.sh configures them (local
         # resolver, XCLIENT from 127.0.0.1, a short greylisting window, the shared regex cache).
         "inbound": inbound_config_from_settings(django_settings),
+        "report_local_parts": tuple(django_settings.MAILHOST_REPORT_INTAKE_LOCAL_PARTS),
     }
     values.update(overrides)
     return NodeConfig(**values)

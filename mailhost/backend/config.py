@@ -52,6 +52,9 @@ from mailhost.backend.sieve import AFTER_SCRIPT, BEFORE_SCRIPT, LEGACY_ACTIVE_SC
 # Debian's `mail` user owns every maildir; Dovecot's first_valid_uid admits exactly it.
 MAIL_UID = 8
 MAIL_GID = 8
+REPORT_SPOOL = "reports/intake"  # relative to the state directory; a maildir
+REPORT_TRANSPORT = "reports-intake"  # the master.cf service that writes into it
+LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
 # OpenDKIM drops to this user; private keys must be readable by it alone.
 OPENDKIM_USER = "opendkim"
 
@@ -115,10 +118,15 @@ class NodeConfig:
     # Where a domain's postmaster@ and abuse@ go when its own target cannot receive
     # (MAILHOST_OPERATOR_MAILBOX); "" for nowhere.
     operator_mailbox: str = ""
+    # Local parts that, at every hosted domain, are the report intake (DMARC rua/ruf and
+    # TLS-RPT addresses the portal publishes): Postfix delivers them into the node's report
+    # spool (REPORT_SPOOL), which the worker reads (reports.tasks); empty: no intake.
+    report_local_parts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
         object.__setattr__(self, "ports", dict(self.ports))
+        object.__setattr__(self, "report_local_parts", tuple(self.report_local_parts))
         _check(self)
 
     @classmethod
@@ -151,6 +159,9 @@ class NodeConfig:
             "bans": ban_policy_from_settings(settings),
             "inbound": inbound_config_from_settings(settings),
             "operator_mailbox": getattr(settings, "MAILHOST_OPERATOR_MAILBOX", ""),
+            "report_local_parts": tuple(
+                getattr(settings, "MAILHOST_REPORT_INTAKE_LOCAL_PARTS", ())
+            ),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -185,6 +196,11 @@ class NodeConfig:
     @property
     def mail_root(self) -> Path:
         return self.path("mail")
+
+    @property
+    def report_spool(self) -> Path:
+        """A maildir Postfix's virtual(8) writes intake reports into (new/ holds the unread)."""
+        return self.path(REPORT_SPOOL)
 
     def home_dir(self, home: str) -> Path:
         """A mailbox home: the `home` column of the lookup store names a directory here."""
@@ -288,6 +304,9 @@ def _check(cfg: NodeConfig) -> None:
         not OPERATOR_MAILBOX.match(cfg.operator_mailbox) or ".." in cfg.operator_mailbox
     ):
         raise ValueError(f"operator_mailbox {cfg.operator_mailbox!r} is not a plain address")
+    for local in cfg.report_local_parts:
+        if not LOCAL_PART.match(local) or ".." in local:
+            raise ValueError(f"report local part {local!r} is not a plain lower-case local part")
     if cfg.message_size_limit < 1024 or cfg.app_password_slots < 0:
         raise ValueError("message_size_limit must be ≥ 1024 and app_password_slots ≥ 0")
 
@@ -333,7 +352,7 @@ POSTFIX_QUERIES = {
     # Then a role address (postmaster@, abuse@: see postfix_role_query), only if neither.
     "aliases": "SELECT destinations FROM aliases WHERE address='%s' "
     "UNION ALL SELECT address FROM mailboxes WHERE address='%s' "
-    "UNION ALL {roles}",
+    "UNION ALL {roles}{intake_self}",
     "sender-logins": "SELECT login FROM sender_logins WHERE address='%s'",
     # Postfix counts an address the alias map lists as known, so a disabled mailbox (which
     # maps to itself, keeping the catch-all off it) would pass RCPT: refuse it explicitly.
@@ -364,16 +383,45 @@ def postfix_role_query(cfg: NodeConfig) -> str:
     )
 
 
+def report_intake_condition(cfg: NodeConfig) -> str:
+    """SQL true for a report intake address ('%s' is the recipient) of a hosted domain.
+
+    Written with substr/instr rather than Postfix's %u/%d, which would suppress the whole
+    query for the '@domain' keys the alias map is also asked (and so break catch-alls). The
+    local parts are checked literals (NodeConfig): no quote, no %."""
+    locals_ = ", ".join(f"'{local}'" for local in cfg.report_local_parts)
+    return (
+        "name = substr('%s', instr('%s', '@') + 1) "
+        f"AND substr('%s', 1, instr('%s', '@') - 1) IN ({locals_})"
+    )
+
+
+def postfix_intake_query(cfg: NodeConfig) -> str:
+    """The intake map: the transport for an intake address, and (as a mailbox map) its
+    existence at RCPT. Never matches when no local part is configured."""
+    if not cfg.report_local_parts:
+        return "SELECT 'x' WHERE 0"
+    return (f"SELECT '{REPORT_TRANSPORT}:' FROM domains "  # noqa: S608 (checked literals)
+            f"WHERE {report_intake_condition(cfg)}")
+
+
 def postfix_map(cfg: NodeConfig, name: str) -> str:
     return f"sqlite:{cfg.path(f'postfix/sqlite-{name}.cf')}"
 
 
 def render_postfix_sqlite_maps(cfg: NodeConfig) -> dict[str, str]:
     roles = postfix_role_query(cfg)
+    # An intake address maps to itself: alias expansion ends there, so a catch-all never
+    # takes the domain's reports away from the intake.
+    intake_self = (
+        f" UNION ALL SELECT '%s' FROM domains WHERE {report_intake_condition(cfg)}"  # noqa: S608
+        if cfg.report_local_parts else ""
+    )
     queries = {
-        name: (LOOKUP_DB, query.replace("{roles}", roles))
+        name: (LOOKUP_DB, query.replace("{roles}", roles).replace("{intake_self}", intake_self))
         for name, query in POSTFIX_QUERIES.items()
     }
+    queries["report-intake"] = (LOOKUP_DB, postfix_intake_query(cfg))
     queries |= POSTFIX_STORE_QUERIES
     return {
         f"postfix/sqlite-{name}.cf": _lines(
@@ -419,9 +467,14 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "",
         "# Hosted mail: rows in the node-local SQLite store, read on every lookup.",
         f"virtual_mailbox_domains = {postfix_map(cfg, 'domains')}",
-        f"virtual_mailbox_maps = {postfix_map(cfg, 'mailboxes')}",
+        f"virtual_mailbox_maps = {postfix_map(cfg, 'mailboxes')}, "
+        f"{postfix_map(cfg, 'report-intake')}",
         f"virtual_alias_maps = {postfix_map(cfg, 'aliases')}",
         f"virtual_transport = lmtp:unix:{s}/run/dovecot/lmtp",
+        "# DMARC and TLS reports sent to a domain's intake addresses go to the node's report",
+        "# spool (the reports-intake service in master.cf), never to a mailbox; the worker",
+        "# reads the spool. Mail keeps arriving there while the portal is down.",
+        f"transport_maps = {postfix_map(cfg, 'report-intake')}",
         f"smtpd_sender_login_maps = {postfix_map(cfg, 'sender-logins')}",
         "smtpd_recipient_restrictions = check_recipient_access "
         f"{postfix_map(cfg, 'recipient-access')}",
@@ -546,6 +599,16 @@ def render_postfix_master_cf(cfg: NodeConfig) -> str:
         )),
     ]
     lines += [_master_line(*service) for service in _MASTER_SERVICES]
+    lines += [
+        "# The report intake: virtual(8) writes each report message into one maildir.",
+        _master_line(REPORT_TRANSPORT, "unix", "-", "n", "n", "-", "-", "virtual"),
+        f"  -o virtual_mailbox_base={cfg.report_spool.parent}",
+        f"  -o virtual_mailbox_maps=static:{cfg.report_spool.name}/",
+        f"  -o virtual_uid_maps=static:{MAIL_UID}",
+        f"  -o virtual_gid_maps=static:{MAIL_GID}",
+        f"  -o virtual_minimum_uid={MAIL_UID}",
+        "  -o virtual_mailbox_limit=0",  # message_size_limit already bounds each report
+    ]
     return _lines(*lines)
 
 

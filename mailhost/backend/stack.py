@@ -185,6 +185,7 @@ class Stack:
         # Postfix opens the store read-write and creates -wal/-shm beside it (notes).
         _ensure_dir(self.cfg.lookup_db.parent, 0o2770, 0, postfix_gid)
         _ensure_dir(self.cfg.mail_root, 0o750, MAIL_UID, MAIL_GID)
+        _ensure_dir(self.cfg.report_spool.parent, 0o750, MAIL_UID, MAIL_GID)
         _ensure_dir(self.cfg.path("run/opendkim"), 0o2750, dkim.pw_uid, postfix_gid)
         _ensure_dir(self.cfg.opendkim_keys_dir, 0o700, dkim.pw_uid, dkim.pw_gid)
         self._prepare_lookup(postfix_gid)

@@ -33,6 +33,7 @@ CONFIG = NodeConfig(
     },
     dev=True,
     dkim_require_safe_keys=True,
+    report_local_parts=("dmarc-reports", "tlsrpt-reports"),
 )
 RENDERED = render_static_files(CONFIG)
 # An absolute path in a config line: not preceded by a word char, '.', ']' (CIDR), '~' (home)
@@ -144,3 +145,9 @@ def test_it_builds_from_settings(settings):
     assert config.ports["smtp"] == settings.MAILHOST_PORTS["smtp"]
     assert "internal" in config.ports
     assert NodeConfig.from_settings("/srv/other").state_dir == Path("/srv/other")
+
+
+@pytest.mark.parametrize("local", ["Reports", "a'b", "x%s", "a b", "", "a..b", "-a"])
+def test_it_refuses_a_report_local_part_that_is_not_plain(local):
+    with pytest.raises(ValueError, match="report local part"):
+        replace(CONFIG, report_local_parts=(local,))

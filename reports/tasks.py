@@ -1,0 +1,31 @@
+"""Celery tasks of the reports app: draining each mail node's report spool."""
+
+from pathlib import Path
+
+from celery import shared_task
+
+
+@shared_task(name="reports.intake", autoretry_for=(OSError,), max_retries=3)
+def intake(node_id: int) -> dict:
+    """On the node's queue: ingest what its Postfix spooled for the report intake."""
+    from mailboxes.models import MailNode
+    from mailboxes.reconcile import node_queue
+    from mailhost.backend.config import NodeConfig
+    from reports.intake import intake_drain
+
+    node = MailNode.objects.get(pk=node_id)
+    spool = NodeConfig.from_settings(state_dir=Path(node.state_dir)).report_spool
+    result = intake_drain(spool=spool)
+    if result.left:  # a burst: carry on at once rather than at the next beat
+        intake.apply_async(args=[node_id], queue=node_queue(node.name))
+    return result.__dict__
+
+
+@shared_task(name="reports.intake_all")
+def intake_all() -> None:
+    """Beat: every node drains its own spool, on its own queue (the spool is node-local)."""
+    from mailboxes.models import MailNode
+    from mailboxes.reconcile import node_queue
+
+    for node_id, name in MailNode.objects.values_list("pk", "name"):
+        intake.apply_async(args=[node_id], queue=node_queue(name))
