@@ -79,6 +79,7 @@ class DmarcOut(Schema):
     aspf: Literal["r", "s"]
     next_step: DmarcStageOut | None = Field(description="Recommended next stage; null at reject.")
     blocked_by: list[str] = Field(description="Why tightening is refused now (without force).")
+    evidence: str = Field(description="What the domain's DMARC reports of the last 14 days show.")
 
 
 class MtaStsOut(Schema):
@@ -148,6 +149,7 @@ def _dns_out(view: DnsOverview) -> dict:
             "next_step": dict(zip(("policy", "pct"), view.dmarc_next, strict=True))
             if view.dmarc_next else None,
             "blocked_by": view.dmarc_blockers,
+            "evidence": view.dmarc_evidence,
         },
         "mta_sts": {
             "mode": posture.mtasts_mode,

@@ -37,6 +37,7 @@ from mailboxes.models import Domain, VerificationMethod
 from mailboxes.selectors import domain_get, hosted_domain, live_domain_q
 from mailhost.endpoints import client_endpoints
 from mailhost.names import InvalidName, normalise_domain
+from reports.figures import DmarcAdvice, dmarc_advice
 from tenants.access import Actor
 
 REMOVAL_LISTED_DAYS = 30  # retired keys are shown as "to remove" for this long
@@ -188,6 +189,7 @@ class DnsOverview:
     keys: list[DkimKey]
     dmarc_next: tuple[str, int] | None
     dmarc_blockers: list[str]
+    dmarc_evidence: str  # what the domain's DMARC reports show (reports.figures)
     mtasts_id: str
     bimi_published: bool
     remove: list[StaleRecord]
@@ -199,13 +201,15 @@ def dns_overview(actor: Actor, name: str, *, organisation=None) -> DnsOverview:
     snap = posture_snapshot(domain, posture)
     checks = {c.key: c for c in DnsCheck.objects.filter(domain=domain)}
     records = [_record_view(record, checks.get(record.key)) for record in expected_records(snap)]
+    advice = dmarc_advice(domain)
     return DnsOverview(
         domain=domain,
         posture=posture,
         records=records,
         keys=list(domain.dkim_keys.order_by("-created_at", "-id")),
         dmarc_next=dmarc.next_step(posture.dmarc_policy, posture.dmarc_pct),
-        dmarc_blockers=dmarc_blockers(domain, checks),
+        dmarc_blockers=dmarc_blockers(domain, checks, advice=advice),
+        dmarc_evidence=advice.evidence,
         mtasts_id=mtasts.policy_id(mtasts_policy(snap)),
         bimi_published=bimi_published(snap),
         remove=records_to_remove(domain, snap, listing=True),
@@ -226,8 +230,10 @@ def _record_view(record: Record, check: DnsCheck | None) -> RecordView:
     )
 
 
-def dmarc_blockers(domain: Domain, checks: dict[str, DnsCheck] | None = None) -> list[str]:
-    """Why DMARC may not be tightened now: SPF or a signing key not verified in DNS."""
+def dmarc_blockers(domain: Domain, checks: dict[str, DnsCheck] | None = None, *,
+                   advice: DmarcAdvice | None = None) -> list[str]:
+    """Why DMARC may not be tightened now: SPF or a signing key not verified in DNS, or a
+    legitimate-looking sender failing alignment in the domain's DMARC reports."""
     if checks is None:
         checks = {c.key: c for c in DnsCheck.objects.filter(domain=domain)}
     signing = domain.dkim_keys.filter(state=DkimKeyState.ACTIVE).order_by("selector")
@@ -239,7 +245,7 @@ def dmarc_blockers(domain: Domain, checks: dict[str, DnsCheck] | None = None) ->
             blockers.append(f"{label} has not been checked yet.")
         elif check.status != CheckStatus.OK:
             blockers.append(f"{label} is {check.status}: {check.detail}")
-    return blockers
+    return blockers + (advice or dmarc_advice(domain)).blockers
 
 
 def dkim_signing_keys(domain: Domain) -> QuerySet[DkimKey]:

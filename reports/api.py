@@ -19,7 +19,7 @@ from mailhost.api_common import (
     organisation_for,
     paginate,
 )
-from reports import selectors
+from reports import figures, selectors
 from reports.models import Outcome, Source
 from reports.services import report_submit
 
@@ -188,3 +188,56 @@ def reports_failures(request, name: str, query: Query[PageQuery]):
 
 
 
+
+
+class DayOut(Schema):
+    day: dt.date
+    messages: int
+    aligned: int
+
+
+class SourceOut(Schema):
+    ip: str
+    status: Literal["aligned", "legitimate", "unauthenticated"] = Field(
+        description="legitimate: failing although it looks like a real sender (fix it before "
+                    "tightening); unauthenticated: nothing passes (forgers, forwarders).")
+    messages: int
+    aligned: int
+    dkim_aligned: int
+    spf_aligned: int
+    quarantined: int
+    rejected: int
+    ours: bool = Field(description="One of this mail host's public addresses.")
+
+
+class TlsReporterOut(Schema):
+    reporter: str
+    successes: int
+    failures: int
+    failure_types: dict[str, int]
+
+
+class SummaryOut(Schema):
+    window_days: int
+    messages: int
+    aligned: int
+    evidence: str = Field(description="What the reports show, as the DMARC advice says it.")
+    blocked_by: list[str] = Field(description="Failing legitimate-looking senders: tightening "
+                                              "DMARC is refused while there are any.")
+    days: list[DayOut]
+    sources: list[SourceOut]
+    tls: list[TlsReporterOut]
+
+
+@router.get("/domains/{name}/reports", response={200: SummaryOut, READ_ERRORS: ErrorOut},
+            summary="The last 14 days of reports: alignment per day, sources, TLS results")
+def reports_summary(request, name: str):
+    domain = selectors.domain_for_reports(request.auth, name)
+    dmarc = figures.dmarc_figures(domain)
+    advice = figures.dmarc_advice(domain)
+    return {
+        "window_days": dmarc.window_days, "messages": dmarc.messages, "aligned": dmarc.aligned,
+        "evidence": advice.evidence, "blocked_by": advice.blockers, "days": dmarc.days,
+        "sources": [s.__dict__ | {"status": s.status} for s in dmarc.sources],
+        "tls": figures.tls_figures(domain),
+    }

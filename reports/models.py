@@ -99,6 +99,9 @@ class AggregateRecord(models.Model):
     disposition = models.CharField(max_length=20, blank=True)
     dkim_aligned = models.BooleanField()
     spf_aligned = models.BooleanField()
+    # Some DKIM signature or SPF check passed, for whatever domain: a real mail service that
+    # is not aligned (a newsletter tool), rather than a forger (reports.figures).
+    authenticated = models.BooleanField(default=False)
     header_from = models.CharField(max_length=255, blank=True)
     envelope_from = models.CharField(max_length=255, blank=True)
     dkim = models.JSONField(default=list, blank=True)  # [{"domain", "selector", "result"}]

@@ -170,6 +170,7 @@ def _record_row(report: AggregateReport, record: parsing.AggregateRecord) -> Agg
         report=report, source_ip=record.source_ip, count=record.count,
         disposition=record.disposition, dkim_aligned=record.dkim_aligned,
         spf_aligned=record.spf_aligned, header_from=record.header_from,
+        authenticated=any(a.result == "pass" for a in (*record.dkim, *record.spf)),
         envelope_from=record.envelope_from,
         dkim=[{"domain": a.domain, "selector": a.selector, "result": a.result}
               for a in record.dkim],

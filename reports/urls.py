@@ -6,4 +6,5 @@ app_name = "reports"
 
 urlpatterns = [
     path("<slug:org>/reports/", views.submissions, name="submissions"),
+    path("<slug:org>/domains/<str:name>/reports/", views.domain_reports, name="domain"),
 ]

@@ -5,9 +5,12 @@ Thin: an upload is one call into reports.services, as the API's route is."""
 from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
+from mailhost.errors import NotFound
 from mailhost.pages import operator_page, paginate, require_page_write
-from reports import selectors
+from reports import figures, selectors
+from reports.charts import dmarc_chart
 from reports.services import report_submit
 
 
@@ -49,3 +52,24 @@ def _tell(request, results) -> None:
             messages.info(request, f"The report {result.report_id} was stored before.")
         else:
             messages.error(request, f"Rejected: {result.reason}")
+
+
+@operator_page
+def domain_reports(request, name):
+    """A domain's reports: DMARC alignment over time, sending sources (failing ones first),
+    what the DMARC advice makes of them, TLS results by reporter, failure samples."""
+    domain = selectors.domain_for_reports(request.actor, name, organisation=request.organisation)
+    if domain.organisation_id != request.organisation.pk:
+        raise NotFound("That domain was not found.")
+    now = timezone.now()
+    dmarc = figures.dmarc_figures(domain, now=now)
+    context = {
+        "domain": domain,
+        "dmarc": dmarc,
+        "advice": figures.dmarc_advice(domain, now=now),
+        "chart": dmarc_chart(dmarc.days, end=timezone.localdate(now), count=dmarc.window_days),
+        "tls": figures.tls_figures(domain, now=now),
+        "samples": figures.failure_samples(domain),
+        "section": "domains",
+    }
+    return render(request, "mail_admin/domain_reports.html", context)

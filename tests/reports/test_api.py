@@ -94,3 +94,21 @@ def test_another_tenant_gets_404_and_a_read_only_token_403(domain):
     read_only = make_token(domain.organisation, read_only=True, name="ro")
     assert upload(read_only, fixture("aggregate-rfc7489.xml")).status_code == 403
     assert AggregateReport.objects.count() == 1
+
+
+def test_the_summary_names_the_failing_sender(domain):
+    import time
+
+    from tests.reports.corpus import aggregate
+
+    token = make_token(domain.organisation)
+    rows = [("192.0.2.25", 100, "pass", "pass"), ("203.0.113.50", 5, "fail", "fail"),
+            ("203.0.113.50", 20, "pass", "fail")]
+    upload(token, aggregate(rows=rows, begin=int(time.time()) - 86400))
+    summary = ApiClient(token).get("/domains/example.com/reports").json()
+    assert (summary["messages"], summary["aligned"]) == (125, 120)
+    assert [(s["ip"], s["status"]) for s in summary["sources"]] == [
+        ("203.0.113.50", "legitimate"), ("192.0.2.25", "aligned")]
+    assert summary["blocked_by"][0].startswith("203.0.113.50 sent 5 messages")
+    assert ApiClient(make_token(OrganisationFactory())).get(
+        "/domains/example.com/reports").status_code == 404

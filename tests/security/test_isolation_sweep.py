@@ -105,6 +105,7 @@ READ_PAGES = {
     "mailboxes:search": "search results",
     "mailboxes:domains": "the domain list",
     "mailboxes:domain": "a domain's page",
+    "reports:domain": "a domain's DMARC and TLS reports",
     "mailboxes:domain_dns": "a domain's DNS records",
     "mailboxes:domain_zone": "a domain's zone file download",
     "mailboxes:mailboxes": "the mailbox list",
