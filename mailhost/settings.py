@@ -465,6 +465,12 @@ MAILHOST_REPORT_MAX_PARTS = env_int("MAILHOST_REPORT_MAX_PARTS", 10)
 MAILHOST_REPORT_FAILURE_RETENTION_DAYS = env_int("MAILHOST_REPORT_FAILURE_RETENTION_DAYS", 30)
 # How often the worker reads each node's report spool (seconds).
 MAILHOST_REPORT_INTAKE_SECONDS = env_int("MAILHOST_REPORT_INTAKE_SECONDS", 300)
+# Retention (days; 0 keeps forever): aggregate and TLS reports after the period they cover,
+# the log of submissions after arrival. Pruned daily by reports.prune.
+MAILHOST_REPORT_RETENTION_DAYS = env_int("MAILHOST_REPORT_RETENTION_DAYS", 400)
+MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS = env_int("MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS",
+                                                    90)
 CELERY_BEAT_SCHEDULE |= {
     "report-intake": {"task": "reports.intake_all", "schedule": MAILHOST_REPORT_INTAKE_SECONDS},
+    "report-prune": {"task": "reports.prune", "schedule": 86400},
 }

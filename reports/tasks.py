@@ -29,3 +29,11 @@ def intake_all() -> None:
 
     for node_id, name in MailNode.objects.values_list("pk", "name"):
         intake.apply_async(args=[node_id], queue=node_queue(name))
+
+
+@shared_task(name="reports.prune")
+def prune() -> dict:
+    """Beat, daily: delete reports, failure samples and log entries past their retention."""
+    from reports.retention import reports_prune
+
+    return reports_prune()
