@@ -470,6 +470,8 @@ MAILHOST_REPORT_INTAKE_SECONDS = env_int("MAILHOST_REPORT_INTAKE_SECONDS", 300)
 MAILHOST_REPORT_RETENTION_DAYS = env_int("MAILHOST_REPORT_RETENTION_DAYS", 400)
 MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS = env_int("MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS",
                                                     90)
+# /metrics (Prometheus text format) answers only with this bearer token; empty: 404.
+MAILHOST_METRICS_TOKEN = env_secret("MAILHOST_METRICS_TOKEN") or ""
 CELERY_BEAT_SCHEDULE |= {
     "report-intake": {"task": "reports.intake_all", "schedule": MAILHOST_REPORT_INTAKE_SECONDS},
     "report-prune": {"task": "reports.prune", "schedule": 86400},

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from mailboxes import autoconfig
 from mailhost.admin import admin_login
 from mailhost.api import api
+from reports.metrics import metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/mail-admin/", permanent=False)),
@@ -13,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", api.urls),
+    path("metrics", metrics, name="metrics"),
     path("mail-admin/bans/", include("bans.urls")),  # before "<org>/" paths
     # Pages: operators (tenants' paths first: "switch/" is not an organisation) and mailboxes.
     path("mail-admin/", include("tenants.urls")),

@@ -31,7 +31,7 @@ from reports.models import AggregateRecord, FailureReport, TlsPolicyResult
 WINDOW_DAYS = 14
 
 
-def _sum_if(condition: Q):
+def sum_if(condition: Q):
     return Sum(Case(When(condition, then="count"), default=0, output_field=IntegerField()))
 
 
@@ -101,11 +101,11 @@ def dmarc_figures(domain: Domain, *, days: int = WINDOW_DAYS, now=None) -> Dmarc
     rows = AggregateRecord.objects.filter(report__domain=domain, report__end__gte=since)
     # One query, grouped by source and day; both views are summed from it here.
     groups = rows.annotate(day=TruncDate("report__end")).values("source_ip", "day").annotate(
-        messages=Sum("count"), aligned=_sum_if(ALIGNED),
-        dkim=_sum_if(Q(dkim_aligned=True)), spf=_sum_if(Q(spf_aligned=True)),
-        authenticated=_sum_if(Q(authenticated=True)),
-        quarantined=_sum_if(Q(disposition="quarantine")),
-        rejected=_sum_if(Q(disposition="reject")),
+        messages=Sum("count"), aligned=sum_if(ALIGNED),
+        dkim=sum_if(Q(dkim_aligned=True)), spf=sum_if(Q(spf_aligned=True)),
+        authenticated=sum_if(Q(authenticated=True)),
+        quarantined=sum_if(Q(disposition="quarantine")),
+        rejected=sum_if(Q(disposition="reject")),
     ).order_by()
     fields = ("messages", "aligned", "dkim", "spf", "authenticated", "quarantined", "rejected")
     per_source: dict[str, dict] = defaultdict(lambda: dict.fromkeys(fields, 0))

@@ -64,6 +64,8 @@ PUBLIC = {
     "mailbox/logout/": "ends the caller's own holder session",
     "admin/login/": "Django admin's sign-in form; everything behind it is staff-only",
     "admin/logout/": "ends the caller's own session",
+    "metrics": "Prometheus figures: 404 unless MAILHOST_METRICS_TOKEN is set, then 401 without "
+    "that bearer token (tests/reports/test_metrics.py): the operator's monitoring",
 }
 # Public API operations ("METHOD /path"): the schema marks them with no security.
 PUBLIC_API = {"GET /health": PUBLIC["api/v1/health"]}

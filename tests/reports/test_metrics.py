@@ -1,0 +1,60 @@
+"""/metrics, scraped as Prometheus would and parsed with prometheus_client's own parser."""
+
+import io
+import time
+
+import pytest
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from reports.services import report_submit
+from tenants.access import SYSTEM
+from tests.factories import DomainFactory, MailboxFactory
+from tests.reports.corpus import aggregate, billion_laughs
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "scrape-token-0123456789"
+
+
+def scrape(token: str | None = TOKEN):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return Client().get("/metrics", headers=headers)
+
+
+def samples(response) -> dict:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+
+
+def test_it_serves_the_figures_to_the_scraper(settings):
+    settings.MAILHOST_METRICS_TOKEN = TOKEN
+    domain = DomainFactory(name="example.com")
+    MailboxFactory(domain=domain)
+    rows = [("192.0.2.25", 90, "pass", "pass"), ("198.51.100.66", 10, "fail", "fail")]
+    for data in (aggregate(rows=rows, begin=int(time.time()) - 86400), billion_laughs()):
+        report_submit(actor=SYSTEM, stream=io.BytesIO(data), source="mail")
+
+    response = scrape()
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+    found = samples(response)
+    assert found[("mailhost_mailboxes", ())] == 1
+    assert found[("mailhost_domains", (("status", "active"),))] == 1
+    dmarc = "mailhost_dmarc_messages_14d"
+    assert found[(dmarc, (("aligned", "true"), ("domain", "example.com")))] == 90
+    assert found[(dmarc, (("aligned", "false"), ("domain", "example.com")))] == 10
+    assert found[("mailhost_report_submissions", (("kind", "unknown"), ("outcome", "rejected"),
+                                                  ("source", "mail")))] == 1
+    assert any(name == "mailhost_node_revision_lag" for name, _ in found)
+
+
+def test_it_is_closed_without_the_token(settings):
+    settings.MAILHOST_METRICS_TOKEN = ""
+    assert scrape().status_code == 404
+    settings.MAILHOST_METRICS_TOKEN = TOKEN
+    assert scrape(None).status_code == 401
+    assert scrape("wrong-token").status_code == 401
