@@ -158,7 +158,8 @@ def dmarc_advice(domain: Domain, *, now=None) -> DmarcAdvice:
         evidence += (f"; {_count(len(unauthenticated), 'unauthenticated source')} "
                      f"({first.ip}{', …' if len(unauthenticated) > 1 else ''}, "
                      f"{_count(sum(s.messages for s in unauthenticated), 'message')}) "
-                     "fail: forgers or forwarders, which an enforcing policy stops")
+                     f"{'fails' if len(unauthenticated) == 1 else 'fail'}: forgers or "
+                     "forwarders, which an enforcing policy stops")
     blockers = [
         f"{s.ip} sent {_count(s.failing, 'message')} as {domain.name} that failed DMARC "
         f"although it {_why_legitimate(s)}: give it an SPF entry or DKIM signing for "

@@ -85,7 +85,7 @@ def test_an_unauthenticated_source_is_named_but_does_not_stop_it(domain):
     assert advice.blockers == []
     assert advice.evidence == (
         "99.7 % of 12,040 messages aligned over 14 days from 1 known source; "
-        f"1 unauthenticated source ({FORGER}, 40 messages) fail: forgers or forwarders, which "
+        f"1 unauthenticated source ({FORGER}, 40 messages) fails: forgers or forwarders, which "
         "an enforcing policy stops.")
     dmarc_set_stage(actor=SYSTEM, domain=domain, policy="quarantine", pct=25)
 
