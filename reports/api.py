@@ -21,6 +21,7 @@ from mailhost.api_common import (
 )
 from reports import figures, selectors
 from reports.models import Outcome, Source
+from reports.rdns import source_names
 from reports.services import report_submit
 
 router = Router(tags=["reports"])
@@ -208,6 +209,8 @@ class SourceOut(Schema):
     quarantined: int
     rejected: int
     ours: bool = Field(description="One of this mail host's public addresses.")
+    name: str = Field(description="Reverse name (PTR); empty until looked up or if none.")
+    name_confirmed: bool = Field(description="The name's addresses include the IP.")
 
 
 class TlsReporterOut(Schema):
@@ -235,9 +238,15 @@ def reports_summary(request, name: str):
     domain = selectors.domain_for_reports(request.auth, name)
     dmarc = figures.dmarc_figures(domain)
     advice = figures.dmarc_advice(domain)
+    names = source_names(s.ip for s in dmarc.sources)
     return {
         "window_days": dmarc.window_days, "messages": dmarc.messages, "aligned": dmarc.aligned,
         "evidence": advice.evidence, "blocked_by": advice.blockers, "days": dmarc.days,
-        "sources": [s.__dict__ | {"status": s.status} for s in dmarc.sources],
+        "sources": [_source_out(s, names.get(s.ip)) for s in dmarc.sources],
         "tls": figures.tls_figures(domain),
     }
+
+
+def _source_out(source, name) -> dict:
+    return source.__dict__ | {"status": source.status, "name": name.name if name else "",
+                              "name_confirmed": bool(name and name.confirmed)}

@@ -184,3 +184,17 @@ class TlsPolicyResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy_type} {self.policy_domain}"
+
+
+class SourceName(models.Model):
+    """The reverse name of a sending source seen in a report (PTR), and whether it is
+    forward-confirmed (the name's addresses include the IP). Looked up after the report was
+    stored, never inside a request or transaction (reports.rdns)."""
+
+    ip = models.GenericIPAddressField(unique=True)
+    name = models.CharField(max_length=253, blank=True)
+    confirmed = models.BooleanField(default=False)
+    checked_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.ip} {self.name or '(no name)'}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from dataclasses import asdict, dataclass
 from itertools import islice
 
@@ -32,11 +33,14 @@ from reports.models import (
     TlsPolicyResult,
     TlsReport,
 )
+from reports.tasks import resolve_sources
 from tenants.access import Actor, require_write
 from tenants.audit import audit_record
 from tenants.models import Organisation
 
 BATCH = 500
+RESOLVE_AT_MOST = 200  # sources of one report whose reverse names are looked up
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -156,13 +160,23 @@ def _store_aggregate(domain: Domain, report: parsing.AggregateReport, context) -
         subdomain_policy=meta.subdomain_policy, pct=meta.pct, adkim=meta.adkim,
         aspf=meta.aspf, version=meta.version, received_at=timezone.now(),
     )
-    total = 0
+    total, ips = 0, set()
     while batch := list(islice(report.records, BATCH)):
         AggregateRecord.objects.bulk_create(_record_row(row, r) for r in batch)
         total += sum(r.count for r in batch)
+        if len(ips) < RESOLVE_AT_MOST:
+            ips.update(r.source_ip for r in batch)
     row.messages = total
     row.save(update_fields=["messages"])
+    transaction.on_commit(lambda: _resolve_later(sorted(ips)[:RESOLVE_AT_MOST]))
     return True
+
+
+def _resolve_later(ips: list[str]) -> None:
+    try:
+        resolve_sources.delay(ips)
+    except Exception:  # the broker down: names are a nicety, the report is stored
+        logger.warning("reports: could not queue the reverse lookups", exc_info=True)
 
 
 def _record_row(report: AggregateReport, record: parsing.AggregateRecord) -> AggregateRecord:

@@ -37,3 +37,11 @@ def prune() -> dict:
     from reports.retention import reports_prune
 
     return reports_prune()
+
+
+@shared_task(name="reports.resolve_sources", autoretry_for=(OSError,), max_retries=3)
+def resolve_sources(ips: list[str]) -> int:
+    """After an aggregate report was stored: the reverse names of its sources."""
+    from reports.rdns import source_names_resolve
+
+    return source_names_resolve(ips)

@@ -11,6 +11,7 @@ from mailhost.errors import NotFound
 from mailhost.pages import operator_page, paginate, require_page_write
 from reports import figures, selectors
 from reports.charts import dmarc_chart
+from reports.rdns import source_names
 from reports.services import report_submit
 
 
@@ -66,6 +67,7 @@ def domain_reports(request, name):
     context = {
         "domain": domain,
         "dmarc": dmarc,
+        "sources": _with_names(dmarc.sources),
         "advice": figures.dmarc_advice(domain, now=now),
         "chart": dmarc_chart(dmarc.days, end=timezone.localdate(now), count=dmarc.window_days),
         "tls": figures.tls_figures(domain, now=now),
@@ -73,3 +75,8 @@ def domain_reports(request, name):
         "section": "domains",
     }
     return render(request, "mail_admin/domain_reports.html", context)
+
+
+def _with_names(sources) -> list[tuple]:
+    names = source_names(s.ip for s in sources)
+    return [(source, names.get(source.ip)) for source in sources]

@@ -110,5 +110,6 @@ def test_the_summary_names_the_failing_sender(domain):
     assert [(s["ip"], s["status"]) for s in summary["sources"]] == [
         ("203.0.113.50", "legitimate"), ("192.0.2.25", "aligned")]
     assert summary["blocked_by"][0].startswith("203.0.113.50 sent 5 messages")
+    assert summary["sources"][0]["name"] == "" and not summary["sources"][0]["name_confirmed"]
     assert ApiClient(make_token(OrganisationFactory())).get(
         "/domains/example.com/reports").status_code == 404

@@ -67,9 +67,16 @@ def test_the_domain_page_shows_the_chart_the_sources_and_the_tls_results(owner_c
     tls["date-range"]["end-datetime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     upload(owner_client, json.dumps(tls).encode())
 
+    from django.utils import timezone
+
+    from reports.models import SourceName
+
+    SourceName.objects.create(ip="203.0.113.50", name="mta.esp.example", confirmed=False,
+                              checked_at=timezone.now())
     page = owner_client.get("/mail-admin/acme/domains/acme.test/reports/")
     assert page.status_code == 200
     text = page.content.decode()
+    assert "mta.esp.example (not forward-confirmed)" in text
     assert '<rect class="dmarc-aligned"' in text and '<rect class="dmarc-failing"' in text
     assert "93.8 % of 160 messages aligned over 14 days from 2 known sources." in text
     # The partly failing sender is highlighted first, and the advice says why not to tighten.
