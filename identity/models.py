@@ -292,7 +292,7 @@ class InboundSenderRule(models.Model):
 class InboundFlow(models.Model):
     """Mail-flow counters collected from a node: messages per day, recipient domain, outcome."""
 
-    node = models.ForeignKey("mailboxes.MailNode", on_delete=models.CASCADE,
+    node = models.ForeignKey("nodes.MailNode", on_delete=models.CASCADE,
                              related_name="inbound_flow")
     day = models.DateField()
     domain = models.CharField(max_length=253)
@@ -313,7 +313,7 @@ class InboundFlow(models.Model):
 class NodeInboundStatus(models.Model):
     """What a node's inbound guard last reported: greylisting's circuit breaker."""
 
-    node = models.OneToOneField("mailboxes.MailNode", on_delete=models.CASCADE,
+    node = models.OneToOneField("nodes.MailNode", on_delete=models.CASCADE,
                                 related_name="inbound_status")
     breaker_open = models.BooleanField(default=False)
     reasons = models.JSONField(default=list, blank=True)

@@ -60,13 +60,14 @@ from identity.verify import (
     make_resolver,
     run_checks,
 )
-from mailboxes.changes import record_change
-from mailboxes.models import Domain, NodeChange, VerificationMethod
+from mailboxes.models import Domain, VerificationMethod
 from mailboxes.selectors import domain_verified_owner, report_address_problem
 from mailboxes.services import domain_mark_verified
 from mailhost.crypto import decrypt, encrypt
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
 from mailhost.names import InvalidName, normalise_domain
+from nodes.changes import record_change
+from nodes.models import NodeChange
 from tenants.access import SYSTEM, Actor, require_write
 from tenants.audit import audit_record
 from tenants.models import Membership, Role

@@ -153,7 +153,7 @@ def _due_for_rotation(cutoff: dt.datetime):
 def collect_inbound(node_id: int) -> int:
     """On the node: read its mail-flow counters and circuit breaker into the database."""
     from identity.inbound import collect_from_node
-    from mailboxes.models import MailNode
+    from nodes.models import MailNode
 
     return collect_from_node(MailNode.objects.get(pk=node_id))
 
@@ -161,8 +161,8 @@ def collect_inbound(node_id: int) -> int:
 @shared_task(name="identity.collect_inbound_all")
 def collect_inbound_all() -> None:
     """Beat: ask every node for its mail-flow figures, each on its own queue."""
-    from mailboxes.models import MailNode
-    from mailboxes.reconcile import node_queue
+    from nodes.models import MailNode
+    from nodes.queues import node_queue
 
     for node_id, name in MailNode.objects.values_list("pk", "name"):
         collect_inbound.apply_async(args=[node_id], queue=node_queue(name))

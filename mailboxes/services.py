@@ -16,7 +16,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from mailboxes.changes import node_default, record_change
 from mailboxes.models import (
     Alias,
     AppPassword,
@@ -26,7 +25,6 @@ from mailboxes.models import (
     Mailbox,
     MailboxImport,
     MailboxStatus,
-    NodeChange,
     VerificationMethod,
     new_verification_token,
 )
@@ -45,6 +43,10 @@ from mailhost.names import (
 )
 from mailhost.passwords import generate_password, hash_password, verify_password
 from mailhost.validation import one_line_problem
+from nodes.changes import node_default, record_change
+from nodes.models import NodeChange
+from nodes.queues import node_queue
+from nodes.tasks import purge_archives
 from tenants.access import SYSTEM, Actor, require_staff, require_write
 from tenants.audit import audit_record
 from tenants.models import Organisation
@@ -646,9 +648,6 @@ def alias_delete(*, actor: Actor, alias: Alias) -> None:
 def mailbox_purge_expired(*, now=None) -> int:
     """Forget mailboxes deleted longer ago than MAILHOST_DELETED_RETENTION_DAYS and remove
     their archived mail on the node. Returns how many were purged."""
-    from mailboxes.reconcile import node_queue
-    from mailboxes.tasks import purge_archives
-
     cutoff = (now or timezone.now()) - dt.timedelta(days=settings.MAILHOST_DELETED_RETENTION_DAYS)
     expired = Mailbox.objects.filter(deleted_at__lte=cutoff).select_related("domain__node")
     by_node: dict[tuple[int, str], list[str]] = {}

@@ -12,8 +12,8 @@ from identity.models import DnsCheck, DnsCheckHistory, DomainPosture
 from identity.selectors import posture_defaults
 from identity.services import dkim_retire, dkim_rotate_start, dns_check_run, posture_update
 from identity.tasks import check_due, ensure_postures, first_check_at, rotate_due
-from mailboxes.models import NodeChange
 from mailboxes.services import domain_create
+from nodes.models import NodeChange
 from tenants.access import SYSTEM
 from tests.dns_server import TSIG_KEY_NAME
 from tests.factories import MembershipFactory
