@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from bans.selectors import ban_get, ban_list, throttled_accounts
 from bans.services import ban_lift
-from mailhost.pages import confirm_page, operator_page, paginate
+from tenants.pages import confirm_page, operator_page, paginate
 
 
 @operator_page

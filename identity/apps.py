@@ -6,7 +6,8 @@ class IdentityConfig(AppConfig):
     verbose_name = "Identity and DNS posture"
 
     def ready(self) -> None:
-        from identity import checks  # noqa: F401  (registers the system checks)
+        # The system checks; the receivers of identity's and mailboxes' events.
+        from identity import checks, signals, tasks  # noqa: F401
         from identity.inbound import node_inbound_files
         from identity.snapshot import active_dkim_keys
         from nodes import snapshot as node_state

@@ -20,7 +20,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from identity import bimi, dmarc, mtasts
+from identity import bimi, dmarc, events, mtasts
 from identity.addresses import Network, parse_networks, refusal
 from identity.dkim import dated_selector, generate_key
 from identity.models import (
@@ -123,17 +123,18 @@ def _records_changed(domain: Domain, posture: DomainPosture | None = None) -> No
     """The expected record set changed: publish it, once committed, where allowed."""
     posture = posture or posture_of(domain)
     if posture.pk and posture.auto_publish:
-        from identity.tasks import publish_domain
-
         domain_id = domain.pk
-        transaction.on_commit(lambda: _enqueue(publish_domain, domain_id))
+        transaction.on_commit(
+            lambda: events.publish_wanted.send(sender=DomainPosture, domain_id=domain_id)
+        )
 
 
-def _enqueue(task, domain_id: int) -> None:
-    try:
-        task.delay(domain_id)
-    except Exception as exc:  # broker down: the periodic checks and publishes catch up
-        logger.warning("%s for domain %s not enqueued: %s", task.name, domain_id, exc)
+def dns_check_queue(*, actor: Actor, domain: Domain) -> None:
+    """Check the domain's records now (in the worker), once the caller's transaction commits.
+    A check writes history, may take DKIM rotation steps and mails admins: a write."""
+    require_write(actor, domain.organisation_id, "That domain")
+    domain_id = domain.pk
+    transaction.on_commit(lambda: events.check_wanted.send(sender=Domain, domain_id=domain_id))
 
 
 def _signing_changed(domain: Domain) -> None:

@@ -10,7 +10,7 @@ from mailboxes.models import (
 from mailboxes.services import domain_mark_verified, domain_revoke_verification, domain_update
 from mailhost.admin import OneLineFieldsAdmin
 from mailhost.errors import DomainError
-from mailhost.pages import client_ip
+from mailhost.http import client_ip
 from tenants.access import Actor
 
 

@@ -7,8 +7,8 @@ class MailboxesConfig(AppConfig):
     verbose_name = "Mailboxes"
 
     def ready(self) -> None:
-        # The system checks; membership changes re-route role addresses.
-        from mailboxes import checks, signals, snapshot  # noqa: F401
+        # The system checks; membership changes re-route role addresses; a queued import runs.
+        from mailboxes import checks, import_tasks, signals, snapshot  # noqa: F401
         from mailboxes.models import Domain
         from mailboxes.selectors import forget_hosted_hosts
         from nodes import snapshot as node_state

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from mailboxes import events
 from mailboxes.models import (
     Alias,
     AppPassword,
@@ -266,8 +267,6 @@ def domain_create(
     ownership is verified (special-use names and names under the organisation's own verified
     domain are verified at once). A name another organisation holds gets a claim like any
     other: the answer never tells one tenant what another hosts."""
-    from identity.services import dkim_key_create_initial
-
     require_write(actor, organisation.pk, "That organisation")
     name = _hostable_name(actor, name)
     max_mailboxes = _limit_value(actor, max_mailboxes)
@@ -298,7 +297,7 @@ def domain_create(
         verified_at=timezone.now() if method else None,
         verification_method=method,
     )
-    dkim_key_create_initial(domain=domain)
+    events.domain_created.send(sender=Domain, domain=domain)  # identity: its first DKIM key
     _changed(domain, NodeChange.Kind.DOMAIN)
     _audit(actor, organisation.pk, "domain.create", domain, after=_domain_state(domain))
     return domain
@@ -930,9 +929,7 @@ def mailbox_import_start(
 
 
 def _enqueue_import(job_id: int) -> None:
-    from mailboxes.import_tasks import import_mailboxes
-
-    import_mailboxes.delay(job_id)
+    events.import_queued.send(sender=MailboxImport, import_id=job_id)
 
 
 def _import_row(actor: Actor, organisation_id: int, row: dict, domains: dict) -> str | None:

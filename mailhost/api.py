@@ -27,19 +27,16 @@ from ninja.throttling import BaseThrottle
 from ninja.utils import check_csrf
 
 from mailhost import health as health_checks
-from mailhost import http, idempotency
 from mailhost.errors import DomainError, Forbidden
+from mailhost.http import client_ip
 from mailhost.redis import get_redis
+from tenants import idempotency
 from tenants.access import Actor
 from tenants.services import api_token_admit, api_token_authenticate
 
 logger = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    return http.client_ip(request)  # behind trusted proxies: from X-Forwarded-For
 
 
 # --- authentication ------------------------------------------------------------------------

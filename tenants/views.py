@@ -11,19 +11,19 @@ from django.utils import timezone
 
 from mailboxes.services import organisation_set_suspended
 from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from mailhost.pages import (
-    client_ip,
+from mailhost.http import client_ip
+from tenants import selectors, services
+from tenants.access import require_staff
+from tenants.forms import AuditFilterForm, InviteForm, OrganisationForm, RoleForm, TokenForm
+from tenants.mail import send_invitation
+from tenants.models import Role
+from tenants.pages import (
     confirm_page,
     error_response,
     form_errors_from,
     operator_page,
     paginate,
 )
-from tenants import selectors, services
-from tenants.access import require_staff
-from tenants.forms import AuditFilterForm, InviteForm, OrganisationForm, RoleForm, TokenForm
-from tenants.mail import send_invitation
-from tenants.models import Role
 
 
 def _render(request, template, context, *, status=200, section=""):

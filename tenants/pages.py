@@ -13,16 +13,13 @@ from django.core.paginator import Page, Paginator
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from mailhost import http
 from mailhost.errors import DomainError, Forbidden, NotFound
+from mailhost.http import client_ip
 from tenants.access import Actor
 from tenants.models import WRITE_ROLES
+from tenants.selectors import organisation_get, organisation_list
 
 TITLES = {404: "Not found", 403: "Not allowed", 409: "Conflict", 422: "Check your input"}
-
-
-def client_ip(request) -> str | None:
-    return http.client_ip(request)  # behind trusted proxies: from X-Forwarded-For
 
 
 def error_response(request, exc: DomainError, *, template: str = "errors/error.html"):
@@ -39,8 +36,6 @@ def operator_page(view):
     @never_cache
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        from tenants.selectors import organisation_get, organisation_list
-
         request.actor = Actor(user=request.user, ip=client_ip(request))
         request.organisations = organisation_list(request.actor)  # the switcher; one query
         try:
