@@ -57,6 +57,7 @@ def generate_key(algorithm: str) -> tuple[bytes, str]:
 
 
 def txt_value(algorithm: str, public_key: str) -> str:
+    """The DKIM key record's TXT value (RFC 6376 3.6.1); DkimKey.txt_value and records use it."""
     return f"v=DKIM1; k={algorithm}; p={public_key}"
 
 

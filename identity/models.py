@@ -2,6 +2,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from identity import dkim
 from mailboxes.models import Domain
 
 
@@ -72,7 +73,7 @@ class DkimKey(models.Model):
 
     @property
     def txt_value(self) -> str:
-        return f"v=DKIM1; k={self.algorithm}; p={self.public_key}"
+        return dkim.txt_value(self.algorithm, self.public_key)
 
 
 class DmarcPolicy(models.TextChoices):

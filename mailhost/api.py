@@ -462,6 +462,7 @@ def health(request):
 # --- routers -------------------------------------------------------------------------------
 
 from bans.api import router as bans_router  # noqa: E402
+from identity.api import router as identity_router  # noqa: E402
 from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers import the above)
 from tenants.api import router as tenants_router  # noqa: E402
 from tenants.staff_api import router as staff_router  # noqa: E402
@@ -470,14 +471,7 @@ api.add_router("", tenants_router)
 api.add_router("", mailboxes_router)
 api.add_router("", bans_router)
 api.add_router("/staff", staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
-
-try:
-    from identity.api import router as identity_router  # noqa: E402
-except ModuleNotFoundError as exc:  # being written; mount it as soon as it exists
-    if exc.name != "identity.api":
-        raise
-else:
-    api.add_router("", identity_router)
+api.add_router("", identity_router)
 
 
 # Unknown paths under /api/v1/ get a JSON 404 too (registered last, so it only catches misses).
