@@ -11,7 +11,7 @@ from django.urls import reverse
 from identity import inbound as services
 from mailboxes.views import page_domain
 from mailhost.errors import Conflict, Invalid, NotFound
-from tenants.pages import confirm_page, operator_page
+from tenants.pages import confirm_then_post, operator_page
 
 
 class PolicyForm(forms.Form):
@@ -101,12 +101,15 @@ def inbound_sender_remove(request, name, pk):
     rule = next((r for r in services.sender_rules_of(domain) if r.pk == pk), None)
     if rule is None:
         raise NotFound("That sender rule was not found.")
-    if request.method == "POST":
+
+    def perform():
         services.inbound_rule_remove(actor=request.actor, domain=domain, rule_id=rule.pk)
         messages.success(request, f"{rule.sender} removed.")
         return redirect(_url(request, domain) + "#senders")
-    return confirm_page(
-        request, title=f"Remove {rule.sender} from the {rule.get_kind_display().lower()} list?",
+
+    return confirm_then_post(
+        request, perform,
+        title=f"Remove {rule.sender} from the {rule.get_kind_display().lower()} list?",
         body="Mail from this sender is filtered like any other again.", button="Remove",
         cancel=_url(request, domain), section="domains",
     )

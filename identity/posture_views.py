@@ -17,7 +17,7 @@ from identity.models import MtaStsMode
 from identity.records import rdata_text
 from mailboxes.views import page_domain
 from mailhost.errors import Conflict, Invalid
-from tenants.pages import confirm_page, operator_page, paginate
+from tenants.pages import confirm_then_post, operator_page, paginate
 
 
 def _dns_url(request, domain) -> str:
@@ -86,7 +86,8 @@ def domain_check(request, name):
 @operator_page
 def dkim_rotate(request, name):
     domain = page_domain(request, name, write=True)
-    if request.method == "POST":
+
+    def perform():
         try:
             keys = posture_services.dkim_rotate_start(actor=request.actor, domain=domain)
         except Conflict as exc:
@@ -98,8 +99,10 @@ def dkim_rotate(request, name):
                 "once it is seen in DNS.",
             )
         return redirect(_dns_url(request, domain) + "#dkim")
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Rotate the DKIM key of {domain.display_name}?",
         body="A new key is generated now. Mail stays signed with the current key until the new "
         "one is published and seen in DNS; the old one stays published for a grace period.",

@@ -30,7 +30,7 @@ from mailboxes.forms import (
 from mailboxes.models import MailboxStatus
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
 from tenants.pages import (
-    confirm_page,
+    confirm_then_post,
     form_errors_from,
     operator_page,
     paginate,
@@ -283,12 +283,15 @@ def domain_mark_verified(request, name):
 @operator_page
 def domain_delete(request, name):
     domain = page_domain(request, name, write=True)
-    if request.method == "POST":
+
+    def perform():
         services.domain_delete(actor=request.actor, domain=domain)
         messages.success(request, f"{domain.display_name} is no longer hosted here.")
         return redirect("mailboxes:domains", request.organisation.slug)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Stop hosting {domain.display_name}?",
         body="Mail for this domain will be refused at once. A domain with mailboxes or aliases "
         "(deleted mailboxes included until they are purged) cannot be removed.",
@@ -427,13 +430,17 @@ def mailbox_status(request, address):
     status = request.POST.get("status") or request.GET.get("status") or ""
     if status not in STATUS_WORDS:
         raise Invalid(f"Status is one of {', '.join(STATUS_WORDS)}.", field="status")
-    if request.method == "POST" and request.POST.get("confirmed"):
+
+    def perform():
         services.mailbox_set_status(actor=request.actor, mailbox=mailbox, status=status)
         messages.success(request, f"{mailbox.address} is now {status}.")
         return redirect("mailboxes:mailbox", request.organisation.slug, mailbox.address)
+
     verb, effect = STATUS_WORDS[status]
-    return confirm_page(
+    return confirm_then_post(
         request,
+        perform,
+        confirmed_by="confirmed",
         title=f"{verb} {mailbox.address}?",
         body=effect,
         button=verb,
@@ -447,12 +454,15 @@ def mailbox_status(request, address):
 @operator_page
 def mailbox_delete(request, address):
     mailbox = _mailbox(request, address, write=True)
-    if request.method == "POST":
+
+    def perform():
         services.mailbox_delete(actor=request.actor, mailbox=mailbox)
         messages.success(request, f"{mailbox.address} was deleted. It can be restored for a while.")
         return redirect("mailboxes:mailboxes", request.organisation.slug)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Delete {mailbox.address}?",
         body="The address stops working at once. Its mail is archived and the mailbox can be "
         "restored until the retention period ends; after that it is gone for good.",
@@ -465,12 +475,15 @@ def mailbox_delete(request, address):
 @operator_page
 def mailbox_restore(request, address):
     mailbox = _mailbox(request, address, write=True, include_deleted=True)
-    if request.method == "POST":
+
+    def perform():
         services.mailbox_restore(actor=request.actor, mailbox=mailbox)
         messages.success(request, f"{mailbox.address} was restored.")
         return redirect("mailboxes:mailbox", request.organisation.slug, mailbox.address)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Restore {mailbox.address}?",
         body="The address works again with its archived mail and its old password.",
         button="Restore mailbox",
@@ -485,12 +498,15 @@ def app_password_revoke(request, address, pk):
     mailbox = _mailbox(request, address, write=True)
     app_password = selectors.app_password_get(request.actor, mailbox, pk)
     back = reverse("mailboxes:mailbox", args=[request.organisation.slug, mailbox.address])
-    if request.method == "POST":
+
+    def perform():
         services.app_password_revoke(actor=request.actor, app_password=app_password)
         messages.success(request, f"The app password “{app_password.name}” was revoked.")
         return redirect(back)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Revoke the app password “{app_password.name}”?",
         body="The device using it can no longer sign in until it gets a new password.",
         button="Revoke", cancel=back, section="mailboxes",
@@ -650,13 +666,16 @@ def alias_edit(request, address):
 @operator_page
 def alias_delete(request, address):
     alias = _alias(request, address, write=True)
-    if request.method == "POST":
+
+    def perform():
         services.alias_delete(actor=request.actor, alias=alias)
         messages.success(request, f"{alias.address} was deleted.")
         return redirect("mailboxes:aliases", request.organisation.slug)
+
     what = "catch-all" if alias.is_catch_all else "alias"
-    return confirm_page(
+    return confirm_then_post(
         request,
+        perform,
         title=f"Delete the {what} {alias.address}?",
         body="Mail to this address will be refused from now on.",
         button=f"Delete {what}",

@@ -95,3 +95,15 @@ def confirm_page(request, *, title, body, button, cancel, section, danger=True, 
         "danger": danger, "fields": fields or {},
     }
     return render(request, "mail_admin/confirm.html", context)
+
+
+def confirm_then_post(request, perform, *, confirmed_by: str | None = None, **page):
+    """A confirm-then-POST view in one call: a GET shows the confirmation page (`page`: the
+    arguments of confirm_page), whose form posts back to the same URL; that POST runs
+    `perform()` (the service call, its message, the redirect) and returns its response.
+
+    With `confirmed_by`, only a POST carrying that field performs: a form elsewhere may post
+    its choice here first, and is asked to confirm it."""
+    if request.method == "POST" and (confirmed_by is None or request.POST.get(confirmed_by)):
+        return perform()
+    return confirm_page(request, **page)
