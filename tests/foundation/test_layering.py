@@ -197,6 +197,24 @@ def test_imports_point_down():
     assert upward == []
 
 
+def test_no_app_imports_another_apps_private_names():
+    """`from other_app.x import _helper` reaches into a module's insides: make it public (or
+    move it) instead."""
+    reaching = []
+    for module, path in project_modules().items():
+        app = module.split(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                other = node.module.split(".")[0]
+                if other != app and other in PACKAGES:
+                    reaching += [
+                        f"{module}: {node.module}.{a.name}"
+                        for a in node.names
+                        if a.name.startswith("_")
+                    ]
+    assert reaching == []
+
+
 def test_the_checks_can_fail():
     """The checks themselves: a cycle and an upward import are found."""
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
