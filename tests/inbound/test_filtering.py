@@ -5,6 +5,7 @@ import re
 import smtplib
 
 import pytest
+import redis
 
 from identity.inbound import collect_from_node
 from identity.models import NodeInboundStatus
@@ -168,6 +169,30 @@ def test_it_learns_spam_when_a_message_is_moved_into_junk(hosted, mail_stack):
     imap_move(mail_stack, victim.address("ceo"), PASSWORD, subject, "INBOX", "Junk")
 
     wait_for(lambda: _learned(mail_stack) > before, timeout=15)
+
+
+def _learned_ham(stack) -> int:
+    """Rspamd's Bayes counter in its Redis (`rspamc stat` refreshes its copy only now and then)."""
+    target = stack.cfg.inbound.redis
+    client = redis.Redis(host=target.host, port=target.port, db=target.db,
+                         password=target.password or None)
+    return int(client.hget("RS", "learns_ham") or 0)
+
+
+def test_it_learns_ham_when_a_message_is_moved_out_of_junk(hosted, mail_stack):
+    victim = hosted(prefix="ham")
+    bot = Client(ip=fresh_ip(), name="[UNAVAILABLE]")  # unknown rDNS: scored into Junk
+    sender = f"promo@nowhere-{victim.name}"
+    subject = marked("cheap meds newsletter you did ask for")
+    body = " ".join(f"word{i} newsletter issue weekly digest reading list" for i in range(20))
+    deliver_from_internet(mail_stack, bot, sender, victim.address("ceo"),
+                          message(sender, victim.address("ceo"), subject, body=body))
+    wait_for(lambda: in_folder(mail_stack, victim.address("ceo"), PASSWORD, "Junk", subject))
+    before = _learned_ham(mail_stack)
+
+    imap_move(mail_stack, victim.address("ceo"), PASSWORD, subject, "Junk", "INBOX")
+
+    wait_for(lambda: _learned_ham(mail_stack) > before, timeout=15)
 
 
 def test_it_never_greylists_or_refuses_a_logins_mail_to_its_own_domain(hosted, mail_stack):
