@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from identity import dmarc, mtasts
+from identity.dmarc_evidence import DmarcEvidence, dmarc_evidence
 from identity.models import (
     DNS_STATES,
     CheckStatus,
@@ -37,7 +38,6 @@ from mailboxes.models import Domain, VerificationMethod
 from mailboxes.selectors import domain_get, hosted_domain, live_domain_q
 from mailhost.endpoints import client_endpoints
 from mailhost.names import InvalidName, normalise_domain
-from reports.figures import DmarcAdvice, dmarc_advice
 from tenants.access import Actor
 
 REMOVAL_LISTED_DAYS = 30  # retired keys are shown as "to remove" for this long
@@ -189,7 +189,7 @@ class DnsOverview:
     keys: list[DkimKey]
     dmarc_next: tuple[str, int] | None
     dmarc_blockers: list[str]
-    dmarc_evidence: str  # what the domain's DMARC reports show (reports.figures)
+    dmarc_evidence: str  # what the domain's DMARC reports show (identity.dmarc_evidence)
     mtasts_id: str
     bimi_published: bool
     remove: list[StaleRecord]
@@ -201,7 +201,7 @@ def dns_overview(actor: Actor, name: str, *, organisation=None) -> DnsOverview:
     snap = posture_snapshot(domain, posture)
     checks = {c.key: c for c in DnsCheck.objects.filter(domain=domain)}
     records = [_record_view(record, checks.get(record.key)) for record in expected_records(snap)]
-    advice = dmarc_advice(domain)
+    advice = dmarc_evidence(domain)
     return DnsOverview(
         domain=domain,
         posture=posture,
@@ -231,7 +231,7 @@ def _record_view(record: Record, check: DnsCheck | None) -> RecordView:
 
 
 def dmarc_blockers(domain: Domain, checks: dict[str, DnsCheck] | None = None, *,
-                   advice: DmarcAdvice | None = None) -> list[str]:
+                   advice: DmarcEvidence | None = None) -> list[str]:
     """Why DMARC may not be tightened now: SPF or a signing key not verified in DNS, or a
     legitimate-looking sender failing alignment in the domain's DMARC reports."""
     if checks is None:
@@ -245,7 +245,7 @@ def dmarc_blockers(domain: Domain, checks: dict[str, DnsCheck] | None = None, *,
             blockers.append(f"{label} has not been checked yet.")
         elif check.status != CheckStatus.OK:
             blockers.append(f"{label} is {check.status}: {check.detail}")
-    return blockers + (advice or dmarc_advice(domain)).blockers
+    return blockers + (advice or dmarc_evidence(domain)).blockers
 
 
 def dkim_signing_keys(domain: Domain) -> QuerySet[DkimKey]:
@@ -298,3 +298,17 @@ def mtasts_policy_public(name: str) -> str | None:
         mx=posture.mtasts_mx or [mail_host()],
         max_age=posture.mtasts_max_age,
     )
+
+
+def posture_summary(domain_ids) -> dict[int, dict[str, int]]:
+    """{domain id: {"ok": n, "wrong": n, "unknown": n}} for a page of domains, in one query."""
+    summary: dict[int, dict[str, int]] = {}
+    rows = (
+        DnsCheck.objects.filter(domain_id__in=list(domain_ids))
+        .values("domain_id", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in rows:
+        summary.setdefault(row["domain_id"], {})[row["status"]] = row["n"]
+    return summary

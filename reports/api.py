@@ -8,7 +8,11 @@ from ninja import Field, File, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
-from mailhost.api_common import (
+from reports import figures, selectors
+from reports.models import Outcome, Source
+from reports.rdns import source_names
+from reports.services import report_submit
+from tenants.api_common import (
     READ_ERRORS,
     WRITE_ERRORS,
     ErrorOut,
@@ -19,10 +23,6 @@ from mailhost.api_common import (
     organisation_for,
     paginate,
 )
-from reports import figures, selectors
-from reports.models import Outcome, Source
-from reports.rdns import source_names
-from reports.services import report_submit
 
 router = Router(tags=["reports"])
 

@@ -25,6 +25,7 @@ from django.db.models import Case, IntegerField, Q, Sum, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from identity.dmarc_evidence import DmarcEvidence
 from mailboxes.models import Domain
 from reports.models import AggregateRecord, FailureReport, TlsPolicyResult
 
@@ -131,20 +132,14 @@ def dmarc_figures(domain: Domain, *, days: int = WINDOW_DAYS, now=None) -> Dmarc
                         aligned=sum(s.aligned for s in sources), window_days=days)
 
 
-@dataclass(frozen=True)
-class DmarcAdvice:
-    evidence: str  # what the reports show, in one sentence
-    blockers: list[str]  # why tightening must wait; empty when the data allows it
-
-
 def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def dmarc_advice(domain: Domain, *, now=None) -> DmarcAdvice:
+def dmarc_advice(domain: Domain, *, now=None) -> DmarcEvidence:
     figures = dmarc_figures(domain, now=now)
     if not figures.messages:
-        return DmarcAdvice(
+        return DmarcEvidence(
             evidence=f"No DMARC reports about this domain in the last {figures.window_days} "
                      "days yet: move on once reports show every sender aligned.",
             blockers=[])
@@ -166,7 +161,7 @@ def dmarc_advice(domain: Domain, *, now=None) -> DmarcAdvice:
         f"{domain.name} before tightening."
         for s in legitimate
     ]
-    return DmarcAdvice(evidence=evidence + ".", blockers=blockers)
+    return DmarcEvidence(evidence=evidence + ".", blockers=blockers)
 
 
 def _why_legitimate(source: Source) -> str:

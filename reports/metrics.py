@@ -21,7 +21,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from mailboxes.models import Domain, Mailbox, MailNode
+from mailboxes.models import Domain, Mailbox
+from nodes.models import MailNode
 from reports.figures import ALIGNED, WINDOW_DAYS, sum_if
 from reports.models import AggregateRecord, ReportSubmission, TlsReport
 from tenants.models import Organisation

@@ -8,9 +8,9 @@ from celery import shared_task
 @shared_task(name="reports.intake", autoretry_for=(OSError,), max_retries=3)
 def intake(node_id: int) -> dict:
     """On the node's queue: ingest what its Postfix spooled for the report intake."""
-    from mailboxes.models import MailNode
-    from mailboxes.reconcile import node_queue
     from mailhost.backend.config import NodeConfig
+    from nodes.models import MailNode
+    from nodes.queues import node_queue
     from reports.intake import intake_drain
 
     node = MailNode.objects.get(pk=node_id)
@@ -24,8 +24,8 @@ def intake(node_id: int) -> dict:
 @shared_task(name="reports.intake_all")
 def intake_all() -> None:
     """Beat: every node drains its own spool, on its own queue (the spool is node-local)."""
-    from mailboxes.models import MailNode
-    from mailboxes.reconcile import node_queue
+    from nodes.models import MailNode
+    from nodes.queues import node_queue
 
     for node_id, name in MailNode.objects.values_list("pk", "name"):
         intake.apply_async(args=[node_id], queue=node_queue(name))

@@ -8,11 +8,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from mailhost.errors import NotFound
-from mailhost.pages import operator_page, paginate, require_page_write
 from reports import figures, selectors
 from reports.charts import dmarc_chart
 from reports.rdns import source_names
 from reports.services import report_submit
+from tenants.pages import operator_page, paginate, require_page_write
 
 
 class UploadForm(forms.Form):

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('mailboxes', '0006_role_addresses'),
+        ('mailboxes', '0008_forget_moved_node_models'),
         ('tenants', '0003_organisation_suspension_staff_tokens'),
     ]
 

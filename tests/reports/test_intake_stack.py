@@ -10,7 +10,7 @@ import pytest
 
 from identity.selectors import posture_of
 from mailboxes import services
-from mailboxes.reconcile import reconcile_incremental
+from nodes.reconcile import reconcile_incremental
 from reports.models import AggregateReport, ReportSubmission, TlsReport
 from reports.tasks import intake
 from tenants.access import SYSTEM
