@@ -437,6 +437,14 @@ class NodeHealthOut(Schema):
     detail: str
 
 
+class StatusChecksOut(Schema):
+    ok: int
+    problem: int
+    unknown: int
+    problem_groups: list[str] = Field(description="Kinds of check with a problem (disk, dnsbl…).")
+    checked_at: dt.datetime | None
+
+
 class HealthOut(Schema):
     ok: bool
     failing: list[str]
@@ -444,6 +452,9 @@ class HealthOut(Schema):
     broker: CheckOut
     nodes: list[NodeHealthOut]
     warnings: list[str] = Field(description="Settings unsafe in production (dev relaxations).")
+    checks: StatusChecksOut | None = Field(
+        description="The status page's checks, counted (they never make `ok` false); null "
+        "while the database is down.")
 
 
 @api.get(

@@ -4,7 +4,6 @@ Public (load balancers and monitors call it without a token), so it says what fa
 why in detail: no URLs, host names or error text.
 """
 
-import datetime as dt
 import logging
 
 from django.conf import settings
@@ -12,7 +11,9 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from kombu import Connection
 
+from nodes.health import node_state
 from nodes.models import MailNode
+from status.selectors import status_summary
 
 logger = logging.getLogger(__name__)
 
@@ -45,30 +46,6 @@ def broker_ok() -> bool:
         logger.warning("health: broker check failed: %s", exc)
         return False
     return True
-
-
-def node_state(node: MailNode, now: dt.datetime) -> dict:
-    """A node is failing when changes wait and its reconciler errs or has stopped applying.
-
-    Lag alone is normal for a moment after each change; lag with a recorded error, or with no
-    apply for API_HEALTH_NODE_STALE_SECONDS (the periodic full reconcile records one regularly),
-    means changes are not going live.
-    """
-    stale_after = dt.timedelta(seconds=settings.API_HEALTH_NODE_STALE_SECONDS)
-    problem = None
-    if node.lag > 0 and node.last_error:
-        problem = "The last reconcile failed; changes are waiting."
-    elif node.lag > 0 and (node.applied_at is None or now - node.applied_at > stale_after):
-        problem = "Changes are waiting and nothing has been applied recently."
-    return {
-        "name": node.name,
-        "ok": problem is None,
-        "desired_revision": node.desired_revision,
-        "applied_revision": node.applied_revision,
-        "lag": node.lag,
-        "applied_at": node.applied_at,
-        "detail": problem or ("Applying changes." if node.lag else "Up to date."),
-    }
 
 
 DEV_WARNING = (
@@ -109,4 +86,7 @@ def health() -> dict:
         "broker": {"ok": broker, "detail": "Reachable." if broker else "Unreachable."},
         "nodes": nodes,
         "warnings": warnings(),
+        # The status page's checks (status/): reported, never failing this check (a blocklist
+        # listing must not take the portal out of a load balancer).
+        "checks": status_summary() if database else None,
     }

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "identity",
     "bans",
     "reports",
+    "status",
 ]
 
 MIDDLEWARE = [
@@ -476,4 +477,29 @@ MAILHOST_METRICS_TOKEN = env_secret("MAILHOST_METRICS_TOKEN") or ""
 CELERY_BEAT_SCHEDULE |= {
     "report-intake": {"task": "reports.intake_all", "schedule": MAILHOST_REPORT_INTAKE_SECONDS},
     "report-prune": {"task": "reports.prune", "schedule": 86400},
+}
+
+# --- Status page (README "Status"; app status/) ----------------------------------------------
+# How often every check runs (nodes check themselves on their queues; the portal the rest).
+MAILHOST_STATUS_CHECK_SECONDS = env_int("MAILHOST_STATUS_CHECK_SECONDS", 120)
+# Where alerts go (a state change, once); empty: shown on the status page and logged only.
+MAILHOST_STATUS_ALERT_EMAILS = env_list("MAILHOST_STATUS_ALERT_EMAILS", [])
+# A volume is a problem at this use (percent), or when its growth fills it within these days:
+# well before Postfix (queue_minfree) and Dovecot start refusing.
+MAILHOST_STATUS_DISK_PERCENT = env_int("MAILHOST_STATUS_DISK_PERCENT", 85)
+MAILHOST_STATUS_DISK_FORECAST_DAYS = env_int("MAILHOST_STATUS_DISK_FORECAST_DAYS", 7)
+# The mail queue is a problem beyond this many messages, or with one older than this.
+MAILHOST_STATUS_QUEUE_MAX_SIZE = env_int("MAILHOST_STATUS_QUEUE_MAX_SIZE", 500)
+MAILHOST_STATUS_QUEUE_MAX_AGE_HOURS = env_int("MAILHOST_STATUS_QUEUE_MAX_AGE_HOURS", 24)
+# A TLS certificate is a problem this many days before it expires.
+MAILHOST_STATUS_CERT_WARN_DAYS = env_int("MAILHOST_STATUS_CERT_WARN_DAYS", 14)
+# Blocklists every public IP is checked against ("zone" or "zone|removal URL with {ip}"), and
+# how long a DNSBL answer is reused. Public DNSBLs refuse queries from big public resolvers:
+# point MAILHOST_DNS_RESOLVERS at a resolver of your own.
+MAILHOST_DNSBL_ZONES = env_list(
+    "MAILHOST_DNSBL_ZONES", ["zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org"]
+)
+MAILHOST_DNSBL_CACHE_SECONDS = env_int("MAILHOST_DNSBL_CACHE_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE |= {
+    "status-checks": {"task": "status.check_all", "schedule": MAILHOST_STATUS_CHECK_SECONDS},
 }

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("metrics", metrics, name="metrics"),
     path("mail-admin/bans/", include("bans.urls")),  # before "<org>/" paths
+    path("mail-admin/status/", include("status.urls")),
     # Pages: operators (tenants' paths first: "switch/" is not an organisation) and mailboxes.
     path("mail-admin/", include("tenants.urls")),
     path("mail-admin/", include("mailboxes.urls")),

@@ -33,7 +33,7 @@ def source_names_resolve(ips, *, lookup: DnsLookup | None = None) -> int:
             continue  # a later report asks again
         name = names[0] if names else ""
         SourceName.objects.update_or_create(
-            ip=ip, defaults={"name": name[:253], "confirmed": _points_back(lookup, name, ip),
+            ip=ip, defaults={"name": name[:253], "confirmed": forward_confirmed(lookup, name, ip),
                              "checked_at": now})
         done += 1
     return done
@@ -43,7 +43,7 @@ def source_names(ips) -> dict[str, SourceName]:
     return {row.ip: row for row in SourceName.objects.filter(ip__in=list(ips))}
 
 
-def _points_back(lookup: DnsLookup, name: str, ip: str) -> bool:
+def forward_confirmed(lookup: DnsLookup, name: str, ip: str) -> bool:
     """Forward-confirmed: one of the name's A or AAAA addresses is the IP."""
     if not name:
         return False

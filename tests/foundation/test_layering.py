@@ -32,7 +32,7 @@ INTERFACE_NAMES = {
     "portal_urls", "admin", "forms",
 }  # fmt: skip
 APP_RANK = {
-    "nodes": 2, "tenants": 3, "mailboxes": 4, "identity": 5, "bans": 5, "reports": 6,
+    "nodes": 2, "tenants": 3, "mailboxes": 4, "identity": 5, "bans": 5, "reports": 6, "status": 7,
 }  # fmt: skip
 INTERFACE, TOP = 10, 11
 
