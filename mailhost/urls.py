@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from mailboxes import autoconfig
 from mailhost.admin import admin_login
 from mailhost.api import api
-from reports.metrics import metrics
+from status.metrics import metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/mail-admin/", permanent=False)),

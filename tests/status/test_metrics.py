@@ -5,9 +5,15 @@ import time
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from identity.models import InboundFlow
+from nodes.changes import node_default
 from reports.services import report_submit
+from status import checks
+from status.models import State
+from status.services import status_record
 from tenants.access import SYSTEM
 from tests.factories import DomainFactory, MailboxFactory
 from tests.reports.corpus import aggregate, billion_laughs
@@ -58,3 +64,29 @@ def test_it_is_closed_without_the_token(settings):
     settings.MAILHOST_METRICS_TOKEN = TOKEN
     assert scrape(None).status_code == 401
     assert scrape("wrong-token").status_code == 401
+
+
+def test_it_serves_what_the_status_checks_measured_and_the_inbound_outcomes(
+    settings, tmp_path
+):
+    settings.MAILHOST_METRICS_TOKEN = TOKEN
+    node = node_default()
+    now = timezone.now()
+    (tmp_path / "deferred").mkdir()
+    (tmp_path / "deferred" / "Q1").write_text("x")
+    status_record([
+        checks.queue_result(f"node:{node.name}", node.name, tmp_path, now=now),
+        checks.disk_result(f"node:{node.name}:disk:mail", "disk", tmp_path, {}, now=now),
+        checks.Result(f"node:{node.name}:daemon:dovecot", "daemons", "dovecot", State.PROBLEM,
+                      "Not running."),
+    ])
+    InboundFlow.objects.create(node=node, day=now.date(), domain="example.com",
+                               outcome="rejected", count=7)
+    found = samples(scrape())
+    assert found[("mailhost_queue_messages", (("node", node.name),))] == 1
+    assert found[("mailhost_queue_oldest_seconds", (("node", node.name),))] >= 0
+    assert 0 < found[("mailhost_disk_used_ratio", (("node", node.name), ("volume", "mail")))] <= 1
+    assert found[("mailhost_daemon_up", (("daemon", "dovecot"), ("node", node.name)))] == 0
+    assert found[("mailhost_status_checks", (("group", "daemons"), ("state", "problem")))] == 1
+    assert found[("mailhost_inbound_messages_7d",
+                  (("node", node.name), ("outcome", "rejected")))] == 7
