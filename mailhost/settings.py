@@ -503,3 +503,16 @@ MAILHOST_DNSBL_CACHE_SECONDS = env_int("MAILHOST_DNSBL_CACHE_SECONDS", 3600)
 CELERY_BEAT_SCHEDULE |= {
     "status-checks": {"task": "status.check_all", "schedule": MAILHOST_STATUS_CHECK_SECONDS},
 }
+
+# --- Tracing (README "Tracing"; mailhost/tracing.py): off unless OTEL_ENABLED ------------------
+OTEL_ENABLED = env_bool("OTEL_ENABLED", False)
+# The collector's OTLP/HTTP base URL; spans go to <endpoint>/v1/traces.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "mailhost")
+# The share of new traces kept (0.0-1.0); a task or request inside a trace follows its parent.
+try:
+    OTEL_SAMPLE_RATIO = float(env_str("OTEL_SAMPLE_RATIO", "1.0"))
+except ValueError:
+    raise ImproperlyConfigured("OTEL_SAMPLE_RATIO must be a number from 0 to 1") from None
+if not 0.0 <= OTEL_SAMPLE_RATIO <= 1.0:
+    raise ImproperlyConfigured("OTEL_SAMPLE_RATIO must be a number from 0 to 1")
