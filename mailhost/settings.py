@@ -468,7 +468,7 @@ MAILHOST_REPORT_FAILURE_RETENTION_DAYS = env_int("MAILHOST_REPORT_FAILURE_RETENT
 # How often the worker reads each node's report spool (seconds).
 MAILHOST_REPORT_INTAKE_SECONDS = env_int("MAILHOST_REPORT_INTAKE_SECONDS", 300)
 # Retention (days; 0 keeps forever): aggregate and TLS reports after the period they cover,
-# the log of submissions after arrival. Pruned daily by reports.prune.
+# the log of submissions after arrival. Pruned daily by the housekeeping (status.housekeep).
 MAILHOST_REPORT_RETENTION_DAYS = env_int("MAILHOST_REPORT_RETENTION_DAYS", 400)
 MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS = env_int("MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS",
                                                     90)
@@ -476,7 +476,6 @@ MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS = env_int("MAILHOST_REPORT_SUBMISSION_
 MAILHOST_METRICS_TOKEN = env_secret("MAILHOST_METRICS_TOKEN") or ""
 CELERY_BEAT_SCHEDULE |= {
     "report-intake": {"task": "reports.intake_all", "schedule": MAILHOST_REPORT_INTAKE_SECONDS},
-    "report-prune": {"task": "reports.prune", "schedule": 86400},
 }
 
 # --- Status page (README "Status"; app status/) ----------------------------------------------
@@ -502,6 +501,18 @@ MAILHOST_DNSBL_ZONES = env_list(
 MAILHOST_DNSBL_CACHE_SECONDS = env_int("MAILHOST_DNSBL_CACHE_SECONDS", 3600)
 CELERY_BEAT_SCHEDULE |= {
     "status-checks": {"task": "status.check_all", "schedule": MAILHOST_STATUS_CHECK_SECONDS},
+}
+
+# --- Housekeeping (README "Housekeeping"; status/housekeeping.py): daily, each run recorded ----
+# Days kept (0: forever): the inbound mail-flow counters, the status page's alerts and run log.
+MAILHOST_INBOUND_FLOW_RETENTION_DAYS = env_int("MAILHOST_INBOUND_FLOW_RETENTION_DAYS", 400)
+MAILHOST_STATUS_HISTORY_RETENTION_DAYS = env_int("MAILHOST_STATUS_HISTORY_RETENTION_DAYS", 90)
+# A node's daemon log over this size is compressed aside and emptied; compressed logs are
+# deleted after MAILHOST_LOG_RETENTION_DAYS (0: kept).
+MAILHOST_LOG_MAX_BYTES = env_int("MAILHOST_LOG_MAX_BYTES", 50 * 1024 * 1024)
+MAILHOST_LOG_RETENTION_DAYS = env_int("MAILHOST_LOG_RETENTION_DAYS", 30)
+CELERY_BEAT_SCHEDULE |= {
+    "housekeeping": {"task": "status.housekeep_all", "schedule": 86400},
 }
 
 # --- Tracing (README "Tracing"; mailhost/tracing.py): off unless OTEL_ENABLED ------------------

@@ -54,3 +54,21 @@ class StatusAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.previous or 'new'} → {self.state}"
+
+
+class HousekeepingRun(models.Model):
+    """One run of a housekeeping job (status.housekeeping): what it removed, or why it failed."""
+
+    job = models.CharField(max_length=100, help_text="reports, node-logs:<node>…")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    ok = models.BooleanField()
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["job", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.job} at {self.started_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'failed'}"

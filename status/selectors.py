@@ -3,7 +3,7 @@ about their own domains."""
 
 from django.db.models import QuerySet
 
-from status.models import State, StatusAlert, StatusCheck
+from status.models import HousekeepingRun, State, StatusAlert, StatusCheck
 from tenants.access import Actor, visible_organisations
 
 
@@ -19,6 +19,11 @@ def status_checks(actor: Actor) -> QuerySet[StatusCheck]:
 
 def status_alerts(actor: Actor) -> QuerySet[StatusAlert]:
     return _visible(actor, StatusAlert.objects.all())
+
+
+def housekeeping_runs(actor: Actor) -> QuerySet[HousekeepingRun]:
+    """The recent housekeeping runs: staff only (they concern the whole install)."""
+    return HousekeepingRun.objects.all() if actor.is_global else HousekeepingRun.objects.none()
 
 
 def status_summary() -> dict:

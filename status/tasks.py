@@ -29,3 +29,34 @@ def check_all() -> None:
     for node_id, name in MailNode.objects.values_list("pk", "name"):
         check_node.apply_async(args=[node_id], queue=node_queue(name))
     check_portal.delay()
+
+
+@shared_task(name="status.housekeep")
+def housekeep(job: str) -> bool:
+    """One housekeeping job of the portal (status.housekeeping.JOBS); True if it went well."""
+    from status.housekeeping import housekeeping_run
+
+    return housekeeping_run(job).ok
+
+
+@shared_task(name="status.housekeep_node")
+def housekeep_node(node_id: int) -> bool:
+    """On the node's queue: rotate and expire its daemon logs."""
+    from nodes.models import MailNode
+    from status.housekeeping import housekeeping_run, node_logs
+
+    node = MailNode.objects.get(pk=node_id)
+    return housekeeping_run(f"node-logs:{node.name}", node_logs(node)).ok
+
+
+@shared_task(name="status.housekeep_all")
+def housekeep_all() -> None:
+    """Beat, daily: every portal job, and every node's logs on its own queue."""
+    from nodes.models import MailNode
+    from nodes.queues import node_queue
+    from status.housekeeping import JOBS
+
+    for job in JOBS:
+        housekeep.delay(job)
+    for node_id, name in MailNode.objects.values_list("pk", "name"):
+        housekeep_node.apply_async(args=[node_id], queue=node_queue(name))

@@ -4,13 +4,13 @@ from itertools import groupby
 
 from django.shortcuts import render
 
-from status.selectors import status_alerts, status_checks
+from status.selectors import housekeeping_runs, status_alerts, status_checks
 from tenants.pages import operator_page
 
 GROUPS = {
     "daemons": "Daemons", "reconcile": "Reconcile", "queue": "Mail queue", "disk": "Disk",
     "tls": "Certificates", "dns": "Mail host DNS", "dnsbl": "Blocklists",
-    "domains": "Domains",
+    "domains": "Domains", "housekeeping": "Housekeeping",
 }
 
 
@@ -25,6 +25,7 @@ def status_page(request):
         "problems": sum(1 for c in checks if c.state == "problem"),
         "unknown": sum(1 for c in checks if c.state == "unknown"),
         "alerts": list(status_alerts(request.actor)[:20]),
+        "runs": list(housekeeping_runs(request.actor)[:20]),
         "section": "status",
     }
     return render(request, "status/status.html", context)
