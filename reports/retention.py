@@ -20,7 +20,8 @@ from reports.models import AggregateReport, FailureReport, ReportSubmission, Tls
 logger = logging.getLogger(__name__)
 
 
-def _before(days: int, now: dt.datetime) -> dt.datetime | None:
+def retention_cutoff(days: int, now: dt.datetime) -> dt.datetime | None:
+    """The moment before which data kept `days` days is past retention; None for 0 (forever)."""
     return now - dt.timedelta(days=days) if days > 0 else None
 
 
@@ -29,14 +30,14 @@ def reports_prune(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Delete what is past retention; {kind: rows deleted} (records go with their reports)."""
     now = now or timezone.now()
     deleted = {"dmarc-aggregate": 0, "tls": 0, "dmarc-failure": 0, "submissions": 0}
-    cutoff = _before(settings.MAILHOST_REPORT_RETENTION_DAYS, now)
+    cutoff = retention_cutoff(settings.MAILHOST_REPORT_RETENTION_DAYS, now)
     if cutoff is not None:
         deleted["dmarc-aggregate"] = _count(AggregateReport.objects.filter(end__lt=cutoff),
                                             AggregateReport)
         deleted["tls"] = _count(TlsReport.objects.filter(end__lt=cutoff), TlsReport)
     deleted["dmarc-failure"] = _count(FailureReport.objects.filter(expires_at__lte=now),
                                       FailureReport)
-    cutoff = _before(settings.MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS, now)
+    cutoff = retention_cutoff(settings.MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS, now)
     if cutoff is not None:
         deleted["submissions"] = _count(
             ReportSubmission.objects.filter(received_at__lt=cutoff), ReportSubmission)

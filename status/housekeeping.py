@@ -23,7 +23,7 @@ from mailboxes.services import mailbox_purge_expired
 from mailhost.backend.config import NodeConfig
 from mailhost.backend.logrotate import rotate_logs
 from nodes.models import MailNode
-from reports.retention import reports_prune
+from reports.retention import reports_prune, retention_cutoff
 from status.checks import Result
 from status.models import HousekeepingRun, State, StatusAlert
 from status.services import status_record
@@ -31,19 +31,15 @@ from status.services import status_record
 logger = logging.getLogger(__name__)
 
 
-def _before(days: int, now: dt.datetime) -> dt.datetime | None:
-    return now - dt.timedelta(days=days) if days > 0 else None
-
-
 def inbound_flow_prune(now: dt.datetime) -> dict[str, int]:
-    cutoff = _before(settings.MAILHOST_INBOUND_FLOW_RETENTION_DAYS, now)
+    cutoff = retention_cutoff(settings.MAILHOST_INBOUND_FLOW_RETENTION_DAYS, now)
     if cutoff is None:
         return {"inbound-flow": 0}
     return {"inbound-flow": InboundFlow.objects.filter(day__lt=cutoff.date()).delete()[0]}
 
 
 def status_prune(now: dt.datetime) -> dict[str, int]:
-    cutoff = _before(settings.MAILHOST_STATUS_HISTORY_RETENTION_DAYS, now)
+    cutoff = retention_cutoff(settings.MAILHOST_STATUS_HISTORY_RETENTION_DAYS, now)
     if cutoff is None:
         return {"alerts": 0, "runs": 0}
     return {

@@ -65,7 +65,7 @@ PUBLIC = {
     "admin/login/": "Django admin's sign-in form; everything behind it is staff-only",
     "admin/logout/": "ends the caller's own session",
     "metrics": "Prometheus figures: 404 unless MAILHOST_METRICS_TOKEN is set, then 401 without "
-    "that bearer token (tests/reports/test_metrics.py): the operator's monitoring",
+    "that bearer token (tests/status/test_metrics.py): the operator's monitoring",
 }
 # Public API operations ("METHOD /path"): the schema marks them with no security.
 PUBLIC_API = {"GET /health": PUBLIC["api/v1/health"]}
@@ -118,6 +118,7 @@ READ_PAGES = {
     "mailbox:setup": "connection settings",
     "mailbox:mobileconfig": "the Apple configuration profile download",
     "bans:list": "the login bans list",
+    "status:page": "the status page (staff: all checks; members: their domains')",
 }
 
 # Links that carry a secret instead of an organisation: nobody but the one it was sent to may
