@@ -36,6 +36,10 @@ from status.models import State
 QUEUE_DIRS = ("maildrop", "incoming", "active", "deferred", "hold")
 DISK_SAMPLES = 96  # kept per volume for the forecast
 FORECAST_MIN_SPAN = dt.timedelta(hours=1)  # growth measured over less is noise
+PARTS_INTERVAL = dt.timedelta(hours=1)  # what grows: the state directory's parts, hourly
+PARTS_SAMPLES = 24
+PARTS_WALK_BUDGET = 200_000  # files and directories walked per part at most
+STATE_PARTS = ("mail", "spool", "log", "reports", "rspamd", "lookup", "bans", "lib", "inbound")
 # Known blocklists' removal pages ({ip} is filled in); others link to their zone's site.
 REMOVAL_PAGES = {
     "zen.spamhaus.org": "https://check.spamhaus.org/results/?query={ip}",
@@ -81,8 +85,11 @@ def node_results(node_name: str, cfg: NodeConfig, *, previous: dict[str, dict],
             continue  # the same volume
         seen_devices.add(device)
         key = f"{prefix}:disk:{label}"
+        parts = {name: cfg.path(name) for name in STATE_PARTS if cfg.path(name).is_dir()}
+        if label == "mail":
+            parts = {"mail": path}
         results.append(disk_result(key, f"{node_name}: disk ({label}: {path})", path,
-                                   previous.get(key, {}), now=now))
+                                   previous.get(key, {}), now=now, parts=parts))
     cert = cfg.path("tls/cert.pem")
     if cert.exists():
         results.append(certificate_result(f"{prefix}:tls", f"{node_name}: TLS certificate",
@@ -120,9 +127,10 @@ def _raise(exc: OSError) -> None:
         raise exc
 
 
-def disk_result(key: str, title: str, path: Path, previous: dict, *,
-                now: dt.datetime) -> Result:
-    """Use of the volume holding `path`, and when it fills at the recent rate of growth."""
+def disk_result(key: str, title: str, path: Path, previous: dict, *, now: dt.datetime,
+                parts: dict[str, Path] | None = None) -> Result:
+    """Use of the volume holding `path`, when it fills at the recent rate of growth, and which
+    of `parts` (directories on it) grows most. Parts are measured at most hourly."""
     try:
         usage = shutil.disk_usage(path)
     except OSError as exc:
@@ -139,6 +147,9 @@ def disk_result(key: str, title: str, path: Path, previous: dict, *,
         per_day = (last_used - first_used) / (last_at - first_at) * 86400
         days_left = usage.free / per_day
         evidence += f"; growing {_bytes(per_day)} a day: full in about {days_left:.1f} days"
+    history = _part_history(previous.get("parts", []), parts or {}, now)
+    if growth := _fastest_growing(history):
+        evidence += f"; growing most: {growth[0]} (+{_bytes(growth[1])} in {_age(growth[2])})"
     state = State.OK
     if percent >= settings.MAILHOST_STATUS_DISK_PERCENT or (
         days_left is not None and days_left < settings.MAILHOST_STATUS_DISK_FORECAST_DAYS
@@ -146,7 +157,45 @@ def disk_result(key: str, title: str, path: Path, previous: dict, *,
         state = State.PROBLEM
     return Result(key, "disk", title, state, evidence + ".",
                   data={"samples": samples, "percent": round(percent, 1),
-                        "days_left": days_left})
+                        "days_left": days_left, "parts": history})
+
+
+def _part_history(history: list, parts: dict[str, Path], now: dt.datetime) -> list:
+    """[[time, {part: bytes}], …]: a new measurement when the last is an hour old."""
+    stamp = int(now.timestamp())
+    if not parts or (history and stamp - history[-1][0] < PARTS_INTERVAL.total_seconds()):
+        return history
+    sizes = {name: size for name, path in parts.items()
+             if (size := _tree_size(path)) is not None}
+    return [*history, [stamp, sizes]][-PARTS_SAMPLES:]
+
+
+def _fastest_growing(history: list) -> tuple[str, int, int] | None:
+    """(part, bytes grown, over seconds) of the part that grew most, if any grew."""
+    if len(history) < 2:
+        return None
+    (first_at, first), (last_at, last) = history[0], history[-1]
+    grown = {name: last[name] - first[name] for name in last if name in first}
+    name = max(grown, key=grown.get, default=None)
+    if name is None or grown[name] <= 0:
+        return None
+    return name, grown[name], last_at - first_at
+
+
+def _tree_size(path: Path) -> int | None:
+    """Bytes allocated below `path`; None when unreadable or larger than the walk budget
+    (a big mail root is left to the volume figures rather than walked every hour)."""
+    total, entries = 0, 0
+    try:
+        for root, dirs, files in os.walk(path, onerror=_raise):
+            for name in (*dirs, *files):
+                entries += 1
+                if entries > PARTS_WALK_BUDGET:
+                    return None
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    except OSError:
+        return None
+    return total
 
 
 def certificate_result(key: str, title: str, path: Path, *, now: dt.datetime) -> Result:

@@ -191,3 +191,19 @@ def test_an_old_message_in_the_queue_is_a_problem(tmp_path, settings):
     assert result.state == State.PROBLEM and result.evidence == (
         "1 message; the oldest has waited 2 days.")
     assert result.data == {"size": 1, "oldest_seconds": 2 * 86400}
+
+
+def test_the_disk_check_names_the_part_that_grows_most(tmp_path):
+    (tmp_path / "log").mkdir()
+    (tmp_path / "spool").mkdir()
+    parts = {"log": tmp_path / "log", "spool": tmp_path / "spool"}
+    first = checks.disk_result("k", "t", tmp_path, {}, now=NOW, parts=parts)
+    assert "growing most" not in first.evidence and len(first.data["parts"]) == 1
+    (tmp_path / "log" / "postfix.log").write_bytes(os.urandom(256 * 1024))
+    (tmp_path / "spool" / "q").write_bytes(b"x")
+    soon = checks.disk_result("k", "t", tmp_path, first.data, now=NOW + dt.timedelta(minutes=5),
+                              parts=parts)
+    assert len(soon.data["parts"]) == 1  # measured at most hourly
+    later = checks.disk_result("k", "t", tmp_path, soon.data, now=NOW + dt.timedelta(hours=2),
+                               parts=parts)
+    assert "growing most: log (+" in later.evidence and "in 2 hours" in later.evidence
