@@ -34,7 +34,7 @@ from identity.services import (
     posture_update,
 )
 from mailboxes.selectors import domain_get, domain_get_for_write
-from mailhost.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut, organisation_for
+from mailhost.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut, Input, organisation_for
 
 router = Router(tags=["dns"])
 
@@ -242,7 +242,7 @@ class HistoryOut(Schema):
 class HistoryQuery(Schema):
     key: str | None = Field(None, max_length=100)
     limit: int = Field(100, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=10**9)
 
 
 class HistoryPage(Schema):
@@ -266,7 +266,7 @@ def dns_history(request, name: str, query: Query[HistoryQuery]):
     return {"count": entries.count(), "items": [_history_out(e) for e in page]}
 
 
-class DnsSettingsIn(Schema):
+class DnsSettingsIn(Input):
     dmarc_rua: list[str] | None = Field(None, max_length=5, description="Report addresses.")
     dmarc_ruf: list[str] | None = Field(None, max_length=5)
     dmarc_adkim: Literal["r", "s"] | None = None
@@ -326,7 +326,7 @@ def dkim_rotate(request, name: str):
     return Status(201, {"keys": [_key_out(k, domain.name) for k in keys]})
 
 
-class AdvanceIn(Schema):
+class AdvanceIn(Input):
     force: StrictBool = Field(False, description="Switch without waiting for DNS evidence.")
 
 
@@ -353,7 +353,7 @@ def dkim_retire_now(request, name: str, selector: str):
     return _key_out(dkim_retire(actor=request.auth, domain=domain, selector=selector), domain.name)
 
 
-class DmarcIn(Schema):
+class DmarcIn(Input):
     policy: Literal["none", "quarantine", "reject"]
     pct: StrictInt = Field(100, ge=1, le=100)
     force: StrictBool = Field(
@@ -373,7 +373,7 @@ def dmarc_put(request, name: str, payload: DmarcIn):
     return _dns_out(dns_overview(request.auth, name))
 
 
-class MtaStsIn(Schema):
+class MtaStsIn(Input):
     mode: Literal["testing", "enforce", "none"] | None = None
     mx: list[str] | None = Field(None, max_length=10, description="Empty list: the mail host.")
     max_age: StrictInt | None = Field(None, ge=1, le=MAX_AGE_LIMIT)
@@ -439,7 +439,7 @@ class InboundOut(Schema):
     flow: list[FlowDayOut] = Field(description="The last 7 days, oldest first.")
 
 
-class InboundIn(Schema):
+class InboundIn(Input):
     require_spf: StrictBool | None = None
     require_dkim: StrictBool | None = None
     require_dmarc: StrictBool | None = None
@@ -448,7 +448,7 @@ class InboundIn(Schema):
     reject_score: float | None = Field(None, description="null resets to the default.")
 
 
-class SenderRuleIn(Schema):
+class SenderRuleIn(Input):
     kind: Literal["allow", "block"]
     sender: str = Field(max_length=254)
     mailbox: str = Field("", max_length=254, description="One of the domain's mailboxes.")

@@ -55,6 +55,7 @@ from mailhost.api_common import (
     WRITE_ERRORS,
     Address,
     ErrorOut,
+    Input,
     PageOut,
     PageQuery,
     Slug,
@@ -152,7 +153,7 @@ class DomainOut(Schema):
         return _live(obj, obj.node, obj)
 
 
-class DomainIn(Schema):
+class DomainIn(Input):
     name: Text(253, min_length=1)
     organisation: Slug | None = Field(None, description="Needed if you act in several.")
     max_mailboxes: StrictInt | None = Field(
@@ -161,7 +162,7 @@ class DomainIn(Schema):
     default_quota_mb: StrictInt | None = _quota()
 
 
-class DomainPatch(Schema):
+class DomainPatch(Input):
     status: Literal["active", "disabled"] | None = None
     max_mailboxes: StrictInt | None = Field(
         None, ge=0, le=10**6, description="Staff only (403 otherwise). null: no limit."
@@ -319,21 +320,21 @@ class MailboxWithPasswordOut(MailboxOut):
     )
 
 
-class MailboxIn(Schema):
+class MailboxIn(Input):
     address: Address
     password: Password | None = Field(None, description="Empty: one is generated and returned.")
     display_name: Text(200) | None = None
     quota_mb: StrictInt | None = _quota()
 
 
-class MailboxPatch(Schema):
+class MailboxPatch(Input):
     address: Address | None = Field(None, description="Rename within the same domain.")
     display_name: Text(200) | None = None
     quota_mb: StrictInt | None = _quota()
     status: Literal["active", "suspended", "disabled"] | None = None
 
 
-class PasswordIn(Schema):
+class PasswordIn(Input):
     password: Password | None = Field(None, description="Empty: a new one is generated.")
 
 
@@ -469,7 +470,7 @@ def mailboxes_create(request, payload: MailboxIn):
     return Status(201, _with_password(mailbox, generated))
 
 
-class BulkIn(Schema):
+class BulkIn(Input):
     mailboxes: list[MailboxIn] = Field(
         ..., min_length=1, max_length=settings.API_BULK_MAX_ENTRIES
     )
@@ -794,13 +795,13 @@ class AliasOut(Schema):
         return _live(obj, obj.domain.node, obj.domain)
 
 
-class AliasIn(Schema):
+class AliasIn(Input):
     address: Address = Field(description="user@domain, or @domain for a catch-all.")
     destinations: list[Address] = Field(..., min_length=1, max_length=MAX_ALIAS_DESTINATIONS)
     active: StrictBool = True
 
 
-class AliasPatch(Schema):
+class AliasPatch(Input):
     destinations: list[Address] | None = Field(
         None, min_length=1, max_length=MAX_ALIAS_DESTINATIONS
     )
