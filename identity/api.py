@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from ninja import Field, File, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
-from pydantic import StrictBool, StrictInt
+from pydantic import StrictBool
 
 from identity import inbound as inbound_services
 from identity.models import DkimKey, DnsCheckHistory
@@ -34,7 +34,14 @@ from identity.services import (
     posture_update,
 )
 from mailboxes.selectors import domain_get, domain_get_for_write
-from mailhost.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut, Input, organisation_for
+from mailhost.api_common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ErrorOut,
+    Input,
+    Integer,
+    organisation_for,
+)
 
 router = Router(tags=["dns"])
 
@@ -279,7 +286,7 @@ class DnsSettingsIn(Input):
         description="The primary's public IP address or host name (internal networks only if "
         "staff allowed them).",
     )
-    publish_port: StrictInt | None = Field(None, ge=1, le=65535)
+    publish_port: Integer | None = Field(None, ge=1, le=65535)
     publish_zone: str | None = Field(None, max_length=253, description="Empty: the domain.")
     tsig_key_name: str | None = Field(None, max_length=253)
     tsig_algorithm: Literal["hmac-sha256", "hmac-sha512"] | None = None
@@ -355,7 +362,7 @@ def dkim_retire_now(request, name: str, selector: str):
 
 class DmarcIn(Input):
     policy: Literal["none", "quarantine", "reject"]
-    pct: StrictInt = Field(100, ge=1, le=100)
+    pct: Integer = Field(100, ge=1, le=100)
     force: StrictBool = Field(
         False, description="Tighten even though SPF or DKIM checks fail (audited)."
     )
@@ -376,7 +383,7 @@ def dmarc_put(request, name: str, payload: DmarcIn):
 class MtaStsIn(Input):
     mode: Literal["testing", "enforce", "none"] | None = None
     mx: list[str] | None = Field(None, max_length=10, description="Empty list: the mail host.")
-    max_age: StrictInt | None = Field(None, ge=1, le=MAX_AGE_LIMIT)
+    max_age: Integer | None = Field(None, ge=1, le=MAX_AGE_LIMIT)
 
 
 @router.put("/domains/{name}/mta-sts", response=WRITE, summary="Set the MTA-STS policy")
@@ -440,10 +447,11 @@ class InboundOut(Schema):
 
 
 class InboundIn(Input):
-    require_spf: StrictBool | None = None
-    require_dkim: StrictBool | None = None
-    require_dmarc: StrictBool | None = None
-    greylisting: StrictBool | None = None
+    # Leave a switch out to keep it; it has no "null" (the score fields do: their default).
+    require_spf: StrictBool = None
+    require_dkim: StrictBool = None
+    require_dmarc: StrictBool = None
+    greylisting: StrictBool = None
     junk_score: float | None = Field(None, description="null resets to the default.")
     reject_score: float | None = Field(None, description="null resets to the default.")
 

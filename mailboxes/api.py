@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
-from pydantic import StrictBool, StrictInt
+from pydantic import StrictBool
 
 from identity.selectors import verification_record
 from identity.services import domain_verify_now
@@ -56,6 +56,7 @@ from mailhost.api_common import (
     Address,
     ErrorOut,
     Input,
+    Integer,
     PageOut,
     PageQuery,
     Slug,
@@ -156,18 +157,18 @@ class DomainOut(Schema):
 class DomainIn(Input):
     name: Text(253, min_length=1)
     organisation: Slug | None = Field(None, description="Needed if you act in several.")
-    max_mailboxes: StrictInt | None = Field(
+    max_mailboxes: Integer | None = Field(
         None, ge=0, le=10**6, description="Staff only (403 otherwise). Empty: no limit."
     )
-    default_quota_mb: StrictInt | None = _quota()
+    default_quota_mb: Integer | None = _quota()
 
 
 class DomainPatch(Input):
     status: Literal["active", "disabled"] | None = None
-    max_mailboxes: StrictInt | None = Field(
+    max_mailboxes: Integer | None = Field(
         None, ge=0, le=10**6, description="Staff only (403 otherwise). null: no limit."
     )
-    default_quota_mb: StrictInt | None = _quota()
+    default_quota_mb: Integer | None = _quota()
     role_target: Text(254) | None = Field(
         None,
         description="Where postmaster@ and abuse@ go: a mailbox or alias of your organisation "
@@ -324,13 +325,13 @@ class MailboxIn(Input):
     address: Address
     password: Password | None = Field(None, description="Empty: one is generated and returned.")
     display_name: Text(200) | None = None
-    quota_mb: StrictInt | None = _quota()
+    quota_mb: Integer | None = _quota()
 
 
 class MailboxPatch(Input):
     address: Address | None = Field(None, description="Rename within the same domain.")
     display_name: Text(200) | None = None
-    quota_mb: StrictInt | None = _quota()
+    quota_mb: Integer | None = _quota()
     status: Literal["active", "suspended", "disabled"] | None = None
 
 

@@ -60,6 +60,18 @@ def _rfc3339(value):
     raise ValueError("must be an RFC 3339 date-time with an offset, like 2026-01-31T09:00:00Z")
 
 
+def _json_integer(value):
+    """JSON Schema's `integer`: 5 and 5.0 are the same number; true, "5" and 5.5 are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("Input should be a valid integer")
+
+
+# An integer as JSON Schema means it (pydantic's StrictInt refused 5.0, which the schema allows).
+Integer = Annotated[int, BeforeValidator(_json_integer)]
+
 # An RFC 3339 date-time with an offset, stored and compared in UTC.
 DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(in_utc)]
 

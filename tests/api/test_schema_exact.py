@@ -42,3 +42,18 @@ def test_it_publishes_a_one_line_pattern_validators_can_use():
 def test_it_bounds_the_history_offset(tenant):
     response = tenant.rw.get("/domains/acme.test/dns/history", {"offset": 2**63})
     assert response.status_code == 422 and response.json()["field"] == "offset"
+
+
+@pytest.mark.parametrize(("quota", "status"), [(300.0, 200), (300, 200), (300.5, 422),
+                                               (True, 422), ("300", 422)])
+def test_it_takes_integers_as_json_schema_means_them(tenant, quota, status):
+    response = tenant.rw.patch("/mailboxes/alice@acme.test", {"quota_mb": quota})
+    assert response.status_code == status, response.content
+    if status == 200:
+        assert response.json()["quota_mb"] == 300
+
+
+def test_it_refuses_null_for_an_inbound_switch(tenant):
+    response = tenant.rw.patch("/domains/acme.test/inbound", {"greylisting": None})
+    assert response.status_code == 422 and response.json()["field"] == "greylisting"
+    assert tenant.rw.patch("/domains/acme.test/inbound", {"greylisting": False}).status_code == 200
