@@ -452,8 +452,12 @@ class InboundIn(Input):
     require_dkim: StrictBool = None
     require_dmarc: StrictBool = None
     greylisting: StrictBool = None
-    junk_score: float | None = Field(None, description="null resets to the default.")
-    reject_score: float | None = Field(None, description="null resets to the default.")
+    junk_score: float | None = Field(
+        None, gt=0, le=float(inbound_services.MAX_SCORE), description="null resets to the default."
+    )
+    reject_score: float | None = Field(
+        None, gt=0, le=float(inbound_services.MAX_SCORE), description="null resets to the default."
+    )
 
 
 class SenderRuleIn(Input):

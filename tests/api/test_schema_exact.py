@@ -57,3 +57,17 @@ def test_it_refuses_null_for_an_inbound_switch(tenant):
     response = tenant.rw.patch("/domains/acme.test/inbound", {"greylisting": None})
     assert response.status_code == 422 and response.json()["field"] == "greylisting"
     assert tenant.rw.patch("/domains/acme.test/inbound", {"greylisting": False}).status_code == 200
+
+
+@pytest.mark.parametrize("score", [0, -1, 1000.5])
+def test_it_documents_the_score_range_it_enforces(tenant, openapi_schema, score):
+    field = openapi_schema["components"]["schemas"]["InboundIn"]["properties"]["junk_score"]
+    bounds = field["anyOf"][0]
+    assert (bounds["exclusiveMinimum"], bounds["maximum"]) == (0, 1000)
+    response = tenant.rw.patch("/domains/acme.test/inbound", {"junk_score": score})
+    assert response.status_code == 422 and response.json()["field"] == "junk_score"
+
+
+@pytest.fixture
+def openapi_schema(anonymous):
+    return anonymous.get("/openapi.json").json()
