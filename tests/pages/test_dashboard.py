@@ -1,7 +1,7 @@
 import re
 
 from mailboxes import services
-from mailboxes.models import MailNode
+from nodes.models import MailNode
 from tenants.access import Actor
 from tests.factories import DomainFactory, MailboxFactory
 from tests.html_text import section_text, visible_text
