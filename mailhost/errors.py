@@ -36,3 +36,15 @@ class Conflict(DomainError):
 class Invalid(DomainError):
     code = "invalid"
     status = 422
+
+
+class TooLarge(DomainError):
+    code = "payload_too_large"
+    status = 413
+
+
+class Unavailable(DomainError):
+    """A part the request needs (a mail node) does not answer; retrying later may work."""
+
+    code = "unavailable"
+    status = 503

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "mailboxes",
     "identity",
     "bans",
+    "delivery",
 ]
 
 MIDDLEWARE = [
@@ -195,6 +196,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The mail host and the bundled stack's ports (dev defaults: loopback, high ports).
 MAILHOST_HOSTNAME = env_str("MAILHOST_HOSTNAME", "mail.localhost")
 MAILHOST_BIND_ADDRESS = env_str("MAILHOST_BIND_ADDRESS", "127.0.0.1")
+# Test harness only: "127.0.0.1:PORT" of the tests' fake internet MX, which then receives all
+# mail for *.example (mailhost/backend/config.py). Empty (the default) everywhere else.
+MAILHOST_TEST_INTERNET_MX = env_str("MAILHOST_TEST_INTERNET_MX", "")
 MAILHOST_PORTS = {
     "smtp": env_int("MAILHOST_SMTP_PORT", 2525),
     "submission": env_int("MAILHOST_SUBMISSION_PORT", 2587),

@@ -73,11 +73,14 @@ def free_ports(count: int) -> list[int]:
 
 def stack_config(state_dir: Path, **overrides) -> NodeConfig:
     """A NodeConfig for a throwaway stack: free ports, loopback, dev mode."""
+    *ports, internet = free_ports(len(PORT_NAMES) + 1)
     values = {
         "state_dir": state_dir,
         "hostname": HOSTNAME,
         "bind_address": "127.0.0.1",
-        "ports": dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True)),
+        "ports": dict(zip(PORT_NAMES, ports, strict=True)),
+        # Mail for *.example goes to the fake internet MX the outbound tests start there.
+        "internet_mx": f"127.0.0.1:{internet}",
         "dev": True,
         # False below /tmp (world-writable): OpenDKIM would refuse every key there.
         "dkim_require_safe_keys": not below_world_writable(state_dir),

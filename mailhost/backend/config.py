@@ -77,6 +77,7 @@ DEFAULT_APP_PASSWORD_SLOTS = 10
 # The state dir is pasted into config files and SQL string literals: no quotes, no spaces.
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+_LOOPBACK_HOST_PORT = re.compile(r"^127\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d{1,5}$")
 # The operator mailbox is pasted into a Postfix SQL query: no quote, no %, no space.
 OPERATOR_MAILBOX = re.compile(
     r"^[a-z0-9](?:[a-z0-9._+-]*[a-z0-9_-])?@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$"
@@ -115,6 +116,10 @@ class NodeConfig:
     # Where a domain's postmaster@ and abuse@ go when its own target cannot receive
     # (MAILHOST_OPERATOR_MAILBOX); "" for nowhere.
     operator_mailbox: str = ""
+    # Test harness only (MAILHOST_TEST_INTERNET_MX, "127.0.0.1:PORT"): mail for *.example goes
+    # to the tests' fake internet MX there, and the queue retries within seconds. Empty in
+    # production: Postfix then finds MX hosts in DNS like any sender.
+    internet_mx: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -151,6 +156,7 @@ class NodeConfig:
             "bans": ban_policy_from_settings(settings),
             "inbound": inbound_config_from_settings(settings),
             "operator_mailbox": getattr(settings, "MAILHOST_OPERATOR_MAILBOX", ""),
+            "internet_mx": getattr(settings, "MAILHOST_TEST_INTERNET_MX", ""),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -288,6 +294,8 @@ def _check(cfg: NodeConfig) -> None:
         not OPERATOR_MAILBOX.match(cfg.operator_mailbox) or ".." in cfg.operator_mailbox
     ):
         raise ValueError(f"operator_mailbox {cfg.operator_mailbox!r} is not a plain address")
+    if cfg.internet_mx and not _LOOPBACK_HOST_PORT.match(cfg.internet_mx):
+        raise ValueError(f"internet_mx {cfg.internet_mx!r} is not 127.x.y.z:port")
     if cfg.message_size_limit < 1024 or cfg.app_password_slots < 0:
         raise ValueError("message_size_limit must be ≥ 1024 and app_password_slots ≥ 0")
 
@@ -470,7 +478,24 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "non_smtpd_milters =",
         "milter_default_action = tempfail",
         "milter_protocol = 6",
+        *_internet_mx_lines(cfg),
     )
+
+
+def _internet_mx_lines(cfg: NodeConfig) -> list[str]:
+    """The tests' one seam to "the internet": absent unless the harness asks for it."""
+    if not cfg.internet_mx:
+        return []
+    host, port = cfg.internet_mx.rsplit(":", 1)
+    return [
+        "",
+        "# Test harness only (MAILHOST_TEST_INTERNET_MX): *.example is the tests' internet, a",
+        "# fake MX on loopback; deferred mail is retried within seconds, not minutes.",
+        f"transport_maps = inline:{{ .example=smtp:[{host}]:{port} }}",
+        "queue_run_delay = 1s",
+        "minimal_backoff_time = 1s",
+        "maximal_backoff_time = 2s",
+    ]
 
 
 # Options shared by the two client-submission listeners (587 STARTTLS, 465 implicit TLS).

@@ -1,0 +1,210 @@
+"""The send API: POST /messages, GET /messages/{id}, GET /messages. Thin calls into services.
+
+Idempotency-Key on POST /messages is the message's own (delivery.services.send): the same key
+and request answer the same message id, concurrent or later, and the route opts out of the
+API-wide replay store, which would answer concurrent retries with 409."""
+
+import base64
+import binascii
+import datetime as dt
+from typing import Annotated, Literal
+
+from django.http import HttpResponse
+from ninja import Field, Query, Router, Schema
+from ninja.responses import Status
+from pydantic import StringConstraints
+
+from delivery.models import Message, RecipientStatus, overall_status
+from delivery.selectors import message_get, message_list
+from delivery.services import Attachment, Draft, message_send
+from delivery.services.compose import check_content_type, check_header
+from mailhost import idempotency
+from mailhost.api_common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    Address,
+    DateTime,
+    ErrorOut,
+    PageOut,
+    PageQuery,
+    Slug,
+    Text,
+    organisation_for,
+    paginate,
+)
+from mailhost.errors import Invalid
+from mailhost.names import InvalidName, normalise_address
+
+router = Router(tags=["messages"])
+
+MAX_RECIPIENTS = 50
+MAX_BODY_CHARS = 25 * 1024 * 1024
+# A JSON body carrying a 25 MB message: base64 grows it by a third, plus the JSON around it.
+MAX_REQUEST_BYTES = 36 * 1024 * 1024
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                       pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                           pattern=r"^[A-Za-z0-9_.-]+$")]
+HeaderName = Annotated[str, StringConstraints(min_length=1, max_length=76,
+                                              pattern=r"^[A-Za-z0-9-]+$")]
+Status_ = Literal["queued", "deferred", "delivered", "bounced", "expired", "suppressed"]
+
+
+class AttachmentIn(Schema):
+    filename: Text(255, min_length=1)
+    content_type: Text(130, min_length=3) = "application/octet-stream"
+    content: str = Field(description="The file, base64.", max_length=MAX_REQUEST_BYTES)
+
+
+class MessageIn(Schema):
+    from_: Address = Field(alias="from", description="A mailbox or alias of your verified domain.")
+    from_name: Text(200) = Field("", description="Display name in From:.")
+    to: list[Address] = Field([], max_length=MAX_RECIPIENTS)
+    cc: list[Address] = Field([], max_length=MAX_RECIPIENTS)
+    bcc: list[Address] = Field([], max_length=MAX_RECIPIENTS)
+    reply_to: list[Address] = Field([], max_length=5)
+    subject: Text(998) = ""
+    text: str | None = Field(None, max_length=MAX_BODY_CHARS)
+    html: str | None = Field(None, max_length=MAX_BODY_CHARS)
+    headers: dict[HeaderName, Text(998)] = Field(
+        {}, max_length=30, description="X-… fields of your own, List-Unsubscribe and a few more."
+    )
+    attachments: list[AttachmentIn] = Field([], max_length=100)
+    tags: list[Tag] = Field([], max_length=10)
+    metadata: dict[MetaKey, Text(500)] = Field({}, max_length=20)
+
+
+class RecipientOut(Schema):
+    address: str
+    kind: Literal["to", "cc", "bcc"]
+    status: Status_
+
+
+class MessageOut(Schema):
+    id: str = Field(description="The message id (32 hex digits).")
+    from_: str = Field(alias="from")
+    subject: str
+    message_id: str = Field(description="Its Message-ID header field.")
+    status: str = Field(description="queued or deferred while any recipient is; else the final "
+                        "status all share, or mixed.")
+    recipients: list[RecipientOut]
+    tags: list[str]
+    metadata: dict[str, str]
+    size: int
+    created_at: dt.datetime
+
+
+class MessagePage(PageOut):
+    items: list[MessageOut]
+
+
+class MessageQuery(PageQuery):
+    organisation: Slug | None = None
+    recipient: Text(254) | None = Field(None, description="All or part of a recipient address.")
+    status: Status_ | None = Field(None, description="A recipient with this status.")
+    tag: Tag | None = None
+    since: DateTime | None = None
+    until: DateTime | None = None
+
+
+def message_out(message: Message) -> dict:
+    recipients = list(message.recipients.all())
+    return {
+        "id": message.id.hex, "from": message.sender, "subject": message.subject,
+        "message_id": message.message_id,
+        "status": overall_status({r.status for r in recipients} or {RecipientStatus.QUEUED}),
+        "recipients": recipients, "tags": [t.name for t in message.tags.all()],
+        "metadata": message.metadata, "size": message.size, "created_at": message.created_at,
+    }
+
+
+def _addresses(values: list[str], field: str) -> tuple[str, ...]:
+    out = []
+    for i, value in enumerate(values):
+        try:
+            out.append(normalise_address(value))
+        except InvalidName as exc:
+            raise Invalid(str(exc), field=f"{field}[{i}]") from exc
+    return tuple(dict.fromkeys(out))
+
+
+def _attachments(items: list[AttachmentIn]) -> tuple[Attachment, ...]:
+    out = []
+    for i, item in enumerate(items):
+        try:
+            content = base64.b64decode(item.content, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise Invalid("content is not valid base64.",
+                          field=f"attachments[{i}].content") from exc
+        out.append(Attachment(item.filename, check_content_type(item.content_type), content))
+    return tuple(out)
+
+
+def draft_from(payload: MessageIn) -> Draft:
+    to, cc, bcc = (_addresses(getattr(payload, f), f) for f in ("to", "cc", "bcc"))
+    if not (to or cc or bcc):
+        raise Invalid("Name at least one recipient in to, cc or bcc.", field="to")
+    if len(set(to + cc + bcc)) > MAX_RECIPIENTS:
+        raise Invalid(f"At most {MAX_RECIPIENTS} recipients per message.", field="to")
+    if payload.text is None and payload.html is None:
+        raise Invalid("Give the message a text or an html body (or both).", field="text")
+    return Draft(
+        sender=_addresses([payload.from_], "from")[0], sender_name=payload.from_name,
+        to=to, cc=cc, bcc=bcc, reply_to=_addresses(payload.reply_to, "reply_to"),
+        subject=payload.subject, text=payload.text, html=payload.html,
+        headers=tuple((check_header(k), v) for k, v in payload.headers.items()),
+        attachments=_attachments(payload.attachments), tags=tuple(dict.fromkeys(payload.tags)),
+        metadata=tuple(sorted(payload.metadata.items())),
+    )
+
+
+def own_idempotency(view_func):
+    """The route keeps its own Idempotency-Key semantics (see mailhost.api)."""
+    view_func.own_idempotency = True
+    view_func.max_body_bytes = MAX_REQUEST_BYTES
+    return view_func
+
+
+@router.post(
+    "/messages",
+    response={202: MessageOut, WRITE_ERRORS | {503}: ErrorOut},
+    by_alias=True,
+    summary="Send a message",
+)
+@own_idempotency
+def messages_send(request, response: HttpResponse, payload: MessageIn,
+                  organisation: Slug | None = None):
+    """Accept a message for delivery (202) and hand it to the mail node, DKIM-signed for the
+    From domain, with the return path bounces+<id>@<domain>. The same Idempotency-Key with the
+    same body answers the same message (`Idempotent-Replayed: true`), never a second send; with
+    another body, 422. Over 25 MB in all or 18 MB in one part: 413."""
+    key = request.headers.get(idempotency.HEADER, "")
+    if key:
+        idempotency.check_key(key)
+    sent = message_send(
+        actor=request.auth, organisation=organisation_for(request.auth, organisation),
+        draft=draft_from(payload), idempotency_key=key,
+    )
+    if sent.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return Status(202, message_out(message_get(request.auth, sent.message.id)))
+
+
+@router.get("/messages/{message_id}", response={200: MessageOut, READ_ERRORS: ErrorOut},
+            by_alias=True, summary="A message and what became of it")
+def messages_get(request, message_id: str):
+    return message_out(message_get(request.auth, message_id))
+
+
+@router.get("/messages", response={200: MessagePage, READ_ERRORS: ErrorOut}, by_alias=True,
+            summary="Sent messages, newest first")
+def messages_list(request, query: Query[MessageQuery]):
+    organisation = organisation_for(request.auth, query.organisation) if query.organisation \
+        else None
+    messages = message_list(
+        request.auth, organisation=organisation, recipient=query.recipient,
+        status=query.status, tag=query.tag, since=query.since, until=query.until,
+    )
+    page = paginate(messages, query)
+    page["items"] = [message_out(m) for m in page["items"]]
+    return page

@@ -1,0 +1,120 @@
+"""Outbound messages, their recipients and what became of each (delivery events)."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from mailboxes.models import Domain
+from tenants.models import Organisation
+
+
+class RecipientKind(models.TextChoices):
+    TO = "to"
+    CC = "cc"
+    BCC = "bcc"
+
+
+class RecipientStatus(models.TextChoices):
+    QUEUED = "queued"  # handed to the node's Postfix, no attempt seen yet
+    DEFERRED = "deferred"  # a temporary failure; Postfix retries
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    EXPIRED = "expired"  # deferred until the queue lifetime ran out
+    SUPPRESSED = "suppressed"  # on the suppression list: never sent
+
+
+class Message(models.Model):
+    """One message the send API accepted and injected into its domain's node.
+
+    `id` is public (the API's message id) and is the VERP tag of the envelope sender,
+    `bounces+<id hex>@<domain>`, so a bounce names its message without the portal."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="messages"
+    )
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="messages")
+    sender = models.CharField(max_length=254, help_text="The From address.")
+    subject = models.CharField(max_length=998, blank=True)
+    message_id = models.CharField(max_length=300, help_text="The Message-ID header field.")
+    size = models.PositiveIntegerField(help_text="Bytes of the message as injected.")
+    metadata = models.JSONField(default=dict, blank=True)
+    queue_id = models.CharField(max_length=32, blank=True, help_text="The node's Postfix queue id.")
+    # The client's Idempotency-Key and a digest of what it asked for: the same key with the same
+    # request is this message again; the unique constraint decides between concurrent requests.
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="message_one_per_idempotency_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id.hex} from {self.sender}"
+
+    @property
+    def return_path(self) -> str:
+        return verp_address(self.id, self.domain.name)
+
+
+def verp_address(message_id: uuid.UUID, domain: str) -> str:
+    return f"bounces+{message_id.hex}@{domain}"
+
+
+class Recipient(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="recipients")
+    address = models.CharField(max_length=254)
+    kind = models.CharField(max_length=3, choices=RecipientKind.choices)
+    status = models.CharField(
+        max_length=10, choices=RecipientStatus.choices, default=RecipientStatus.QUEUED
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "address"], name="recipient_once"),
+            models.CheckConstraint(
+                condition=Q(kind__in=RecipientKind.values), name="recipient_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=RecipientStatus.values), name="recipient_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["address"], name="recipient_address")]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.status})"
+
+
+class MessageTag(models.Model):
+    """A tag the sender gave a message (rows, not JSON: the list filters by tag on any DB)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["message", "name"], name="tag_once")]
+        indexes = [models.Index(fields=["name"], name="message_tag_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def overall_status(statuses: set[str]) -> str:
+    """A message's status from its recipients': in progress while any is, else the one final
+    status they share, else "mixed" (some delivered, some bounced…)."""
+    for pending in (RecipientStatus.QUEUED, RecipientStatus.DEFERRED):
+        if pending in statuses:
+            return pending
+    return next(iter(statuses)) if len(statuses) == 1 else "mixed"

@@ -1,0 +1,6 @@
+"""The outbound channel's services: one module per sub-domain, re-exported here."""
+
+from delivery.services.compose import Attachment, Draft
+from delivery.services.send import Sent, message_send, sending_domain
+
+__all__ = ["Attachment", "Draft", "Sent", "message_send", "sending_domain"]
