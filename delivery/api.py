@@ -94,6 +94,23 @@ class MessageOut(Schema):
     created_at: dt.datetime
 
 
+class EventOut(Schema):
+    at: dt.datetime
+    recipient: str = Field(description="Empty: every recipient still pending (expiry).")
+    status: Status_
+    dsn: str = Field(description="Enhanced status code (2.0.0, 4.2.0, 5.1.1).")
+    reply: str = Field(description="The remote server's reply, or a bounce's diagnostic.")
+    relay: str = Field(description="The remote host, host[ip]:port.")
+    tls: str = Field(description="The TLS the connection used; 'none' for plain; empty if "
+                     "unknown.")
+    source: Literal["log", "dsn"] = Field(description="log: an attempt of the node's Postfix; "
+                                          "dsn: a bounce that came back to the VERP address.")
+
+
+class MessageDetailOut(MessageOut):
+    events: list[EventOut] = Field(description="The timeline, oldest first.")
+
+
 class MessagePage(PageOut):
     items: list[MessageOut]
 
@@ -190,10 +207,11 @@ def messages_send(request, response: HttpResponse, payload: MessageIn,
     return Status(202, message_out(message_get(request.auth, sent.message.id)))
 
 
-@router.get("/messages/{message_id}", response={200: MessageOut, READ_ERRORS: ErrorOut},
+@router.get("/messages/{message_id}", response={200: MessageDetailOut, READ_ERRORS: ErrorOut},
             by_alias=True, summary="A message and what became of it")
 def messages_get(request, message_id: str):
-    return message_out(message_get(request.auth, message_id))
+    message = message_get(request.auth, message_id)
+    return message_out(message) | {"events": list(message.events.all())}
 
 
 @router.get("/messages", response={200: MessagePage, READ_ERRORS: ErrorOut}, by_alias=True,

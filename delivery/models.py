@@ -118,3 +118,41 @@ def overall_status(statuses: set[str]) -> str:
         if pending in statuses:
             return pending
     return next(iter(statuses)) if len(statuses) == 1 else "mixed"
+
+
+class DeliveryEvent(models.Model):
+    """One thing that happened to a message on its node: an attempt (from Postfix's log) or a
+    bounce that came back to its VERP address. Collected from the node's event agent."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    recipient = models.CharField(max_length=254, blank=True, help_text="Empty: all of them.")
+    status = models.CharField(max_length=10, choices=RecipientStatus.choices)
+    at = models.DateTimeField(help_text="When the node saw it.")
+    dsn = models.CharField(max_length=20, blank=True, help_text="Enhanced status code, 5.1.1.")
+    reply = models.TextField(blank=True, help_text="The remote server's reply or diagnostic.")
+    relay = models.CharField(max_length=300, blank=True, help_text="The remote host.")
+    tls = models.CharField(max_length=300, blank=True, help_text="TLS used; 'none' for plain.")
+    source = models.CharField(max_length=3, help_text="log (an attempt) or dsn (a bounce).")
+    node_name = models.CharField(max_length=50)
+    node_event_id = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            # Collected at most once, whatever a retried collection reads again.
+            models.UniqueConstraint(fields=["node_name", "node_event_id"],
+                                    name="event_once_per_node"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.recipient} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class EventCursor(models.Model):
+    """The last node event id the portal collected, per node."""
+
+    node_name = models.CharField(max_length=50, unique=True)
+    last_id = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.node_name}: {self.last_id}"

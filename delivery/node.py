@@ -6,9 +6,10 @@ app here means one file to change.
 
 import re
 import smtplib
+from pathlib import Path
 
 from mailboxes.models import MailNode
-from mailhost.backend.config import NodeConfig
+from mailhost.backend.config import EVENTS_DB, NodeConfig
 from mailhost.errors import Invalid, Unavailable
 
 _QUEUED_AS = re.compile(rb"queued as ([0-9A-Za-z]+)")
@@ -50,3 +51,12 @@ def _refused(rcpt: str, code: int, reply: bytes) -> Exception:
     if 500 <= code < 600:
         return Invalid(text, field="to", code="recipient_refused")
     return Unavailable(text)
+
+
+def events_store(node: MailNode) -> tuple[str, Path]:
+    """(node name, path of the node's event store written by its event agent)."""
+    return node.name, Path(node.state_dir) / EVENTS_DB
+
+
+def all_nodes() -> list[MailNode]:
+    return list(MailNode.objects.order_by("name"))

@@ -24,7 +24,7 @@ def message_get(actor: Actor, message_id: str | uuid.UUID) -> Message:
         pk = message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(str(message_id))
     except ValueError as exc:
         raise NotFound("That message was not found.") from exc
-    message = _with_details(Message.objects.filter(pk=pk)).first()
+    message = _with_details(Message.objects.filter(pk=pk)).prefetch_related("events").first()
     if message is None:
         raise NotFound("That message was not found.")
     require_read(actor, message.organisation_id, "That message")

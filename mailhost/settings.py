@@ -295,6 +295,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("MAILHOST_USAGE_COLLECT_SECONDS", 900),
     },
     "expire-invitations": {"task": "tenants.expire_invitations", "schedule": 3600},
+    # Delivery events from each node's event agent (delivery/tasks.py): the lag between a
+    # delivery and its status in the API.
+    "delivery-collect-events": {
+        "task": "delivery.collect_events",
+        "schedule": env_int("DELIVERY_EVENTS_COLLECT_SECONDS", 1),
+    },
 }
 
 # DNS posture (identity/): the records each domain should publish, their live verification,

@@ -17,6 +17,7 @@ urlpatterns = [
     # Pages: operators (tenants' paths first: "switch/" is not an organisation) and mailboxes.
     path("mail-admin/", include("tenants.urls")),
     path("mail-admin/", include("mailboxes.urls")),
+    path("mail-admin/", include("delivery.urls")),
     path("mailbox/", include("mailboxes.portal_urls")),
     # Mail client self-configuration (also answered on autoconfig.<domain> by middleware).
     path(".well-known/autoconfig/mail/config-v1.1.xml", autoconfig.thunderbird),

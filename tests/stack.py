@@ -119,6 +119,7 @@ def stack_node(mail_stack: Stack, settings, db):
     settings.MAILHOST_PORTS = dict(mail_stack.cfg.ports)
     settings.MAILHOST_HOSTNAME = mail_stack.cfg.hostname
     settings.MAILHOST_BIND_ADDRESS = mail_stack.cfg.bind_address
+    settings.MAILHOST_TEST_INTERNET_MX = mail_stack.cfg.internet_mx
     settings.EMAIL_HOST, settings.EMAIL_PORT = mail_stack.address("internal")
     node = node_default()
     if node.state_dir != str(mail_stack.cfg.state_dir):

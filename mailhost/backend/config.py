@@ -86,6 +86,11 @@ OPERATOR_MAILBOX = re.compile(
 # The sender-policy milter (mailhost.backend.milter) listens here: socket root:postfix 0660.
 SENDER_POLICY_SOCKET = "run/sender-policy/policy.sock"
 SENDER_POLICY_CONFIG = "sender-policy/sender-policy.json"
+# The event agent (mailhost.backend.events): its config, its store, and the LMTP socket that
+# Postfix hands VERP bounces (bounces+<message id>@<hosted domain>) to.
+EVENT_AGENT_CONFIG = "events/agent.json"
+EVENTS_DB = "events/events.sqlite"
+BOUNCE_SOCKET = "run/event-agent/bounces.sock"
 # Postfix's milter_macro_daemon_name per listener: the policy milter picks its rule by it and
 # OpenDKIM signs only mail from these (MTA), never what the port-25 listener received.
 SIGNING_LISTENERS = ("submission", "submissions", "internal")
@@ -316,6 +321,7 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         "opendkim/InternalHosts": render_opendkim_internal_hosts,
         SENDER_POLICY_CONFIG: render_sender_policy_json,
         "banpolicy/banpolicy.json": render_banpolicy_json,
+        EVENT_AGENT_CONFIG: render_event_agent_json,
     }
     files = {path: render(cfg).encode() for path, render in renderers.items()}
     for path, text in render_postfix_sqlite_maps(cfg).items():
@@ -335,18 +341,34 @@ def _lines(*lines: str) -> str:
 # Lookup semantics (Postfix folds keys to lower case and escapes %s inside the quotes).
 POSTFIX_QUERIES = {
     "domains": "SELECT name FROM domains WHERE name='%s'",
-    "mailboxes": "SELECT 'OK' FROM mailboxes WHERE address='%s' AND can_receive=1",
+    # Also the send API's VERP return paths, bounces+<message id>@<hosted domain> (see verp).
+    "mailboxes": "SELECT 'OK' FROM mailboxes WHERE address='%s' AND can_receive=1 "
+    "UNION ALL {verp_ok}",
     # A mailbox maps to itself, which ends alias expansion: a real mailbox wins over a catch-all
     # '@domain' alias, a disabled one included (it is refused by recipient-access below).
     # Then a role address (postmaster@, abuse@: see postfix_role_query), only if neither.
     "aliases": "SELECT destinations FROM aliases WHERE address='%s' "
     "UNION ALL SELECT address FROM mailboxes WHERE address='%s' "
-    "UNION ALL {roles}",
+    "UNION ALL {verp_self} UNION ALL {roles}",
     "sender-logins": "SELECT login FROM sender_logins WHERE address='%s'",
     # Postfix counts an address the alias map lists as known, so a disabled mailbox (which
     # maps to itself, keeping the catch-all off it) would pass RCPT: refuse it explicitly.
     "recipient-access": "SELECT '550 5.2.1 Mailbox disabled' FROM mailboxes "
     "WHERE address='%s' AND can_receive=0",
+    # A VERP bounce goes to the event agent, whatever else the domain routes where.
+    "verp": "SELECT {verp_transport} FROM domains WHERE {verp_match}",
+}
+# bounces+<32 hex>@<a hosted domain>: a '+' address no hosted name can take ('+' is the tag
+# delimiter). Only %s: Postfix suppresses a whole query using %u or %d for a key with an empty
+# local part, such as the catch-all lookup '@domain'. The domain is the text after the 41st
+# character (bounces+ and 32 characters and @), matched by the indexed name. '%%' is a
+# literal % to Postfix.
+VERP_MATCH = "name = substr('%s', 42) AND '%s' LIKE 'bounces+%%' AND substr('%s', 41, 1) = '@'"
+VERP_QUERIES = {
+    # Accepted at RCPT like a mailbox…
+    "verp_ok": f"SELECT 'OK' FROM domains WHERE {VERP_MATCH}",  # noqa: S608
+    # …and mapped to itself, so a catch-all alias of the domain cannot take it.
+    "verp_self": f"SELECT '%s' FROM domains WHERE {VERP_MATCH}",  # noqa: S608
 }
 # Maps on other stores of the node: {name: (store relative to the state dir, query)}.
 POSTFIX_STORE_QUERIES = {
@@ -377,11 +399,15 @@ def postfix_map(cfg: NodeConfig, name: str) -> str:
 
 
 def render_postfix_sqlite_maps(cfg: NodeConfig) -> dict[str, str]:
-    roles = postfix_role_query(cfg)
-    queries = {
-        name: (LOOKUP_DB, query.replace("{roles}", roles))
-        for name, query in POSTFIX_QUERIES.items()
-    }
+    fills = {"{roles}": postfix_role_query(cfg), "{verp_match}": VERP_MATCH,
+             # The state dir holds no quote (NodeConfig), so it is safe in a literal.
+             "{verp_transport}": f"'lmtp:unix:{cfg.path(BOUNCE_SOCKET)}'",
+             **{f"{{{name}}}": query for name, query in VERP_QUERIES.items()}}
+    queries = {}
+    for name, query in POSTFIX_QUERIES.items():
+        for placeholder, text in fills.items():
+            query = query.replace(placeholder, text)
+        queries[name] = (LOOKUP_DB, query)
     queries |= POSTFIX_STORE_QUERIES
     return {
         f"postfix/sqlite-{name}.cf": _lines(
@@ -433,6 +459,8 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         f"smtpd_sender_login_maps = {postfix_map(cfg, 'sender-logins')}",
         "smtpd_recipient_restrictions = check_recipient_access "
         f"{postfix_map(cfg, 'recipient-access')}",
+        "# The send API's return paths (bounces+<id>@<domain>) go to the node's event agent.",
+        f"transport_maps = {_transport_maps(cfg)}",
         "",
         "# Login protection: an address the ban store bans (too many failed logins on any",
         "# service, see mailhost/backend/bans.py) gets 421 and is disconnected. The MX port",
@@ -482,16 +510,23 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
     )
 
 
+def _transport_maps(cfg: NodeConfig) -> str:
+    maps = postfix_map(cfg, "verp")
+    if cfg.internet_mx:  # the tests' one seam to "the internet" (see below)
+        host, port = cfg.internet_mx.rsplit(":", 1)
+        maps += f", inline:{{ .example=smtp:[{host}]:{port} }}"
+    return maps
+
+
 def _internet_mx_lines(cfg: NodeConfig) -> list[str]:
-    """The tests' one seam to "the internet": absent unless the harness asks for it."""
+    """Test harness only: absent unless the harness asks for it."""
     if not cfg.internet_mx:
         return []
-    host, port = cfg.internet_mx.rsplit(":", 1)
     return [
         "",
         "# Test harness only (MAILHOST_TEST_INTERNET_MX): *.example is the tests' internet, a",
-        "# fake MX on loopback; deferred mail is retried within seconds, not minutes.",
-        f"transport_maps = inline:{{ .example=smtp:[{host}]:{port} }}",
+        "# fake MX on loopback (transport_maps above); deferred mail is retried within",
+        "# seconds, not minutes.",
         "queue_run_delay = 1s",
         "minimal_backoff_time = 1s",
         "maximal_backoff_time = 2s",
@@ -822,6 +857,26 @@ def render_sender_policy_json(cfg: NodeConfig) -> str:
             "lookup_db": str(cfg.lookup_db),
             "pid_file": str(cfg.path("run/sender-policy/sender-policy.pid")),
             "socket": str(cfg.path(SENDER_POLICY_SOCKET)),
+            "socket_group": "postfix",
+        },
+        indent=2,
+        sort_keys=True,
+    ) + "\n"
+
+
+# --- event agent ----------------------------------------------------------------------------
+
+
+def render_event_agent_json(cfg: NodeConfig) -> str:
+    """mailhost.backend.events' config: the log it follows, its store, the bounce socket."""
+    return json.dumps(
+        {
+            "bounce_socket": str(cfg.path(BOUNCE_SOCKET)),
+            "events_db": str(cfg.path(EVENTS_DB)),
+            "hostname": cfg.hostname,
+            "interval_seconds": 0.2,
+            "maillog": str(cfg.path("log/postfix.log")),
+            "pid_file": str(cfg.path("run/event-agent/event-agent.pid")),
             "socket_group": "postfix",
         },
         indent=2,

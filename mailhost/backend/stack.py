@@ -33,6 +33,9 @@ from mailhost.backend import lookup
 from mailhost.backend.apply import FileSpec, ManagedFiles
 from mailhost.backend.bans import BanStore
 from mailhost.backend.config import (
+    BOUNCE_SOCKET,
+    EVENT_AGENT_CONFIG,
+    EVENTS_DB,
     MAIL_GID,
     MAIL_UID,
     OPENDKIM_USER,
@@ -100,6 +103,13 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
         config=GUARD_CONFIG,
         what="Inbound guard",
         ready=lambda stack: stack.cfg.path(GUARD_STATUS).exists(),
+    ),
+    # Delivery events: follows Postfix's log, takes VERP bounces (events.py).
+    "event-agent": PythonDaemon(
+        module="mailhost.backend.events",
+        config=EVENT_AGENT_CONFIG,
+        what="Event agent",
+        ready=lambda stack: _unix_accepts(stack.cfg.path(BOUNCE_SOCKET)),
     ),
 }
 # Start order: what Postfix and Dovecot talk to comes first.
@@ -192,6 +202,7 @@ class Stack:
         self._prepare_inbound()
         for daemon in PYTHON_DAEMONS:
             _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
+        _ensure_dir(self.cfg.path(EVENTS_DB).parent, 0o750)  # root's: the agent and portal
         for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
             if not table.exists():  # the reconciler fills them; OpenDKIM needs them to start
                 write_atomic(table, b"", mode=0o644)

@@ -1,0 +1,95 @@
+"""Delivery events: collected from each node's event agent, folded into recipient statuses."""
+
+import datetime as dt
+import sqlite3
+import uuid
+from pathlib import Path
+
+from django.db import transaction
+
+from delivery.models import DeliveryEvent, EventCursor, Message, Recipient, RecipientStatus
+
+FINAL = frozenset({RecipientStatus.DELIVERED, RecipientStatus.BOUNCED, RecipientStatus.EXPIRED,
+                   RecipientStatus.SUPPRESSED})
+BATCH = 1000
+_COLUMNS = "id, message, recipient, status, at, dsn, reply, relay, tls, source"
+
+
+def _read(store: Path, after: int) -> list[tuple]:
+    if not store.exists():
+        return []
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
+    try:
+        return conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
+            (after, BATCH),
+        ).fetchall()
+    except sqlite3.OperationalError:  # no table yet: the agent has not run
+        return []
+    finally:
+        conn.close()
+
+
+def next_status(current: str, new: str) -> str:
+    """Attempts never undo an outcome; a bounce does (a late DSN after the remote's 250)."""
+    if current in FINAL and new != RecipientStatus.BOUNCED:
+        return current
+    if current == RecipientStatus.SUPPRESSED:
+        return current
+    return new
+
+
+def events_collect(*, node_name: str, store: Path) -> int:
+    """Take the node's new events (up to BATCH) into the database; returns how many. The cursor
+    moves in the same transaction as the rows it covers, and each node event is unique, so a
+    collection that dies or runs twice at once neither loses nor doubles one."""
+    with transaction.atomic():
+        cursor, _ = EventCursor.objects.get_or_create(node_name=node_name)
+        cursor = EventCursor.objects.select_for_update().get(pk=cursor.pk)
+        rows = _read(store, cursor.last_id)
+        if not rows:
+            return 0
+        messages = _messages({row[1] for row in rows})
+        events = [_event(node_name, row, messages[row[1]]) for row in rows if row[1] in messages]
+        DeliveryEvent.objects.bulk_create(events, ignore_conflicts=True)
+        _fold(events)
+        cursor.last_id = rows[-1][0]
+        cursor.save(update_fields=["last_id"])
+    return len(events)
+
+
+def _messages(hex_ids: set[str]) -> dict[str, Message]:
+    ids = []
+    for value in hex_ids:
+        try:
+            ids.append(uuid.UUID(hex=value))
+        except ValueError:
+            continue
+    return {m.id.hex: m for m in Message.objects.filter(id__in=ids)}
+
+
+def _event(node_name: str, row: tuple, message: Message) -> DeliveryEvent:
+    node_id, _, recipient, status, at, dsn, reply, relay, tls, source = row
+    return DeliveryEvent(
+        message=message, recipient=recipient, status=status, at=dt.datetime.fromisoformat(at),
+        dsn=dsn, reply=reply, relay=relay, tls=tls, source=source, node_name=node_name,
+        node_event_id=node_id,
+    )
+
+
+def _fold(events: list[DeliveryEvent]) -> None:
+    """Each recipient's status after these events, in the order the node saw them."""
+    by_message: dict = {}
+    for recipient in Recipient.objects.filter(message__in={e.message_id for e in events}):
+        by_message.setdefault(recipient.message_id, {})[recipient.address] = recipient
+    changed = {}
+    for event in events:
+        recipients = by_message.get(event.message_id, {})
+        targets = [recipients[event.recipient]] if event.recipient in recipients else (
+            list(recipients.values()) if not event.recipient else [])
+        for recipient in targets:
+            status = next_status(recipient.status, event.status)
+            if status != recipient.status:
+                recipient.status, recipient.updated_at = status, event.at
+                changed[recipient.pk] = recipient
+    Recipient.objects.bulk_update(changed.values(), ["status", "updated_at"])

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from delivery import views
+
+app_name = "delivery"
+
+urlpatterns = [
+    path("<slug:org>/sent/", views.sent_list, name="sent"),
+    path("<slug:org>/sent/<str:message_id>/", views.sent_detail, name="sent_message"),
+]
