@@ -16,7 +16,14 @@ from pydantic import StringConstraints
 
 from delivery.models import Message, RecipientStatus, overall_status
 from delivery.selectors import message_get, message_list
-from delivery.services import Attachment, Draft, message_send
+from delivery.services import (
+    Attachment,
+    Draft,
+    message_send,
+    suppression_add,
+    suppression_list,
+    suppression_remove,
+)
 from delivery.services.compose import check_content_type, check_header
 from mailhost import idempotency
 from mailhost.api_common import (
@@ -88,6 +95,7 @@ class MessageOut(Schema):
     status: str = Field(description="queued or deferred while any recipient is; else the final "
                         "status all share, or mixed.")
     recipients: list[RecipientOut]
+    suppressed: list[str] = Field(description="Recipients on your suppression list: not sent to.")
     tags: list[str]
     metadata: dict[str, str]
     size: int
@@ -131,6 +139,7 @@ def message_out(message: Message) -> dict:
         "message_id": message.message_id,
         "status": overall_status({r.status for r in recipients} or {RecipientStatus.QUEUED}),
         "recipients": recipients, "tags": [t.name for t in message.tags.all()],
+        "suppressed": [r.address for r in recipients if r.status == RecipientStatus.SUPPRESSED],
         "metadata": message.metadata, "size": message.size, "created_at": message.created_at,
     }
 
@@ -226,3 +235,58 @@ def messages_list(request, query: Query[MessageQuery]):
     page = paginate(messages, query)
     page["items"] = [message_out(m) for m in page["items"]]
     return page
+
+
+# --- suppressions ------------------------------------------------------------------------------
+
+
+class SuppressionIn(Schema):
+    value: Text(254, min_length=1) = Field(description="An address, or a domain (all of it).")
+    detail: Text(500) = ""
+
+
+class SuppressionOut(Schema):
+    value: str
+    scope: Literal["address", "domain"]
+    reason: Literal["hard_bounce", "manual"]
+    detail: str
+    message: str | None = Field(description="The id of the message that bounced, if any.")
+    created_at: dt.datetime
+
+    @staticmethod
+    def resolve_message(obj) -> str | None:
+        return obj.message_id.hex if obj.message_id else None
+
+
+class SuppressionPage(PageOut):
+    items: list[SuppressionOut]
+
+
+class SuppressionQuery(PageQuery):
+    organisation: Slug | None = None
+
+
+@router.get("/suppressions", response={200: SuppressionPage, READ_ERRORS: ErrorOut},
+            tags=["suppressions"], summary="The organisation's suppression list")
+def suppressions_list(request, query: Query[SuppressionQuery]):
+    organisation = organisation_for(request.auth, query.organisation)
+    return paginate(suppression_list(request.auth, organisation), query)
+
+
+@router.post("/suppressions", response={201: SuppressionOut, 200: SuppressionOut,
+                                        WRITE_ERRORS: ErrorOut}, tags=["suppressions"],
+             summary="Suppress an address or a domain")
+def suppressions_add(request, payload: SuppressionIn, organisation: Slug | None = None):
+    suppression, created = suppression_add(
+        actor=request.auth, organisation=organisation_for(request.auth, organisation),
+        value=payload.value, detail=payload.detail,
+    )
+    return Status(201 if created else 200, suppression)
+
+
+@router.delete("/suppressions/{value}", response={204: None, WRITE_ERRORS: ErrorOut},
+               tags=["suppressions"], summary="Lift a suppression")
+def suppressions_remove(request, value: str, organisation: Slug | None = None):
+    suppression_remove(actor=request.auth,
+                       organisation=organisation_for(request.auth, organisation), value=value)
+    return Status(204, None)

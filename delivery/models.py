@@ -156,3 +156,42 @@ class EventCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_name}: {self.last_id}"
+
+
+class SuppressionScope(models.TextChoices):
+    ADDRESS = "address"
+    DOMAIN = "domain"
+
+
+class SuppressionReason(models.TextChoices):
+    HARD_BOUNCE = "hard_bounce"
+    MANUAL = "manual"
+
+
+class Suppression(models.Model):
+    """An address (or a whole domain) the organisation's mail must not go to: dropped before
+    sending on the API, refused at RCPT on SMTP submission (the node's copy)."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="suppressions"
+    )
+    scope = models.CharField(max_length=7, choices=SuppressionScope.choices)
+    value = models.CharField(max_length=254, help_text="The address, or the domain (A-label).")
+    reason = models.CharField(max_length=11, choices=SuppressionReason.choices)
+    detail = models.CharField(max_length=500, blank=True, help_text="The bounce, or a note.")
+    message = models.ForeignKey(Message, on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="+", help_text="The message that bounced.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["value"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "value"], name="suppression_once"),
+            models.CheckConstraint(condition=Q(scope__in=SuppressionScope.values),
+                                   name="suppression_scope_valid"),
+            models.CheckConstraint(condition=Q(reason__in=SuppressionReason.values),
+                                   name="suppression_reason_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.value

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mailboxes.models import MailNode
 from mailhost.backend.config import EVENTS_DB, NodeConfig
+from mailhost.backend.suppressions import SUPPRESSIONS_DB
 from mailhost.errors import Invalid, Unavailable
 
 _QUEUED_AS = re.compile(rb"queued as ([0-9A-Za-z]+)")
@@ -60,3 +61,11 @@ def events_store(node: MailNode) -> tuple[str, Path]:
 
 def all_nodes() -> list[MailNode]:
     return list(MailNode.objects.order_by("name"))
+
+
+def suppressions_store(node: MailNode) -> Path:
+    return Path(node.state_dir) / SUPPRESSIONS_DB
+
+
+def node_get(node_id: int) -> MailNode | None:
+    return MailNode.objects.filter(pk=node_id).first()

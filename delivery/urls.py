@@ -7,4 +7,7 @@ app_name = "delivery"
 urlpatterns = [
     path("<slug:org>/sent/", views.sent_list, name="sent"),
     path("<slug:org>/sent/<str:message_id>/", views.sent_detail, name="sent_message"),
+    path("<slug:org>/suppressions/", views.suppressions, name="suppressions"),
+    path("<slug:org>/suppressions/<str:value>/lift/", views.suppression_remove_page,
+         name="suppression_remove"),
 ]

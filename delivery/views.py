@@ -1,13 +1,17 @@
-"""The operators' "Sent mail" pages: the organisation's messages and one message's timeline."""
+"""The operators' pages of the outbound channel: sent mail (a list, one message's timeline)
+and the suppression list."""
 
-from django.shortcuts import render
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from delivery.models import RecipientStatus, overall_status
 from delivery.selectors import message_get, message_list
-from mailhost.errors import NotFound
-from mailhost.pages import operator_page, paginate
+from delivery.services import suppression_add, suppression_list, suppression_remove
+from mailhost.errors import Invalid, NotFound
+from mailhost.pages import confirm_page, operator_page, paginate, require_page_write
 
-STATUSES = [s for s in RecipientStatus.values]
+STATUSES = list(RecipientStatus.values)
 
 
 @operator_page
@@ -36,3 +40,38 @@ def sent_detail(request, message_id):
                "events": list(message.events.all()), "section": "sent",
                "status": overall_status({r.status for r in message.recipients.all()})}
     return render(request, "mail_admin/sent_message.html", context)
+
+
+@operator_page
+def suppressions(request):
+    """The suppression list; a writer adds an address or domain with the form on it."""
+    error = ""
+    if request.method == "POST":
+        require_page_write(request)
+        value = request.POST.get("value", "")
+        try:
+            suppression_add(actor=request.actor, organisation=request.organisation,
+                            value=value, detail=request.POST.get("detail", "")[:500])
+        except Invalid as exc:
+            error = exc.detail
+        else:
+            messages.success(request, f"{value.strip()} is suppressed.")
+            return redirect("delivery:suppressions", request.organisation.slug)
+    page = paginate(request, suppression_list(request.actor, request.organisation))
+    context = {"page": page, "error": error, "section": "suppressions"}
+    return render(request, "mail_admin/suppressions.html", context, status=422 if error else 200)
+
+
+@operator_page
+def suppression_remove_page(request, value):
+    require_page_write(request)
+    if request.method == "POST":
+        suppression_remove(actor=request.actor, organisation=request.organisation, value=value)
+        messages.success(request, f"{value} is no longer suppressed.")
+        return redirect("delivery:suppressions", request.organisation.slug)
+    return confirm_page(
+        request, title=f"Lift the suppression of {value}?",
+        body="Mail from this organisation may go to it again.", button="Lift",
+        cancel=reverse("delivery:suppressions", args=[request.organisation.slug]),
+        section="suppressions",
+    )

@@ -301,6 +301,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "delivery.collect_events",
         "schedule": env_int("DELIVERY_EVENTS_COLLECT_SECONDS", 1),
     },
+    # Rewrites every node's copy of the suppression lists (changes are written at once too).
+    "delivery-sync-suppressions": {"task": "delivery.sync_suppressions", "schedule": 300},
 }
 
 # DNS posture (identity/): the records each domain should publish, their live verification,

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.db import transaction
 
 from delivery.models import DeliveryEvent, EventCursor, Message, Recipient, RecipientStatus
+from delivery.services.suppressions import suppress_hard_bounce
 
 FINAL = frozenset({RecipientStatus.DELIVERED, RecipientStatus.BOUNCED, RecipientStatus.EXPIRED,
                    RecipientStatus.SUPPRESSED})
@@ -80,7 +81,8 @@ def _event(node_name: str, row: tuple, message: Message) -> DeliveryEvent:
 def _fold(events: list[DeliveryEvent]) -> None:
     """Each recipient's status after these events, in the order the node saw them."""
     by_message: dict = {}
-    for recipient in Recipient.objects.filter(message__in={e.message_id for e in events}):
+    recipients = Recipient.objects.filter(message__in={e.message_id for e in events})
+    for recipient in recipients.select_related("message__organisation"):
         by_message.setdefault(recipient.message_id, {})[recipient.address] = recipient
     changed = {}
     for event in events:
@@ -93,3 +95,8 @@ def _fold(events: list[DeliveryEvent]) -> None:
                 recipient.status, recipient.updated_at = status, event.at
                 changed[recipient.pk] = recipient
     Recipient.objects.bulk_update(changed.values(), ["status", "updated_at"])
+    messages = {r.message_id: r.message for r in changed.values()}
+    for event in events:
+        if event.status == RecipientStatus.BOUNCED and event.message_id in messages:
+            suppress_hard_bounce(message=messages[event.message_id], recipient=event.recipient,
+                                 dsn=event.dsn, reply=event.reply)

@@ -9,8 +9,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from delivery import node
-from delivery.models import Message, MessageTag, Recipient, verp_address
+from delivery.models import Message, MessageTag, Recipient, RecipientStatus, verp_address
 from delivery.services.compose import Draft, compose
+from delivery.services.suppressions import suppressed_among
 from mailboxes.models import Alias, Domain, Mailbox
 from mailboxes.selectors import live_domain_q
 from mailhost.errors import Invalid
@@ -78,7 +79,8 @@ def _replay(organisation: Organisation, key: str, digest: str) -> Sent | None:
 def message_send(
     *, actor: Actor, organisation: Organisation, draft: Draft, idempotency_key: str = ""
 ) -> Sent:
-    """Send `draft` as the organisation. With an Idempotency-Key, the first request with it
+    """Send `draft` as the organisation; recipients it suppresses are recorded as suppressed
+    and never sent to. With an Idempotency-Key, the first request with it
     sends and every later (or concurrent) one with the same request gets the same message:
     the message row is written before the node gets the message, in one transaction, and the
     unique (organisation, key) constraint lets exactly one of concurrent requests commit."""
@@ -87,19 +89,22 @@ def message_send(
     digest = fingerprint(draft)
     if idempotency_key and (sent := _replay(organisation, idempotency_key, digest)):
         return sent
+    suppressed = suppressed_among(organisation, [a for a, _ in draft.recipients])
     message_uuid = uuid.uuid4()
     header_id = f"<{message_uuid.hex}@{domain.name}>"
     raw = compose(draft, message_id=header_id)
     try:
         with transaction.atomic():
             message = _record(organisation, domain, draft, message_uuid, header_id, raw,
-                              idempotency_key, digest)
-            # Inside the transaction: if the node does not take it, no row says it was sent.
-            message.queue_id = node.inject(
-                domain.node, envelope_from=verp_address(message_uuid, domain.name),
-                recipients=[address for address, _ in draft.recipients], raw=raw,
-            )
-            message.save(update_fields=["queue_id"])
+                              idempotency_key, digest, suppressed)
+            sendable = [address for address, _ in draft.recipients if address not in suppressed]
+            if sendable:
+                # Inside the transaction: if the node does not take it, no row says it was sent.
+                message.queue_id = node.inject(
+                    domain.node, envelope_from=verp_address(message_uuid, domain.name),
+                    recipients=sendable, raw=raw,
+                )
+                message.save(update_fields=["queue_id"])
     except IntegrityError:
         if idempotency_key and (sent := _replay(organisation, idempotency_key, digest)):
             return sent
@@ -107,7 +112,8 @@ def message_send(
     return Sent(message, replayed=False)
 
 
-def _record(organisation, domain, draft: Draft, message_uuid, header_id, raw, key, digest):
+def _record(organisation, domain, draft: Draft, message_uuid, header_id, raw, key, digest,
+            suppressed: set[str]):
     message = Message.objects.create(
         id=message_uuid, organisation=organisation, domain=domain, sender=draft.sender,
         subject=draft.subject, message_id=header_id, size=len(raw),
@@ -115,7 +121,9 @@ def _record(organisation, domain, draft: Draft, message_uuid, header_id, raw, ke
         created_at=timezone.now(),
     )
     Recipient.objects.bulk_create(
-        Recipient(message=message, address=address, kind=kind)
+        Recipient(message=message, address=address, kind=kind,
+                  status=RecipientStatus.SUPPRESSED if address in suppressed
+                  else RecipientStatus.QUEUED)
         for address, kind in draft.recipients
     )
     MessageTag.objects.bulk_create(MessageTag(message=message, name=tag) for tag in draft.tags)

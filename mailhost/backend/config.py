@@ -47,7 +47,9 @@ from mailhost.backend.inbound import (
     smtp_inbound_options,
 )
 from mailhost.backend.lookup import LOOKUP_DB
+from mailhost.backend.quotas import QUOTAS_DB
 from mailhost.backend.sieve import AFTER_SCRIPT, BEFORE_SCRIPT, LEGACY_ACTIVE_SCRIPT
+from mailhost.backend.suppressions import SUPPRESSIONS_DB
 
 # Debian's `mail` user owns every maildir; Dovecot's first_valid_uid admits exactly it.
 MAIL_UID = 8
@@ -858,6 +860,8 @@ def render_sender_policy_json(cfg: NodeConfig) -> str:
             "pid_file": str(cfg.path("run/sender-policy/sender-policy.pid")),
             "socket": str(cfg.path(SENDER_POLICY_SOCKET)),
             "socket_group": "postfix",
+            "quotas_db": str(cfg.path(QUOTAS_DB)),
+            "suppressions_db": str(cfg.path(SUPPRESSIONS_DB)),
         },
         indent=2,
         sort_keys=True,

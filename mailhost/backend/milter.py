@@ -27,7 +27,9 @@ from pathlib import Path
 import Milter
 import milter as libmilter
 
-from mailhost.backend.sender_policy import LISTENERS, Envelope, Refused, check
+from mailhost.backend.quotas import OverQuota, charge
+from mailhost.backend.sender_policy import LISTENERS, SUBMISSION, Envelope, Refused, check
+from mailhost.backend.suppressions import refusal
 
 logger = logging.getLogger("mailhost.sender_policy")
 
@@ -58,6 +60,8 @@ class LookupStore:
 
 class SenderPolicyMilter(Milter.Base):
     lookup_db: Path  # set by main()
+    suppressions_db: Path  # set by main()
+    quotas_db: Path  # set by main()
 
     def __init__(self):
         self.listener = ""
@@ -67,6 +71,7 @@ class SenderPolicyMilter(Milter.Base):
         self.login: str | None = None
         self.sender = ""
         self.headers: list[tuple[str, str]] = []
+        self.recipients = 0
 
     @Milter.noreply
     def connect(self, hostname, family, hostaddr):
@@ -91,6 +96,13 @@ class SenderPolicyMilter(Milter.Base):
         try:
             with LookupStore(self.lookup_db) as store:
                 check(envelope, self.headers, store)
+            if self.sender:  # a bounce (null sender) is never held to a sending quota
+                charge(self.quotas_db, self.sender, self.recipients)
+        except OverQuota as over:
+            logger.info("over quota %s: %s (sender=<%s>)", self.getsymval("i") or "-", over.text,
+                        self.sender)
+            self.setreply(over.code, over.status, over.text.replace("%", "%%"))
+            return Milter.REJECT if over.code.startswith("5") else Milter.TEMPFAIL
         except Refused as refusal:
             logger.info("refused %s: %s (listener=%s login=%s sender=<%s>)",
                         self.getsymval("i") or "-", refusal.text, self.listener, self.login,
@@ -102,6 +114,29 @@ class SenderPolicyMilter(Milter.Base):
             self.setreply("451", "4.3.0", "sender policy temporarily unavailable")
             return Milter.TEMPFAIL
         return Milter.ACCEPT  # nothing more to see; OpenDKIM still gets the message
+
+    def envrcpt(self, to, *params):
+        """On the submission listeners, a recipient the sending organisation suppressed is
+        refused here, before any data (the API drops them before it sends)."""
+        self.recipients += 1
+        if self.listener != SUBMISSION or not self.suppressions_db.exists():
+            return Milter.CONTINUE
+        try:
+            conn = sqlite3.connect(f"file:{self.suppressions_db}?mode=ro", uri=True, timeout=5)
+            try:
+                reason = refusal(conn, self.sender, to)
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            logger.exception("suppression list unreadable; answering tempfail")
+            self.setreply("451", "4.3.0", "suppression list temporarily unavailable")
+            return Milter.TEMPFAIL
+        if reason is None:
+            return Milter.CONTINUE
+        text = f"<{to.strip('<>')}> is on the sender's suppression list ({reason})"
+        logger.info("refused rcpt: %s (sender=<%s>)", text, self.sender)
+        self.setreply("550", "5.1.1", text.replace("%", "%%"))
+        return Milter.REJECT
 
     def abort(self):
         self._reset()
@@ -117,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s: %(message)s")
     socket_path, pid_file = Path(config["socket"]), Path(config["pid_file"])
     SenderPolicyMilter.lookup_db = Path(config["lookup_db"])
+    SenderPolicyMilter.suppressions_db = Path(config["suppressions_db"])
+    SenderPolicyMilter.quotas_db = Path(config["quotas_db"])
     Milter.factory = SenderPolicyMilter
     # The socket is created here, before the milter runs, so that only its group (Postfix's)
     # may connect: mode 0660, group from the config; no one else reaches the policy.

@@ -64,6 +64,8 @@ from mailhost.backend.inbound import (
     rspamd_hs_cache,
 )
 from mailhost.backend.inbound_guard import CLOSED_MAP, dns_answers
+from mailhost.backend.quotas import QUOTAS_DB
+from mailhost.backend.suppressions import SUPPRESSIONS_DB
 from mailhost.backend.tls import ensure_certificate
 
 logger = logging.getLogger(__name__)
@@ -203,6 +205,8 @@ class Stack:
         for daemon in PYTHON_DAEMONS:
             _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
         _ensure_dir(self.cfg.path(EVENTS_DB).parent, 0o750)  # root's: the agent and portal
+        _ensure_dir(self.cfg.path(SUPPRESSIONS_DB).parent, 0o755)  # the portal writes it
+        _ensure_dir(self.cfg.path(QUOTAS_DB).parent, 0o755)  # the portal and the milter
         for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
             if not table.exists():  # the reconciler fills them; OpenDKIM needs them to start
                 write_atomic(table, b"", mode=0o644)

@@ -57,3 +57,25 @@ def test_it_hides_another_tenants_mail(stranger_client, owner_client, domain):
     assert stranger_client.get(f"/mail-admin/globex/sent/{message.id.hex}/").status_code == 404
     assert owner_client.get(f"{BASE}{uuid.uuid4().hex}/").status_code == 404
     assert owner_client.get(f"{BASE}not-an-id/").status_code == 404
+
+
+SUPPRESSIONS = "/mail-admin/acme/suppressions/"
+
+
+def test_it_adds_lists_and_lifts_suppressions(owner_client, domain):
+    response = owner_client.post(SUPPRESSIONS, {"value": "Bob@Example.org", "detail": "asked"})
+    assert response.status_code == 302
+    assert b"bob@example.org" in owner_client.get(SUPPRESSIONS).content
+    bad = owner_client.post(SUPPRESSIONS, {"value": "not a thing"})
+    assert bad.status_code == 422 and b"Suppress an address or a domain" in bad.content
+    lift = f"{SUPPRESSIONS}bob@example.org/lift/"
+    assert owner_client.get(lift).status_code == 200
+    assert owner_client.post(lift).status_code == 302
+    assert b"Nothing is suppressed" in owner_client.get(SUPPRESSIONS).content
+
+
+def test_it_lets_a_viewer_read_suppressions_only(viewer_client, stranger_client, domain):
+    assert viewer_client.get(SUPPRESSIONS).status_code == 200
+    assert viewer_client.post(SUPPRESSIONS, {"value": "x@example.org"}).status_code == 403
+    assert viewer_client.post(f"{SUPPRESSIONS}x@example.org/lift/").status_code == 403
+    assert stranger_client.get(SUPPRESSIONS).status_code == 404
