@@ -25,6 +25,8 @@ from delivery.services import (
     suppression_remove,
 )
 from delivery.services.compose import check_content_type, check_header
+from delivery.services.quotas import quota_set, quota_usage
+from mailboxes.selectors import domain_get
 from mailhost import idempotency
 from mailhost.api_common import (
     READ_ERRORS,
@@ -41,6 +43,7 @@ from mailhost.api_common import (
 )
 from mailhost.errors import Invalid
 from mailhost.names import InvalidName, normalise_address
+from tenants.selectors import organisation_get
 
 router = Router(tags=["messages"])
 
@@ -290,3 +293,51 @@ def suppressions_remove(request, value: str, organisation: Slug | None = None):
     suppression_remove(actor=request.auth,
                        organisation=organisation_for(request.auth, organisation), value=value)
     return Status(204, None)
+
+
+# --- sending quotas ----------------------------------------------------------------------------
+
+staff_router = Router(tags=["staff"])
+Limit = Field(None, ge=1, le=10**7)
+
+
+class QuotaIn(Schema):
+    domain: Text(253) | None = Field(None, description="One domain; empty: the organisation.")
+    max_recipients: int | None = Limit
+    hourly: int | None = Limit
+    daily: int | None = Limit
+
+
+class QuotaOut(Schema):
+    scope: str = Field(description="org:<id> or domain:<name>.")
+    max_recipients: int | None
+    hourly: int | None
+    daily: int | None
+
+
+@staff_router.put("/organisations/{slug}/sending-quota",
+                  response={200: QuotaOut, WRITE_ERRORS: ErrorOut},
+                  summary="Set an organisation's (or one of its domains') sending quota")
+def quota_put(request, slug: str, payload: QuotaIn):
+    """Enforced by the node on SMTP submission and the send API alike: too many recipients
+    is 5.7.1 (API 422), the hourly or daily limit 4.7.1 (API 429 with Retry-After)."""
+    organisation = organisation_get(request.auth, slug)
+    domain = domain_get(request.auth, payload.domain, organisation=organisation) \
+        if payload.domain else None
+    return quota_set(actor=request.auth, organisation=organisation, domain=domain,
+                     max_recipients=payload.max_recipients, hourly=payload.hourly,
+                     daily=payload.daily)
+
+
+class UsageOut(Schema):
+    scope: str
+    limits: dict[str, int | None]
+    used: dict[str, int] = Field(description="Messages this hour and today, as the node counts.")
+
+
+@router.get("/domains/{name}/sending-quota", response={200: list[UsageOut], READ_ERRORS: ErrorOut},
+            tags=["domains"], summary="The domain's sending quotas and their use")
+def quota_get(request, name: str, organisation: Slug | None = None):
+    org = organisation_for(request.auth, organisation) if organisation else None
+    domain = domain_get(request.auth, name, organisation=org)
+    return [{"scope": scope, **values} for scope, values in quota_usage(domain).items()]

@@ -195,3 +195,32 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return self.value
+
+
+class SendingQuota(models.Model):
+    """Limits on what an organisation (domain empty) or one of its domains may send, set by
+    staff and enforced on the node (mailhost/backend/quotas.py). Empty: no limit."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="sending_quotas"
+    )
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, null=True, blank=True,
+                               related_name="sending_quotas")
+    max_recipients = models.PositiveIntegerField(null=True, blank=True)
+    hourly = models.PositiveIntegerField(null=True, blank=True, help_text="Messages per hour.")
+    daily = models.PositiveIntegerField(null=True, blank=True, help_text="Messages per day.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organisation"], condition=Q(domain__isnull=True),
+                                    name="quota_one_per_organisation"),
+            models.UniqueConstraint(fields=["domain"], condition=Q(domain__isnull=False),
+                                    name="quota_one_per_domain"),
+        ]
+
+    def __str__(self) -> str:
+        return f"quota of {self.domain or self.organisation}"
+
+    @property
+    def scope(self) -> str:
+        return f"domain:{self.domain.name}" if self.domain_id else f"org:{self.organisation_id}"

@@ -4,15 +4,20 @@ The control plane is moving from mailboxes/ into nodes/; keeping every node impo
 app here means one file to change.
 """
 
+import logging
 import re
 import smtplib
 from pathlib import Path
 
+from celery import current_app
+
 from mailboxes.models import MailNode
 from mailhost.backend.config import EVENTS_DB, NodeConfig
+from mailhost.backend.quotas import QUOTAS_DB
 from mailhost.backend.suppressions import SUPPRESSIONS_DB
-from mailhost.errors import Invalid, Unavailable
+from mailhost.errors import Invalid, QuotaExceeded, Unavailable
 
+logger = logging.getLogger(__name__)
 _QUEUED_AS = re.compile(rb"queued as ([0-9A-Za-z]+)")
 INJECT_TIMEOUT = 30
 
@@ -42,7 +47,7 @@ def inject(node: MailNode, *, envelope_from: str, recipients: list[str], raw: by
     except (OSError, smtplib.SMTPException) as exc:
         raise Unavailable(f"The mail node is not reachable ({exc}); retry shortly.") from exc
     if code != 250:
-        raise Unavailable(f"The mail node did not queue the message: {code} {reply.decode()}")
+        raise _not_queued(code, reply.decode(errors="replace"))
     found = _QUEUED_AS.search(reply)
     return found.group(1).decode() if found else ""
 
@@ -69,3 +74,33 @@ def suppressions_store(node: MailNode) -> Path:
 
 def node_get(node_id: int) -> MailNode | None:
     return MailNode.objects.filter(pk=node_id).first()
+
+
+def quotas_store(node: MailNode) -> Path:
+    return Path(node.state_dir) / QUOTAS_DB
+
+
+def sync_later(organisation) -> None:
+    """Queue a rewrite of the suppression lists and quotas on every node that serves the
+    organisation's domains (on commit of a change)."""
+    for node_id in set(organisation.domains.values_list("node_id", flat=True)):
+        try:
+            current_app.send_task("delivery.sync_node", args=[node_id])
+        except Exception as exc:  # the broker is down: the periodic sync writes it later
+            logger.warning("node %s sync not queued: %s", node_id, exc)
+
+
+_RETRY_IN = re.compile(r"retry in (\d+) s")
+
+
+def _not_queued(code: int, reply: str) -> Exception:
+    """The node's answer to DATA as an API error: a sending quota is a 429 (hourly or daily,
+    with when to retry) or a 422 (too many recipients); anything else a 503."""
+    if reply.startswith("4.7.1") and "sending limit" in reply:
+        found = _RETRY_IN.search(reply)
+        return QuotaExceeded(f"The node refused the message: {code} {reply}",
+                             retry_after=int(found.group(1)) if found else 60)
+    if reply.startswith("5.7.1") and "recipients per message" in reply:
+        return Invalid(f"The node refused the message: {code} {reply}", field="to",
+                       code="quota_exceeded")
+    return Unavailable(f"The mail node did not queue the message: {code} {reply}")

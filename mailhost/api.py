@@ -292,7 +292,10 @@ HTTP_CODES = {
 
 @api.exception_handler(DomainError)
 def _domain_error(request, exc: DomainError):
-    return error_response(request, exc.status, exc.code, exc.detail, field=exc.field)
+    response = error_response(request, exc.status, exc.code, exc.detail, field=exc.field)
+    if getattr(exc, "retry_after", None):  # a sending quota (mailhost.errors.QuotaExceeded)
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _field_name(loc) -> str | None:
@@ -470,6 +473,7 @@ def health(request):
 
 from bans.api import router as bans_router  # noqa: E402
 from delivery.api import router as delivery_router  # noqa: E402
+from delivery.api import staff_router as delivery_staff_router  # noqa: E402
 from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers import the above)
 from tenants.api import router as tenants_router  # noqa: E402
 from tenants.staff_api import router as staff_router  # noqa: E402
@@ -479,6 +483,7 @@ api.add_router("", mailboxes_router)
 api.add_router("", bans_router)
 api.add_router("", delivery_router)
 api.add_router("/staff", staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
+api.add_router("/staff", delivery_staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 
 try:
     from identity.api import router as identity_router  # noqa: E402

@@ -48,3 +48,14 @@ class Unavailable(DomainError):
 
     code = "unavailable"
     status = 503
+
+
+class QuotaExceeded(DomainError):
+    """A sending quota: retry after `retry_after` seconds (the API's Retry-After)."""
+
+    code = "quota_exceeded"
+    status = 429
+
+    def __init__(self, detail: str, *, retry_after: int, **kwargs):
+        super().__init__(detail, **kwargs)
+        self.retry_after = retry_after

@@ -301,8 +301,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "delivery.collect_events",
         "schedule": env_int("DELIVERY_EVENTS_COLLECT_SECONDS", 1),
     },
-    # Rewrites every node's copy of the suppression lists (changes are written at once too).
-    "delivery-sync-suppressions": {"task": "delivery.sync_suppressions", "schedule": 300},
+    # Rewrites every node's copy of the suppression lists and sending quotas (changes are
+    # written at once too).
+    "delivery-sync-nodes": {"task": "delivery.sync_node", "schedule": 300},
 }
 
 # DNS posture (identity/): the records each domain should publish, their live verification,

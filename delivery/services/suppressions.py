@@ -1,7 +1,6 @@
 """Suppression lists: add (by hand, or automatically on a hard bounce), remove, consult, and
 write the node's copy that SMTP submission is held to."""
 
-import logging
 import re
 
 from django.db import transaction
@@ -17,8 +16,6 @@ from mailhost.names import InvalidName, normalise_address, normalise_domain
 from tenants.access import SYSTEM, Actor, require_read, require_write
 from tenants.audit import audit_record
 from tenants.models import Organisation
-
-logger = logging.getLogger(__name__)
 
 # Hard bounces that suppress the address by themselves: 5.1.x says the address is wrong (no
 # such mailbox 5.1.1, no such domain 5.1.2, bad syntax 5.1.3, moved 5.1.6, null MX 5.1.10).
@@ -54,7 +51,7 @@ def suppression_add(
             audit_record(actor=actor, organisation_id=organisation.id, action="suppression.add",
                          target_type="suppression", target=value,
                          after={"scope": scope, "reason": reason})
-            transaction.on_commit(lambda: sync_later(organisation))
+            transaction.on_commit(lambda: node.sync_later(organisation))
     return suppression, created
 
 
@@ -67,7 +64,7 @@ def suppression_remove(*, actor: Actor, organisation: Organisation, value: str) 
             raise NotFound("That address or domain is not suppressed.")
         audit_record(actor=actor, organisation_id=organisation.id, action="suppression.remove",
                      target_type="suppression", target=value)
-        transaction.on_commit(lambda: sync_later(organisation))
+        transaction.on_commit(lambda: node.sync_later(organisation))
 
 
 def suppression_list(actor: Actor, organisation: Organisation) -> QuerySet[Suppression]:
@@ -93,18 +90,6 @@ def suppress_hard_bounce(*, message: Message, recipient: str, dsn: str, reply: s
         reason=SuppressionReason.HARD_BOUNCE, detail=f"{dsn} {reply}", message=message,
     )
     return created
-
-
-def sync_later(organisation: Organisation) -> None:
-    """Write the node copy of every node that serves the organisation's domains."""
-    from delivery.tasks import sync_suppressions
-
-    for node_id in set(Domain.objects.filter(organisation=organisation)
-                       .values_list("node_id", flat=True)):
-        try:
-            sync_suppressions.delay(node_id)
-        except Exception as exc:  # the broker is down: the periodic sync writes it later
-            logger.warning("suppression sync of node %s not queued: %s", node_id, exc)
 
 
 def suppressions_sync(mail_node) -> int:
