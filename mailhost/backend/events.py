@@ -41,6 +41,8 @@ from pathlib import Path
 
 from aiosmtpd.lmtp import LMTP
 
+from mailhost.backend.logtail import CURSOR_SCHEMA, read_new, save_cursor
+
 logger = logging.getLogger("mailhost.events")
 
 SCHEMA = """
@@ -51,9 +53,7 @@ CREATE TABLE IF NOT EXISTS events (
     tls TEXT NOT NULL DEFAULT '', source TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS queue (queue_id TEXT PRIMARY KEY, message TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tls (pid TEXT PRIMARY KEY, detail TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cursor (
-    id INTEGER PRIMARY KEY CHECK (id = 1), inode INTEGER NOT NULL, offset INTEGER NOT NULL);
-"""
+""" + CURSOR_SCHEMA
 STATUSES = {"sent": "delivered", "deferred": "deferred", "bounced": "bounced",
             "expired": "expired"}
 VERP = re.compile(r"^bounces\+([0-9a-f]{32})@", re.IGNORECASE)
@@ -139,27 +139,19 @@ def _expire(conn, qid: str, at: str) -> None:
 
 def follow(log: Path, db: Path, *, max_bytes: int = 4 * 1024 * 1024) -> int:
     """Fold the lines Postfix logged since the last call; returns how many lines were read.
-    The position is stored with the events, in one transaction."""
+    The position is stored with the events, in one transaction (mailhost.backend.logtail)."""
     conn = sqlite3.connect(db, timeout=10)
     try:
         ensure_schema(conn)
-        try:
-            handle = open(log, "rb")  # noqa: SIM115 (closed below)
-        except FileNotFoundError:
+        new = read_new(conn, log, max_bytes)
+        if new is None:
             return 0
-        with handle:
-            info = os.fstat(handle.fileno())
-            row = conn.execute("SELECT inode, offset FROM cursor WHERE id = 1").fetchone()
-            offset = row[1] if row and row[0] == info.st_ino and row[1] <= info.st_size else 0
-            handle.seek(offset)
-            chunk = handle.read(max_bytes)
-        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
+        inode, offset, complete = new
         lines = complete.decode(errors="replace").splitlines()
         with conn:
             for line in lines:
                 apply_line(conn, line)
-            conn.execute("INSERT OR REPLACE INTO cursor (id, inode, offset) VALUES (1, ?, ?)",
-                         (info.st_ino, offset + len(complete)))
+            save_cursor(conn, inode, offset)
         return len(lines)
     finally:
         conn.close()

@@ -1,6 +1,8 @@
 import pytest
 
 from tests.delivery import fake_mx
+from tests.delivery.support import sender_setup
+from tests.security.two_tenants import forget_rows
 
 
 @pytest.fixture
@@ -12,3 +14,17 @@ def internet(mail_stack):
         yield mx
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def sender(stack_node, mail_stack):
+    """A factory of hosted sending domains with a read-write API client of each; their
+    lookup rows are dropped from the shared node afterwards."""
+    made = []
+
+    def make(**kwargs):
+        made.append(sender_setup(stack_node, mail_stack, **kwargs))
+        return made[-1]
+
+    yield make
+    forget_rows(mail_stack, *(hosted.name for hosted, _ in made))

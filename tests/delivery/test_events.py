@@ -8,24 +8,11 @@ import pytest
 
 from delivery.models import DeliveryEvent, Recipient
 from delivery.tasks import collect_events
-from tests.delivery.support import internet_address, sender_setup
+from tests.delivery.support import internet_address
 from tests.inbound.support import Client, deliver_from_internet
-from tests.security.two_tenants import forget_rows
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def sender(stack_node, mail_stack):
-    made = []
-
-    def make(**kwargs):
-        made.append(sender_setup(stack_node, mail_stack, **kwargs))
-        return made[-1]
-
-    yield make
-    forget_rows(mail_stack, *(hosted.name for hosted, _ in made))
 
 
 def send(client, hosted, *to, **extra) -> str:

@@ -9,24 +9,11 @@ from delivery.services.quotas import quotas_sync
 from tenants.access import SYSTEM
 from tenants.services import staff_token_create
 from tests.api.conftest import ApiClient
-from tests.delivery.support import internet_address, sender_setup
+from tests.delivery.support import internet_address
 from tests.inbound.conftest import PASSWORD
-from tests.security.two_tenants import forget_rows
 from tests.stack import make_message, smtp_send
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def sender(stack_node, mail_stack):
-    made = []
-
-    def make(**kwargs):
-        made.append(sender_setup(stack_node, mail_stack, **kwargs))
-        return made[-1]
-
-    yield make
-    forget_rows(mail_stack, *(hosted.name for hosted, _ in made))
 
 
 def send(client, hosted, *to):

@@ -19,18 +19,6 @@ from tests.stack import wait_for
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture
-def sender(stack_node, mail_stack):
-    made = []
-
-    def make(**kwargs):
-        made.append(sender_setup(stack_node, mail_stack, **kwargs))
-        return made[-1]
-
-    yield make
-    forget_rows(mail_stack, *(hosted.name for hosted, _ in made))
-
-
 def body(hosted, **extra) -> dict:
     return {"from": hosted.address("news"), "subject": "Your invoice", "text": "Hello.\n",
             **extra}

@@ -17,18 +17,6 @@ from tests.stack import make_message, smtp_send, wait_for
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture
-def sender(stack_node, mail_stack):
-    made = []
-
-    def make(**kwargs):
-        made.append(sender_setup(stack_node, mail_stack, **kwargs))
-        return made[-1]
-
-    yield make
-    forget_rows(mail_stack, *(hosted.name for hosted, _ in made))
-
-
 def send(client, hosted, *to):
     response = client.post("/messages", {"from": hosted.address("news"), "to": list(to),
                                          "subject": "Hello", "text": "Hi.\n"})
