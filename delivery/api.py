@@ -26,6 +26,7 @@ from delivery.services import (
 )
 from delivery.services.compose import check_content_type, check_header
 from delivery.services.quotas import quota_set, quota_usage
+from delivery.services.senders import app_sender_create, app_sender_list, app_sender_revoke
 from mailboxes.selectors import domain_get
 from mailhost import idempotency
 from mailhost.api_common import (
@@ -341,3 +342,50 @@ def quota_get(request, name: str, organisation: Slug | None = None):
     org = organisation_for(request.auth, organisation) if organisation else None
     domain = domain_get(request.auth, name, organisation=org)
     return [{"scope": scope, **values} for scope, values in quota_usage(domain).items()]
+
+
+# --- application senders -----------------------------------------------------------------------
+
+
+class AppSenderIn(Schema):
+    name: Text(100, min_length=1) = Field(description="The service it is for.")
+    addresses: list[Address] = Field(min_length=1, max_length=50,
+                                     description="From addresses it may send as.")
+
+
+class AppSenderOut(Schema):
+    name: str
+    login: str = Field(description="The SMTP AUTH user name (not an address).")
+    addresses: list[str]
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class AppSenderCreatedOut(AppSenderOut):
+    password: str = Field(description="Shown in this response only.")
+
+
+@router.get("/app-senders", response={200: list[AppSenderOut], READ_ERRORS: ErrorOut},
+            tags=["app-senders"], summary="Application senders (send-only SMTP credentials)")
+def app_senders_list(request, organisation: Slug | None = None):
+    return list(app_sender_list(request.auth, organisation_for(request.auth, organisation)))
+
+
+@router.post("/app-senders", response={201: AppSenderCreatedOut, WRITE_ERRORS: ErrorOut},
+             tags=["app-senders"], summary="Create send-only SMTP credentials")
+def app_senders_create(request, payload: AppSenderIn, organisation: Slug | None = None):
+    """For SMTP submission (587/465) only: IMAP, POP3 and webmail refuse them. The password is
+    in this response only."""
+    sender, password = app_sender_create(
+        actor=request.auth, organisation=organisation_for(request.auth, organisation),
+        name=payload.name, addresses=payload.addresses,
+    )
+    return Status(201, {**AppSenderOut.from_orm(sender).model_dump(), "password": password})
+
+
+@router.delete("/app-senders/{login}", response={204: None, WRITE_ERRORS: ErrorOut},
+               tags=["app-senders"], summary="Revoke an application sender")
+def app_senders_revoke(request, login: str, organisation: Slug | None = None):
+    app_sender_revoke(actor=request.auth,
+                      organisation=organisation_for(request.auth, organisation), login=login)
+    return Status(204, None)

@@ -224,3 +224,26 @@ class SendingQuota(models.Model):
     @property
     def scope(self) -> str:
         return f"domain:{self.domain.name}" if self.domain_id else f"org:{self.organisation_id}"
+
+
+class ApplicationSender(models.Model):
+    """Send-only SMTP credentials for a service: a login that is no address, a password shown
+    once, and the From addresses it may use. Never IMAP, POP3 or webmail (the node's Dovecot
+    answers for it on the SMTP service only)."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="application_senders"
+    )
+    name = models.CharField(max_length=100, help_text="The service it is for.")
+    login = models.CharField(max_length=40, unique=True)
+    password_hash = models.CharField(max_length=200)
+    addresses = models.JSONField(default=list, help_text="From addresses it may send as.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.login})"

@@ -14,6 +14,7 @@ from celery import current_app
 from mailboxes.models import MailNode
 from mailhost.backend.config import EVENTS_DB, NodeConfig
 from mailhost.backend.quotas import QUOTAS_DB
+from mailhost.backend.senders import SENDERS_DB
 from mailhost.backend.suppressions import SUPPRESSIONS_DB
 from mailhost.errors import Invalid, QuotaExceeded, Unavailable
 
@@ -80,9 +81,13 @@ def quotas_store(node: MailNode) -> Path:
     return Path(node.state_dir) / QUOTAS_DB
 
 
+def senders_store(node: MailNode) -> Path:
+    return Path(node.state_dir) / SENDERS_DB
+
+
 def sync_later(organisation) -> None:
-    """Queue a rewrite of the suppression lists and quotas on every node that serves the
-    organisation's domains (on commit of a change)."""
+    """Queue a rewrite of the suppression lists, quotas and application senders on every
+    node that serves the organisation's domains (on commit of a change)."""
     for node_id in set(organisation.domains.values_list("node_id", flat=True)):
         try:
             current_app.send_task("delivery.sync_node", args=[node_id])

@@ -9,6 +9,7 @@ from django.db import OperationalError
 from delivery import node
 from delivery.services.events import BATCH, events_collect
 from delivery.services.quotas import quotas_sync
+from delivery.services.senders import senders_sync
 from delivery.services.suppressions import suppressions_sync
 
 logger = logging.getLogger(__name__)
@@ -31,12 +32,13 @@ def collect_events() -> int:
 
 @shared_task(name="delivery.sync_node", ignore_result=True)
 def sync_node(node_id: int | None = None) -> None:
-    """Write the suppression lists and sending quotas into one node's copies (or every
-    node's, periodically: that also repairs a copy changed by hand)."""
+    """Write the suppression lists, sending quotas and application senders into one node's
+    copies (or every node's, periodically: that also repairs a copy changed by hand)."""
     nodes = [n for n in [node.node_get(node_id)] if n] if node_id else node.all_nodes()
     for mail_node in nodes:
         try:
             suppressions_sync(mail_node)
             quotas_sync(mail_node)
+            senders_sync(mail_node)
         except (OperationalError, sqlite3.Error, OSError) as exc:
-            logger.warning("suppressions and quotas of %s not written: %s", mail_node, exc)
+            logger.warning("delivery copies of %s not written: %s", mail_node, exc)

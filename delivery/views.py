@@ -65,6 +65,8 @@ def suppressions(request):
 @operator_page
 def suppression_remove_page(request, value):
     require_page_write(request)
+    if not suppression_list(request.actor, request.organisation).filter(value=value).exists():
+        raise NotFound("That address or domain is not suppressed.")
     if request.method == "POST":
         suppression_remove(actor=request.actor, organisation=request.organisation, value=value)
         messages.success(request, f"{value} is no longer suppressed.")

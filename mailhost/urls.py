@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from delivery.graphql import graphql_view
 from mailboxes import autoconfig
 from mailhost.admin import admin_login
 from mailhost.api import api
@@ -13,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", api.urls),
+    path("graphql", graphql_view),  # the send API's GraphQL door (delivery/graphql.py)
     path("mail-admin/bans/", include("bans.urls")),  # before "<org>/" paths
     # Pages: operators (tenants' paths first: "switch/" is not an organisation) and mailboxes.
     path("mail-admin/", include("tenants.urls")),

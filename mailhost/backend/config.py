@@ -48,6 +48,9 @@ from mailhost.backend.inbound import (
 )
 from mailhost.backend.lookup import LOOKUP_DB
 from mailhost.backend.quotas import QUOTAS_DB
+from mailhost.backend.senders import DOVECOT_QUERY as SENDERS_DOVECOT_QUERY
+from mailhost.backend.senders import POSTFIX_QUERY as SENDERS_POSTFIX_QUERY
+from mailhost.backend.senders import SENDERS_DB
 from mailhost.backend.sieve import AFTER_SCRIPT, BEFORE_SCRIPT, LEGACY_ACTIVE_SCRIPT
 from mailhost.backend.suppressions import SUPPRESSIONS_DB
 
@@ -72,6 +75,7 @@ DEV_TRUSTED = ("127.0.0.1/32", "::1/128")
 DEFAULT_MESSAGE_SIZE_LIMIT = 50 * 1024 * 1024
 # Dovecot's unix sockets live below the state dir and sun_path holds 107 bytes.
 MAX_STATE_DIR_LENGTH = 60
+APP_SENDERS_PASSDB = "dovecot/sql-app-senders.conf.ext"
 # Dovecot 2.3's sql passdb refuses a query that returns more than one row ("Password query
 # returned multiple matches"), so each app password gets a passdb of its own, tried in turn.
 DEFAULT_APP_PASSWORD_SLOTS = 10
@@ -318,6 +322,7 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         "dovecot/dovecot.conf": render_dovecot_conf,
         "dovecot/sql-passdb.conf.ext": render_dovecot_sql_passdb,
         "dovecot/sql-userdb.conf.ext": render_dovecot_sql_userdb,
+        APP_SENDERS_PASSDB: render_dovecot_sql_app_senders,
         "opendkim/opendkim.conf": render_opendkim_conf,
         "opendkim/TrustedHosts": render_opendkim_trusted_hosts,
         "opendkim/InternalHosts": render_opendkim_internal_hosts,
@@ -375,6 +380,7 @@ VERP_QUERIES = {
 # Maps on other stores of the node: {name: (store relative to the state dir, query)}.
 POSTFIX_STORE_QUERIES = {
     "bans": (BANS_DB, POSTFIX_BAN_QUERY),
+    "app-sender-logins": (SENDERS_DB, SENDERS_POSTFIX_QUERY),
 }
 
 
@@ -458,7 +464,10 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         f"virtual_mailbox_maps = {postfix_map(cfg, 'mailboxes')}",
         f"virtual_alias_maps = {postfix_map(cfg, 'aliases')}",
         f"virtual_transport = lmtp:unix:{s}/run/dovecot/lmtp",
-        f"smtpd_sender_login_maps = {postfix_map(cfg, 'sender-logins')}",
+        "# Mailboxes first, then application senders (send-only logins, mailhost/backend/",
+        "# senders.py): an address a mailbox owns is never an application's.",
+        f"smtpd_sender_login_maps = {postfix_map(cfg, 'sender-logins')}, "
+        f"{postfix_map(cfg, 'app-sender-logins')}",
         "smtpd_recipient_restrictions = check_recipient_access "
         f"{postfix_map(cfg, 'recipient-access')}",
         "# The send API's return paths (bounces+<id>@<domain>) go to the node's event agent.",
@@ -671,13 +680,25 @@ def render_dovecot_sql_userdb(cfg: NodeConfig) -> str:
 
 def _dovecot_passdbs(cfg: NodeConfig) -> list[str]:
     """The mailbox password first, then each app-password slot: a mismatch continues down the
-    chain (result_failure = continue is the default), the first match logs in."""
+    chain (result_failure = continue is the default), the first match logs in. Last, the
+    application senders: SMTP AUTH only (their query matches the smtp service alone)."""
     lines = ["passdb {", "  driver = sql", f"  args = {cfg.path('dovecot/sql-passdb.conf.ext')}",
              "}"]
     for slot in range(cfg.app_password_slots):
         lines += ["passdb {", "  driver = sql",
                   f"  args = {cfg.path(app_password_passdb_path(slot))}", "}"]
+    lines += ["passdb {", "  driver = sql", f"  args = {cfg.path(APP_SENDERS_PASSDB)}", "}"]
     return lines
+
+
+def render_dovecot_sql_app_senders(cfg: NodeConfig) -> str:
+    return _lines(
+        f"# {HEADER}",
+        "driver = sqlite",
+        f"connect = {cfg.path(SENDERS_DB)}",
+        "default_pass_scheme = BLF-CRYPT",
+        f"password_query = {SENDERS_DOVECOT_QUERY}",
+    )
 
 
 def _dovecot_auth_policy(cfg: NodeConfig) -> list[str]:
@@ -861,6 +882,7 @@ def render_sender_policy_json(cfg: NodeConfig) -> str:
             "socket": str(cfg.path(SENDER_POLICY_SOCKET)),
             "socket_group": "postfix",
             "quotas_db": str(cfg.path(QUOTAS_DB)),
+            "senders_db": str(cfg.path(SENDERS_DB)),
             "suppressions_db": str(cfg.path(SUPPRESSIONS_DB)),
         },
         indent=2,

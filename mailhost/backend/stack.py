@@ -29,7 +29,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from mailhost.backend import lookup
+from mailhost.backend import lookup, senders
 from mailhost.backend.apply import FileSpec, ManagedFiles
 from mailhost.backend.bans import BanStore
 from mailhost.backend.config import (
@@ -65,6 +65,7 @@ from mailhost.backend.inbound import (
 )
 from mailhost.backend.inbound_guard import CLOSED_MAP, dns_answers
 from mailhost.backend.quotas import QUOTAS_DB
+from mailhost.backend.senders import SENDERS_DB
 from mailhost.backend.suppressions import SUPPRESSIONS_DB
 from mailhost.backend.tls import ensure_certificate
 
@@ -201,6 +202,7 @@ class Stack:
         _ensure_dir(self.cfg.opendkim_keys_dir, 0o700, dkim.pw_uid, dkim.pw_gid)
         self._prepare_lookup(postfix_gid)
         self._prepare_bans(postfix_gid)
+        self._prepare_senders(postfix_gid)
         self._prepare_inbound()
         for daemon in PYTHON_DAEMONS:
             _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
@@ -254,6 +256,18 @@ class Stack:
                 os.chown(path, 0, postfix_gid)
                 os.chmod(path, 0o660)
         lookup.ensure_schema(db)
+
+    def _prepare_senders(self, postfix_gid: int) -> None:
+        """The application senders' store: Postfix reads it (same rules as the lookup store)."""
+        db = self.cfg.path(SENDERS_DB)
+        _ensure_dir(db.parent, 0o2770, 0, postfix_gid)
+        if not db.exists():
+            db.touch(mode=0o660)
+        senders.ensure_schema(db)
+        for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            if path.exists():
+                os.chown(path, 0, postfix_gid)
+                os.chmod(path, 0o660)
 
     def _prepare_bans(self, postfix_gid: int) -> None:
         """The ban store (read by Postfix: same rules as the lookup store) and the secret the
