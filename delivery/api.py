@@ -28,8 +28,10 @@ from delivery.services.compose import check_content_type, check_header
 from delivery.services.quotas import quota_set, quota_usage
 from delivery.services.senders import app_sender_create, app_sender_list, app_sender_revoke
 from mailboxes.selectors import domain_get
-from mailhost import idempotency
-from mailhost.api_common import (
+from mailhost.errors import Invalid
+from mailhost.names import InvalidName, normalise_address
+from tenants import idempotency
+from tenants.api_common import (
     READ_ERRORS,
     WRITE_ERRORS,
     Address,
@@ -42,8 +44,6 @@ from mailhost.api_common import (
     organisation_for,
     paginate,
 )
-from mailhost.errors import Invalid
-from mailhost.names import InvalidName, normalise_address
 from tenants.selectors import organisation_get
 
 router = Router(tags=["messages"])

@@ -21,10 +21,10 @@ from delivery.api import MessageIn, draft_from, message_out
 from delivery.selectors import message_get
 from delivery.services import message_send
 from mailhost import http
-from mailhost.api_common import organisation_for
 from mailhost.errors import DomainError
-from mailhost.idempotency import check_key
 from tenants.access import Actor
+from tenants.api_common import organisation_for
+from tenants.idempotency import check_key
 from tenants.services import api_token_admit, api_token_authenticate
 
 

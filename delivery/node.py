@@ -1,8 +1,4 @@
-"""The one place delivery/ reaches the node control plane (MailNode and its configuration).
-
-The control plane is moving from mailboxes/ into nodes/; keeping every node import of this
-app here means one file to change.
-"""
+"""The one place delivery/ reaches the node control plane (MailNode and its configuration)."""
 
 import logging
 import re
@@ -11,12 +7,12 @@ from pathlib import Path
 
 from celery import current_app
 
-from mailboxes.models import MailNode
 from mailhost.backend.config import EVENTS_DB, NodeConfig
 from mailhost.backend.quotas import QUOTAS_DB
 from mailhost.backend.senders import SENDERS_DB
 from mailhost.backend.suppressions import SUPPRESSIONS_DB
 from mailhost.errors import Invalid, QuotaExceeded, Unavailable
+from nodes.models import MailNode
 
 logger = logging.getLogger(__name__)
 _QUEUED_AS = re.compile(rb"queued as ([0-9A-Za-z]+)")

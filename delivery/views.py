@@ -9,7 +9,7 @@ from delivery.models import RecipientStatus, overall_status
 from delivery.selectors import message_get, message_list
 from delivery.services import suppression_add, suppression_list, suppression_remove
 from mailhost.errors import Invalid, NotFound
-from mailhost.pages import confirm_page, operator_page, paginate, require_page_write
+from tenants.pages import confirm_page, operator_page, paginate, require_page_write
 
 STATUSES = list(RecipientStatus.values)
 

@@ -12,7 +12,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from kombu import Connection
 
-from mailboxes.models import MailNode
+from nodes.models import MailNode
 
 logger = logging.getLogger(__name__)
 

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "mailhost.apps.MailhostConfig",
     "tenants",
+    "nodes",
     "mailboxes",
     "identity",
     "bans",
