@@ -27,6 +27,14 @@ from delivery.services import (
 from delivery.services.compose import check_content_type, check_header
 from delivery.services.quotas import quota_set, quota_usage
 from delivery.services.senders import app_sender_create, app_sender_list, app_sender_revoke
+from delivery.services.webhooks import (
+    EVENTS,
+    webhook_create,
+    webhook_delete,
+    webhook_deliveries,
+    webhook_list,
+    webhook_replay,
+)
 from mailboxes.selectors import domain_get
 from mailhost.errors import Invalid
 from mailhost.names import InvalidName, normalise_address
@@ -87,7 +95,8 @@ class MessageIn(Schema):
 
 class RecipientOut(Schema):
     address: str
-    kind: Literal["to", "cc", "bcc"]
+    kind: Literal["to", "cc", "bcc", "env"] = Field(
+        description="env: a submitted message's envelope recipient (To, Cc or Bcc unknown).")
     status: Status_
 
 
@@ -103,6 +112,9 @@ class MessageOut(Schema):
     tags: list[str]
     metadata: dict[str, str]
     size: int
+    via: Literal["api", "smtp", "sendmail"] = Field(
+        description="How it was sent: the send API, SMTP submission or sendmail on the host.")
+    login: str = Field(description="Who submitted it over SMTP (the login) or sendmail (uid).")
     created_at: dt.datetime
 
 
@@ -115,8 +127,9 @@ class EventOut(Schema):
     relay: str = Field(description="The remote host, host[ip]:port.")
     tls: str = Field(description="The TLS the connection used; 'none' for plain; empty if "
                      "unknown.")
-    source: Literal["log", "dsn"] = Field(description="log: an attempt of the node's Postfix; "
-                                          "dsn: a bounce that came back to the VERP address.")
+    source: Literal["log", "dsn", "sub"] = Field(
+        description="log: an attempt of the node's Postfix; dsn: a bounce that came back to the "
+        "VERP address; sub: an SMTP or sendmail submission taken in.")
 
 
 class MessageDetailOut(MessageOut):
@@ -144,7 +157,8 @@ def message_out(message: Message) -> dict:
         "status": overall_status({r.status for r in recipients} or {RecipientStatus.QUEUED}),
         "recipients": recipients, "tags": [t.name for t in message.tags.all()],
         "suppressed": [r.address for r in recipients if r.status == RecipientStatus.SUPPRESSED],
-        "metadata": message.metadata, "size": message.size, "created_at": message.created_at,
+        "metadata": message.metadata, "size": message.size, "via": message.via,
+        "login": message.login, "created_at": message.created_at,
     }
 
 
@@ -294,6 +308,105 @@ def suppressions_remove(request, value: str, organisation: Slug | None = None):
     suppression_remove(actor=request.auth,
                        organisation=organisation_for(request.auth, organisation), value=value)
     return Status(204, None)
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+class WebhookIn(Schema):
+    url: Text(2000, min_length=1) = Field(description="https://… (public addresses only).")
+    events: list[Literal[tuple(EVENTS)]] = Field(  # type: ignore[valid-type]
+        [], description="Statuses to be told about; empty: all of them.")
+
+
+class WebhookOut(Schema):
+    id: int
+    url: str
+    events: list[str]
+    active: bool
+    created_at: dt.datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="The signing secret: shown this once.")
+
+
+class WebhookDeliveryOut(Schema):
+    id: int
+    webhook: int = Field(alias="webhook_id")
+    event: str = Field(description="The event id the payload carries (de-duplicate on it).")
+    type: str
+    state: Literal["pending", "delivered", "dead"]
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    last_status: int | None = Field(description="The endpoint's last HTTP status.")
+    last_error: str
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_event(obj) -> str:
+        return obj.payload["id"]
+
+    @staticmethod
+    def resolve_type(obj) -> str:
+        return obj.payload["type"]
+
+    @staticmethod
+    def resolve_next_attempt_at(obj):
+        return obj.next_attempt_at if obj.state == "pending" else None
+
+
+class WebhookDeliveryPage(PageOut):
+    items: list[WebhookDeliveryOut]
+
+
+class WebhookDeliveryQuery(PageQuery):
+    organisation: Slug | None = None
+    webhook: int | None = None
+    state: Literal["pending", "delivered", "dead"] | None = None
+
+
+@router.get("/webhooks", response={200: list[WebhookOut], READ_ERRORS: ErrorOut},
+            tags=["webhooks"], summary="The organisation's webhooks")
+def webhooks_list(request, organisation: Slug | None = None):
+    return list(webhook_list(request.auth, organisation_for(request.auth, organisation)))
+
+
+@router.post("/webhooks", response={201: WebhookCreated, WRITE_ERRORS: ErrorOut},
+             tags=["webhooks"], summary="Add a webhook; the answer holds its signing secret")
+def webhooks_add(request, payload: WebhookIn, organisation: Slug | None = None):
+    webhook, secret = webhook_create(
+        actor=request.auth, organisation=organisation_for(request.auth, organisation),
+        url=payload.url, events=list(payload.events),
+    )
+    webhook.secret = secret  # the plaintext, this once
+    return Status(201, webhook)
+
+
+@router.delete("/webhooks/{webhook_id}", response={204: None, WRITE_ERRORS: ErrorOut},
+               tags=["webhooks"], summary="Remove a webhook (and its deliveries)")
+def webhooks_remove(request, webhook_id: int, organisation: Slug | None = None):
+    webhook_delete(actor=request.auth, organisation=organisation_for(request.auth, organisation),
+                   webhook_id=webhook_id)
+    return Status(204, None)
+
+
+@router.get("/webhook-deliveries", response={200: WebhookDeliveryPage, READ_ERRORS: ErrorOut},
+            tags=["webhooks"], summary="Webhook deliveries, newest first (filter: state)")
+def webhook_deliveries_list(request, query: Query[WebhookDeliveryQuery]):
+    organisation = organisation_for(request.auth, query.organisation)
+    return paginate(webhook_deliveries(request.auth, organisation, webhook_id=query.webhook,
+                                       state=query.state), query)
+
+
+@router.post("/webhook-deliveries/{delivery_id}/replay",
+             response={202: WebhookDeliveryOut, WRITE_ERRORS: ErrorOut}, tags=["webhooks"],
+             summary="Send a delivery again (a dead one, or any)")
+def webhook_deliveries_replay(request, delivery_id: int, organisation: Slug | None = None):
+    return Status(202, webhook_replay(
+        actor=request.auth, organisation=organisation_for(request.auth, organisation),
+        delivery_id=delivery_id))
 
 
 # --- sending quotas ----------------------------------------------------------------------------

@@ -14,6 +14,13 @@ class RecipientKind(models.TextChoices):
     TO = "to"
     CC = "cc"
     BCC = "bcc"
+    ENVELOPE = "env"  # a submitted message's envelope recipient (To, Cc or Bcc: not known)
+
+
+class Via(models.TextChoices):
+    API = "api"  # the send API (REST or GraphQL)
+    SMTP = "smtp"  # SMTP submission with a login (a mailbox, an app password, an app sender)
+    SENDMAIL = "sendmail"  # sendmail on the mail host
 
 
 class RecipientStatus(models.TextChoices):
@@ -41,6 +48,9 @@ class Message(models.Model):
     message_id = models.CharField(max_length=300, help_text="The Message-ID header field.")
     size = models.PositiveIntegerField(help_text="Bytes of the message as injected.")
     metadata = models.JSONField(default=dict, blank=True)
+    via = models.CharField(max_length=8, choices=Via.choices, default=Via.API)
+    login = models.CharField(max_length=254, blank=True,
+                             help_text="Who submitted it (SMTP login, or the local uid).")
     queue_id = models.CharField(max_length=32, blank=True, help_text="The node's Postfix queue id.")
     # The client's Idempotency-Key and a digest of what it asked for: the same key with the same
     # request is this message again; the unique constraint decides between concurrent requests.
@@ -247,3 +257,63 @@ class ApplicationSender(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.login})"
+
+
+class Webhook(models.Model):
+    """An organisation's HTTPS endpoint that is told about its messages' delivery events, each
+    POST signed with the endpoint's secret (HMAC-SHA256 over the timestamp and the body)."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="webhooks"
+    )
+    url = models.CharField(max_length=2000)
+    secret = models.TextField(help_text="The signing secret, encrypted (mailhost.crypto).")
+    events = models.JSONField(default=list, blank=True,
+                              help_text="Statuses it wants (delivered, bounced…); empty: all.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, status: str) -> bool:
+        return self.active and (not self.events or status in self.events)
+
+
+class WebhookState(models.TextChoices):
+    PENDING = "pending"  # waiting for its next attempt
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    DEAD = "dead"  # every attempt failed: kept for a look and a replay
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint, and how its delivery went. Replaying puts it back to
+    pending; the payload (and its event id, for the receiver's de-duplication) stays."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(DeliveryEvent, on_delete=models.CASCADE, related_name="+")
+    payload = models.JSONField()
+    state = models.CharField(max_length=9, choices=WebhookState.choices,
+                             default=WebhookState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_status = models.PositiveIntegerField(null=True, blank=True,
+                                              help_text="The endpoint's HTTP status.")
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["webhook", "event"], name="webhook_event_once"),
+            models.CheckConstraint(condition=Q(state__in=WebhookState.values),
+                                   name="webhook_delivery_state_valid"),
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="webhook_due")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.webhook_id} ({self.state})"

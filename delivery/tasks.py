@@ -7,10 +7,12 @@ from celery import shared_task
 from django.db import OperationalError
 
 from delivery import node
+from delivery.models import WebhookDelivery, WebhookState
 from delivery.services.events import BATCH, events_collect
 from delivery.services.quotas import quotas_sync
 from delivery.services.senders import senders_sync
 from delivery.services.suppressions import suppressions_sync
+from delivery.services.webhooks import due_ids, webhook_attempt
 
 logger = logging.getLogger(__name__)
 
@@ -42,3 +44,24 @@ def sync_node(node_id: int | None = None) -> None:
             senders_sync(mail_node)
         except (OperationalError, sqlite3.Error, OSError) as exc:
             logger.warning("delivery copies of %s not written: %s", mail_node, exc)
+
+
+@shared_task(name="delivery.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: int) -> str | None:
+    """One attempt at one webhook delivery; a failure is retried after its backoff."""
+    state = webhook_attempt(delivery_id)
+    if state == WebhookState.PENDING:
+        delay = WebhookDelivery.objects.filter(pk=delivery_id).values_list(
+            "next_attempt_at", flat=True).first()
+        if delay is not None:
+            deliver_webhook.apply_async(args=[delivery_id], eta=delay)
+    return state
+
+
+@shared_task(name="delivery.webhooks_due", ignore_result=True)
+def webhooks_due() -> int:
+    """Queue every delivery whose attempt is due (new ones, retries a lost task missed)."""
+    ids = due_ids()
+    for delivery_id in ids:
+        deliver_webhook.delay(delivery_id)
+    return len(ids)

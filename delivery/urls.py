@@ -10,4 +10,9 @@ urlpatterns = [
     path("<slug:org>/suppressions/", views.suppressions, name="suppressions"),
     path("<slug:org>/suppressions/<str:value>/lift/", views.suppression_remove_page,
          name="suppression_remove"),
+    path("<slug:org>/webhooks/", views.webhooks, name="webhooks"),
+    path("<slug:org>/webhooks/<int:webhook_id>/remove/", views.webhook_delete_page,
+         name="webhook_delete"),
+    path("<slug:org>/webhook-deliveries/<int:delivery_id>/replay/", views.webhook_replay_page,
+         name="webhook_replay"),
 ]

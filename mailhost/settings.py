@@ -305,7 +305,17 @@ CELERY_BEAT_SCHEDULE = {
     # Rewrites every node's copy of the suppression lists and sending quotas (changes are
     # written at once too).
     "delivery-sync-nodes": {"task": "delivery.sync_node", "schedule": 300},
+    # Webhook attempts that are due (retries; and any whose queued task was lost).
+    "delivery-webhooks-due": {"task": "delivery.webhooks_due", "schedule": 30},
 }
+
+# Webhooks (delivery/services/webhooks.py): public addresses only unless staff allow a network
+# (CIDR list; plain http only there); the first retry's delay, doubling; attempts before a
+# delivery is dead (kept, replayable); one attempt's time limit.
+MAILHOST_WEBHOOK_ALLOWED_NETWORKS = env_list("MAILHOST_WEBHOOK_ALLOWED_NETWORKS", [])
+MAILHOST_WEBHOOK_RETRY_SECONDS = env_int("MAILHOST_WEBHOOK_RETRY_SECONDS", 30)
+MAILHOST_WEBHOOK_MAX_ATTEMPTS = env_int("MAILHOST_WEBHOOK_MAX_ATTEMPTS", 8)
+MAILHOST_WEBHOOK_TIMEOUT_SECONDS = env_int("MAILHOST_WEBHOOK_TIMEOUT_SECONDS", 10)
 
 # DNS posture (identity/): the records each domain should publish, their live verification,
 # DKIM rotation, DMARC/BIMI/MTA-STS/TLS-RPT. See docker/.env.example for each variable.

@@ -1,14 +1,26 @@
 """Delivery events: collected from each node's event agent, folded into recipient statuses."""
 
 import datetime as dt
+import json
 import sqlite3
 import uuid
 from pathlib import Path
 
 from django.db import transaction
 
-from delivery.models import DeliveryEvent, EventCursor, Message, Recipient, RecipientStatus
+from delivery.models import (
+    DeliveryEvent,
+    EventCursor,
+    Message,
+    Recipient,
+    RecipientKind,
+    RecipientStatus,
+    Via,
+)
 from delivery.services.suppressions import suppress_hard_bounce
+from delivery.services.webhooks import webhooks_fan_out
+from mailboxes.models import Domain
+from mailboxes.selectors import live_domain_q
 
 FINAL = frozenset({RecipientStatus.DELIVERED, RecipientStatus.BOUNCED, RecipientStatus.EXPIRED,
                    RecipientStatus.SUPPRESSED})
@@ -50,13 +62,43 @@ def events_collect(*, node_name: str, store: Path) -> int:
         rows = _read(store, cursor.last_id)
         if not rows:
             return 0
+        _record_submissions(node_name, [row for row in rows if row[9] == "sub"])
         messages = _messages({row[1] for row in rows})
         events = [_event(node_name, row, messages[row[1]]) for row in rows if row[1] in messages]
         DeliveryEvent.objects.bulk_create(events, ignore_conflicts=True)
         _fold(events)
+        saved = DeliveryEvent.objects.filter(  # with their ids (bulk_create may not set them)
+            node_name=node_name, node_event_id__in=[e.node_event_id for e in events],
+        ).select_related("message").prefetch_related("message__tags")
+        webhooks_fan_out(list(saved))
         cursor.last_id = rows[-1][0]
         cursor.save(update_fields=["last_id"])
     return len(events)
+
+
+def _record_submissions(node_name: str, rows: list[tuple]) -> None:
+    """A message submitted over SMTP or with sendmail becomes a Message of the organisation
+    whose hosted, live domain its envelope sender is on (else it is not ours to show)."""
+    details = {}
+    for row in rows:
+        try:
+            details[uuid.UUID(hex=row[1])] = json.loads(row[6])
+        except (ValueError, TypeError):
+            continue
+    names = {d.get("sender", "").rpartition("@")[2] for d in details.values()}
+    domains = {d.name: d for d in Domain.objects.filter(live_domain_q(), name__in=names)}
+    existing = set(Message.objects.filter(id__in=details).values_list("id", flat=True))
+    Message.objects.bulk_create([
+        Message(id=message_id, organisation_id=domain.organisation_id, domain=domain,
+                sender=detail["sender"][:254], via=detail.get("via", Via.SMTP)[:8],
+                login=str(detail.get("login", ""))[:254],
+                message_id=str(detail.get("message_id", ""))[:300],
+                size=max(int(detail.get("size") or 0), 0),
+                queue_id=str(detail.get("queue_id", ""))[:32])
+        for message_id, detail in details.items()
+        if message_id not in existing
+        and (domain := domains.get(detail.get("sender", "").rpartition("@")[2]))
+    ], ignore_conflicts=True)
 
 
 def _messages(hex_ids: set[str]) -> dict[str, Message]:
@@ -71,6 +113,8 @@ def _messages(hex_ids: set[str]) -> dict[str, Message]:
 
 def _event(node_name: str, row: tuple, message: Message) -> DeliveryEvent:
     node_id, _, recipient, status, at, dsn, reply, relay, tls, source = row
+    if source == "sub":  # the agent's record of a submission: say it in words on the timeline
+        reply = f"submitted by {message.login} ({message.via})"
     return DeliveryEvent(
         message=message, recipient=recipient, status=status, at=dt.datetime.fromisoformat(at),
         dsn=dsn, reply=reply, relay=relay, tls=tls, source=source, node_name=node_name,
@@ -86,7 +130,12 @@ def _fold(events: list[DeliveryEvent]) -> None:
         by_message.setdefault(recipient.message_id, {})[recipient.address] = recipient
     changed = {}
     for event in events:
-        recipients = by_message.get(event.message_id, {})
+        recipients = by_message.setdefault(event.message_id, {})
+        if event.recipient and event.recipient not in recipients \
+                and event.message.via != Via.API:  # a submission's recipients come as seen
+            recipients[event.recipient] = Recipient.objects.get_or_create(
+                message_id=event.message_id, address=event.recipient,
+                defaults={"kind": RecipientKind.ENVELOPE, "updated_at": event.at})[0]
         targets = [recipients[event.recipient]] if event.recipient in recipients else (
             list(recipients.values()) if not event.recipient else [])
         for recipient in targets:

@@ -13,6 +13,11 @@ mailhost.backend.config). Two inputs, one SQLite file of events on the node (eve
   one transaction: killed at any point, the agent restarts where the last commit left it, so
   no event is lost or recorded twice. A rotated log (new inode, or shorter) is read from its
   start; a line still being written waits for its newline.
+* **SMTP and sendmail submissions.** A message submitted with SMTP AUTH (smtpd's
+  `sasl_username=` line) or by `sendmail` on the host (pickup's `uid=` line) has no VERP
+  sender: at qmgr's first `from=` line it gets a message id of its own and a `queued` event
+  (source `sub`) carrying the sender, the login, the Message-ID and the size, from which the
+  portal records the message; its attempts then count like an API message's.
 * **VERP bounces.** Postfix routes `bounces+<id>@<hosted domain>` to the agent over LMTP (a
   unix socket; see the transport map in config.py). Each delivery status notification is
   parsed (RFC 3464: Final-Recipient, Action, Status, Diagnostic-Code, Remote-MTA) into events
@@ -37,6 +42,7 @@ import re
 import signal
 import sqlite3
 import sys
+import uuid
 from pathlib import Path
 
 from aiosmtpd.lmtp import LMTP
@@ -53,6 +59,8 @@ CREATE TABLE IF NOT EXISTS events (
     tls TEXT NOT NULL DEFAULT '', source TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS queue (queue_id TEXT PRIMARY KEY, message TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tls (pid TEXT PRIMARY KEY, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS submission (queue_id TEXT PRIMARY KEY, login TEXT NOT NULL,
+    via TEXT NOT NULL, message_id TEXT NOT NULL DEFAULT '');
 """ + CURSOR_SCHEMA
 STATUSES = {"sent": "delivered", "deferred": "deferred", "bounced": "bounced",
             "expired": "expired"}
@@ -68,6 +76,12 @@ _TO = re.compile(
     r"status=(?P<status>\w+) \((?P<reply>.*)\)$"
 )
 _REMOVED = re.compile(r"^(?P<qid>[0-9A-Za-z]+): removed$")
+# A message submitted with SMTP AUTH (smtpd), or with sendmail on the host (pickup), and its
+# Message-ID (cleanup): recorded like an API message once qmgr names its sender.
+_SASL = re.compile(r"^(?P<qid>[0-9A-Za-z]+): client=.*, sasl_username=(?P<login>\S+)$")
+_PICKUP = re.compile(r"^(?P<qid>[0-9A-Za-z]+): uid=(?P<uid>\d+) from=<[^>]*>$")
+_MESSAGE_ID = re.compile(r"^(?P<qid>[0-9A-Za-z]+): message-id=(?P<mid>\S*)$")
+_SIZE = re.compile(r"\bsize=(?P<size>\d+), nrcpt=")
 _TLS = re.compile(r"^(?P<kind>\w+) TLS connection established to (?P<host>\S+): (?P<detail>.*)$")
 MAX_TEXT = 1000
 
@@ -105,17 +119,50 @@ def apply_line(conn: sqlite3.Connection, line: str) -> None:
     if found := _TLS.match(text):
         conn.execute("INSERT OR REPLACE INTO tls (pid, detail) VALUES (?, ?)",
                      (pid, f"{found['kind']} {found['detail']}"[:300]))
+    elif found := _SASL.match(text):
+        _submitted(conn, found["qid"], found["login"][:254], "smtp")
+    elif match["service"] == "pickup" and (found := _PICKUP.match(text)):
+        _submitted(conn, found["qid"], f"uid {found['uid']}", "sendmail")
+    elif found := _MESSAGE_ID.match(text):
+        conn.execute("UPDATE submission SET message_id = ? WHERE queue_id = ?",
+                     (found["mid"][:300], found["qid"]))
     elif found := _FROM.match(text):
         verp = VERP.match(found["sender"])
         if verp:
             conn.execute("INSERT OR IGNORE INTO queue (queue_id, message) VALUES (?, ?)",
                          (found["qid"], verp.group(1).lower()))
+        else:
+            _first_seen(conn, found, log_time(match["time"]))
         if "status=expired" in found["rest"]:
             _expire(conn, found["qid"], log_time(match["time"]))
     elif found := _TO.match(text):
         _delivery_line(conn, found, pid, log_time(match["time"]))
     elif found := _REMOVED.match(text):
         conn.execute("DELETE FROM queue WHERE queue_id = ?", (found["qid"],))
+        conn.execute("DELETE FROM submission WHERE queue_id = ?", (found["qid"],))
+
+
+def _submitted(conn, qid: str, login: str, via: str) -> None:
+    conn.execute("INSERT OR IGNORE INTO submission (queue_id, login, via) VALUES (?, ?, ?)",
+                 (qid, login, via))
+
+
+def _first_seen(conn, found: re.Match, at: str) -> None:
+    """qmgr's first `from=` for a submitted message: it gets a message id (the portal's
+    Message), and a `queued` event whose reply carries what the portal records (source `sub`).
+    Its later lines then count like an API message's."""
+    qid = found["qid"]
+    row = conn.execute("SELECT login, via, message_id FROM submission WHERE queue_id = ?",
+                       (qid,)).fetchone()
+    if row is None or conn.execute("SELECT 1 FROM queue WHERE queue_id = ?", (qid,)).fetchone():
+        return
+    message = uuid.uuid4().hex
+    conn.execute("INSERT INTO queue (queue_id, message) VALUES (?, ?)", (qid, message))
+    size = _SIZE.search(found["rest"])
+    detail = {"sender": found["sender"].lower(), "login": row[0], "via": row[1],
+              "message_id": row[2], "size": int(size["size"]) if size else 0, "queue_id": qid}
+    _event(conn, message, "", "queued", at, reply=json.dumps(detail, sort_keys=True),
+           source="sub")
 
 
 def _delivery_line(conn, found: re.Match, pid: str, at: str) -> None:

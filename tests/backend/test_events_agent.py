@@ -1,5 +1,6 @@
 """The event agent's log follower and bounce parser, on files (no daemons)."""
 
+import json
 import sqlite3
 
 from mailhost.backend.events import dsn_events, follow, record_bounce
@@ -76,3 +77,39 @@ def test_it_parses_a_delivery_status_notification(tmp_path):
     db = tmp_path / "events.sqlite"
     assert record_bounce(db, [f"bounces+{MSG}@a.test", "other@a.test"], dsn) == 1
     assert events(db) == [(MSG, "x@b.example", "bounced", "5.1.1", "")]
+
+
+SUBMITTED = [
+    "Dec 01 15:32:00 mail postfix/smtpd[30]: 7EF: client=localhost[127.0.0.1], "
+    "sasl_method=PLAIN, sasl_username=app-acme-alerts",
+    "Dec 01 15:32:00 mail postfix/cleanup[31]: 7EF: message-id=<m1@a.test>",
+    "Dec 01 15:32:00 mail postfix/qmgr[10]: 7EF: from=<Alerts@a.test>, size=512, nrcpt=1 "
+    "(queue active)",
+    "Dec 01 15:32:01 mail postfix/smtp[32]: 7EF: to=<ops@b.example>, relay=mx.b.example"
+    "[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
+    "Dec 01 15:32:01 mail postfix/qmgr[10]: 7EF: removed",
+    "Dec 01 15:33:00 mail postfix/pickup[40]: 8AA: uid=1001 from=<backup>",
+    "Dec 01 15:33:00 mail postfix/cleanup[31]: 8AA: message-id=<m2@a.test>",
+    "Dec 01 15:33:00 mail postfix/qmgr[10]: 8AA: from=<backup@a.test>, size=300, nrcpt=1 "
+    "(queue active)",
+    "Dec 01 15:33:00 mail postfix/qmgr[10]: 8AA: from=<backup@a.test>, size=300, nrcpt=1 "
+    "(queue active)",  # a deferred message comes back to the active queue: not a new one
+]
+
+
+def test_it_records_smtp_and_sendmail_submissions_as_messages(tmp_path):
+    log, db = tmp_path / "postfix.log", tmp_path / "events.sqlite"
+    log.write_text("".join(line + "\n" for line in SUBMITTED))
+    follow(log, db)
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT message, recipient, status, reply, source FROM events "
+                        "ORDER BY id").fetchall()
+    conn.close()
+    (smtp, _, queued, detail, source), delivered, (pickup, _, _, local, _) = rows
+    assert (queued, source) == ("queued", "sub") and len(smtp) == 32
+    assert json.loads(detail) == {"sender": "alerts@a.test", "login": "app-acme-alerts",
+                                  "via": "smtp", "message_id": "<m1@a.test>", "size": 512,
+                                  "queue_id": "7EF"}
+    assert delivered[:3] == (smtp, "ops@b.example", "delivered")
+    assert json.loads(local)["login"] == "uid 1001" and json.loads(local)["via"] == "sendmail"
+    assert pickup != smtp

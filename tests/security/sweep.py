@@ -147,6 +147,8 @@ PATH_PARAMS: dict[str, Callable[[World], object]] = {
     "sent/<message_id>": lambda a: sent_message(a).id.hex,
     "suppressions/<value>": lambda a: suppressed(a).value,
     "app-senders/<login>": lambda a: app_sender(a).login,
+    "webhooks/<webhook_id>": lambda a: webhook(a).pk,
+    "webhook-deliveries/<delivery_id>": lambda a: webhook_delivery(a).pk,
 }
 
 
@@ -178,6 +180,27 @@ def app_sender(a: World):
         organisation=a.org, login=f"app-{a.org.slug}",
         defaults={"name": "Victim's alerts", "password_hash": "{BLF-CRYPT}x",
                   "addresses": [f"alerts@{a.domain.name}"]})[0]
+
+
+def webhook(a: World):
+    from delivery.models import Webhook
+
+    return Webhook.objects.get_or_create(
+        organisation=a.org, url="https://93.184.215.14/victim",
+        defaults={"secret": encrypt(b"whsec_victim")})[0]
+
+
+def webhook_delivery(a: World):
+    from delivery.models import DeliveryEvent, WebhookDelivery
+
+    event, _ = DeliveryEvent.objects.get_or_create(
+        node_name="sweep", node_event_id=1,
+        defaults={"message": sent_message(a), "recipient": f"reader@{a.domain.name}",
+                  "status": "bounced", "at": timezone.now(), "source": "log"})
+    return WebhookDelivery.objects.get_or_create(
+        webhook=webhook(a), event=event,
+        defaults={"payload": {"id": f"evt_{event.pk}", "type": "message.bounced"},
+                  "state": "dead", "attempts": 8})[0]
 
 
 def sender_rule(a: World) -> int:
@@ -229,6 +252,8 @@ QUERY_PARAMS: dict[str, Callable[[World], object] | None] = {
     "key": None,
     "recipient": None,
     "tag": None,
+    "webhook": lambda a: webhook(a).pk,
+    "state": None,
 }
 
 
@@ -281,6 +306,7 @@ API_BODIES: dict[str, Callable[[World], object]] = {
     "POST /suppressions": lambda a: {"value": "sweep@example.net"},
     "POST /app-senders": lambda a: {"name": "sweep", "addresses": [f"sweep@{a.domain.name}"]},
     "PUT /staff/organisations/{slug}/sending-quota": lambda a: {"hourly": 10},
+    "POST /webhooks": lambda a: {"url": "https://93.184.215.14/sweep"},
 }
 
 # URL name → a valid form for a POST to that page (pages without one are posted empty:
@@ -325,6 +351,7 @@ PAGE_FORMS: dict[str, Callable[[World], dict]] = {
     "mailbox:vacation": lambda a: {"enabled": "on", "subject": "Away", "body": "Back soon."},
     "mailbox:app_passwords": lambda a: {"name": "Sweep tablet"},
     "delivery:suppressions": lambda a: {"value": "sweep@example.net"},
+    "delivery:webhooks": lambda a: {"url": "https://93.184.215.14/sweep"},
 }
 
 # URL name → the query string a page needs (a page that takes a filter naming an object).
