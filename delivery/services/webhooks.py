@@ -190,7 +190,9 @@ def webhook_attempt(delivery_id: int) -> str | None:
     ).update(next_attempt_at=lease)
     if not claimed:
         return None
-    delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
+    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_id).first()
+    if delivery is None:  # its webhook was removed meanwhile
+        return None
     status, error = _post(delivery, timeout)
     delivery.attempts += 1
     delivery.last_status, delivery.last_error = status, error[:500]

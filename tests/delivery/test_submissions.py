@@ -2,10 +2,12 @@
 organisation with each envelope recipient's outcome, in the same list and timeline."""
 
 import pytest
+from django.test import Client
 
 from delivery.models import Message
 from delivery.tasks import collect_events
 from tests.delivery.support import internet_address
+from tests.factories import MembershipFactory
 from tests.inbound.conftest import PASSWORD
 from tests.stack import make_message, smtp_send, wait_for
 
@@ -36,3 +38,10 @@ def test_a_submitted_message_gets_a_record_and_a_timeline(sender, mail_stack, in
     assert timeline[0] == ("queued", "") and "submitted by" in body["events"][0]["reply"]
     listed = client.get("/messages", {"recipient": alive}).json()["items"]
     assert [m["id"] for m in listed] == [body["id"]]
+
+    organisation = hosted.domain.organisation
+    admin = MembershipFactory(organisation=organisation, role="viewer").user
+    browser = Client()
+    browser.force_login(admin)
+    page = browser.get(f"/mail-admin/{organisation.slug}/sent/", {"recipient": alive})
+    assert f"SMTP: {news}" in page.content.decode()
