@@ -471,6 +471,8 @@ class AppSenderOut(Schema):
     login: str = Field(description="The SMTP AUTH user name (not an address).")
     addresses: list[str]
     created_at: dt.datetime
+    last_used_at: dt.datetime | None = Field(
+        description="Its latest submission the node's event agent saw (SMTP or sendmail).")
     revoked_at: dt.datetime | None
 
 

@@ -7,8 +7,10 @@ import uuid
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Q
 
 from delivery.models import (
+    ApplicationSender,
     DeliveryEvent,
     EventCursor,
     Message,
@@ -99,6 +101,27 @@ def _record_submissions(node_name: str, rows: list[tuple]) -> None:
         if message_id not in existing
         and (domain := domains.get(detail.get("sender", "").rpartition("@")[2]))
     ], ignore_conflicts=True)
+    _note_last_use(rows, details)
+
+
+def _note_last_use(rows: list[tuple], details: dict) -> None:
+    """An application sender's last use: its latest submission the agent saw."""
+    latest: dict[str, dt.datetime] = {}
+    for row in rows:
+        detail = details.get(_uuid(row[1])) or {}
+        login, at = str(detail.get("login", "")), dt.datetime.fromisoformat(row[4])
+        if login and (login not in latest or at > latest[login]):
+            latest[login] = at
+    for login, at in latest.items():
+        ApplicationSender.objects.filter(login=login).filter(
+            Q(last_used_at=None) | Q(last_used_at__lt=at)).update(last_used_at=at)
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(hex=value)
+    except (ValueError, TypeError):
+        return None
 
 
 def _messages(hex_ids: set[str]) -> dict[str, Message]:

@@ -60,6 +60,8 @@ def test_a_service_sends_with_sendmail_held_to_the_same_rules(sender, stack_node
 
     message = wait_for(recorded, timeout=40, interval=0.2)
     assert message.via == "smtp" and message.login == created["login"]
+    (listed,) = client.get("/app-senders").json()
+    assert listed["last_used_at"] is not None  # its use, from the node's log
 
 
 def test_it_says_what_is_wrong_with_its_configuration(tmp_path):
