@@ -15,10 +15,11 @@ import http.client
 import ipaddress
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from identity.addresses import Network, normalise, refusal
+from identity.addresses import IPAddress, Network, normalise, refusal
 
 USER_AGENT = "Mailhost-Webhooks/1"
 MAX_URL = 2000
@@ -62,16 +63,17 @@ def parse(url: str) -> Target:
     return Target(parts.scheme, parts.hostname.rstrip(".").lower(), port, path)
 
 
-def pinned_address(target: Target, allowed: list[Network]) -> str:
-    """The one address to connect to, after checking every address the host has."""
+def pinned_address(target: Target, allowed: list[Network],
+                   resolve: Callable[[str], list[IPAddress]]) -> str:
+    """The one address to connect to, after checking every address the host has. `resolve`
+    gives a name's A and AAAA addresses ([] for none), within its own time limit."""
     try:
         addresses = [ipaddress.ip_address(target.host)]
     except ValueError:
-        try:
-            infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):
-            raise Refused(f"The host {target.host} does not resolve to any address.") from None
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        if target.host == "localhost" or target.host.endswith(".localhost"):  # RFC 6761
+            addresses = [ipaddress.ip_address("127.0.0.1")]
+        else:
+            addresses = resolve(target.host)
     if not addresses:
         raise Refused(f"The host {target.host} does not resolve to any address.")
     for address in addresses:

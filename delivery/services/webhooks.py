@@ -9,11 +9,14 @@ delivery is dead: kept, shown in the portal and the API, and replayable.
 
 import datetime as dt
 import http.client
+import ipaddress
 import json
 import logging
 import secrets
 import time
 
+import dns.exception
+import dns.resolver
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
@@ -29,6 +32,7 @@ from delivery.models import (
     WebhookState,
 )
 from identity.addresses import Network, parse_networks
+from identity.verify import make_resolver
 from mailhost.crypto import decrypt, encrypt
 from mailhost.errors import Invalid, NotFound
 from tenants.access import Actor, require_read, require_write
@@ -45,11 +49,30 @@ def allowed_networks() -> list[Network]:
     return parse_networks(settings.MAILHOST_WEBHOOK_ALLOWED_NETWORKS)
 
 
+def resolve(name: str) -> list:
+    """A name's A and AAAA addresses through the portal's resolvers (MAILHOST_DNS_RESOLVERS),
+    within MAILHOST_DNS_LIFETIME_MS each: a slow DNS server never holds a worker for long."""
+    resolver = make_resolver(settings.MAILHOST_DNS_RESOLVERS,
+                             timeout_ms=settings.MAILHOST_DNS_TIMEOUT_MS,
+                             lifetime_ms=settings.MAILHOST_DNS_LIFETIME_MS)
+    addresses = []
+    for rdtype in ("A", "AAAA"):
+        try:
+            answer = resolver.resolve(name, rdtype, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            continue
+        except dns.exception.DNSException as exc:
+            raise hooks.Refused(f"The host {name} could not be resolved ({type(exc).__name__}); "
+                                "try again later.") from None
+        addresses += [ipaddress.ip_address(rr.address) for rr in answer]
+    return addresses
+
+
 def check_url(url: str) -> str:
     """The URL, if the portal may call it now; Invalid (422) naming why not."""
     try:
         target = hooks.parse(url)
-        hooks.pinned_address(target, allowed_networks())
+        hooks.pinned_address(target, allowed_networks(), resolve)
     except hooks.Refused as exc:
         raise Invalid(str(exc), field="url") from None
     return url.strip()
@@ -220,7 +243,7 @@ def _post(delivery: WebhookDelivery, timeout: float) -> tuple[int | None, str]:
     }
     try:
         target = hooks.parse(webhook.url)
-        address = hooks.pinned_address(target, allowed_networks())
+        address = hooks.pinned_address(target, allowed_networks(), resolve)
         status, answer = hooks.post(target, address, body, headers, timeout=timeout)
     except hooks.Refused as exc:
         return None, str(exc)

@@ -241,3 +241,19 @@ def test_a_bad_allowed_network_is_a_system_check_error(settings):
 
     settings.MAILHOST_WEBHOOK_ALLOWED_NETWORKS = ["10.0.0.0/8", "not-a-network"]
     assert [e.id for e in webhook_settings(None)] == ["delivery.E001"]
+
+
+def test_every_address_of_a_name_is_checked_and_the_checked_one_is_used():
+    """A name with one public and one private address (a rebinding set-up) is refused; a name
+    whose addresses are all public pins the first of them for the connection."""
+    import ipaddress
+
+    from delivery import hooks
+
+    target = hooks.parse("https://hooks.example.org/mail")
+    public, private = ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("10.0.0.7")
+    with pytest.raises(hooks.Refused, match="a name for a private address"):
+        hooks.pinned_address(target, [], lambda name: [public, private])
+    assert hooks.pinned_address(target, [], lambda name: [public]) == "93.184.215.14"
+    with pytest.raises(hooks.Refused, match="does not resolve"):
+        hooks.pinned_address(target, [], lambda name: [])
