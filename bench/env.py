@@ -13,8 +13,10 @@ from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "var" / "bench"
-BENCH_DB = "mailhost_bench"
-REDIS_DB = 9
+# One engineer's run must not drop another's database: both may be moved (BENCH_DB_NAME,
+# BENCH_REDIS_DB) when several share a PostgreSQL and a Redis.
+BENCH_DB = os.environ.get("BENCH_DB_NAME", "mailhost_bench")
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "9"))
 NODE_NAME = "bench"
 HOSTNAME = "mail.bench.test"
 PORT_NAMES = (
@@ -87,7 +89,7 @@ def configure() -> BenchEnv:
     database_url, admin_url = _database_urls()
     broker = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
     broker = _with_path(broker, f"/{REDIS_DB}")
-    ports = free_ports(len(PORT_NAMES) + 1)
+    ports = free_ports(len(PORT_NAMES) + 2)
     env = BenchEnv(
         state_dir=short_state_dir(),
         ports=dict(zip(PORT_NAMES, ports, strict=False)),
@@ -126,6 +128,8 @@ def configure() -> BenchEnv:
         # B8's one outside client sends thousands of messages a minute: not an abuse test.
         "MAILHOST_SMTP_MESSAGE_RATE_LIMIT": "1000000",
         "MAILHOST_SMTP_CONNECTION_RATE_LIMIT": "100000",
+        # B9 sends through the API to "the internet": *.example goes to its loopback MX.
+        "MAILHOST_TEST_INTERNET_MX": f"127.0.0.1:{ports[-2]}",
     }
     values |= {_PORT_VARS[name]: str(port) for name, port in env.ports.items()}
     (OUT_DIR / "var").mkdir(parents=True, exist_ok=True)

@@ -120,6 +120,18 @@ def build(results: dict) -> Table:
         table.add("B8", size, "added latency per message", None, b8["added_ms_p95"], " ms")
         table.add("B8", "", "Rspamd RSS (all processes)", b8["rspamd_rss_mb"]["portal"], None,
                   " MB")
+    if b9 := s.get("B9"):
+        for key, label in (("latency_1", "API send → at MX, 1 sender"),
+                           ("latency_50", "API send → at MX, 50 senders")):
+            table.add("B9", f"{b9[key]['n']} msgs", label, b9[key]["median_ms"],
+                      b9[key]["p95_ms"], " ms")
+        table.add("B9", "50 senders", "API accepted msg/s", b9["api_accepted_per_s"], None, "/s")
+        table.add("B9", "4 connections", "SMTP submission msg/s", b9["smtp_accepted_per_s"],
+                  None, "/s")
+        table.add("B9", "", "API vs submission", b9["api_vs_smtp"], None, "×")
+        lag = b9["event_lag"]
+        table.add("B9", f"{lag['n']} msgs", "event lag MX → API delivered", lag["median_ms"],
+                  lag["p95_ms"], " ms", "p95 ≤ 1 s", lag["p95_ms"] <= 1000)
     labels = {"B7": ("full render + diff → login", "(the portal's full pass)"),
               "B7_rewrite": ("rewrite all + reload → login", "(docker-mailserver's)")}
     for key, (label, design) in labels.items():

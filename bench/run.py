@@ -131,6 +131,31 @@ class Runner:
                                     inbound.throughput, ctx, rounds=size.mail_rounds,
                                     per_round=size.mail_per_round))
 
+    def run_send_only(self) -> None:
+        """`--only B9`: seed the first level, bring the node up (B4), start the web and the
+        worker, then B9 alone."""
+        from bench import full, seed
+
+        ctx = self.ctx
+        domains = ctx.size.levels[0]
+        if self.step(f"seed {domains * seed.PER_DOMAIN:,} mailboxes", seed.grow, ctx.tenant,
+                     domains=domains) is None:
+            raise BenchError("seeding failed")
+        seed.analyze()
+        ctx.domains = domains
+        if self.step("B4 full reconcile", full.apply_from_empty, ctx) is None:
+            raise BenchError("the node could not be reconciled")
+        self.start_services()
+        self.run_b9()
+
+    def run_b9(self) -> None:
+        from bench import outbound
+
+        ctx = self.ctx
+        self.record("B9", self.step(
+            f"B9 send API → loopback MX ({outbound.SENDERS} senders)", outbound.send_api, ctx,
+            samples=ctx.size.live_samples, per_sender=2 if ctx.size.name == "small" else 4))
+
     def run(self) -> None:
         from bench import bulk, full, inbound, lists, live, mailflow, seed
 
@@ -173,6 +198,7 @@ class Runner:
                                     rounds=size.mail_rounds, per_round=size.mail_per_round))
         self.record("B3", self.step(f"B3 bulk {size.bulk_rows:,} into {n:,}", bulk.bulk_create,
                                     ctx, rows=size.bulk_rows))
+        self.run_b9()
 
     # --- tear-down ---------------------------------------------------------------------------
 
@@ -213,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--keep-db", action="store_true", help="keep mailhost_bench afterwards")
-    parser.add_argument("--only", choices=["B8"], help="run one scenario (after seeding)")
+    parser.add_argument("--only", choices=["B8", "B9"], help="run one scenario (after seeding)")
     args = parser.parse_args(argv)
 
     env = bench_env.configure()
@@ -235,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         runner.setup()
         if args.only == "B8":
             runner.run_inbound_only()
+        elif args.only == "B9":
+            runner.run_send_only()
         else:
             runner.run()
     except Exception as exc:  # BenchError, ChildError, StackError, database down …

@@ -203,8 +203,11 @@ def error_response(
 
 def _body_limit_response(request: HttpRequest, operation) -> HttpResponse | None:
     """413 before anything reads a body larger than the route allows."""
-    large = getattr(getattr(operation, "view_func", None), "large_body", False)
+    view_func = getattr(operation, "view_func", None)
+    large = getattr(view_func, "large_body", False)
     limit = settings.API_BULK_MAX_BODY_BYTES if large else settings.API_MAX_BODY_BYTES
+    if getattr(view_func, "max_body_bytes", None):  # a route with a cap of its own (a send)
+        large, limit = True, view_func.max_body_bytes
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -251,7 +254,8 @@ def _idempotent_operation(view_func):
     def operation(request: HttpRequest, *args, **kwargs):
         key = request.headers.get(idempotency.HEADER)
         scope = idempotency.actor_scope(getattr(request, "auth", None))
-        if request.method != "POST" or key is None or scope is None:
+        own = getattr(view_func, "own_idempotency", False)  # e.g. a send: see delivery.api
+        if request.method != "POST" or key is None or scope is None or own:
             return view_func(request, *args, **kwargs)
         claimed = idempotency.claim(
             scope=scope, key=key, fingerprint=idempotency.fingerprint(request)
@@ -285,7 +289,10 @@ HTTP_CODES = {
 
 @api.exception_handler(DomainError)
 def _domain_error(request, exc: DomainError):
-    return error_response(request, exc.status, exc.code, exc.detail, field=exc.field)
+    response = error_response(request, exc.status, exc.code, exc.detail, field=exc.field)
+    if getattr(exc, "retry_after", None):  # a sending quota (mailhost.errors.QuotaExceeded)
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _field_name(loc) -> str | None:
@@ -473,6 +480,8 @@ def health(request):
 # --- routers -------------------------------------------------------------------------------
 
 from bans.api import router as bans_router  # noqa: E402
+from delivery.api import router as delivery_router  # noqa: E402
+from delivery.api import staff_router as delivery_staff_router  # noqa: E402
 from identity.api import router as identity_router  # noqa: E402
 from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers import the above)
 from reports.api import router as reports_router  # noqa: E402
@@ -482,8 +491,10 @@ from tenants.staff_api import router as staff_router  # noqa: E402
 api.add_router("", tenants_router)
 api.add_router("", mailboxes_router)
 api.add_router("", bans_router)
+api.add_router("", delivery_router)
 api.add_router("", reports_router)
 api.add_router("/staff", staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
+api.add_router("/staff", delivery_staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 api.add_router("", identity_router)
 
 

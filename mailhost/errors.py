@@ -36,3 +36,26 @@ class Conflict(DomainError):
 class Invalid(DomainError):
     code = "invalid"
     status = 422
+
+
+class TooLarge(DomainError):
+    code = "payload_too_large"
+    status = 413
+
+
+class Unavailable(DomainError):
+    """A part the request needs (a mail node) does not answer; retrying later may work."""
+
+    code = "unavailable"
+    status = 503
+
+
+class QuotaExceeded(DomainError):
+    """A sending quota: retry after `retry_after` seconds (the API's Retry-After)."""
+
+    code = "quota_exceeded"
+    status = 429
+
+    def __init__(self, detail: str, *, retry_after: int, **kwargs):
+        super().__init__(detail, **kwargs)
+        self.retry_after = retry_after

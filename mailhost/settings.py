@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "mailboxes",
     "identity",
     "bans",
+    "delivery",
     "reports",
     "status",
 ]
@@ -198,6 +199,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The mail host and the bundled stack's ports (dev defaults: loopback, high ports).
 MAILHOST_HOSTNAME = env_str("MAILHOST_HOSTNAME", "mail.localhost")
 MAILHOST_BIND_ADDRESS = env_str("MAILHOST_BIND_ADDRESS", "127.0.0.1")
+# Test harness only: "127.0.0.1:PORT" of the tests' fake internet MX, which then receives all
+# mail for *.example (mailhost/backend/config.py). Empty (the default) everywhere else.
+MAILHOST_TEST_INTERNET_MX = env_str("MAILHOST_TEST_INTERNET_MX", "")
 MAILHOST_PORTS = {
     "smtp": env_int("MAILHOST_SMTP_PORT", 2525),
     "submission": env_int("MAILHOST_SUBMISSION_PORT", 2587),
@@ -294,7 +298,26 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("MAILHOST_USAGE_COLLECT_SECONDS", 900),
     },
     "expire-invitations": {"task": "tenants.expire_invitations", "schedule": 3600},
+    # Delivery events from each node's event agent (delivery/tasks.py): the lag between a
+    # delivery and its status in the API.
+    "delivery-collect-events": {
+        "task": "delivery.collect_events",
+        "schedule": env_int("DELIVERY_EVENTS_COLLECT_SECONDS", 1),
+    },
+    # Rewrites every node's copy of the suppression lists and sending quotas (changes are
+    # written at once too).
+    "delivery-sync-nodes": {"task": "delivery.sync_node", "schedule": 300},
+    # Webhook attempts that are due (retries; and any whose queued task was lost).
+    "delivery-webhooks-due": {"task": "delivery.webhooks_due", "schedule": 30},
 }
+
+# Webhooks (delivery/services/webhooks.py): public addresses only unless staff allow a network
+# (CIDR list; plain http only there); the first retry's delay, doubling; attempts before a
+# delivery is dead (kept, replayable); one attempt's time limit.
+MAILHOST_WEBHOOK_ALLOWED_NETWORKS = env_list("MAILHOST_WEBHOOK_ALLOWED_NETWORKS", [])
+MAILHOST_WEBHOOK_RETRY_SECONDS = env_int("MAILHOST_WEBHOOK_RETRY_SECONDS", 30)
+MAILHOST_WEBHOOK_MAX_ATTEMPTS = env_int("MAILHOST_WEBHOOK_MAX_ATTEMPTS", 8)
+MAILHOST_WEBHOOK_TIMEOUT_SECONDS = env_int("MAILHOST_WEBHOOK_TIMEOUT_SECONDS", 10)
 
 # DNS posture (identity/): the records each domain should publish, their live verification,
 # DKIM rotation, DMARC/BIMI/MTA-STS/TLS-RPT. See docker/.env.example for each variable.

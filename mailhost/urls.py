@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from delivery.graphql import graphql_view
 from mailboxes import autoconfig
 from mailhost.admin import admin_login
 from mailhost.api import api
@@ -14,12 +15,14 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", api.urls),
+    path("graphql", graphql_view),  # the send API's GraphQL door (delivery/graphql.py)
     path("metrics", metrics, name="metrics"),
     path("mail-admin/bans/", include("bans.urls")),  # before "<org>/" paths
     path("mail-admin/status/", include("status.urls")),
     # Pages: operators (tenants' paths first: "switch/" is not an organisation) and mailboxes.
     path("mail-admin/", include("tenants.urls")),
     path("mail-admin/", include("mailboxes.urls")),
+    path("mail-admin/", include("delivery.urls")),
     path("mail-admin/", include("reports.urls")),
     path("mailbox/", include("mailboxes.portal_urls")),
     # Mail client self-configuration (also answered on autoconfig.<domain> by middleware).

@@ -15,6 +15,7 @@ import logging
 from dataclasses import asdict, dataclass
 from itertools import islice
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -33,7 +34,6 @@ from reports.models import (
     TlsPolicyResult,
     TlsReport,
 )
-from reports.tasks import resolve_sources
 from tenants.access import Actor, require_write
 from tenants.audit import audit_record
 from tenants.models import Organisation
@@ -173,8 +173,9 @@ def _store_aggregate(domain: Domain, report: parsing.AggregateReport, context) -
 
 
 def _resolve_later(ips: list[str]) -> None:
+    # By name: reports.tasks imports the intake, which imports this module.
     try:
-        resolve_sources.delay(ips)
+        current_app.send_task("reports.resolve_sources", args=[ips])
     except Exception:  # the broker down: names are a nicety, the report is stored
         logger.warning("reports: could not queue the reverse lookups", exc_info=True)
 

@@ -3,19 +3,20 @@ checks run in the worker. The beat runs both every MAILHOST_STATUS_CHECK_SECONDS
 
 from celery import shared_task
 
+from nodes.models import MailNode
+from nodes.queues import node_queue
+from status.housekeeping import JOBS, housekeeping_run, node_logs
+from status.services import status_check_node, status_check_portal
+
 
 @shared_task(name="status.check_node")
 def check_node(node_id: int) -> int:
     """On the node's queue: its daemons, queue, disk and certificate. Returns the alerts."""
-    from nodes.models import MailNode
-    from status.services import status_check_node
-
     return len(status_check_node(MailNode.objects.get(pk=node_id)))
 
 
 @shared_task(name="status.check_portal")
 def check_portal() -> int:
-    from status.services import status_check_portal
 
     return len(status_check_portal())
 
@@ -23,9 +24,6 @@ def check_portal() -> int:
 @shared_task(name="status.check_all")
 def check_all() -> None:
     """Beat: every node checks itself (the state is node-local), then the portal's checks."""
-    from nodes.models import MailNode
-    from nodes.queues import node_queue
-
     for node_id, name in MailNode.objects.values_list("pk", "name"):
         check_node.apply_async(args=[node_id], queue=node_queue(name))
     check_portal.delay()
@@ -34,17 +32,12 @@ def check_all() -> None:
 @shared_task(name="status.housekeep")
 def housekeep(job: str) -> bool:
     """One housekeeping job of the portal (status.housekeeping.JOBS); True if it went well."""
-    from status.housekeeping import housekeeping_run
-
     return housekeeping_run(job).ok
 
 
 @shared_task(name="status.housekeep_node")
 def housekeep_node(node_id: int) -> bool:
     """On the node's queue: rotate and expire its daemon logs."""
-    from nodes.models import MailNode
-    from status.housekeeping import housekeeping_run, node_logs
-
     node = MailNode.objects.get(pk=node_id)
     return housekeeping_run(f"node-logs:{node.name}", node_logs(node)).ok
 
@@ -52,10 +45,6 @@ def housekeep_node(node_id: int) -> bool:
 @shared_task(name="status.housekeep_all")
 def housekeep_all() -> None:
     """Beat, daily: every portal job, and every node's logs on its own queue."""
-    from nodes.models import MailNode
-    from nodes.queues import node_queue
-    from status.housekeeping import JOBS
-
     for job in JOBS:
         housekeep.delay(job)
     for node_id, name in MailNode.objects.values_list("pk", "name"):

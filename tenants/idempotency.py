@@ -68,7 +68,7 @@ def _canonical_body(request: HttpRequest) -> bytes:
         return request.body
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(33 <= ord(ch) <= 126 for ch in key):
         raise Invalid(
             f"The {HEADER} header is 1–{MAX_KEY_LENGTH} printable ASCII characters "
@@ -83,7 +83,7 @@ def claim(*, scope: str, key: str, fingerprint: str) -> IdempotencyRecord | Http
     Raises Invalid when the key was used for a different request, Conflict while the request
     that first used it is still running.
     """
-    _check_key(key)
+    check_key(key)
     now = timezone.now()
     expired_before = now - dt.timedelta(hours=settings.API_IDEMPOTENCY_TTL_HOURS)
     record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()

@@ -73,11 +73,14 @@ def free_ports(count: int) -> list[int]:
 
 def stack_config(state_dir: Path, **overrides) -> NodeConfig:
     """A NodeConfig for a throwaway stack: free ports, loopback, dev mode."""
+    *ports, internet = free_ports(len(PORT_NAMES) + 1)
     values = {
         "state_dir": state_dir,
         "hostname": HOSTNAME,
         "bind_address": "127.0.0.1",
-        "ports": dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True)),
+        "ports": dict(zip(PORT_NAMES, ports, strict=True)),
+        # Mail for *.example goes to the fake internet MX the outbound tests start there.
+        "internet_mx": f"127.0.0.1:{internet}",
         "dev": True,
         # False below /tmp (world-writable): OpenDKIM would refuse every key there.
         "dkim_require_safe_keys": not below_world_writable(state_dir),
@@ -117,6 +120,7 @@ def stack_node(mail_stack: Stack, settings, db):
     settings.MAILHOST_PORTS = dict(mail_stack.cfg.ports)
     settings.MAILHOST_HOSTNAME = mail_stack.cfg.hostname
     settings.MAILHOST_BIND_ADDRESS = mail_stack.cfg.bind_address
+    settings.MAILHOST_TEST_INTERNET_MX = mail_stack.cfg.internet_mx
     settings.EMAIL_HOST, settings.EMAIL_PORT = mail_stack.address("internal")
     node = node_default()
     if node.state_dir != str(mail_stack.cfg.state_dir):

@@ -47,7 +47,12 @@ from mailhost.backend.inbound import (
     smtp_inbound_options,
 )
 from mailhost.backend.lookup import LOOKUP_DB
+from mailhost.backend.quotas import QUOTAS_DB
+from mailhost.backend.senders import DOVECOT_QUERY as SENDERS_DOVECOT_QUERY
+from mailhost.backend.senders import POSTFIX_QUERY as SENDERS_POSTFIX_QUERY
+from mailhost.backend.senders import SENDERS_DB
 from mailhost.backend.sieve import AFTER_SCRIPT, BEFORE_SCRIPT, LEGACY_ACTIVE_SCRIPT
+from mailhost.backend.suppressions import SUPPRESSIONS_DB
 
 # Debian's `mail` user owns every maildir; Dovecot's first_valid_uid admits exactly it.
 MAIL_UID = 8
@@ -73,6 +78,7 @@ DEV_TRUSTED = ("127.0.0.1/32", "::1/128")
 DEFAULT_MESSAGE_SIZE_LIMIT = 50 * 1024 * 1024
 # Dovecot's unix sockets live below the state dir and sun_path holds 107 bytes.
 MAX_STATE_DIR_LENGTH = 60
+APP_SENDERS_PASSDB = "dovecot/sql-app-senders.conf.ext"
 # Dovecot 2.3's sql passdb refuses a query that returns more than one row ("Password query
 # returned multiple matches"), so each app password gets a passdb of its own, tried in turn.
 DEFAULT_APP_PASSWORD_SLOTS = 10
@@ -80,6 +86,7 @@ DEFAULT_APP_PASSWORD_SLOTS = 10
 # The state dir is pasted into config files and SQL string literals: no quotes, no spaces.
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+_LOOPBACK_HOST_PORT = re.compile(r"^127\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d{1,5}$")
 # The operator mailbox is pasted into a Postfix SQL query: no quote, no %, no space.
 OPERATOR_MAILBOX = re.compile(
     r"^[a-z0-9](?:[a-z0-9._+-]*[a-z0-9_-])?@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$"
@@ -88,6 +95,11 @@ OPERATOR_MAILBOX = re.compile(
 # The sender-policy milter (mailhost.backend.milter) listens here: socket root:postfix 0660.
 SENDER_POLICY_SOCKET = "run/sender-policy/policy.sock"
 SENDER_POLICY_CONFIG = "sender-policy/sender-policy.json"
+# The event agent (mailhost.backend.events): its config, its store, and the LMTP socket that
+# Postfix hands VERP bounces (bounces+<message id>@<hosted domain>) to.
+EVENT_AGENT_CONFIG = "events/agent.json"
+EVENTS_DB = "events/events.sqlite"
+BOUNCE_SOCKET = "run/event-agent/bounces.sock"
 # Postfix's milter_macro_daemon_name per listener: the policy milter picks its rule by it and
 # OpenDKIM signs only mail from these (MTA), never what the port-25 listener received.
 SIGNING_LISTENERS = ("submission", "submissions", "internal")
@@ -118,6 +130,10 @@ class NodeConfig:
     # Where a domain's postmaster@ and abuse@ go when its own target cannot receive
     # (MAILHOST_OPERATOR_MAILBOX); "" for nowhere.
     operator_mailbox: str = ""
+    # Test harness only (MAILHOST_TEST_INTERNET_MX, "127.0.0.1:PORT"): mail for *.example goes
+    # to the tests' fake internet MX there, and the queue retries within seconds. Empty in
+    # production: Postfix then finds MX hosts in DNS like any sender.
+    internet_mx: str = ""
     # Local parts that, at every hosted domain, are the report intake (DMARC rua/ruf and
     # TLS-RPT addresses the portal publishes): Postfix delivers them into the node's report
     # spool (REPORT_SPOOL), which the worker reads (reports.tasks); empty: no intake.
@@ -159,6 +175,7 @@ class NodeConfig:
             "bans": ban_policy_from_settings(settings),
             "inbound": inbound_config_from_settings(settings),
             "operator_mailbox": getattr(settings, "MAILHOST_OPERATOR_MAILBOX", ""),
+            "internet_mx": getattr(settings, "MAILHOST_TEST_INTERNET_MX", ""),
             "report_local_parts": tuple(
                 getattr(settings, "MAILHOST_REPORT_INTAKE_LOCAL_PARTS", ())
             ),
@@ -304,6 +321,8 @@ def _check(cfg: NodeConfig) -> None:
         not OPERATOR_MAILBOX.match(cfg.operator_mailbox) or ".." in cfg.operator_mailbox
     ):
         raise ValueError(f"operator_mailbox {cfg.operator_mailbox!r} is not a plain address")
+    if cfg.internet_mx and not _LOOPBACK_HOST_PORT.match(cfg.internet_mx):
+        raise ValueError(f"internet_mx {cfg.internet_mx!r} is not 127.x.y.z:port")
     for local in cfg.report_local_parts:
         if not LOCAL_PART.match(local) or ".." in local:
             raise ValueError(f"report local part {local!r} is not a plain lower-case local part")
@@ -322,11 +341,13 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         "dovecot/dovecot.conf": render_dovecot_conf,
         "dovecot/sql-passdb.conf.ext": render_dovecot_sql_passdb,
         "dovecot/sql-userdb.conf.ext": render_dovecot_sql_userdb,
+        APP_SENDERS_PASSDB: render_dovecot_sql_app_senders,
         "opendkim/opendkim.conf": render_opendkim_conf,
         "opendkim/TrustedHosts": render_opendkim_trusted_hosts,
         "opendkim/InternalHosts": render_opendkim_internal_hosts,
         SENDER_POLICY_CONFIG: render_sender_policy_json,
         "banpolicy/banpolicy.json": render_banpolicy_json,
+        EVENT_AGENT_CONFIG: render_event_agent_json,
     }
     files = {path: render(cfg).encode() for path, render in renderers.items()}
     for path, text in render_postfix_sqlite_maps(cfg).items():
@@ -346,22 +367,39 @@ def _lines(*lines: str) -> str:
 # Lookup semantics (Postfix folds keys to lower case and escapes %s inside the quotes).
 POSTFIX_QUERIES = {
     "domains": "SELECT name FROM domains WHERE name='%s'",
-    "mailboxes": "SELECT 'OK' FROM mailboxes WHERE address='%s' AND can_receive=1",
+    # Also the send API's VERP return paths, bounces+<message id>@<hosted domain> (see verp).
+    "mailboxes": "SELECT 'OK' FROM mailboxes WHERE address='%s' AND can_receive=1 "
+    "UNION ALL {verp_ok}",
     # A mailbox maps to itself, which ends alias expansion: a real mailbox wins over a catch-all
     # '@domain' alias, a disabled one included (it is refused by recipient-access below).
     # Then a role address (postmaster@, abuse@: see postfix_role_query), only if neither.
     "aliases": "SELECT destinations FROM aliases WHERE address='%s' "
     "UNION ALL SELECT address FROM mailboxes WHERE address='%s' "
-    "UNION ALL {roles}{intake_self}",
+    "UNION ALL {verp_self} UNION ALL {roles}{intake_self}",
     "sender-logins": "SELECT login FROM sender_logins WHERE address='%s'",
     # Postfix counts an address the alias map lists as known, so a disabled mailbox (which
     # maps to itself, keeping the catch-all off it) would pass RCPT: refuse it explicitly.
     "recipient-access": "SELECT '550 5.2.1 Mailbox disabled' FROM mailboxes "
     "WHERE address='%s' AND can_receive=0",
+    # A VERP bounce goes to the event agent, whatever else the domain routes where.
+    "verp": "SELECT {verp_transport} FROM domains WHERE {verp_match}",
+}
+# bounces+<32 hex>@<a hosted domain>: a '+' address no hosted name can take ('+' is the tag
+# delimiter). Only %s: Postfix suppresses a whole query using %u or %d for a key with an empty
+# local part, such as the catch-all lookup '@domain'. The domain is the text after the 41st
+# character (bounces+ and 32 characters and @), matched by the indexed name. '%%' is a
+# literal % to Postfix.
+VERP_MATCH = "name = substr('%s', 42) AND '%s' LIKE 'bounces+%%' AND substr('%s', 41, 1) = '@'"
+VERP_QUERIES = {
+    # Accepted at RCPT like a mailbox…
+    "verp_ok": f"SELECT 'OK' FROM domains WHERE {VERP_MATCH}",  # noqa: S608
+    # …and mapped to itself, so a catch-all alias of the domain cannot take it.
+    "verp_self": f"SELECT '%s' FROM domains WHERE {VERP_MATCH}",  # noqa: S608
 }
 # Maps on other stores of the node: {name: (store relative to the state dir, query)}.
 POSTFIX_STORE_QUERIES = {
     "bans": (BANS_DB, POSTFIX_BAN_QUERY),
+    "app-sender-logins": (SENDERS_DB, SENDERS_POSTFIX_QUERY),
 }
 
 
@@ -410,17 +448,22 @@ def postfix_map(cfg: NodeConfig, name: str) -> str:
 
 
 def render_postfix_sqlite_maps(cfg: NodeConfig) -> dict[str, str]:
-    roles = postfix_role_query(cfg)
     # An intake address maps to itself: alias expansion ends there, so a catch-all never
     # takes the domain's reports away from the intake.
     intake_self = (
         f" UNION ALL SELECT '%s' FROM domains WHERE {report_intake_condition(cfg)}"  # noqa: S608
         if cfg.report_local_parts else ""
     )
-    queries = {
-        name: (LOOKUP_DB, query.replace("{roles}", roles).replace("{intake_self}", intake_self))
-        for name, query in POSTFIX_QUERIES.items()
-    }
+    fills = {"{roles}": postfix_role_query(cfg), "{intake_self}": intake_self,
+             "{verp_match}": VERP_MATCH,
+             # The state dir holds no quote (NodeConfig), so it is safe in a literal.
+             "{verp_transport}": f"'lmtp:unix:{cfg.path(BOUNCE_SOCKET)}'",
+             **{f"{{{name}}}": query for name, query in VERP_QUERIES.items()}}
+    queries = {}
+    for name, query in POSTFIX_QUERIES.items():
+        for placeholder, text in fills.items():
+            query = query.replace(placeholder, text)
+        queries[name] = (LOOKUP_DB, query)
     queries["report-intake"] = (LOOKUP_DB, postfix_intake_query(cfg))
     queries |= POSTFIX_STORE_QUERIES
     return {
@@ -471,13 +514,17 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         f"{postfix_map(cfg, 'report-intake')}",
         f"virtual_alias_maps = {postfix_map(cfg, 'aliases')}",
         f"virtual_transport = lmtp:unix:{s}/run/dovecot/lmtp",
-        "# DMARC and TLS reports sent to a domain's intake addresses go to the node's report",
-        "# spool (the reports-intake service in master.cf), never to a mailbox; the worker",
-        "# reads the spool. Mail keeps arriving there while the portal is down.",
-        f"transport_maps = {postfix_map(cfg, 'report-intake')}",
-        f"smtpd_sender_login_maps = {postfix_map(cfg, 'sender-logins')}",
+        "# Mailboxes first, then application senders (send-only logins, mailhost/backend/",
+        "# senders.py): an address a mailbox owns is never an application's.",
+        f"smtpd_sender_login_maps = {postfix_map(cfg, 'sender-logins')}, "
+        f"{postfix_map(cfg, 'app-sender-logins')}",
         "smtpd_recipient_restrictions = check_recipient_access "
         f"{postfix_map(cfg, 'recipient-access')}",
+        "# The send API's return paths (bounces+<id>@<domain>) go to the node's event agent;",
+        "# DMARC and TLS reports sent to a domain's intake addresses go to the node's report",
+        "# spool (the reports-intake service in master.cf), never to a mailbox: the worker reads",
+        "# the spool, and reports keep arriving while the portal is down.",
+        f"transport_maps = {_transport_maps(cfg)}",
         "",
         "# Login protection: an address the ban store bans (too many failed logins on any",
         "# service, see mailhost/backend/bans.py) gets 421 and is disconnected. The MX port",
@@ -523,7 +570,31 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "non_smtpd_milters =",
         "milter_default_action = tempfail",
         "milter_protocol = 6",
+        *_internet_mx_lines(cfg),
     )
+
+
+def _transport_maps(cfg: NodeConfig) -> str:
+    maps = f"{postfix_map(cfg, 'verp')}, {postfix_map(cfg, 'report-intake')}"
+    if cfg.internet_mx:  # the tests' one seam to "the internet" (see below)
+        host, port = cfg.internet_mx.rsplit(":", 1)
+        maps += f", inline:{{ .example=smtp:[{host}]:{port} }}"
+    return maps
+
+
+def _internet_mx_lines(cfg: NodeConfig) -> list[str]:
+    """Test harness only: absent unless the harness asks for it."""
+    if not cfg.internet_mx:
+        return []
+    return [
+        "",
+        "# Test harness only (MAILHOST_TEST_INTERNET_MX): *.example is the tests' internet, a",
+        "# fake MX on loopback (transport_maps above); deferred mail is retried within",
+        "# seconds, not minutes.",
+        "queue_run_delay = 1s",
+        "minimal_backoff_time = 1s",
+        "maximal_backoff_time = 2s",
+    ]
 
 
 # Options shared by the two client-submission listeners (587 STARTTLS, 465 implicit TLS).
@@ -672,13 +743,25 @@ def render_dovecot_sql_userdb(cfg: NodeConfig) -> str:
 
 def _dovecot_passdbs(cfg: NodeConfig) -> list[str]:
     """The mailbox password first, then each app-password slot: a mismatch continues down the
-    chain (result_failure = continue is the default), the first match logs in."""
+    chain (result_failure = continue is the default), the first match logs in. Last, the
+    application senders: SMTP AUTH only (their query matches the smtp service alone)."""
     lines = ["passdb {", "  driver = sql", f"  args = {cfg.path('dovecot/sql-passdb.conf.ext')}",
              "}"]
     for slot in range(cfg.app_password_slots):
         lines += ["passdb {", "  driver = sql",
                   f"  args = {cfg.path(app_password_passdb_path(slot))}", "}"]
+    lines += ["passdb {", "  driver = sql", f"  args = {cfg.path(APP_SENDERS_PASSDB)}", "}"]
     return lines
+
+
+def render_dovecot_sql_app_senders(cfg: NodeConfig) -> str:
+    return _lines(
+        f"# {HEADER}",
+        "driver = sqlite",
+        f"connect = {cfg.path(SENDERS_DB)}",
+        "default_pass_scheme = BLF-CRYPT",
+        f"password_query = {SENDERS_DOVECOT_QUERY}",
+    )
 
 
 def _dovecot_auth_policy(cfg: NodeConfig) -> list[str]:
@@ -860,6 +943,29 @@ def render_sender_policy_json(cfg: NodeConfig) -> str:
             "lookup_db": str(cfg.lookup_db),
             "pid_file": str(cfg.path("run/sender-policy/sender-policy.pid")),
             "socket": str(cfg.path(SENDER_POLICY_SOCKET)),
+            "socket_group": "postfix",
+            "quotas_db": str(cfg.path(QUOTAS_DB)),
+            "senders_db": str(cfg.path(SENDERS_DB)),
+            "suppressions_db": str(cfg.path(SUPPRESSIONS_DB)),
+        },
+        indent=2,
+        sort_keys=True,
+    ) + "\n"
+
+
+# --- event agent ----------------------------------------------------------------------------
+
+
+def render_event_agent_json(cfg: NodeConfig) -> str:
+    """mailhost.backend.events' config: the log it follows, its store, the bounce socket."""
+    return json.dumps(
+        {
+            "bounce_socket": str(cfg.path(BOUNCE_SOCKET)),
+            "events_db": str(cfg.path(EVENTS_DB)),
+            "hostname": cfg.hostname,
+            "interval_seconds": 0.2,
+            "maillog": str(cfg.path("log/postfix.log")),
+            "pid_file": str(cfg.path("run/event-agent/event-agent.pid")),
             "socket_group": "postfix",
         },
         indent=2,

@@ -35,6 +35,8 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from mailhost.backend.logtail import CURSOR_SCHEMA, read_new, save_cursor
+
 logger = logging.getLogger("mailhost.inbound_guard")
 
 OPEN_MAP = "0.0.0.0/0\n::/0\n"
@@ -45,9 +47,7 @@ FLOW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS flow (
     day TEXT NOT NULL, domain TEXT NOT NULL, outcome TEXT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (day, domain, outcome));
-CREATE TABLE IF NOT EXISTS cursor (
-    id INTEGER PRIMARY KEY CHECK (id = 1), inode INTEGER NOT NULL, offset INTEGER NOT NULL);
-"""
+""" + CURSOR_SCHEMA
 # Rspamd's task log line (its default log_format): the client, the action, the recipients and
 # what forced the action ("forced: reject "…"; score=… (set by dmarc)").
 _TASK = re.compile(
@@ -122,17 +122,10 @@ def fold_flow(log: Path, db: Path, *, max_bytes: int = 16 * 1024 * 1024) -> int:
     conn = sqlite3.connect(db, timeout=10)
     try:
         conn.executescript(FLOW_SCHEMA)
-        try:
-            handle = open(log, "rb")  # noqa: SIM115 (closed below)
-        except FileNotFoundError:
+        new = read_new(conn, log, max_bytes)  # a line still being written waits
+        if new is None:
             return 0
-        with handle:
-            info = os.fstat(handle.fileno())
-            row = conn.execute("SELECT inode, offset FROM cursor WHERE id = 1").fetchone()
-            offset = row[1] if row and row[0] == info.st_ino and row[1] <= info.st_size else 0
-            handle.seek(offset)
-            chunk = handle.read(max_bytes)
-        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
+        inode, offset, complete = new
         counts: dict[tuple[str, str, str], int] = {}
         for raw in complete.decode(errors="replace").splitlines():
             parsed = parse_task_line(raw)
@@ -148,8 +141,7 @@ def fold_flow(log: Path, db: Path, *, max_bytes: int = 16 * 1024 * 1024) -> int:
                 "ON CONFLICT (day, domain, outcome) DO UPDATE SET n = n + excluded.n",
                 [(*key, n) for key, n in counts.items()],
             )
-            conn.execute("INSERT OR REPLACE INTO cursor (id, inode, offset) VALUES (1, ?, ?)",
-                         (info.st_ino, offset + len(complete)))
+            save_cursor(conn, inode, offset)
         return sum(counts.values())
     finally:
         conn.close()

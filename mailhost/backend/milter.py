@@ -27,7 +27,10 @@ from pathlib import Path
 import Milter
 import milter as libmilter
 
-from mailhost.backend.sender_policy import LISTENERS, Envelope, Refused, check
+from mailhost.backend.quotas import OverQuota, charge
+from mailhost.backend.sender_policy import LISTENERS, SUBMISSION, Envelope, Refused, check
+from mailhost.backend.senders import may_send_as as senders_may_send_as
+from mailhost.backend.suppressions import refusal
 
 logger = logging.getLogger("mailhost.sender_policy")
 
@@ -35,8 +38,9 @@ logger = logging.getLogger("mailhost.sender_policy")
 class LookupStore:
     """Answers the policy's two questions from the node's SQLite lookup store, read-only."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, senders_db: Path | None = None):
         self.uri = f"file:{path}?mode=ro"
+        self.senders_db = senders_db
 
     def __enter__(self) -> "LookupStore":
         self.conn = sqlite3.connect(self.uri, uri=True, timeout=5, check_same_thread=False)
@@ -49,7 +53,19 @@ class LookupStore:
         row = self.conn.execute(
             "SELECT 1 FROM sender_logins WHERE address = ? AND login = ?", (address, login)
         ).fetchone()
-        return row is not None
+        if row is not None:
+            return True
+        # An application sender (mailhost/backend/senders.py), unless a mailbox owns the
+        # address: Postfix's sender login maps answer from the first map that knows it.
+        if self.senders_db is None or not self.senders_db.exists() or self.conn.execute(
+            "SELECT 1 FROM sender_logins WHERE address = ?", (address,)
+        ).fetchone():
+            return False
+        conn = sqlite3.connect(f"file:{self.senders_db}?mode=ro", uri=True, timeout=5)
+        try:
+            return senders_may_send_as(conn, login, address)
+        finally:
+            conn.close()
 
     def is_hosted(self, domain: str) -> bool:
         return self.conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() \
@@ -58,6 +74,9 @@ class LookupStore:
 
 class SenderPolicyMilter(Milter.Base):
     lookup_db: Path  # set by main()
+    suppressions_db: Path  # set by main()
+    quotas_db: Path  # set by main()
+    senders_db: Path  # set by main()
 
     def __init__(self):
         self.listener = ""
@@ -67,6 +86,7 @@ class SenderPolicyMilter(Milter.Base):
         self.login: str | None = None
         self.sender = ""
         self.headers: list[tuple[str, str]] = []
+        self.recipients = 0
 
     @Milter.noreply
     def connect(self, hostname, family, hostaddr):
@@ -89,8 +109,15 @@ class SenderPolicyMilter(Milter.Base):
     def eoh(self):
         envelope = Envelope(listener=self.listener, login=self.login, sender=self.sender)
         try:
-            with LookupStore(self.lookup_db) as store:
+            with LookupStore(self.lookup_db, self.senders_db) as store:
                 check(envelope, self.headers, store)
+            if self.sender:  # a bounce (null sender) is never held to a sending quota
+                charge(self.quotas_db, self.sender, self.recipients)
+        except OverQuota as over:
+            logger.info("over quota %s: %s (sender=<%s>)", self.getsymval("i") or "-", over.text,
+                        self.sender)
+            self.setreply(over.code, over.status, over.text.replace("%", "%%"))
+            return Milter.REJECT if over.code.startswith("5") else Milter.TEMPFAIL
         except Refused as refusal:
             logger.info("refused %s: %s (listener=%s login=%s sender=<%s>)",
                         self.getsymval("i") or "-", refusal.text, self.listener, self.login,
@@ -102,6 +129,29 @@ class SenderPolicyMilter(Milter.Base):
             self.setreply("451", "4.3.0", "sender policy temporarily unavailable")
             return Milter.TEMPFAIL
         return Milter.ACCEPT  # nothing more to see; OpenDKIM still gets the message
+
+    def envrcpt(self, to, *params):
+        """On the submission listeners, a recipient the sending organisation suppressed is
+        refused here, before any data (the API drops them before it sends)."""
+        self.recipients += 1
+        if self.listener != SUBMISSION or not self.suppressions_db.exists():
+            return Milter.CONTINUE
+        try:
+            conn = sqlite3.connect(f"file:{self.suppressions_db}?mode=ro", uri=True, timeout=5)
+            try:
+                reason = refusal(conn, self.sender, to)
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            logger.exception("suppression list unreadable; answering tempfail")
+            self.setreply("451", "4.3.0", "suppression list temporarily unavailable")
+            return Milter.TEMPFAIL
+        if reason is None:
+            return Milter.CONTINUE
+        text = f"<{to.strip('<>')}> is on the sender's suppression list ({reason})"
+        logger.info("refused rcpt: %s (sender=<%s>)", text, self.sender)
+        self.setreply("550", "5.1.1", text.replace("%", "%%"))
+        return Milter.REJECT
 
     def abort(self):
         self._reset()
@@ -117,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s: %(message)s")
     socket_path, pid_file = Path(config["socket"]), Path(config["pid_file"])
     SenderPolicyMilter.lookup_db = Path(config["lookup_db"])
+    SenderPolicyMilter.suppressions_db = Path(config["suppressions_db"])
+    SenderPolicyMilter.quotas_db = Path(config["quotas_db"])
+    SenderPolicyMilter.senders_db = Path(config["senders_db"])
     Milter.factory = SenderPolicyMilter
     # The socket is created here, before the milter runs, so that only its group (Postfix's)
     # may connect: mode 0660, group from the config; no one else reaches the policy.

@@ -29,10 +29,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from mailhost.backend import lookup
+from mailhost.backend import lookup, senders
 from mailhost.backend.apply import FileSpec, ManagedFiles
 from mailhost.backend.bans import BanStore
 from mailhost.backend.config import (
+    BOUNCE_SOCKET,
+    EVENT_AGENT_CONFIG,
+    EVENTS_DB,
     MAIL_GID,
     MAIL_UID,
     OPENDKIM_USER,
@@ -61,6 +64,9 @@ from mailhost.backend.inbound import (
     rspamd_hs_cache,
 )
 from mailhost.backend.inbound_guard import CLOSED_MAP, dns_answers
+from mailhost.backend.quotas import QUOTAS_DB
+from mailhost.backend.senders import SENDERS_DB
+from mailhost.backend.suppressions import SUPPRESSIONS_DB
 from mailhost.backend.tls import ensure_certificate
 
 logger = logging.getLogger(__name__)
@@ -100,6 +106,13 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
         config=GUARD_CONFIG,
         what="Inbound guard",
         ready=lambda stack: stack.cfg.path(GUARD_STATUS).exists(),
+    ),
+    # Delivery events: follows Postfix's log, takes VERP bounces (events.py).
+    "event-agent": PythonDaemon(
+        module="mailhost.backend.events",
+        config=EVENT_AGENT_CONFIG,
+        what="Event agent",
+        ready=lambda stack: _unix_accepts(stack.cfg.path(BOUNCE_SOCKET)),
     ),
 }
 # Start order: what Postfix and Dovecot talk to comes first.
@@ -190,9 +203,13 @@ class Stack:
         _ensure_dir(self.cfg.opendkim_keys_dir, 0o700, dkim.pw_uid, dkim.pw_gid)
         self._prepare_lookup(postfix_gid)
         self._prepare_bans(postfix_gid)
+        self._prepare_senders(postfix_gid)
         self._prepare_inbound()
         for daemon in PYTHON_DAEMONS:
             _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
+        _ensure_dir(self.cfg.path(EVENTS_DB).parent, 0o750)  # root's: the agent and portal
+        _ensure_dir(self.cfg.path(SUPPRESSIONS_DB).parent, 0o755)  # the portal writes it
+        _ensure_dir(self.cfg.path(QUOTAS_DB).parent, 0o755)  # the portal and the milter
         for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
             if not table.exists():  # the reconciler fills them; OpenDKIM needs them to start
                 write_atomic(table, b"", mode=0o644)
@@ -240,6 +257,18 @@ class Stack:
                 os.chown(path, 0, postfix_gid)
                 os.chmod(path, 0o660)
         lookup.ensure_schema(db)
+
+    def _prepare_senders(self, postfix_gid: int) -> None:
+        """The application senders' store: Postfix reads it (same rules as the lookup store)."""
+        db = self.cfg.path(SENDERS_DB)
+        _ensure_dir(db.parent, 0o2770, 0, postfix_gid)
+        if not db.exists():
+            db.touch(mode=0o660)
+        senders.ensure_schema(db)
+        for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            if path.exists():
+                os.chown(path, 0, postfix_gid)
+                os.chmod(path, 0o660)
 
     def _prepare_bans(self, postfix_gid: int) -> None:
         """The ban store (read by Postfix: same rules as the lookup store) and the secret the

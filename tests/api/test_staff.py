@@ -142,4 +142,5 @@ def test_it_documents_the_staff_endpoints(anonymous):
         "/api/v1/staff/organisations/{slug}/suspend",
         "/api/v1/staff/organisations/{slug}/unsuspend",
         "/api/v1/staff/organisations/{slug}/invitations",
+        "/api/v1/staff/organisations/{slug}/sending-quota",
     }

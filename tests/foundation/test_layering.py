@@ -3,7 +3,7 @@
 The layers, lowest first (docs/architecture.md):
 
     mailhost/backend <- mailhost (library) <- nodes <- tenants <- mailboxes <- identity, bans
-        <- pages/API/admin/commands <- project wiring
+        <- delivery, reports <- status <- pages/API/admin/commands <- project wiring
 
 A module may import from its own layer and the layers below; apps on one layer (identity,
 bans) do not import each other. Interface modules (pages, API routers, admin, management
@@ -19,7 +19,10 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("mailhost", "nodes", "tenants", "mailboxes", "identity", "bans")
+PACKAGES = (
+    "mailhost", "nodes", "tenants", "mailboxes", "identity", "bans",
+    "delivery", "reports", "status",
+)
 
 # The project wiring: the composition root that mounts every app.
 WIRING = {
@@ -32,7 +35,8 @@ INTERFACE_NAMES = {
     "portal_urls", "admin", "forms",
 }  # fmt: skip
 APP_RANK = {
-    "nodes": 2, "tenants": 3, "mailboxes": 4, "identity": 5, "bans": 5, "reports": 6, "status": 7,
+    "nodes": 2, "tenants": 3, "mailboxes": 4, "identity": 5, "bans": 5, "delivery": 6,
+    "reports": 6, "status": 7,
 }  # fmt: skip
 INTERFACE, TOP = 10, 11
 

@@ -3,6 +3,7 @@ DKIM key, and a real Knot server answering for it), and one of each kind of obje
 
 import pytest
 
+from delivery.models import ApplicationSender, Message, Suppression
 from identity.models import DkimKey
 from mailboxes.models import MailboxImport
 from mailhost.passwords import hash_password
@@ -35,12 +36,22 @@ def everything(domain, organisation) -> Everything:  # noqa: F811
                                        filename="x.csv", total=0, source_encrypted="")
     app_password = AppPasswordFactory(mailbox=mailbox, password_hash=hash_password("x" * 20))
     key = DkimKey.objects.filter(domain=domain).first()
+    message = Message.objects.create(
+        organisation=organisation, domain=domain, sender=mailbox.address, subject="x",
+        message_id=f"<x@{domain.name}>", size=1,
+    )
+    suppression = Suppression.objects.create(organisation=organisation, scope="address",
+                                             value="gone@example.net", reason="manual")
+    app_sender = ApplicationSender.objects.create(
+        organisation=organisation, name="alerts", login="app-everything", password_hash="x",
+        addresses=[f"alerts@{domain.name}"])
     values = {
         "org": organisation.slug, "name": domain.name, "address": mailbox.address,
         "token": raw_invitation, "selector": key.selector, "path": "x", "rest": "x",
         "key": "x", "uidb36": "x", "uidb64": "x", "app_label": "tenants",
         "pk": Membership.objects.get(user=owner.user).pk, "ip": "192.0.2.1",
-        "slug": organisation.slug,
+        "slug": organisation.slug, "message_id": message.id.hex, "value": suppression.value,
+        "login": app_sender.login,
     }
     by_name = {
         "mailboxes:alias": {"address": alias.address},

@@ -159,7 +159,66 @@ PATH_PARAMS: dict[str, Callable[[World], object]] = {
     "senders/<pk>": lambda a: sender_rule(a),
     "senders/<rule_id>": lambda a: sender_rule(a),
     "organisations/<slug>": lambda a: a.org.slug,
+    # The outbound channel (delivery/): a sent message (API and page), a suppression, an
+    # application sender.
+    "messages/<message_id>": lambda a: sent_message(a).id.hex,
+    "sent/<message_id>": lambda a: sent_message(a).id.hex,
+    "suppressions/<value>": lambda a: suppressed(a).value,
+    "app-senders/<login>": lambda a: app_sender(a).login,
+    "webhooks/<webhook_id>": lambda a: webhook(a).pk,
+    "webhook-deliveries/<delivery_id>": lambda a: webhook_delivery(a).pk,
 }
+
+
+def sent_message(a: World):
+    from delivery.models import Message, Recipient
+
+    message, created = Message.objects.get_or_create(
+        organisation=a.org, idempotency_key="sweep",
+        defaults={"domain": a.domain, "sender": a.mailbox.address, "subject": "Victim's news",
+                  "message_id": f"<sweep@{a.domain.name}>", "size": 100},
+    )
+    if created:
+        Recipient.objects.create(message=message, address=f"reader@{a.domain.name}", kind="to")
+    return message
+
+
+def suppressed(a: World):
+    from delivery.models import Suppression
+
+    return Suppression.objects.get_or_create(
+        organisation=a.org, value=f"gone@{a.domain.name}",
+        defaults={"scope": "address", "reason": "manual"})[0]
+
+
+def app_sender(a: World):
+    from delivery.models import ApplicationSender
+
+    return ApplicationSender.objects.get_or_create(
+        organisation=a.org, login=f"app-{a.org.slug}",
+        defaults={"name": "Victim's alerts", "password_hash": "{BLF-CRYPT}x",
+                  "addresses": [f"alerts@{a.domain.name}"]})[0]
+
+
+def webhook(a: World):
+    from delivery.models import Webhook
+
+    return Webhook.objects.get_or_create(
+        organisation=a.org, url="https://93.184.215.14/victim",
+        defaults={"secret": encrypt(b"whsec_victim")})[0]
+
+
+def webhook_delivery(a: World):
+    from delivery.models import DeliveryEvent, WebhookDelivery
+
+    event, _ = DeliveryEvent.objects.get_or_create(
+        node_name="sweep", node_event_id=1,
+        defaults={"message": sent_message(a), "recipient": f"reader@{a.domain.name}",
+                  "status": "bounced", "at": timezone.now(), "source": "log"})
+    return WebhookDelivery.objects.get_or_create(
+        webhook=webhook(a), event=event,
+        defaults={"payload": {"id": f"evt_{event.pk}", "type": "message.bounced"},
+                  "state": "dead", "attempts": 8})[0]
 
 
 def sender_rule(a: World) -> int:
@@ -209,6 +268,10 @@ QUERY_PARAMS: dict[str, Callable[[World], object] | None] = {
     "since": None,
     "until": None,
     "key": None,
+    "recipient": None,
+    "tag": None,
+    "webhook": lambda a: webhook(a).pk,
+    "state": None,
 }
 
 
@@ -261,6 +324,15 @@ API_BODIES: dict[str, Callable[[World], object]] = {
     "POST /domains/{name}/inbound/senders": lambda a: {
         "kind": "allow", "sender": "friend@example.net", "mailbox": a.mailbox.address
     },
+    "POST /messages": lambda a: {
+        "from": a.mailbox.address, "to": ["sweep@victim.invalid"], "subject": "Sweep",
+        "text": "Sweep.",
+    },
+    # Any address may be suppressed (an organisation's own list): none of A's objects.
+    "POST /suppressions": lambda a: {"value": "sweep@example.net"},
+    "POST /app-senders": lambda a: {"name": "sweep", "addresses": [f"sweep@{a.domain.name}"]},
+    "PUT /staff/organisations/{slug}/sending-quota": lambda a: {"hourly": 10},
+    "POST /webhooks": lambda a: {"url": "https://93.184.215.14/sweep"},
 }
 
 # URL name → a valid form for a POST to that page (pages without one are posted empty:
@@ -305,6 +377,8 @@ PAGE_FORMS: dict[str, Callable[[World], dict]] = {
     "mailbox:forwarding": lambda a: {"forward_to": "elsewhere@example.net", "keep_copy": "on"},
     "mailbox:vacation": lambda a: {"enabled": "on", "subject": "Away", "body": "Back soon."},
     "mailbox:app_passwords": lambda a: {"name": "Sweep tablet"},
+    "delivery:suppressions": lambda a: {"value": "sweep@example.net"},
+    "delivery:webhooks": lambda a: {"url": "https://93.184.215.14/sweep"},
 }
 
 # URL name → the query string a page needs (a page that takes a filter naming an object).

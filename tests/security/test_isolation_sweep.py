@@ -80,6 +80,9 @@ SURFACES = {
     # names an organisation's object; the links that carry a key (e-mail confirmation,
     # password reset) are allauth's own secret-bearing flows.
     "accounts/": "own-account",
+    # The send API's GraphQL door: organisation tokens only, the same services and access
+    # checks as /api/v1/messages; its isolation is tested in tests/delivery/test_graphql.py.
+    "graphql": "graphql",
 }
 
 
@@ -104,6 +107,8 @@ READ_PAGES = {
     "tenants:audit": "the audit log",
     "mailboxes:home": "the organisation chooser",
     "mailboxes:dashboard": "the dashboard",
+    "delivery:sent": "the sent mail list",
+    "delivery:sent_message": "a sent message's timeline",
     "mailboxes:search": "search results",
     "mailboxes:domains": "the domain list",
     "mailboxes:domain": "a domain's page",
@@ -136,6 +141,10 @@ WRITER_REFUSED: dict[str, tuple[set[int], str]] = {
     "GET mailboxes:domain_mark_verified": ({405}, "POST only"),
     "POST /domains/{name}/dns/publish": (
         {409}, "needs an RFC 2136 server set up for the domain (tests/identity/test_publish.py)"
+    ),
+    "POST /messages": (
+        {503}, "sends through the mail node, which this sweep does not run (tests/delivery/ "
+        "test_send_api.py sends for real)"
     ),
 }
 # Writes whose writer sample succeeds without changing any row, and why.
@@ -173,6 +182,7 @@ STAFF_ONLY: dict[str, str] = {
             ("POST", "/{slug}/suspend"), ("POST", "/{slug}/unsuspend"),
         )
     },
+    "PUT /staff/organisations/{slug}/sending-quota": "sending quotas are limits staff set",
     "tenants:organisation_new": "creating a client organisation is staff's",
     "tenants:suspend": "suspending an organisation is staff's",
     "tenants:unsuspend": "lifting a suspension is staff's",

@@ -1,0 +1,107 @@
+"""The one place delivery/ reaches the node control plane (MailNode and its configuration)."""
+
+import logging
+import re
+import smtplib
+from pathlib import Path
+
+from celery import current_app
+
+from mailhost.backend.config import EVENTS_DB, NodeConfig
+from mailhost.backend.quotas import QUOTAS_DB
+from mailhost.backend.senders import SENDERS_DB
+from mailhost.backend.suppressions import SUPPRESSIONS_DB
+from mailhost.errors import Invalid, QuotaExceeded, Unavailable
+from nodes.models import MailNode
+
+logger = logging.getLogger(__name__)
+_QUEUED_AS = re.compile(rb"queued as ([0-9A-Za-z]+)")
+INJECT_TIMEOUT = 30
+
+
+def internal_address(node: MailNode) -> tuple[str, int]:
+    """The node's loopback-only re-injection listener: its mail is checked by the sender-policy
+    milter and signed by OpenDKIM for the envelope sender's domain, like Dovecot's redirects."""
+    cfg = NodeConfig.from_settings(node.state_dir)
+    return "127.0.0.1", cfg.ports["internal"]
+
+
+def inject(node: MailNode, *, envelope_from: str, recipients: list[str], raw: bytes) -> str:
+    """Hand one message to the node's Postfix; returns its queue id. Unavailable when the node
+    does not take it (nothing was queued then: Postfix queues only after a 250 to DATA)."""
+    host, port = internal_address(node)
+    try:
+        with smtplib.SMTP(host, port, timeout=INJECT_TIMEOUT) as client:
+            client.ehlo("portal.mailhost.invalid")
+            code, reply = client.mail(envelope_from)
+            if code != 250:
+                raise Unavailable(f"The mail node refused the sender: {code} {reply.decode()}")
+            for rcpt in recipients:
+                code, reply = client.rcpt(rcpt)
+                if code not in (250, 251):
+                    raise _refused(rcpt, code, reply)
+            code, reply = client.data(raw)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise Unavailable(f"The mail node is not reachable ({exc}); retry shortly.") from exc
+    if code != 250:
+        raise _not_queued(code, reply.decode(errors="replace"))
+    found = _QUEUED_AS.search(reply)
+    return found.group(1).decode() if found else ""
+
+
+def _refused(rcpt: str, code: int, reply: bytes) -> Exception:
+    text = f"The mail node refused <{rcpt}>: {code} {reply.decode(errors='replace')}"
+    if 500 <= code < 600:
+        return Invalid(text, field="to", code="recipient_refused")
+    return Unavailable(text)
+
+
+def events_store(node: MailNode) -> tuple[str, Path]:
+    """(node name, path of the node's event store written by its event agent)."""
+    return node.name, Path(node.state_dir) / EVENTS_DB
+
+
+def all_nodes() -> list[MailNode]:
+    return list(MailNode.objects.order_by("name"))
+
+
+def suppressions_store(node: MailNode) -> Path:
+    return Path(node.state_dir) / SUPPRESSIONS_DB
+
+
+def node_get(node_id: int) -> MailNode | None:
+    return MailNode.objects.filter(pk=node_id).first()
+
+
+def quotas_store(node: MailNode) -> Path:
+    return Path(node.state_dir) / QUOTAS_DB
+
+
+def senders_store(node: MailNode) -> Path:
+    return Path(node.state_dir) / SENDERS_DB
+
+
+def sync_later(organisation) -> None:
+    """Queue a rewrite of the suppression lists, quotas and application senders on every
+    node that serves the organisation's domains (on commit of a change)."""
+    for node_id in set(organisation.domains.values_list("node_id", flat=True)):
+        try:
+            current_app.send_task("delivery.sync_node", args=[node_id])
+        except Exception as exc:  # the broker is down: the periodic sync writes it later
+            logger.warning("node %s sync not queued: %s", node_id, exc)
+
+
+_RETRY_IN = re.compile(r"retry in (\d+) s")
+
+
+def _not_queued(code: int, reply: str) -> Exception:
+    """The node's answer to DATA as an API error: a sending quota is a 429 (hourly or daily,
+    with when to retry) or a 422 (too many recipients); anything else a 503."""
+    if reply.startswith("4.7.1") and "sending limit" in reply:
+        found = _RETRY_IN.search(reply)
+        return QuotaExceeded(f"The node refused the message: {code} {reply}",
+                             retry_after=int(found.group(1)) if found else 60)
+    if reply.startswith("5.7.1") and "recipients per message" in reply:
+        return Invalid(f"The node refused the message: {code} {reply}", field="to",
+                       code="quota_exceeded")
+    return Unavailable(f"The mail node did not queue the message: {code} {reply}")

@@ -1,0 +1,67 @@
+"""Celery tasks of the outbound channel."""
+
+import logging
+import sqlite3
+
+from celery import shared_task
+from django.db import OperationalError
+
+from delivery import node
+from delivery.models import WebhookDelivery, WebhookState
+from delivery.services.events import BATCH, events_collect
+from delivery.services.quotas import quotas_sync
+from delivery.services.senders import senders_sync
+from delivery.services.suppressions import suppressions_sync
+from delivery.services.webhooks import due_ids, webhook_attempt
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="delivery.collect_events", ignore_result=True)
+def collect_events() -> int:
+    """Pull every node's new delivery events (the node keeps them until we do)."""
+    total = 0
+    for mail_node in node.all_nodes():
+        name, store = node.events_store(mail_node)
+        try:
+            while (taken := events_collect(node_name=name, store=store)) == BATCH:
+                total += taken
+            total += taken
+        except (OperationalError, sqlite3.Error, OSError) as exc:
+            logger.warning("delivery events of %s not collected: %s", name, exc)
+    return total
+
+
+@shared_task(name="delivery.sync_node", ignore_result=True)
+def sync_node(node_id: int | None = None) -> None:
+    """Write the suppression lists, sending quotas and application senders into one node's
+    copies (or every node's, periodically: that also repairs a copy changed by hand)."""
+    nodes = [n for n in [node.node_get(node_id)] if n] if node_id else node.all_nodes()
+    for mail_node in nodes:
+        try:
+            suppressions_sync(mail_node)
+            quotas_sync(mail_node)
+            senders_sync(mail_node)
+        except (OperationalError, sqlite3.Error, OSError) as exc:
+            logger.warning("delivery copies of %s not written: %s", mail_node, exc)
+
+
+@shared_task(name="delivery.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: int) -> str | None:
+    """One attempt at one webhook delivery; a failure is retried after its backoff."""
+    state = webhook_attempt(delivery_id)
+    if state == WebhookState.PENDING:
+        delay = WebhookDelivery.objects.filter(pk=delivery_id).values_list(
+            "next_attempt_at", flat=True).first()
+        if delay is not None:
+            deliver_webhook.apply_async(args=[delivery_id], eta=delay)
+    return state
+
+
+@shared_task(name="delivery.webhooks_due", ignore_result=True)
+def webhooks_due() -> int:
+    """Queue every delivery whose attempt is due (new ones, retries a lost task missed)."""
+    ids = due_ids()
+    for delivery_id in ids:
+        deliver_webhook.delay(delivery_id)
+    return len(ids)

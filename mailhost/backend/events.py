@@ -1,0 +1,338 @@
+"""The node's event agent: what became of every message the send API handed to Postfix.
+
+Run by the stack runner as `python -m mailhost.backend.events --config <file>` (rendered by
+mailhost.backend.config). Two inputs, one SQLite file of events on the node (events/):
+
+* **Postfix's log** (`maillog_file`). Every `interval_seconds` the agent reads the lines added
+  since its last round. A message the send API injected has the envelope sender
+  `bounces+<message id>@<domain>` (VERP), so qmgr's `from=` line ties its queue id to the
+  message; each `to=` line for that queue id is then an event (sent → delivered, deferred,
+  bounced), with the remote reply, host and DSN code; qmgr's `status=expired` expires what is
+  left; the smtp client's "TLS connection established" line (same process, just before)
+  says which TLS was used. The position in the log is stored with the events it produced, in
+  one transaction: killed at any point, the agent restarts where the last commit left it, so
+  no event is lost or recorded twice. A rotated log (new inode, or shorter) is read from its
+  start; a line still being written waits for its newline.
+* **SMTP and sendmail submissions.** A message submitted with SMTP AUTH (smtpd's
+  `sasl_username=` line) or by `sendmail` on the host (pickup's `uid=` line) has no VERP
+  sender: at qmgr's first `from=` line it gets a message id of its own and a `queued` event
+  (source `sub`) carrying the sender, the login, the Message-ID and the size, from which the
+  portal records the message; its attempts then count like an API message's.
+* **VERP bounces.** Postfix routes `bounces+<id>@<hosted domain>` to the agent over LMTP (a
+  unix socket; see the transport map in config.py). Each delivery status notification is
+  parsed (RFC 3464: Final-Recipient, Action, Status, Diagnostic-Code, Remote-MTA) into events
+  of that message, however late it comes. While the agent is down Postfix keeps the bounce in
+  its queue and retries: none is lost.
+
+The portal collects the events (delivery.services.events) and remembers the last id it took;
+the node keeps them while the portal is down. Plain Python, SQLite and aiosmtpd: no Django.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import email
+import email.policy
+import grp
+import json
+import logging
+import os
+import re
+import signal
+import sqlite3
+import sys
+import uuid
+from pathlib import Path
+
+from aiosmtpd.lmtp import LMTP
+
+from mailhost.backend.logtail import CURSOR_SCHEMA, read_new, save_cursor
+
+logger = logging.getLogger("mailhost.events")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL, recipient TEXT NOT NULL,
+    status TEXT NOT NULL, at TEXT NOT NULL, dsn TEXT NOT NULL DEFAULT '',
+    reply TEXT NOT NULL DEFAULT '', relay TEXT NOT NULL DEFAULT '',
+    tls TEXT NOT NULL DEFAULT '', source TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS queue (queue_id TEXT PRIMARY KEY, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tls (pid TEXT PRIMARY KEY, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS submission (queue_id TEXT PRIMARY KEY, login TEXT NOT NULL,
+    via TEXT NOT NULL, message_id TEXT NOT NULL DEFAULT '');
+""" + CURSOR_SCHEMA
+STATUSES = {"sent": "delivered", "deferred": "deferred", "bounced": "bounced",
+            "expired": "expired"}
+VERP = re.compile(r"^bounces\+([0-9a-f]{32})@", re.IGNORECASE)
+_LINE = re.compile(
+    r"^(?P<time>\w{3} +\d{1,2} \d\d:\d\d:\d\d) \S+ postfix/(?P<service>[\w/.-]+)"
+    r"\[(?P<pid>\d+)\]: (?P<text>.*)$"
+)
+_FROM = re.compile(r"^(?P<qid>[0-9A-Za-z]+): from=<(?P<sender>[^>]*)>, (?P<rest>.*)$")
+_TO = re.compile(
+    r"^(?P<qid>[0-9A-Za-z]+): to=<(?P<rcpt>[^>]*)>, (?:orig_to=<[^>]*>, )?"
+    r"relay=(?P<relay>[^,]+), .*?dsn=(?P<dsn>\d\.\d{1,3}\.\d{1,3}), "
+    r"status=(?P<status>\w+) \((?P<reply>.*)\)$"
+)
+_REMOVED = re.compile(r"^(?P<qid>[0-9A-Za-z]+): removed$")
+# A message submitted with SMTP AUTH (smtpd), or with sendmail on the host (pickup), and its
+# Message-ID (cleanup): recorded like an API message once qmgr names its sender.
+_SASL = re.compile(r"^(?P<qid>[0-9A-Za-z]+): client=.*, sasl_username=(?P<login>\S+)$")
+_PICKUP = re.compile(r"^(?P<qid>[0-9A-Za-z]+): uid=(?P<uid>\d+) from=<[^>]*>$")
+_MESSAGE_ID = re.compile(r"^(?P<qid>[0-9A-Za-z]+): message-id=(?P<mid>\S*)$")
+_SIZE = re.compile(r"\bsize=(?P<size>\d+), nrcpt=")
+_TLS = re.compile(r"^(?P<kind>\w+) TLS connection established to (?P<host>\S+): (?P<detail>.*)$")
+MAX_TEXT = 1000
+
+
+def log_time(stamp: str, now: dt.datetime | None = None) -> str:
+    """Postfix's "Dec 01 15:31:00" (local time, no year) as ISO 8601 UTC."""
+    now = now or dt.datetime.now()
+    parsed = dt.datetime.strptime(f"{now.year} {stamp}", "%Y %b %d %H:%M:%S")
+    if parsed > now + dt.timedelta(days=1):  # a December line read in January
+        parsed = parsed.replace(year=now.year - 1)
+    return parsed.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(SCHEMA)
+
+
+def _event(conn, message, recipient, status, at, *, dsn="", reply="", relay="", tls="",
+           source="log") -> None:
+    conn.execute(
+        "INSERT INTO events (message, recipient, status, at, dsn, reply, relay, tls, source) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (message, recipient.lower()[:254], status, at, dsn, reply[:MAX_TEXT], relay[:300],
+         tls[:300], source),
+    )
+
+
+def apply_line(conn: sqlite3.Connection, line: str) -> None:
+    """Fold one log line into the store (inside the caller's transaction)."""
+    match = _LINE.match(line)
+    if match is None:
+        return
+    text, pid = match["text"], match["pid"]
+    if found := _TLS.match(text):
+        conn.execute("INSERT OR REPLACE INTO tls (pid, detail) VALUES (?, ?)",
+                     (pid, f"{found['kind']} {found['detail']}"[:300]))
+    elif found := _SASL.match(text):
+        _submitted(conn, found["qid"], found["login"][:254], "smtp")
+    elif match["service"] == "pickup" and (found := _PICKUP.match(text)):
+        _submitted(conn, found["qid"], f"uid {found['uid']}", "sendmail")
+    elif found := _MESSAGE_ID.match(text):
+        conn.execute("UPDATE submission SET message_id = ? WHERE queue_id = ?",
+                     (found["mid"][:300], found["qid"]))
+    elif found := _FROM.match(text):
+        verp = VERP.match(found["sender"])
+        if verp:
+            conn.execute("INSERT OR IGNORE INTO queue (queue_id, message) VALUES (?, ?)",
+                         (found["qid"], verp.group(1).lower()))
+        else:
+            _first_seen(conn, found, log_time(match["time"]))
+        if "status=expired" in found["rest"]:
+            _expire(conn, found["qid"], log_time(match["time"]))
+    elif found := _TO.match(text):
+        _delivery_line(conn, found, pid, log_time(match["time"]))
+    elif found := _REMOVED.match(text):
+        conn.execute("DELETE FROM queue WHERE queue_id = ?", (found["qid"],))
+        conn.execute("DELETE FROM submission WHERE queue_id = ?", (found["qid"],))
+
+
+def _submitted(conn, qid: str, login: str, via: str) -> None:
+    conn.execute("INSERT OR IGNORE INTO submission (queue_id, login, via) VALUES (?, ?, ?)",
+                 (qid, login, via))
+
+
+def _first_seen(conn, found: re.Match, at: str) -> None:
+    """qmgr's first `from=` for a submitted message: it gets a message id (the portal's
+    Message), and a `queued` event whose reply carries what the portal records (source `sub`).
+    Its later lines then count like an API message's."""
+    qid = found["qid"]
+    row = conn.execute("SELECT login, via, message_id FROM submission WHERE queue_id = ?",
+                       (qid,)).fetchone()
+    if row is None or conn.execute("SELECT 1 FROM queue WHERE queue_id = ?", (qid,)).fetchone():
+        return
+    message = uuid.uuid4().hex
+    conn.execute("INSERT INTO queue (queue_id, message) VALUES (?, ?)", (qid, message))
+    size = _SIZE.search(found["rest"])
+    detail = {"sender": found["sender"].lower(), "login": row[0], "via": row[1],
+              "message_id": row[2], "size": int(size["size"]) if size else 0, "queue_id": qid}
+    _event(conn, message, "", "queued", at, reply=json.dumps(detail, sort_keys=True),
+           source="sub")
+
+
+def _delivery_line(conn, found: re.Match, pid: str, at: str) -> None:
+    row = conn.execute("SELECT message FROM queue WHERE queue_id = ?", (found["qid"],)).fetchone()
+    status = STATUSES.get(found["status"])
+    if row is None or status is None:
+        return
+    tls = ""
+    if found["relay"] != "none" and status in ("delivered", "bounced"):
+        tls_row = conn.execute("SELECT detail FROM tls WHERE pid = ?", (pid,)).fetchone()
+        tls = tls_row[0] if tls_row else "none"
+    _event(conn, row[0], found["rcpt"], status, at, dsn=found["dsn"], reply=found["reply"],
+           relay=found["relay"], tls=tls)
+
+
+def _expire(conn, qid: str, at: str) -> None:
+    row = conn.execute("SELECT message FROM queue WHERE queue_id = ?", (qid,)).fetchone()
+    if row is not None:
+        _event(conn, row[0], "", "expired", at, reply="the queue lifetime ran out")
+
+
+def follow(log: Path, db: Path, *, max_bytes: int = 4 * 1024 * 1024) -> int:
+    """Fold the lines Postfix logged since the last call; returns how many lines were read.
+    The position is stored with the events, in one transaction (mailhost.backend.logtail)."""
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        ensure_schema(conn)
+        new = read_new(conn, log, max_bytes)
+        if new is None:
+            return 0
+        inode, offset, complete = new
+        lines = complete.decode(errors="replace").splitlines()
+        with conn:
+            for line in lines:
+                apply_line(conn, line)
+            save_cursor(conn, inode, offset)
+        return len(lines)
+    finally:
+        conn.close()
+
+
+# --- VERP bounces ----------------------------------------------------------------------------
+
+_ACTIONS = {"failed": "bounced", "delayed": "deferred", "delivered": "delivered",
+            "relayed": "delivered", "expanded": "delivered"}
+
+
+def _field(block, name: str) -> str:
+    value = str(block.get(name, "") or "")
+    return " ".join(value.split())
+
+
+def dsn_events(raw: bytes) -> list[dict]:
+    """The per-recipient results of a delivery status notification (RFC 3464); one "bounced"
+    result without a recipient if the message is not a parseable DSN."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    results = []
+    for part in msg.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        for block in blocks[1:] if isinstance(blocks, list) else []:
+            recipient = _field(block, "Final-Recipient").partition(";")[2].strip()
+            action = _field(block, "Action").lower()
+            results.append({
+                "recipient": recipient, "status": _ACTIONS.get(action, "bounced"),
+                "dsn": _field(block, "Status")[:20],
+                "reply": _field(block, "Diagnostic-Code").partition(";")[2].strip(),
+                "relay": _field(block, "Remote-MTA").partition(";")[2].strip(),
+            })
+    if not results:
+        subject = _field(msg, "Subject") or "an unparsed bounce"
+        results.append({"recipient": "", "status": "bounced", "dsn": "", "reply": subject,
+                         "relay": ""})
+    return results
+
+
+def record_bounce(db: Path, rcpt_tos: list[str], raw: bytes) -> int:
+    """Store the events of one VERP bounce for every bounces+<id>@ recipient; returns how many."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    conn = sqlite3.connect(db, timeout=10)
+    count = 0
+    try:
+        ensure_schema(conn)
+        with conn:
+            for rcpt in rcpt_tos:
+                verp = VERP.match(rcpt)
+                if verp is None:
+                    continue
+                for result in dsn_events(raw):
+                    _event(conn, verp.group(1).lower(), result["recipient"], result["status"],
+                           now, dsn=result["dsn"], reply=result["reply"], relay=result["relay"],
+                           source="dsn")
+                    count += 1
+        return count
+    finally:
+        conn.close()
+
+
+class BounceHandler:
+    def __init__(self, db: Path):
+        self.db = db
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if VERP.match(address) is None:
+            return "550 5.1.1 only bounces+<id>@ addresses are taken here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        try:
+            record_bounce(self.db, envelope.rcpt_tos, envelope.original_content)
+        except sqlite3.Error as exc:  # Postfix keeps the bounce and retries
+            logger.warning("bounce not recorded: %s", exc)
+            return "\r\n".join(["451 4.3.0 try again later"] * len(envelope.rcpt_tos))
+        # LMTP answers once per recipient after DATA.
+        return "\r\n".join(["250 2.0.0 Ok"] * len(envelope.rcpt_tos))
+
+
+# --- the daemon --------------------------------------------------------------------------------
+
+
+async def _serve(config: dict, stop: asyncio.Event) -> None:
+    db = Path(config["events_db"])
+    socket_path = Path(config["bounce_socket"])
+    socket_path.unlink(missing_ok=True)
+    loop = asyncio.get_running_loop()
+    handler = BounceHandler(db)
+    server = await loop.create_unix_server(
+        lambda: LMTP(handler, hostname=config["hostname"], loop=loop), path=str(socket_path)
+    )
+    os.chown(socket_path, 0, grp.getgrnam(config["socket_group"]).gr_gid)
+    os.chmod(socket_path, 0o660)
+    log = Path(config["maillog"])
+    try:
+        while not stop.is_set():
+            try:
+                await loop.run_in_executor(None, follow, log, db)
+            except (OSError, sqlite3.Error) as exc:
+                logger.warning("log not followed this round: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), config["interval_seconds"])
+    finally:
+        server.close()
+        socket_path.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s event-agent: %(message)s")
+    config = json.loads(args.config.read_text())
+    Path(config["events_db"]).parent.mkdir(parents=True, exist_ok=True)
+    pid_file = Path(config["pid_file"])
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await _serve(config, stop)
+
+    try:
+        asyncio.run(run())
+    finally:
+        pid_file.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

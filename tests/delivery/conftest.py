@@ -1,0 +1,30 @@
+import pytest
+
+from tests.delivery import fake_mx
+from tests.delivery.support import sender_setup
+from tests.security.two_tenants import forget_rows
+
+
+@pytest.fixture
+def internet(mail_stack):
+    """The fake internet MX that the session's stack sends all *.example mail to."""
+    host, port = mail_stack.cfg.internet_mx.rsplit(":", 1)
+    mx, controller = fake_mx.start(host, int(port))
+    try:
+        yield mx
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def sender(stack_node, mail_stack):
+    """A factory of hosted sending domains with a read-write API client of each; their
+    lookup rows are dropped from the shared node afterwards."""
+    made = []
+
+    def make(**kwargs):
+        made.append(sender_setup(stack_node, mail_stack, **kwargs))
+        return made[-1]
+
+    yield make
+    forget_rows(mail_stack, *(hosted.name for hosted, _ in made))
