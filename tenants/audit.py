@@ -13,8 +13,27 @@ def audit_record(
     after: dict | None = None,
 ) -> AuditEvent:
     """Write one audit event. Call inside the service's transaction so both commit or neither."""
+    event = audit_event(
+        actor=actor, organisation_id=organisation_id, action=action, target_type=target_type,
+        target=target, before=before, after=after,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def audit_event(
+    *,
+    actor: Actor,
+    organisation_id: int | None,
+    action: str,
+    target_type: str,
+    target: str,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEvent:
+    """An unsaved audit event, for a service that writes many at once (bulk_create)."""
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
-    return AuditEvent.objects.create(
+    return AuditEvent(
         organisation_id=organisation_id,
         actor_user=user,
         actor_token=actor.token,
