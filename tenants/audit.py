@@ -2,21 +2,10 @@ from tenants.access import Actor
 from tenants.models import AuditEvent
 
 
-def audit_record(
-    *,
-    actor: Actor,
-    organisation_id: int | None,
-    action: str,
-    target_type: str,
-    target: str,
-    before: dict | None = None,
-    after: dict | None = None,
-) -> AuditEvent:
-    """Write one audit event. Call inside the service's transaction so both commit or neither."""
-    event = audit_event(
-        actor=actor, organisation_id=organisation_id, action=action, target_type=target_type,
-        target=target, before=before, after=after,
-    )
+def audit_record(**fields) -> AuditEvent:
+    """Write one audit event (the arguments of `audit_event`). Call inside the service's
+    transaction so both commit or neither."""
+    event = audit_event(**fields)
     event.save(force_insert=True)
     return event
 
