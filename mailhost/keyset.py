@@ -21,16 +21,34 @@ def encode_cursor(values: list) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def decode_cursor(raw: str, size: int, *, field_name: str = "cursor") -> list:
+def decode_cursor(raw: str, types: list[type], *, field_name: str = "cursor") -> list:
+    """The key values in a cursor, each of the type of its key; Invalid for anything else."""
     try:
         values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except ValueError:
         values = None
-    if not isinstance(values, list) or len(values) != size or not all(
-        isinstance(v, str | int) and not isinstance(v, bool) for v in values
+    if not isinstance(values, list) or len(values) != len(types) or not all(
+        type(value) is kind and (kind is not str or "\x00" not in value)
+        for value, kind in zip(values, types, strict=False)
     ):
         raise Invalid("That page cursor is not one this list gave out.", field=field_name)
     return values
+
+
+_INTEGER_FIELDS = {"AutoField", "BigAutoField", "IntegerField", "BigIntegerField",
+                   "PositiveIntegerField", "SmallIntegerField"}
+
+
+def _key_types(model, keys: tuple[str, ...]) -> list[type]:
+    types = []
+    for key in keys:
+        *path, name = key.split("__")
+        owner = model
+        for part in path:
+            owner = owner._meta.get_field(part).related_model
+        internal = owner._meta.get_field(name).get_internal_type()
+        types.append(int if internal in _INTEGER_FIELDS else str)
+    return types
 
 
 def _value(obj, key: str):
@@ -83,7 +101,8 @@ def keyset_page(
     page = queryset.order_by(*keys)
     cursor, forward = (before, False) if before and not after else (after, True)
     if cursor:
-        values = decode_cursor(cursor, len(keys), field_name=field_name)
+        types = _key_types(queryset.model, keys)
+        values = decode_cursor(cursor, types, field_name=field_name)
         page = page.filter(_seek(keys, values, forward=forward))
     if not forward:
         page = page.reverse()

@@ -2,6 +2,7 @@
 
 import pytest
 
+from mailhost.keyset import encode_cursor
 from tests.factories import DomainFactory, MailboxFactory
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +48,8 @@ def test_it_says_when_the_count_is_capped(tenant, monkeypatch):
 
 
 def test_it_refuses_a_cursor_it_did_not_give_out(tenant):
-    for cursor in ("nonsense", "W10", "WyJhIiwgImIiXQ"):  # garbage, [], ["a", "b"]
+    made_up = [[], ["a", "b"], [1, "b", 2], ["a", "b", "3"], ["a\u0000", "b", 3], ["a", "b", True]]
+    cursors = ["nonsense", "é", *(encode_cursor(values) for values in made_up)]
+    for cursor in cursors:
         response = tenant.rw.get("/mailboxes", {"cursor": cursor})
         assert response.status_code == 422 and response.json()["field"] == "cursor", cursor
