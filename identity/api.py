@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from ninja import Field, File, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
-from pydantic import StrictBool, StrictInt
+from pydantic import StrictBool
 
 from identity import inbound as inbound_services
 from identity.models import DkimKey, DnsCheckHistory
@@ -34,7 +34,14 @@ from identity.services import (
     posture_update,
 )
 from mailboxes.selectors import domain_get, domain_get_for_write
-from tenants.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut, organisation_for
+from tenants.api_common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ErrorOut,
+    Input,
+    Integer,
+    organisation_for,
+)
 
 router = Router(tags=["dns"])
 
@@ -242,7 +249,7 @@ class HistoryOut(Schema):
 class HistoryQuery(Schema):
     key: str | None = Field(None, max_length=100)
     limit: int = Field(100, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=10**9)
 
 
 class HistoryPage(Schema):
@@ -266,7 +273,7 @@ def dns_history(request, name: str, query: Query[HistoryQuery]):
     return {"count": entries.count(), "items": [_history_out(e) for e in page]}
 
 
-class DnsSettingsIn(Schema):
+class DnsSettingsIn(Input):
     dmarc_rua: list[str] | None = Field(None, max_length=5, description="Report addresses.")
     dmarc_ruf: list[str] | None = Field(None, max_length=5)
     dmarc_adkim: Literal["r", "s"] | None = None
@@ -279,7 +286,7 @@ class DnsSettingsIn(Schema):
         description="The primary's public IP address or host name (internal networks only if "
         "staff allowed them).",
     )
-    publish_port: StrictInt | None = Field(None, ge=1, le=65535)
+    publish_port: Integer | None = Field(None, ge=1, le=65535)
     publish_zone: str | None = Field(None, max_length=253, description="Empty: the domain.")
     tsig_key_name: str | None = Field(None, max_length=253)
     tsig_algorithm: Literal["hmac-sha256", "hmac-sha512"] | None = None
@@ -326,7 +333,7 @@ def dkim_rotate(request, name: str):
     return Status(201, {"keys": [_key_out(k, domain.name) for k in keys]})
 
 
-class AdvanceIn(Schema):
+class AdvanceIn(Input):
     force: StrictBool = Field(False, description="Switch without waiting for DNS evidence.")
 
 
@@ -353,9 +360,9 @@ def dkim_retire_now(request, name: str, selector: str):
     return _key_out(dkim_retire(actor=request.auth, domain=domain, selector=selector), domain.name)
 
 
-class DmarcIn(Schema):
+class DmarcIn(Input):
     policy: Literal["none", "quarantine", "reject"]
-    pct: StrictInt = Field(100, ge=1, le=100)
+    pct: Integer = Field(100, ge=1, le=100)
     force: StrictBool = Field(
         False, description="Tighten even though SPF or DKIM checks fail (audited)."
     )
@@ -373,10 +380,10 @@ def dmarc_put(request, name: str, payload: DmarcIn):
     return _dns_out(dns_overview(request.auth, name))
 
 
-class MtaStsIn(Schema):
+class MtaStsIn(Input):
     mode: Literal["testing", "enforce", "none"] | None = None
     mx: list[str] | None = Field(None, max_length=10, description="Empty list: the mail host.")
-    max_age: StrictInt | None = Field(None, ge=1, le=MAX_AGE_LIMIT)
+    max_age: Integer | None = Field(None, ge=1, le=MAX_AGE_LIMIT)
 
 
 @router.put("/domains/{name}/mta-sts", response=WRITE, summary="Set the MTA-STS policy")
@@ -439,16 +446,21 @@ class InboundOut(Schema):
     flow: list[FlowDayOut] = Field(description="The last 7 days, oldest first.")
 
 
-class InboundIn(Schema):
-    require_spf: StrictBool | None = None
-    require_dkim: StrictBool | None = None
-    require_dmarc: StrictBool | None = None
-    greylisting: StrictBool | None = None
-    junk_score: float | None = Field(None, description="null resets to the default.")
-    reject_score: float | None = Field(None, description="null resets to the default.")
+class InboundIn(Input):
+    # Leave a switch out to keep it; it has no "null" (the score fields do: their default).
+    require_spf: StrictBool = None
+    require_dkim: StrictBool = None
+    require_dmarc: StrictBool = None
+    greylisting: StrictBool = None
+    junk_score: float | None = Field(
+        None, gt=0, le=float(inbound_services.MAX_SCORE), description="null resets to the default."
+    )
+    reject_score: float | None = Field(
+        None, gt=0, le=float(inbound_services.MAX_SCORE), description="null resets to the default."
+    )
 
 
-class SenderRuleIn(Schema):
+class SenderRuleIn(Input):
     kind: Literal["allow", "block"]
     sender: str = Field(max_length=254)
     mailbox: str = Field("", max_length=254, description="One of the domain's mailboxes.")

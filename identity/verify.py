@@ -6,12 +6,14 @@ meaning, not by text: SPF is evaluated, DKIM keys compared after joining split s
 and the MTA-STS policy parsed. No Django models here: input is the snapshot and the records.
 """
 
+import contextlib
 import http.client
 import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dns.exception
@@ -23,6 +25,7 @@ import dns.resolver
 import dns.reversename
 
 from identity import dmarc, mtasts, spf
+from identity.addresses import Network, refusal
 from identity.dkim import parse_tags
 from identity.records import PostureSnap, Record, mtasts_policy
 
@@ -427,17 +430,41 @@ class _AddressedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, host: str, address: str, **kwargs):
         super().__init__(host, **kwargs)
         self.address = address
+        self.cut_off = False
+        self._tls: ssl.SSLSocket | None = None  # kept: the response reads it after self.close()
 
     def connect(self) -> None:
         sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._tls = self._context.wrap_socket(sock, server_hostname=self.host)
+
+    def cut(self) -> None:
+        """End the exchange from another thread: the whole fetch has a deadline, not only each
+        read (a server sending a byte a second would otherwise hold a check for ever). The TCP
+        shutdown wakes the blocked read with an error; the TLS object is left to that thread."""
+        self.cut_off = True
+        if self._tls is not None:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(self._tls, socket.SHUT_RDWR)
 
 
-def https_policy_fetcher(*, lookup: DnsLookup, timeout_ms: int) -> PolicyFetcher:
+def https_policy_fetcher(
+    *,
+    lookup: DnsLookup,
+    timeout_ms: int,
+    port: int = 443,
+    context: ssl.SSLContext | None = None,
+    allowed_networks: Sequence[Network] = (),
+) -> PolicyFetcher:
     """Fetch https://mta-sts.<domain>/.well-known/mta-sts.txt as a sending MTA would.
 
     The host is resolved through the configured resolvers like every other check. RFC 8461
-    3.3: a valid certificate for the host, no redirects followed, 200 and text/plain.
+    3.3: a valid certificate for the host, no redirects followed, 200 and text/plain, at most
+    64 KiB, the whole exchange within `timeout_ms`. An organisation controls the name, so it
+    could point it at the portal's own network: an address that is not public is refused
+    before connecting (no sending MTA could fetch from it either).
+
+    `port`, `context` (the trusted CAs) and `allowed_networks` exist for the tests, which serve
+    a policy from a loopback HTTPS server with a test CA; production passes none of them.
     """
 
     def fetch(domain: str) -> str:
@@ -449,17 +476,36 @@ def https_policy_fetcher(*, lookup: DnsLookup, timeout_ms: int) -> PolicyFetcher
             raise PolicyFetchError(f"{url}: {exc}", unknown=True) from None
         if not addresses:
             raise PolicyFetchError(f"{host} has no address.", unknown=False)
+        why = refusal(ipaddress.ip_address(addresses[0]), list(allowed_networks))
+        if why is not None:
+            raise PolicyFetchError(
+                f"{host} resolves to {addresses[0]}, {why}: not fetched (no sending MTA could).",
+                unknown=False,
+            )
         connection = _AddressedHTTPSConnection(
-            host, addresses[0], timeout=timeout_ms / 1000, context=ssl.create_default_context()
+            host,
+            addresses[0],
+            port=port,
+            timeout=timeout_ms / 1000,
+            context=context or ssl.create_default_context(),
         )
+        watchdog = threading.Timer(timeout_ms / 1000, connection.cut)
+        watchdog.start()
+        late = PolicyFetchError(f"{url}: no complete answer within {timeout_ms} ms", unknown=True)
         try:
             connection.request("GET", mtasts.POLICY_PATH, headers={"User-Agent": "Mailhost"})
-            return read_policy_response(connection.getresponse())
+            policy = read_policy_response(connection.getresponse())
+            if connection.cut_off:  # the cut can also look like a short body
+                raise late
+            return policy
         except (OSError, http.client.HTTPException) as exc:
+            if connection.cut_off:
+                raise late from None
             # A timeout or a dropped connection may pass; a refusal or a bad certificate won't.
             transient = (TimeoutError, ConnectionResetError, http.client.RemoteDisconnected)
             raise PolicyFetchError(f"{url}: {exc}", unknown=isinstance(exc, transient)) from None
         finally:
+            watchdog.cancel()
             connection.close()
 
     return fetch

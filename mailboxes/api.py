@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
-from pydantic import StrictBool, StrictInt
+from pydantic import StrictBool
 
 from identity.selectors import verification_record
 from identity.services import domain_verify_now
@@ -64,6 +64,8 @@ from tenants.api_common import (
     WRITE_ERRORS,
     Address,
     ErrorOut,
+    Input,
+    Integer,
     PageOut,
     PageQuery,
     Slug,
@@ -157,21 +159,21 @@ class DomainOut(Schema):
         return _live(obj, obj.node, obj)
 
 
-class DomainIn(Schema):
+class DomainIn(Input):
     name: Text(253, min_length=1)
     organisation: Slug | None = Field(None, description="Needed if you act in several.")
-    max_mailboxes: StrictInt | None = Field(
+    max_mailboxes: Integer | None = Field(
         None, ge=0, le=10**6, description="Staff only (403 otherwise). Empty: no limit."
     )
-    default_quota_mb: StrictInt | None = _quota()
+    default_quota_mb: Integer | None = _quota()
 
 
-class DomainPatch(Schema):
+class DomainPatch(Input):
     status: Literal["active", "disabled"] | None = None
-    max_mailboxes: StrictInt | None = Field(
+    max_mailboxes: Integer | None = Field(
         None, ge=0, le=10**6, description="Staff only (403 otherwise). null: no limit."
     )
-    default_quota_mb: StrictInt | None = _quota()
+    default_quota_mb: Integer | None = _quota()
     role_target: Text(254) | None = Field(
         None,
         description="Where postmaster@ and abuse@ go: a mailbox or alias of your organisation "
@@ -324,21 +326,21 @@ class MailboxWithPasswordOut(MailboxOut):
     )
 
 
-class MailboxIn(Schema):
+class MailboxIn(Input):
     address: Address
     password: Password | None = Field(None, description="Empty: one is generated and returned.")
     display_name: Text(200) | None = None
-    quota_mb: StrictInt | None = _quota()
+    quota_mb: Integer | None = _quota()
 
 
-class MailboxPatch(Schema):
+class MailboxPatch(Input):
     address: Address | None = Field(None, description="Rename within the same domain.")
     display_name: Text(200) | None = None
-    quota_mb: StrictInt | None = _quota()
+    quota_mb: Integer | None = _quota()
     status: Literal["active", "suspended", "disabled"] | None = None
 
 
-class PasswordIn(Schema):
+class PasswordIn(Input):
     password: Password | None = Field(None, description="Empty: a new one is generated.")
 
 
@@ -469,7 +471,7 @@ def mailboxes_create(request, payload: MailboxIn):
     return Status(201, _with_password(mailbox, generated))
 
 
-class BulkIn(Schema):
+class BulkIn(Input):
     mailboxes: list[MailboxIn] = Field(
         ..., min_length=1, max_length=settings.API_BULK_MAX_ENTRIES
     )
@@ -752,13 +754,13 @@ class AliasOut(Schema):
         return _live(obj, obj.domain.node, obj.domain)
 
 
-class AliasIn(Schema):
+class AliasIn(Input):
     address: Address = Field(description="user@domain, or @domain for a catch-all.")
     destinations: list[Address] = Field(..., min_length=1, max_length=MAX_ALIAS_DESTINATIONS)
     active: StrictBool = True
 
 
-class AliasPatch(Schema):
+class AliasPatch(Input):
     destinations: list[Address] | None = Field(
         None, min_length=1, max_length=MAX_ALIAS_DESTINATIONS
     )

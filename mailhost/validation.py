@@ -21,9 +21,10 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 _REFUSED_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
 
 # The same rule as a regular expression, for the API's schema (documentation and clients).
-ONE_LINE_PATTERN = (
-    r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]*$"
-)
+# ECMA-262 syntax that Rust's and JavaScript's engines accept: a range of lone surrogates
+# would make it an invalid pattern that validators ignore (so the schema allowed controls).
+# Surrogates are still refused by one_line_problem; no UTF-8 text can carry one.
+ONE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$"
 
 
 def one_line_problem(value: str) -> str | None:

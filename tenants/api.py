@@ -14,6 +14,7 @@ from tenants.api_common import (
     WRITE_ERRORS,
     DateTime,
     ErrorOut,
+    Input,
     PageOut,
     PageQuery,
     Slug,
@@ -80,7 +81,7 @@ class TokenCreatedOut(TokenOut):
     token: str = Field(description="The secret. Shown this once: only its hash is stored.")
 
 
-class TokenIn(Schema):
+class TokenIn(Input):
     name: Text(100, min_length=1)
     read_only: StrictBool = False
     expires_at: DateTime | None = Field(None, description="Empty: never expires.")

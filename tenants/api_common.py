@@ -3,11 +3,20 @@
 Kept apart from `mailhost.api` (which imports the routers) so routers can import it freely.
 """
 
+import re
 from typing import Annotated
 
 from django.db.models import QuerySet
 from ninja import Field, Schema
-from pydantic import AfterValidator, AwareDatetime, StringConstraints, WithJsonSchema
+from ninja.schema import DjangoGetter
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from mailhost.errors import Invalid, NotFound
 from mailhost.validation import ONE_LINE_PATTERN, in_utc, one_line_problem
@@ -37,11 +46,50 @@ def Text(max_length: int, *, min_length: int = 0):  # noqa: N802  (reads as a ty
     ]
 
 
-# An ISO 8601 date-time with an offset, stored and compared in UTC.
-DateTime = Annotated[AwareDatetime, AfterValidator(in_utc)]
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def _rfc3339(value):
+    """Only what the schema's `date-time` format promises (RFC 3339): pydantic alone would also
+    take numbers and numeric strings as Unix times (`?until=0.5`), or a date-time without
+    seconds."""
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with an offset, like 2026-01-31T09:00:00Z")
+
+
+def _json_integer(value):
+    """JSON Schema's `integer`: 5 and 5.0 are the same number; true, "5" and 5.5 are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("Input should be a valid integer")
+
+
+# An integer as JSON Schema means it (pydantic's StrictInt refused 5.0, which the schema allows).
+Integer = Annotated[int, BeforeValidator(_json_integer)]
+
+# An RFC 3339 date-time with an offset, stored and compared in UTC.
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(in_utc)]
 
 Address = Text(254 + 64, min_length=1)  # checked properly by mailhost.names; this bounds it
 Slug = Annotated[str, StringConstraints(max_length=50, pattern=r"^[a-z0-9-]*$")]
+
+
+class Input(Schema):
+    """A request body: a JSON object, as its schema says. (ninja's Schema would otherwise read
+    attributes off anything, so `[]` or `5` passed as an object with every field left out.)"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, value):
+        raw = value._obj if isinstance(value, DjangoGetter) else value
+        if not isinstance(raw, dict):
+            raise ValueError("the body must be a JSON object")
+        return value
 
 
 class FieldErrorOut(Schema):

@@ -17,6 +17,7 @@ from tenants.api_common import (
     READ_ERRORS,
     WRITE_ERRORS,
     ErrorOut,
+    Input,
     PageOut,
     PageQuery,
     Slug,
@@ -52,7 +53,7 @@ class OnboardedOut(StaffOrganisationOut):
     invitation: InvitationOut | None
 
 
-class OnboardIn(Schema):
+class OnboardIn(Input):
     slug: Slug = Field(..., min_length=1, description="Lower-case letters, digits, hyphens.")
     name: Text(200, min_length=1)
     admin_email: Text(254) | None = Field(
@@ -61,7 +62,7 @@ class OnboardIn(Schema):
     admin_role: Literal["owner", "admin"] = "owner"
 
 
-class InviteIn(Schema):
+class InviteIn(Input):
     email: Text(254, min_length=1)
     role: Literal["owner", "admin", "viewer"] = "owner"
 

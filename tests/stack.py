@@ -258,7 +258,7 @@ def make_message(sender: str, to: str, subject: str, body: str = "Hello.\n") -> 
     return msg
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05) -> T:
+def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05) -> T:
     """Poll until `predicate()` is truthy and return it; fail the test after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:

@@ -107,13 +107,91 @@ def openapi(django_db_blocker):
         return ApiClient().get("/openapi.json").json()
 
 
+def _names(body, key="name"):
+    return sorted(item[key] for item in body["items"])
+
+
+def _mailbox(address):
+    local_part, domain = address.split("@")
+    return Mailbox.objects.get(local_part=local_part, domain__name=domain)
+
+
+# What each call that works leaves behind or shows, as the caller would rely on it: the listed
+# objects are the tenant's own, and a write is in the database (and in its answer).
+EFFECTS = {
+    "GET /organisations": lambda t, body: _names(body, "slug") == ["acme"],
+    "GET /tokens": lambda t, body: _names(body) == ["ro", "rw", "spare"]
+    and "token" not in body["items"][0],
+    "POST /tokens": lambda t, body: body["name"] == "ci"
+    and ApiToken.objects.get(organisation=t.organisation, name="ci").token_hash
+    == ApiToken.hash(body["token"]),
+    "GET /tokens/{spare}": lambda t, body: (body["id"], body["name"], body["usable"])
+    == (t.spare_token.pk, "spare", True),
+    "DELETE /tokens/{spare}": lambda t, body: body["usable"] is False
+    and ApiToken.objects.get(pk=t.spare_token.pk).revoked_at is not None,
+    "GET /audit": lambda t, body: {e["action"] for e in body["items"]} >= {"api_token.create"}
+    and {e["target"].split(" ")[0] for e in body["items"]} >= {"spare"},
+    "GET /domains": lambda t, body: _names(body) == ["acme.test", "empty.acme.test"],
+    "POST /domains": lambda t, body: body["name"] == "new.test"
+    and Domain.objects.filter(organisation=t.organisation, name="new.test").exists(),
+    "GET /domains/acme.test": lambda t, body: (body["name"], body["status"])
+    == ("acme.test", "active"),
+    "PATCH /domains/acme.test": lambda t, body: body["status"] == "disabled"
+    and Domain.objects.get(pk=t.domain.pk).status == "disabled",
+    "DELETE /domains/empty.acme.test": lambda t, body: not Domain.objects.filter(
+        pk=t.empty_domain.pk
+    ).exists(),
+    "POST /domains/acme.test/verify": lambda t, body: body["verified"] is True
+    and Domain.objects.get(pk=t.domain.pk).is_verified,
+    "GET /mailboxes": lambda t, body: _names(body, "address") == ["alice@acme.test"],
+    "POST /mailboxes": lambda t, body: body["address"] == "bob@acme.test"
+    and len(body["password"]) >= 16
+    and _mailbox("bob@acme.test").deleted_at is None,
+    "POST /mailboxes/bulk": lambda t, body: (body["created"], body["results"][0]["result"])
+    == (1, "created")
+    and _mailbox("bob@acme.test").domain == t.domain,
+    "GET /mailboxes/alice@acme.test": lambda t, body: (body["address"], body["display_name"])
+    == ("alice@acme.test", "Alice"),
+    "PATCH /mailboxes/alice@acme.test": lambda t, body: body["display_name"] == "Alice B"
+    and _mailbox("alice@acme.test").display_name == "Alice B",
+    "DELETE /mailboxes/alice@acme.test": lambda t, body: body["deleted"] is True
+    and _mailbox("alice@acme.test").deleted_at is not None,
+    "POST /mailboxes/alice@acme.test/password": lambda t, body: len(body["password"]) >= 16
+    and _mailbox("alice@acme.test").password_hash != t.mailbox.password_hash,
+    "POST /mailboxes/alice@acme.test/suspend": lambda t, body: body["status"] == "suspended"
+    and _mailbox("alice@acme.test").status == "suspended",
+    "POST /mailboxes/alice@acme.test/resume": lambda t, body: body["status"] == "active"
+    and _mailbox("alice@acme.test").status == "active",
+    "POST /mailboxes/gone@acme.test/restore": lambda t, body: body["deleted"] is False
+    and _mailbox("gone@acme.test").deleted_at is None,
+    "GET /aliases": lambda t, body: [(a["address"], a["destinations"]) for a in body["items"]]
+    == [("info@acme.test", ["alice@acme.test"])],
+    "POST /aliases": lambda t, body: Alias.objects.get(domain=t.domain, local_part="sales")
+    .destinations == ["alice@acme.test"],
+    "GET /aliases/info@acme.test": lambda t, body: body["destinations"] == ["alice@acme.test"],
+    "PATCH /aliases/info@acme.test": lambda t, body: Alias.objects.get(pk=t.alias.pk)
+    .destinations == ["bob@example.net"],
+    "DELETE /aliases/info@acme.test": lambda t, body: not Alias.objects.filter(
+        pk=t.alias.pk
+    ).exists(),
+}
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_it_works(case, tenant, openapi):
     client = person_for(tenant.organisation) if case.person else tenant.rw
     response = call(client, case, tenant, body=case.body)
     assert response.status_code == case.ok, response.content
+    body = None
     if case.ok != 204:
         assert_documented(openapi, case, response)
+        body = response.json()
+    label = f"{case.method} {case.path}"
+    assert EFFECTS[label](tenant, body), f"{label} answered {body} but did not do what it says"
+
+
+def test_it_says_what_every_case_does():
+    assert set(EFFECTS) == set(IDS)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.person], ids=[

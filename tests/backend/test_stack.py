@@ -9,7 +9,6 @@ import re
 import smtplib
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import dkim
@@ -146,9 +145,14 @@ def test_it_refuses_a_wrong_password_without_slowing_the_next_login(mail_stack):
     assert not imap_login(mail_stack, address, "not-the-password")
     assert not imap_login(mail_stack, f"nobody@{unique_domain()}", PASSWORD)
 
-    started = time.monotonic()
+    # Dovecot's anvil keeps the penalty that would delay the next login from this address; the
+    # dev stack records none (its speed is for `make bench`, not an assertion here).
+    penalties = subprocess.run(
+        ["doveadm", "-c", str(mail_stack.dovecot_conf), "penalty"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "127.0.0.1" not in penalties, penalties
     assert imap_login(mail_stack, address, PASSWORD)
-    assert time.monotonic() - started < 1.5  # dev stack: no failed-login penalty
 
 
 def test_it_refuses_login_when_can_login_is_0(mail_stack):

@@ -92,7 +92,7 @@ def test_it_takes_an_operator_and_a_mailbox_holder_through_the_pages(
     page.set_viewport_size(DESKTOP)
 
     reconcile_incremental(stack_node)
-    wait_for(lambda: imap_login(mail_stack, address, generated), timeout=5)
+    wait_for(lambda: imap_login(mail_stack, address, generated), timeout=30)
 
     # The mailbox holder signs in to /mailbox/ with it: a separate browser context (no operator).
     holder = page.context.browser.new_page(viewport=PHONE)
@@ -114,7 +114,7 @@ def test_it_takes_an_operator_and_a_mailbox_holder_through_the_pages(
     holder.get_by_role("button", name="Change password").click()
     expect(holder.get_by_text("Your password was changed")).to_be_visible()
     reconcile_incremental(stack_node)
-    wait_for(lambda: imap_login(mail_stack, address, "my-own-new-password"), timeout=2)
+    wait_for(lambda: imap_login(mail_stack, address, "my-own-new-password"), timeout=30)
     assert not imap_login(mail_stack, address, generated)
     holder.close()
 

@@ -135,9 +135,9 @@ def test_it_checks_due_domains_through_the_broker_and_claims_them(
     assert DnsCheck.objects.get(domain=due, key="mx").status == "ok"
     assert not DnsCheck.objects.filter(domain=later).exists()
     # Checked by the worker with the real HTTPS fetcher: mta-sts.due.test → the portal's
-    # address (127.0.0.1 here), where nothing listens on 443.
+    # address, 127.0.0.1 here, which the fetcher refuses to connect to (no sending MTA could).
     policy = DnsCheck.objects.get(domain=due, key="mta-sts-policy")
-    assert policy.status == "wrong" and "refused" in policy.detail
+    assert policy.status == "wrong" and "a loopback address" in policy.detail
     assert DomainPosture.objects.get(domain=due).next_check_at > now + dt.timedelta(hours=5)
     assert check_due() == 0  # nothing else is due
 

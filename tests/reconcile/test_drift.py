@@ -24,7 +24,7 @@ def live_mailbox(reconcile_worker, mail_stack):
     mailbox, _ = services.mailbox_create(
         actor=SYSTEM, domain=domain, local_part="erin", password=password
     )
-    wait_for(lambda: imap_login(mail_stack, mailbox.address, password), timeout=2)
+    wait_for(lambda: imap_login(mail_stack, mailbox.address, password), timeout=30)
     # Every change applied, so no reconcile still in flight rewrites the rows a test edits.
     node = MailNode.objects.get()
     wait_for(lambda: node.refresh_from_db() or node.applied_revision >= node.desired_revision)
