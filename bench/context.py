@@ -27,7 +27,7 @@ class Size:
 SIZES = {
     "small": Size("small", (10, 50), live_samples=12, rebuild_samples=3, bulk_rows=1000,
                   mail_rounds=2, mail_per_round=100, list_repeats=10),
-    "full": Size("full", (10, 1000), live_samples=50, rebuild_samples=5, bulk_rows=10_000,
+    "full": Size("full", (10, 1000, 10_000), live_samples=50, rebuild_samples=5, bulk_rows=10_000,
                  mail_rounds=4, mail_per_round=500, list_repeats=30),
 }
 

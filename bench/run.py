@@ -1,7 +1,7 @@
 """`python -m bench.run --size small|full`: the whole benchmark suite against a real stack.
 
 Order (each size level = N domains × 100 mailboxes, seeded in bulk):
-  for each level (small: 1,000 then 5,000; full: 1,000 then 100,000):
+  for each level (small: 1,000 then 5,000; full: 1,000, 100,000 then 1,000,000):
       seed → B4 (full reconcile onto an emptied node, start the stack, no-op reconcile)
       → B1 (create → live) → B2 (rotate → live) → B5 (list pages)
   at the largest level: B7 (worker forced to rebuild everything, two designs)

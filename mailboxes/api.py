@@ -11,7 +11,6 @@ desired-state `revision` it needs and whether it is `live` (its node has applied
 
 import datetime as dt
 import logging
-import time
 from typing import Literal
 
 import redis
@@ -25,6 +24,7 @@ from identity.selectors import verification_record
 from identity.services import domain_verify_now
 from mailboxes.models import Alias, Domain, Mailbox
 from mailboxes.selectors import (
+    MAILBOX_ORDER,
     alias_get,
     alias_list,
     domain_get,
@@ -36,13 +36,17 @@ from mailboxes.selectors import (
 from mailboxes.services import (
     MAX_ALIAS_DESTINATIONS,
     MAX_QUOTA_MB,
+    AddressTaken,
+    BulkResult,
+    BulkRow,
+    address_parts,
     alias_create,
     alias_delete,
     alias_update,
     domain_create,
     domain_delete,
     domain_update,
-    mailbox_create,
+    mailbox_bulk_create,
     mailbox_delete,
     mailbox_rename,
     mailbox_restore,
@@ -51,7 +55,8 @@ from mailboxes.services import (
     mailbox_update,
 )
 from mailhost.backend.render import ROLE_LOCAL_PARTS
-from mailhost.errors import Conflict, DomainError, Invalid, NotFound
+from mailhost.errors import Conflict, Invalid, NotFound
+from mailhost.keyset import COUNT_CAP, keyset_page
 from mailhost.names import InvalidName, normalise_domain, split_address
 from tenants.access import Actor, require_write
 from tenants.api_common import (
@@ -340,6 +345,10 @@ class PasswordIn(Input):
 
 
 class MailboxQuery(PageQuery):
+    cursor: Text(400) | None = Field(
+        None, description="`next_cursor` of the previous page: the rows after it, as fast at "
+        "the millionth row as at the first (prefer it to a large `offset`)."
+    )
     domain: Text(253) | None = None
     status: Literal["active", "suspended", "disabled", "deleted"] | None = None
     search: Text(254) | None = Field(None, description="Part of the address or display name.")
@@ -347,34 +356,23 @@ class MailboxQuery(PageQuery):
 
 class MailboxPage(PageOut):
     items: list[MailboxOut]
+    count_capped: bool = Field(
+        description=f"True when more than {COUNT_CAP} rows match: `count` is then {COUNT_CAP}."
+    )
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
 class MailboxGetQuery(Schema):
     include_deleted: bool = Field(False, description="Also find a deleted, restorable mailbox.")
 
 
-def _domain_of(
-    actor: Actor, raw_address: str, domains: dict | None = None, organisation=None
-) -> tuple[str, Domain]:
-    """The raw local part and the actor's domain of an address; a 404 names the field.
-
-    `domains` caches lookups across the rows of a bulk request; `organisation` confines them.
-    """
-    if raw_address.count("@") != 1:
-        raise Invalid(f"{raw_address!r} is not an e-mail address.", field="address")
-    local_part, domain_name = raw_address.rsplit("@", 1)
-    if domains is not None and domain_name in domains:
-        domain = domains[domain_name]
-    else:
-        try:
-            domain = domain_get(actor, domain_name, organisation=organisation)
-        except NotFound:
-            domain = None
-        if domains is not None:
-            domains[domain_name] = domain
-    if domain is None or (organisation is not None and domain.organisation_id != organisation.pk):
-        raise NotFound(f"The domain {domain_name!r} was not found.", field="address")
-    return local_part, domain
+def _domain_of(actor: Actor, raw_address: str) -> tuple[str, Domain]:
+    """The raw local part and the actor's domain of an address; a 404 names the field."""
+    local_part, domain_name = address_parts(raw_address)
+    try:
+        return local_part, domain_get(actor, domain_name)
+    except NotFound:
+        raise NotFound(f"The domain {domain_name!r} was not found.", field="address") from None
 
 
 def _refuse_differences(what: str, existing, given: dict) -> None:
@@ -390,45 +388,33 @@ def _refuse_differences(what: str, existing, given: dict) -> None:
         )
 
 
-class AddressExists(Conflict):
-    """The address is already a mailbox. The same answer whatever the request sent: it
-    compares nothing (least of all a password) with the existing mailbox."""
+def _bulk_row(row: MailboxIn, index: int = 0) -> BulkRow:
+    display_name = row.display_name.strip() if row.display_name is not None else None
+    return BulkRow(
+        index=index, address=row.address, password=row.password,
+        display_name=display_name or "", quota_mb=row.quota_mb,
+    )
 
-    code = "address_taken"
 
-
-def _mailbox_create(
-    actor: Actor, payload: MailboxIn, domains: dict | None = None, organisation=None
-) -> tuple[Mailbox, str | None]:
-    """(mailbox, generated password). The domain row lock in the service makes one winner
-    among concurrent creators; the others get 409 (a retry replays by Idempotency-Key)."""
-    local_part, domain = _domain_of(actor, payload.address, domains, organisation)
-    display_name = payload.display_name.strip() if payload.display_name is not None else None
-    try:
-        mailbox, generated = mailbox_create(
-            actor=actor,
-            domain=domain,
-            local_part=local_part,
-            password=payload.password,
-            display_name=display_name or "",
-            quota_mb=payload.quota_mb,
+def _mailbox_create(actor: Actor, payload: MailboxIn) -> tuple[Mailbox, str | None]:
+    """(mailbox, generated password), by the bulk service with one row. The domain row lock
+    in the service makes one winner among concurrent creators; the others get 409 (a retry
+    replays by Idempotency-Key)."""
+    _, domain = _domain_of(actor, payload.address)
+    [result], stopped = mailbox_bulk_create(
+        actor=actor, organisation=domain.organisation, rows=[_bulk_row(payload)]
+    )
+    if stopped is not None:
+        raise stopped
+    if isinstance(result.error, AddressTaken):
+        raise AddressTaken(
+            f"{result.error.detail[:-1]}. To retry a create whose answer was lost, send the "
+            "same request with the same Idempotency-Key.",
+            field="address",
         )
-    except Invalid as exc:
-        if exc.field == "local_part":
-            raise Invalid(exc.detail, field="address") from None
-        raise
-    except Conflict as exc:
-        if exc.code != "address_taken":
-            raise
-        if mailbox_list(actor, domain=domain).filter(local_part=local_part.lower()).exists():
-            raise AddressExists(
-                f"{local_part.lower()}@{domain.name} is already a mailbox. To retry a create "
-                "whose answer was lost, send the same request with the same Idempotency-Key.",
-                field="address",
-            ) from None
-        raise  # an alias holds the address
-    mailbox.domain = domain  # the selector's copy, with its node, for `live`
-    return mailbox, generated
+    if result.error is not None:
+        raise result.error
+    return result.mailbox, result.password
 
 
 def _mailbox_for_write(actor: Actor, address: str, *, deleted: bool = False) -> Mailbox:
@@ -446,6 +432,8 @@ def _with_password(mailbox: Mailbox, password: str | None) -> Mailbox:
     "/mailboxes", response={200: MailboxPage, READ_ERRORS: ErrorOut}, tags=["mailboxes"]
 )
 def mailboxes_list(request, query: Query[MailboxQuery]):
+    """Mailboxes in address order, a page at a time: follow `next_cursor` (keyset pagination;
+    the cost of a page does not grow with its position). `count` is exact up to a cap."""
     domain = None
     if query.domain:
         try:
@@ -455,7 +443,19 @@ def mailboxes_list(request, query: Query[MailboxQuery]):
     mailboxes = mailbox_list(
         request.auth, domain=domain, status=query.status, search=_search(query.search)
     ).select_related("domain__node")
-    return paginate(mailboxes, query)
+    page = keyset_page(
+        mailboxes, MAILBOX_ORDER, limit=query.limit, offset=query.offset, after=query.cursor
+    )
+    following = query.offset + len(page.items)
+    return {
+        "items": page.items,
+        "count": page.count,
+        "count_capped": page.count_capped,
+        "limit": query.limit,
+        "offset": query.offset,
+        "next_offset": following if page.next_cursor else None,
+        "next_cursor": page.next_cursor,
+    }
 
 
 @router.post(
@@ -508,51 +508,20 @@ class BulkFailedOut(BulkOut):
     detail: str
 
 
-# A bulk request's rows commit in groups of at most this many rows or seconds: per-row commits
-# (WAL flush, reconcile enqueue, an apply racing each row) made rows ~2x as expensive, and a
-# group holds the node's revision lock, so it stays short for other writers.
-BULK_COMMIT_ROWS = 50
-BULK_COMMIT_SECONDS = 0.25
+def _row_out(result: BulkResult, stopped: Exception | None) -> dict:
+    row = {"index": result.index, "address": result.address, "result": result.outcome}
+    if result.outcome == "created":
+        return row | {"status": 201, "mailbox": result.mailbox, "password": result.password}
+    if result.outcome == "not_done":
+        return _not_done(result.index, result.address, stopped)
+    if result.outcome == "rolled_back":
+        return row | {"status": 201}
+    exc = result.error
+    error = {"code": exc.code, "detail": exc.detail, "field": exc.field}
+    return row | {"status": exc.status, "error": error}
 
 
-def _bulk_row(actor: Actor, organisation, index: int, row: MailboxIn, domains: dict) -> dict:
-    result = {"index": index, "address": row.address}
-    try:
-        mailbox, generated = _mailbox_create(actor, row, domains, organisation)
-    except DomainError as exc:
-        error = {"code": exc.code, "detail": exc.detail, "field": exc.field}
-        outcome = "exists" if isinstance(exc, AddressExists) else "failed"
-        return result | {"result": outcome, "status": exc.status, "error": error}
-    return result | {"result": "created", "status": 201, "mailbox": mailbox,
-                     "password": generated}
-
-
-def _bulk_rows(
-    actor: Actor, organisation, rows: list, domains: dict
-) -> tuple[list[dict], Exception | None]:
-    """Rows in small groups, each group one transaction (a savepoint inside an atomic
-    request), each row in its own savepoint (a failing row still fails alone).
-
-    Returns the results of the rows whose group committed, and the error that stopped the
-    rest (None when every row ran): a group that fails part-way commits nothing, so its rows
-    are not in the results."""
-    done: list[dict] = []
-    while len(done) < len(rows):
-        group: list[dict] = []
-        deadline = time.monotonic() + BULK_COMMIT_SECONDS
-        try:
-            with transaction.atomic():
-                for i, row in rows[len(done) : len(done) + BULK_COMMIT_ROWS]:
-                    group.append(_bulk_row(actor, organisation, i, row, domains))
-                    if time.monotonic() > deadline:
-                        break
-        except Exception as exc:  # a dependency failed (or a bug): the caller reports it
-            return done, exc
-        done += group
-    return done, None
-
-
-def _not_done(index: int, row: MailboxIn, stopped: Exception) -> dict:
+def _not_done(index: int, address: str, stopped: Exception) -> dict:
     """The result of a row that was never committed because the request was interrupted."""
     if isinstance(stopped, OperationalError | InterfaceError):
         status, code, why = 503, "database_unavailable", "the database became unavailable"
@@ -562,7 +531,7 @@ def _not_done(index: int, row: MailboxIn, stopped: Exception) -> dict:
         status, code, why = 500, "server_error", "something went wrong on our side"
     detail = f"Not created: {why} before this row was committed. Retry this row."
     error = {"code": code, "detail": detail, "field": None}
-    return {"index": index, "address": row.address, "result": "failed", "status": status,
+    return {"index": index, "address": address, "result": "failed", "status": status,
             "error": error}
 
 
@@ -597,20 +566,18 @@ def mailboxes_bulk(request, payload: BulkIn):
     answer is 422, rows that would have worked marked `rolled_back`. All rows are in one
     organisation's domains (a token's own; name it with `organisation` if you act in
     several). An Idempotency-Key replays the first answer, passwords included."""
-    actor, domains = request.auth, {}
+    actor = request.auth
     organisation = organisation_for(actor, payload.organisation)
-    require_write(actor, organisation.pk, "That organisation")
-    rows = list(enumerate(payload.mailboxes))
-
-    if not payload.atomic:
-        results, stopped = _bulk_rows(actor, organisation, rows, domains)
-        if stopped is None:
-            return _bulk_summary(False, results)
-        if not any(row["result"] == "created" for row in results):
+    rows = [_bulk_row(row, index) for index, row in enumerate(payload.mailboxes)]
+    results, stopped = mailbox_bulk_create(
+        actor=actor, organisation=organisation, rows=rows, atomic=payload.atomic
+    )
+    summary = _bulk_summary(payload.atomic, [_row_out(r, stopped) for r in results])
+    if stopped is not None:
+        if not summary["created"]:
             raise stopped  # nothing was written: the failure's own answer is the truth
-        logger.error("bulk create interrupted after %d rows", len(results), exc_info=stopped)
-        results += [_not_done(i, row, stopped) for i, row in rows[len(results) :]]
-        summary = _bulk_summary(False, results)
+        logger.error("bulk create interrupted after %d rows", summary["created"],
+                     exc_info=stopped)
         summary["code"] = "bulk_interrupted"
         summary["detail"] = (
             f"Interrupted part-way: {summary['created']} row(s) were created and are listed "
@@ -618,21 +585,12 @@ def mailboxes_bulk(request, payload: BulkIn):
             "status 503 or 500 were not written and can be retried."
         )
         return summary
-    with transaction.atomic():
-        results, stopped = _bulk_rows(actor, organisation, rows, domains)
-        if stopped is not None:
-            raise stopped  # rolls everything back: nothing was written
-        failures = sum(row["result"] in ("failed", "exists") for row in results)
-        if not failures:
-            return _bulk_summary(True, results)
-        transaction.set_rollback(True)
-    for row in results:
-        if row["result"] == "created":
-            row.update(result="rolled_back", mailbox=None, password=None)
-    summary = _bulk_summary(True, results)
-    summary["code"] = "bulk_rolled_back"
-    summary["detail"] = f"{failures} row(s) failed, so nothing was created (atomic)."
-    return Status(422, summary)
+    if payload.atomic and any(r.outcome != "created" for r in results):
+        failures = summary["failed"] + summary["existing"]
+        summary["code"] = "bulk_rolled_back"
+        summary["detail"] = f"{failures} row(s) failed, so nothing was created (atomic)."
+        return Status(422, summary)
+    return summary
 
 
 @router.get(

@@ -103,7 +103,12 @@ def mailbox_list(
         mailboxes = mailboxes.filter(status=status)
     if search:
         mailboxes = _search_address(mailboxes, search)
-    return mailboxes.order_by("domain__name", "local_part", "id")
+    return mailboxes.order_by(*MAILBOX_ORDER)
+
+
+# The mailbox lists' order: by address, the id breaking ties (a deleted and a live mailbox
+# can share one); keyset pagination seeks on these keys.
+MAILBOX_ORDER = ("domain__name", "local_part", "id")
 
 
 def _search_address(queryset, search: str):

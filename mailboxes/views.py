@@ -6,6 +6,7 @@ field becomes a 404/403/409/422 page (tenants.pages.operator_page).
 
 import csv
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -29,6 +30,7 @@ from mailboxes.forms import (
 )
 from mailboxes.models import MailboxStatus
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
+from mailhost.keyset import keyset_page
 from tenants.pages import (
     confirm_then_post,
     form_errors_from,
@@ -305,6 +307,9 @@ def domain_delete(request, name):
 # --- mailboxes ---------------------------------------------------------------------------------
 
 
+DOMAIN_CHOICES = 200  # domains offered as a list in the mailbox filter
+
+
 @operator_page
 def mailbox_list(request):
     org = request.organisation
@@ -318,9 +323,16 @@ def mailbox_list(request):
         request.actor, organisation=org, domain=domain, status=status,
         search=(request.GET.get("q") or "").strip() or None,
     )
+    page = keyset_page(
+        mailboxes, selectors.MAILBOX_ORDER, limit=settings.MAILHOST_PAGE_SIZE,
+        after=request.GET.get("after") or None, before=request.GET.get("before") or None,
+        field_name="page",
+    )
+    domains = list(selectors.domain_list(request.actor, organisation=org)[: DOMAIN_CHOICES + 1])
     context = {
-        "page": paginate(request, mailboxes),
-        "domains": selectors.domain_list(request.actor, organisation=org),
+        "page": page,
+        # A choice list while it is short; past that, the filter is a typed domain name.
+        "domains": domains if len(domains) <= DOMAIN_CHOICES else None,
         "statuses": [*MailboxStatus.choices, ("deleted", "Deleted (restorable)")],
         "filters": {"q": request.GET.get("q", ""), "status": status or "",
                     "domain": domain.name if domain else ""},

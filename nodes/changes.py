@@ -24,8 +24,16 @@ def node_default() -> MailNode:
 
 def record_change(*, node_id: int, kind: str, object_id: int) -> int:
     """Bump the node's desired revision, log what changed, and schedule a reconcile on commit."""
+    revision = record_changes(node_id=node_id, kind=kind)
+    NodeChange.objects.create(node_id=node_id, revision=revision, kind=kind, object_id=object_id)
+    return revision
+
+
+def record_changes(*, node_id: int, kind: str) -> int:
+    """Bump the node's desired revision once for a set of changes and schedule a reconcile on
+    commit; the caller logs each changed object at the returned revision (a bulk insert of
+    NodeChange rows), so a batch of objects is one revision."""
     MailNode.objects.filter(pk=node_id).update(desired_revision=F("desired_revision") + 1)
     revision = MailNode.objects.values_list("desired_revision", flat=True).get(pk=node_id)
-    NodeChange.objects.create(node_id=node_id, revision=revision, kind=kind, object_id=object_id)
     transaction.on_commit(lambda: schedule_reconcile(node_id))
     return revision

@@ -13,6 +13,13 @@ from mailboxes.services.aliases import (  # noqa: F401
     alias_delete,
     alias_update,
 )
+from mailboxes.services.bulk import (  # noqa: F401
+    AddressTaken,
+    BulkResult,
+    BulkRow,
+    address_parts,
+    mailbox_bulk_create,
+)
 from mailboxes.services.common import (  # noqa: F401
     MAX_ALIAS_DESTINATIONS,
     MAX_QUOTA_MB,
@@ -37,7 +44,6 @@ from mailboxes.services.holder import (  # noqa: F401
 )
 from mailboxes.services.imports import (  # noqa: F401
     IMPORT_COLUMNS,
-    IMPORT_PROGRESS_EVERY,
     MAX_IMPORT_BYTES,
     MAX_IMPORT_ROWS,
     mailbox_import_run,

@@ -10,18 +10,13 @@ from django.utils import timezone
 
 from mailboxes import events
 from mailboxes.models import (
-    Domain,
     ImportStatus,
     MailboxImport,
 )
+from mailboxes.services.bulk import BulkResult, BulkRow, mailbox_bulk_create
 from mailboxes.services.common import _one_line
-from mailboxes.services.mailboxes import mailbox_create
 from mailhost.crypto import decrypt, encrypt
-from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from mailhost.names import (
-    InvalidName,
-    normalise_domain,
-)
+from mailhost.errors import Conflict, Forbidden, Invalid
 from tenants.access import Actor, require_write
 from tenants.audit import audit_record
 from tenants.models import Organisation
@@ -31,7 +26,6 @@ from tenants.models import Organisation
 IMPORT_COLUMNS = ("address", "display_name", "quota_mb", "password")
 MAX_IMPORT_ROWS = 100_000
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
-IMPORT_PROGRESS_EVERY = 25  # rows between progress writes
 
 
 def _parse_import(content: str) -> list[dict]:
@@ -101,56 +95,45 @@ def _enqueue_import(job_id: int) -> None:
     events.import_queued.send(sender=MailboxImport, import_id=job_id)
 
 
-def _import_row(actor: Actor, organisation_id: int, row: dict, domains: dict) -> str | None:
-    """Create one row's mailbox; returns the generated password, if one was generated."""
-    raw_address = (row.get("address") or "").strip()
-    try:
-        local_part, domain_name = raw_address.rsplit("@", 1)
-        domain_name = normalise_domain(domain_name)
-    except (ValueError, InvalidName):
-        raise Invalid(f"{raw_address!r} is not an e-mail address.", field="address") from None
-    if domain_name not in domains:
-        domains[domain_name] = Domain.objects.filter(
-            name=domain_name, organisation_id=organisation_id
-        ).first()
-    domain = domains[domain_name]
-    if domain is None:
-        raise NotFound(f"{domain_name} is not a domain of this organisation.")
-    quota_raw = (row.get("quota_mb") or "").strip()
-    if quota_raw and not quota_raw.isdigit():
-        raise Invalid("quota_mb is a whole number of MB.", field="quota_mb")
-    _, generated = mailbox_create(
-        actor=actor,
-        domain=domain,
-        local_part=local_part,
-        password=(row.get("password") or None),
-        display_name=row.get("display_name") or "",
-        quota_mb=int(quota_raw) if quota_raw else None,
-    )
-    return generated
-
-
 def mailbox_import_run(*, import_id: int) -> MailboxImport:
-    """Create the mailboxes of a queued import, one service call per row, recording progress.
+    """Create the mailboxes of a queued import through the bulk service, recording progress
+    after each committed batch.
 
-    Each row is its own transaction: a bad row is reported and the others still go in.
-    Re-running a finished import does nothing (the source is gone).
+    A bad row is reported and the others still go in. Re-running a finished import does
+    nothing (the source is gone).
     """
-    job = MailboxImport.objects.select_related("created_by").get(pk=import_id)
+    job = MailboxImport.objects.select_related("created_by", "organisation").get(pk=import_id)
     if job.is_finished or not job.source_encrypted:
         return job
     rows = json.loads(decrypt(job.source_encrypted))
     actor = Actor(user=job.created_by, ip=job.actor_ip)
     MailboxImport.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING)
-    domains: dict = {}
-    generated: list[list[str]] = []
-    job.processed = job.created = job.failed = 0
-    job.errors = []
+    lines = {index: row["line"] for index, row in enumerate(rows)}
+    bulk_rows = [
+        BulkRow(
+            index=index,
+            address=(row.get("address") or "").strip(),
+            password=row.get("password") or None,
+            display_name=row.get("display_name") or "",
+            quota_mb=row.get("quota_mb") or "",
+        )
+        for index, row in enumerate(rows)
+    ]
+    results: list[BulkResult] = []
+
+    def progress() -> None:
+        _tally(job, results, lines)
+        job.save(update_fields=["processed", "created", "failed", "errors"])
+
     try:
-        for row in rows:
-            _import_one(job, actor, row, domains, generated)
+        results, stopped = mailbox_bulk_create(
+            actor=actor, organisation=job.organisation, rows=bulk_rows, on_batch=progress
+        )
+        if stopped is not None:
+            raise stopped
     except Exception:
         # Never leave an import "running" for ever, nor its passwords at rest.
+        _tally(job, [r for r in results if r.outcome != "not_done"], lines)
         MailboxImport.objects.filter(pk=job.pk).update(
             status=ImportStatus.FAILED,
             finished_at=timezone.now(),
@@ -161,6 +144,10 @@ def mailbox_import_run(*, import_id: int) -> MailboxImport:
             errors=job.errors,
         )
         raise
+    _tally(job, results, lines)
+    generated = [
+        [r.mailbox.address, r.password] for r in results if r.outcome == "created" and r.password
+    ]
     job.status = ImportStatus.DONE
     job.finished_at = timezone.now()
     job.source_encrypted = ""
@@ -169,20 +156,17 @@ def mailbox_import_run(*, import_id: int) -> MailboxImport:
     return job
 
 
-def _import_one(job: MailboxImport, actor: Actor, row: dict, domains: dict, generated: list):
-    try:
-        password = _import_row(actor, job.organisation_id, row, domains)
-    except DomainError as exc:
-        job.failed += 1
-        address = str(row.get("address") or "")[:254]
-        job.errors.append({"line": row["line"], "address": address, "error": exc.detail})
-    else:
-        job.created += 1
-        if password:
-            generated.append([row["address"].strip().lower(), password])
-    job.processed += 1
-    if job.processed % IMPORT_PROGRESS_EVERY == 0:
-        job.save(update_fields=["processed", "created", "failed", "errors"])
+def _tally(job: MailboxImport, results: list[BulkResult], lines: dict) -> None:
+    """The job's counts and errors from the results decided so far."""
+    done = [r for r in results if r.outcome in ("created", "exists", "failed")]
+    job.processed = len(done)
+    job.created = sum(r.outcome == "created" for r in done)
+    job.failed = len(done) - job.created
+    job.errors = [
+        {"line": lines[r.index], "address": str(r.address)[:254], "error": r.error.detail}
+        for r in done
+        if r.outcome != "created"
+    ]
 
 
 @transaction.atomic

@@ -45,6 +45,7 @@ SEMANTIC = {
     "PATCH /api/v1/domains/{name}": f"role_target: {_ADDRESS}",
     "POST /api/v1/mailboxes": f"address: {_ADDRESS}",
     "POST /api/v1/mailboxes/bulk": f"each address: {_ADDRESS}",
+    "GET /api/v1/mailboxes": "cursor: a next_cursor the list gave out (opaque)",
     "PATCH /api/v1/mailboxes/{address}": f"address: {_ADDRESS} in the same domain",
     "POST /api/v1/aliases": f"address and destinations: {_ADDRESS}",
     "PATCH /api/v1/aliases/{address}": f"destinations: {_ADDRESS}",
