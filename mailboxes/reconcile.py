@@ -43,6 +43,7 @@ from mailhost.backend.apply import (
     write_rows,
 )
 from mailhost.backend.config import MAIL_GID, MAIL_UID, NodeConfig, render_static_files
+from mailhost.backend.edge import EDGE_SITES, EdgeSite, render_edge_sites
 from mailhost.backend.files import write_atomic
 from mailhost.backend.model import MailboxSnap
 from mailhost.backend.render import (
@@ -168,6 +169,14 @@ def _inbound_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
     return {path: FileSpec(data) for path, data in node_inbound_files(node, config).items()}
 
 
+def _edge_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
+    """The edge's sites: every live (active, verified) domain's service hosts."""
+    sites = [EdgeSite(name) for name in snapshot.live_domain_names(node)]
+    text = render_edge_sites(state_dir=str(config.state_dir), bind_address=config.bind_address,
+                             https_port=config.ports["https"], edge=config.edge, sites=sites)
+    return {EDGE_SITES: FileSpec(text.encode())}
+
+
 def _render_rows(node_state_dir: str, domains, mailboxes, aliases) -> Rows:
     rows = empty_rows()
     for domain in domains:
@@ -210,6 +219,10 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
         inbound = _inbound_specs(node, config)
         files |= inbound
         scope |= set(inbound)
+    if domain_ids:  # a domain came, went live or left: the edge's sites
+        edge = _edge_specs(node, config)
+        files |= edge
+        scope |= set(edge)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     for domain in snapshot.domains(node, role_ids) if role_ids else ():
         merge(rows, role_rows(domain))
@@ -226,6 +239,7 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     sieve, _ = _sieve_specs([m for m in mailboxes if m.sieve is not None and not m.deleted])
     files |= sieve
     files |= _inbound_specs(node, config)
+    files |= _edge_specs(node, config)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     return Plan(
         rows=rows, srcs=None, files=files, static=static, file_scope=None, mailboxes=mailboxes
@@ -349,7 +363,8 @@ def _written_by_portal(script: Path) -> bool:
 
 def _reload(stack: Stack, changes: list[FileChange]) -> list[str]:
     daemons = sorted(
-        {c.path.split("/", 1)[0] for c in changes} & {"postfix", "dovecot", "opendkim", "unbound"}
+        {c.path.split("/", 1)[0] for c in changes}
+        & {"postfix", "dovecot", "opendkim", "unbound", "edge"}
     )
     if not daemons or not stack.is_running():
         return []

@@ -209,7 +209,14 @@ MAILHOST_PORTS = {
     "authpolicy": env_int("MAILHOST_AUTHPOLICY_PORT", 2527),
     # Loopback-only, UDP and TCP: the node's own resolver (unbound) that Rspamd asks.
     "resolver": env_int("MAILHOST_RESOLVER_PORT", 2553),
+    # The edge (nginx, mailhost/backend/edge.py): HTTP (ACME challenges, redirect) and HTTPS
+    # (portal, API, hosted domains' mta-sts./autoconfig./autodiscover.). 80/443 in production.
+    "http": env_int("MAILHOST_HTTP_PORT", 2080),
+    "https": env_int("MAILHOST_HTTPS_PORT", 2443),
 }
+# Where the edge sends /webmail/ and /dav/ (host:port); empty: not served (404).
+MAILHOST_EDGE_WEBMAIL_UPSTREAM = env_str("MAILHOST_EDGE_WEBMAIL_UPSTREAM", "")
+MAILHOST_EDGE_DAV_UPSTREAM = env_str("MAILHOST_EDGE_DAV_UPSTREAM", "")
 # The ports mail clients are told to use (SRV records, autoconfig, autodiscover, the Apple
 # profile, /mailbox/setup/; see mailhost/endpoints.py). 0 (unset): the port the node listens on
 # above, or for https the port of MAILHOST_PORTAL_URL. Set one only when a NAT or proxy in

@@ -12,6 +12,8 @@ PACKAGES=(
   libmilter-dev gcc python3-dev
   swaks libnet-ssleay-perl libio-socket-ssl-perl
   knot knot-dnsutils
+  nginx  # the edge: HTTPS front door (mailhost/backend/edge.py)
+  pebble  # tests: Let's Encrypt's test ACME server on loopback
   redis-server postgresql
   chromium
   sqlite3 openssl python3-venv procps iproute2

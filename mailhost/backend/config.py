@@ -27,6 +27,8 @@ Layout of a state directory (every path below is relative to it):
   log/          postfix.log, dovecot.log, banpolicy.log, sender-policy.log, rspamd.log,
                 unbound.log, inbound-guard.log
   rspamd/ unbound/ inbound/ sieve/   inbound filtering: see mailhost/backend/inbound.py
+  edge/         nginx.conf, sites.conf (the reconciler's), tmp/   the HTTPS front door: see
+                mailhost/backend/edge.py; acme/webroot/ holds HTTP-01 challenges
 """
 
 import ipaddress
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhost.backend.bans import BANS_DB, POSTFIX_BAN_QUERY, BanPolicy, policy_json
+from mailhost.backend.edge import EDGE_CONF, EdgeConfig, render_edge_conf
 from mailhost.backend.inbound import (
     RSPAMD_MILTER_SOCKET,
     SPAM_SIEVE,
@@ -57,7 +60,7 @@ OPENDKIM_USER = "opendkim"
 
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
-    "resolver",
+    "resolver", "http", "https",
 )
 DEFAULT_INTERNAL_PORT = 2526
 # The ban policy server Dovecot asks on every login; loopback only, like "internal".
@@ -115,6 +118,8 @@ class NodeConfig:
     # Where a domain's postmaster@ and abuse@ go when its own target cannot receive
     # (MAILHOST_OPERATOR_MAILBOX); "" for nowhere.
     operator_mailbox: str = ""
+    # The HTTPS front door (mailhost/backend/edge.py): the portal's upstream, its names, headers.
+    edge: EdgeConfig = EdgeConfig()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -151,6 +156,7 @@ class NodeConfig:
             "bans": ban_policy_from_settings(settings),
             "inbound": inbound_config_from_settings(settings),
             "operator_mailbox": getattr(settings, "MAILHOST_OPERATOR_MAILBOX", ""),
+            "edge": edge_config_from_settings(settings),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -223,6 +229,42 @@ def ban_policy_from_settings(settings) -> BanPolicy:
     )
 
 
+def edge_config_from_settings(settings) -> EdgeConfig:
+    """The edge from settings: the portal on 127.0.0.1:MAILHOST_WEB_PORT, the portal URL's host,
+    the security headers the portal itself sends (Django's SecurityMiddleware and
+    XFrameOptionsMiddleware, the CSP), and MAILHOST_EDGE_WEBMAIL_UPSTREAM/_DAV_UPSTREAM."""
+    from urllib.parse import urlparse
+
+    headers: list[tuple[str, str]] = []
+    if getattr(settings, "SECURE_HSTS_SECONDS", 0):
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if getattr(settings, "SECURE_HSTS_INCLUDE_SUBDOMAINS", False):
+            value += "; includeSubDomains"
+        if getattr(settings, "SECURE_HSTS_PRELOAD", False):
+            value += "; preload"
+        headers.append(("Strict-Transport-Security", value))
+    if getattr(settings, "SECURE_CONTENT_TYPE_NOSNIFF", True):
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    headers.append(("X-Frame-Options", getattr(settings, "X_FRAME_OPTIONS", "DENY")))
+    if referrer := getattr(settings, "SECURE_REFERRER_POLICY", "same-origin"):
+        headers.append(("Referrer-Policy", referrer))
+    if coop := getattr(settings, "SECURE_CROSS_ORIGIN_OPENER_POLICY", "same-origin"):
+        headers.append(("Cross-Origin-Opener-Policy", coop))
+    directives = getattr(settings, "CONTENT_SECURITY_POLICY", {}).get("DIRECTIVES", {})
+    if directives:  # in the settings' order (django-csp's own order varies between processes)
+        policy = "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
+        headers.append(("Content-Security-Policy", policy))
+    portal_host = (urlparse(getattr(settings, "MAILHOST_PORTAL_URL", "")).hostname or "").lower()
+    return EdgeConfig(
+        upstream=f"127.0.0.1:{getattr(settings, 'MAILHOST_WEB_PORT', 8000)}",
+        # The portal URL's host (the mail host's is always served; an IP address needs no name).
+        portal_names=(portal_host,) if portal_host.strip("0123456789.:[]") else (),
+        headers=tuple(headers),
+        webmail_upstream=getattr(settings, "MAILHOST_EDGE_WEBMAIL_UPSTREAM", ""),
+        dav_upstream=getattr(settings, "MAILHOST_EDGE_DAV_UPSTREAM", ""),
+    )
+
+
 def inbound_config_from_settings(settings) -> InboundConfig:
     """The MAILHOST_INBOUND_* / MAILHOST_GREYLIST_* / MAILHOST_RESOLVER_* settings."""
     default = InboundConfig()
@@ -288,6 +330,7 @@ def _check(cfg: NodeConfig) -> None:
         not OPERATOR_MAILBOX.match(cfg.operator_mailbox) or ".." in cfg.operator_mailbox
     ):
         raise ValueError(f"operator_mailbox {cfg.operator_mailbox!r} is not a plain address")
+    cfg.edge.check()
     if cfg.message_size_limit < 1024 or cfg.app_password_slots < 0:
         raise ValueError("message_size_limit must be ≥ 1024 and app_password_slots ≥ 0")
 
@@ -315,6 +358,10 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
     for slot in range(cfg.app_password_slots):
         files[app_password_passdb_path(slot)] = render_dovecot_sql_app_passdb(cfg, slot).encode()
     files |= {path: text.encode() for path, text in render_inbound_files(cfg).items()}
+    files[EDGE_CONF] = render_edge_conf(
+        state_dir=str(cfg.state_dir), hostname=cfg.hostname, bind_address=cfg.bind_address,
+        http_port=cfg.ports["http"], https_port=cfg.ports["https"], edge=cfg.edge,
+    ).encode()
     return dict(sorted(files.items()))
 
 
