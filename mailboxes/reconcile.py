@@ -42,6 +42,7 @@ from mailhost.backend.apply import (
     diff_rows,
     write_rows,
 )
+from mailhost.backend.certificates import domain_spec
 from mailhost.backend.config import MAIL_GID, MAIL_UID, NodeConfig, render_static_files
 from mailhost.backend.edge import EDGE_SITES, EdgeSite, render_edge_sites
 from mailhost.backend.files import write_atomic
@@ -169,12 +170,32 @@ def _inbound_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
     return {path: FileSpec(data) for path, data in node_inbound_files(node, config).items()}
 
 
+def _edge_site(state_dir: Path, name: str) -> EdgeSite:
+    """A live domain on the edge, with its own certificate once it has one (else the node's)."""
+    spec = domain_spec(name)
+    if (state_dir / spec.cert).exists() and (state_dir / spec.key).exists():
+        return EdgeSite(name, cert=spec.cert, key=spec.key)
+    return EdgeSite(name)
+
+
 def _edge_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
     """The edge's sites: every live (active, verified) domain's service hosts."""
-    sites = [EdgeSite(name) for name in snapshot.live_domain_names(node)]
+    sites = [_edge_site(config.state_dir, name) for name in snapshot.live_domain_names(node)]
     text = render_edge_sites(state_dir=str(config.state_dir), bind_address=config.bind_address,
                              https_port=config.ports["https"], edge=config.edge, sites=sites)
     return {EDGE_SITES: FileSpec(text.encode())}
+
+
+def apply_edge_sites(node: MailNode, config: NodeConfig | None = None) -> bool:
+    """Re-render the edge's sites alone (a domain certificate was issued) and reload the edge
+    if they changed; True if they did."""
+    config = config or NodeConfig.from_settings(state_dir=Path(node.state_dir))
+    with node_lock(config.state_dir):
+        managed = ManagedFiles(config.state_dir)
+        specs = _edge_specs(node, config)
+        changes = managed.plan(specs, set(specs))
+        managed.apply(specs, changes)
+        return bool(_reload(Stack(config), changes))
 
 
 def _render_rows(node_state_dir: str, domains, mailboxes, aliases) -> Rows:

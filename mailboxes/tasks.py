@@ -66,6 +66,28 @@ def reconcile_all_full() -> None:
         reconcile_node_full.apply_async(args=[node_id], queue=node_queue(name))
 
 
+@shared_task(name="mailboxes.renew_certificates", acks_late=True)
+def renew_certificates(node_id: int) -> dict:
+    """On the node's queue: obtain the node's due certificates (ACME), within the back-off."""
+    from mailboxes.certificates import renew_node_certificates
+
+    result = renew_node_certificates(MailNode.objects.get(pk=node_id))
+    return {"issued": result.issued, "failed": result.failed, "deferred": result.deferred}
+
+
+@shared_task(name="mailboxes.renew_all_certificates")
+def renew_all_certificates() -> None:
+    """Beat: each node renews its certificates on its own queue (no-op while ACME is off)."""
+    from django.conf import settings
+
+    from mailboxes.reconcile import node_queue
+
+    if not settings.MAILHOST_ACME_DIRECTORY_URL:
+        return
+    for node_id, name in MailNode.objects.values_list("pk", "name"):
+        renew_certificates.apply_async(args=[node_id], queue=node_queue(name))
+
+
 @shared_task(name="mailboxes.purge_deleted_mailboxes")
 def purge_deleted_mailboxes() -> int:
     """Beat: forget mailboxes deleted longer ago than the retention period, and their mail."""

@@ -214,6 +214,18 @@ MAILHOST_PORTS = {
     "http": env_int("MAILHOST_HTTP_PORT", 2080),
     "https": env_int("MAILHOST_HTTPS_PORT", 2443),
 }
+# Certificates (mailhost/backend/certificates.py; README "Certificates"). ACME is off while the
+# directory URL is empty (operator-provided certificates); Let's Encrypt's is
+# https://acme-v02.api.letsencrypt.org/directory. MAILHOST_ACME_CA_BUNDLE: a CA file to trust
+# for the ACME server's own HTTPS (a private CA; the tests' pebble).
+MAILHOST_ACME_DIRECTORY_URL = env_str("MAILHOST_ACME_DIRECTORY_URL", "")
+MAILHOST_ACME_EMAIL = env_str("MAILHOST_ACME_EMAIL", "")
+MAILHOST_ACME_CA_BUNDLE = env_str("MAILHOST_ACME_CA_BUNDLE", "")
+MAILHOST_ACME_RENEW_BEFORE_DAYS = env_int("MAILHOST_ACME_RENEW_BEFORE_DAYS", 30)
+MAILHOST_ACME_ORDERS_PER_RUN = env_int("MAILHOST_ACME_ORDERS_PER_RUN", 10)
+MAILHOST_CERT_ALERT_DAYS = env_int("MAILHOST_CERT_ALERT_DAYS", 14)  # staff alert when renewal fails
+MAILHOST_CERT_WATCH_SECONDS = env_int("MAILHOST_CERT_WATCH_SECONDS", 30)
+MAILHOST_ACME_RUN_SECONDS = env_int("MAILHOST_ACME_RUN_SECONDS", 3600)  # how often nodes renew
 # Where the edge sends /webmail/ and /dav/ (host:port); empty: not served (404).
 MAILHOST_EDGE_WEBMAIL_UPSTREAM = env_str("MAILHOST_EDGE_WEBMAIL_UPSTREAM", "")
 MAILHOST_EDGE_DAV_UPSTREAM = env_str("MAILHOST_EDGE_DAV_UPSTREAM", "")
@@ -298,6 +310,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("MAILHOST_USAGE_COLLECT_SECONDS", 900),
     },
     "expire-invitations": {"task": "tenants.expire_invitations", "schedule": 3600},
+    "renew-certificates": {
+        "task": "mailboxes.renew_all_certificates", "schedule": MAILHOST_ACME_RUN_SECONDS,
+    },
 }
 
 # DNS posture (identity/): the records each domain should publish, their live verification,

@@ -88,6 +88,7 @@ def stack_config(state_dir: Path, **overrides) -> NodeConfig:
         "inbound": inbound_config_from_settings(django_settings),
         # The edge proxies to a portal port of its own (nothing answers there until a test
         # starts a portal on it: tests.portal.running_portal(port=stack_web_port(stack))).
+        "cert_watch_seconds": float(django_settings.MAILHOST_CERT_WATCH_SECONDS),
         "edge": dataclasses.replace(edge_config_from_settings(django_settings),
                                     upstream=f"127.0.0.1:{free_ports(1)[0]}"),
     }

@@ -27,6 +27,8 @@ Layout of a state directory (every path below is relative to it):
   log/          postfix.log, dovecot.log, banpolicy.log, sender-policy.log, rspamd.log,
                 unbound.log, inbound-guard.log
   rspamd/ unbound/ inbound/ sieve/   inbound filtering: see mailhost/backend/inbound.py
+  certwatch/    certwatch.json    the certificate watcher's (mailhost/backend/certwatch.py)
+  acme/         account.json, state.json (root only), live/<domain>/{cert,key}.pem, webroot/
   edge/         nginx.conf, sites.conf (the reconciler's), tmp/   the HTTPS front door: see
                 mailhost/backend/edge.py; acme/webroot/ holds HTTP-01 challenges
 """
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhost.backend.bans import BANS_DB, POSTFIX_BAN_QUERY, BanPolicy, policy_json
-from mailhost.backend.edge import EDGE_CONF, EdgeConfig, render_edge_conf
+from mailhost.backend.edge import ACME_LIVE, EDGE_CONF, NODE_CERT, EdgeConfig, render_edge_conf
 from mailhost.backend.inbound import (
     RSPAMD_MILTER_SOCKET,
     SPAM_SIEVE,
@@ -88,6 +90,7 @@ OPERATOR_MAILBOX = re.compile(
 # The sender-policy milter (mailhost.backend.milter) listens here: socket root:postfix 0660.
 SENDER_POLICY_SOCKET = "run/sender-policy/policy.sock"
 SENDER_POLICY_CONFIG = "sender-policy/sender-policy.json"
+CERT_WATCH_CONFIG = "certwatch/certwatch.json"
 # Postfix's milter_macro_daemon_name per listener: the policy milter picks its rule by it and
 # OpenDKIM signs only mail from these (MTA), never what the port-25 listener received.
 SIGNING_LISTENERS = ("submission", "submissions", "internal")
@@ -120,6 +123,8 @@ class NodeConfig:
     operator_mailbox: str = ""
     # The HTTPS front door (mailhost/backend/edge.py): the portal's upstream, its names, headers.
     edge: EdgeConfig = EdgeConfig()
+    # How often the certificate watcher (certwatch.py) looks at the certificates, in seconds.
+    cert_watch_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -157,6 +162,7 @@ class NodeConfig:
             "inbound": inbound_config_from_settings(settings),
             "operator_mailbox": getattr(settings, "MAILHOST_OPERATOR_MAILBOX", ""),
             "edge": edge_config_from_settings(settings),
+            "cert_watch_seconds": float(getattr(settings, "MAILHOST_CERT_WATCH_SECONDS", 30)),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -331,6 +337,8 @@ def _check(cfg: NodeConfig) -> None:
     ):
         raise ValueError(f"operator_mailbox {cfg.operator_mailbox!r} is not a plain address")
     cfg.edge.check()
+    if not 0.1 <= cfg.cert_watch_seconds <= 86400:
+        raise ValueError("cert_watch_seconds must be 0.1–86400")
     if cfg.message_size_limit < 1024 or cfg.app_password_slots < 0:
         raise ValueError("message_size_limit must be ≥ 1024 and app_password_slots ≥ 0")
 
@@ -351,6 +359,7 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         "opendkim/InternalHosts": render_opendkim_internal_hosts,
         SENDER_POLICY_CONFIG: render_sender_policy_json,
         "banpolicy/banpolicy.json": render_banpolicy_json,
+        CERT_WATCH_CONFIG: render_certwatch_json,
     }
     files = {path: render(cfg).encode() for path, render in renderers.items()}
     for path, text in render_postfix_sqlite_maps(cfg).items():
@@ -845,6 +854,30 @@ def render_sender_policy_json(cfg: NodeConfig) -> str:
             "pid_file": str(cfg.path("run/sender-policy/sender-policy.pid")),
             "socket": str(cfg.path(SENDER_POLICY_SOCKET)),
             "socket_group": "postfix",
+        },
+        indent=2,
+        sort_keys=True,
+    ) + "\n"
+
+
+def render_certwatch_json(cfg: NodeConfig) -> str:
+    """mailhost.backend.certwatch's config: which certificates, who reads them, how to reload."""
+    s = cfg.state_dir
+    return json.dumps(
+        {
+            "state_dir": str(s),
+            "pid_file": str(cfg.path("run/cert-watch/cert-watch.pid")),
+            "interval_seconds": cfg.cert_watch_seconds,
+            "watch": [
+                {"cert": NODE_CERT, "key": "key.pem", "daemons": ["dovecot", "edge", "postfix"]},
+                {"cert": f"{ACME_LIVE}/*/cert.pem", "key": "key.pem", "daemons": ["edge"]},
+            ],
+            "commands": {
+                "postfix": ["postfix", "-c", f"{s}/postfix", "reload"],
+                "dovecot": ["doveadm", "-c", f"{s}/dovecot/dovecot.conf", "reload"],
+                "edge": ["nginx", "-e", f"{s}/log/edge.log", "-c", f"{s}/{EDGE_CONF}", "-s",
+                         "reload"],
+            },
         },
         indent=2,
         sort_keys=True,

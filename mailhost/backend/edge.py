@@ -27,6 +27,7 @@ EDGE_PID = "run/edge/nginx.pid"
 EDGE_TEMP = "edge/tmp"  # nginx's request-body and proxy buffers; owned by its worker user
 ACME_WEBROOT = "acme/webroot"  # HTTP-01: acme/webroot/.well-known/acme-challenge/<token>
 ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
+ACME_LIVE = "acme/live"  # acme/live/<domain>/{cert,key}.pem: a live domain's certificate
 NODE_CERT = "tls/cert.pem"
 NODE_KEY = "tls/key.pem"
 EDGE_USER = "www-data"  # Debian's nginx workers; the master (root) reads keys and binds ports

@@ -33,6 +33,7 @@ from mailhost.backend import lookup
 from mailhost.backend.apply import FileSpec, ManagedFiles
 from mailhost.backend.bans import BanStore
 from mailhost.backend.config import (
+    CERT_WATCH_CONFIG,
     MAIL_GID,
     MAIL_UID,
     OPENDKIM_USER,
@@ -100,6 +101,13 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
         config="banpolicy/banpolicy.json",
         what="Ban policy server",
         ready=lambda stack: _http_ok(stack.address("authpolicy"), "/health"),
+    ),
+    # Reloads Postfix, Dovecot and the edge when a certificate they read changes (certwatch.py).
+    "cert-watch": PythonDaemon(
+        module="mailhost.backend.certwatch",
+        config=CERT_WATCH_CONFIG,
+        what="Certificate watcher",
+        ready=lambda stack: stack.pid("cert-watch") is not None,
     ),
     # Greylisting's circuit breaker and the mail-flow counters (inbound_guard.py).
     "inbound-guard": PythonDaemon(
@@ -246,6 +254,8 @@ class Stack:
         _ensure_dir(self.cfg.path("edge"), 0o755)
         _ensure_dir(self.cfg.path(EDGE_TEMP), 0o700, *_ids(self.cfg.edge.user))
         _ensure_dir(self.cfg.path("run/edge"), 0o755)
+        # Traversable (nginx's workers reach the webroot), not listable; keys in it are 0600.
+        _ensure_dir(self.cfg.path("acme"), 0o711)
         _ensure_dir(self.cfg.path(ACME_WEBROOT), 0o755)
         if not self.cfg.path(EDGE_SITES).exists():
             write_atomic(self.cfg.path(EDGE_SITES), b"# no live domains yet\n", mode=0o644)
@@ -576,7 +586,21 @@ class Stack:
         if pid is None:
             raise StackError("the edge (nginx) is not running")
         self._validate_edge(self.cfg.path(EDGE_CONF))
+        before = self.edge_workers()
         os.kill(pid, signal.SIGHUP)
+        # Done when the master has started workers on the new config (the old ones finish
+        # their requests and leave on their own).
+        deadline = time.monotonic() + 10.0
+        while not self.edge_workers() - before and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def edge_workers(self) -> set[int]:
+        """The pids of the edge's worker processes (children of its master)."""
+        pid = self.pid("edge")
+        try:
+            return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+        except (FileNotFoundError, ProcessLookupError, TypeError):
+            return set()
 
     def stop_daemon(self, daemon: str) -> None:
         """Stop one daemon of the stack (the resolver, for the circuit breaker's tests and an

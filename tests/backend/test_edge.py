@@ -5,7 +5,6 @@ import dataclasses
 import http.client
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -154,10 +153,7 @@ def test_it_reloads_only_when_its_sites_change(production_edge):
     reconcile_full(node)
     master = production_edge.pid("edge")
 
-    def workers() -> set[int]:  # a reload starts new workers and retires the old ones
-        children = Path(f"/proc/{master}/task/{master}/children").read_text()
-        return {int(pid) for pid in children.split()}
-
+    workers = production_edge.edge_workers  # a reload starts new ones, the old ones leave
     wait_for(lambda: len(workers()) == 1)  # the old ones of an earlier reload have left
     before = workers()
     reconcile_full(node)
