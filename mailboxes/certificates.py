@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.core.mail import send_mail
 
 from mailboxes import snapshot
 from mailboxes.models import MailNode
@@ -77,3 +80,33 @@ def certificate_statuses(node: MailNode, now: dt.datetime | None = None) -> list
             alert=failing and (days is None or days <= settings.MAILHOST_CERT_ALERT_DAYS),
         ))
     return statuses
+
+
+ALERT_EVERY = dt.timedelta(days=1)
+
+
+def alert_staff(node: MailNode, now: dt.datetime | None = None) -> list[str]:
+    """Mail staff (superusers) about each certificate whose renewal keeps failing and that
+    expires within MAILHOST_CERT_ALERT_DAYS: at most once a day per certificate. Returns the
+    certificates named."""
+    failing = [s for s in certificate_statuses(node, now) if s.alert]
+    due = [s for s in failing if cache.add(f"cert-alert:{node.pk}:{s.name}", 1,
+                                         int(ALERT_EVERY.total_seconds()))]
+    if not due:
+        return []
+    recipients = sorted(set(get_user_model().objects.filter(is_superuser=True, is_active=True)
+                            .exclude(email="").values_list("email", flat=True)))
+    lines = [f"Certificate renewal on mail node {node.name} keeps failing:", ""]
+    for status in due:
+        expiry = status.not_after.date().isoformat() if status.not_after else "no certificate"
+        lines.append(f"- {', '.join(status.names)}: expires {expiry} "
+                     f"({status.failures} failed attempts). Last error: {status.last_error}")
+    lines += ["", "Clients will refuse these names once the certificate expires."]
+    if recipients:
+        try:
+            send_mail(f"[Mailhost] certificates on {node.name} are not renewing",
+                      "\n".join(lines), None, recipients)
+        except OSError as exc:
+            logger.warning("certificate alert for %s not sent: %s", node.name, exc)
+    logger.warning("\n".join(lines))
+    return [s.name for s in due]

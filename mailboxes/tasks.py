@@ -69,10 +69,13 @@ def reconcile_all_full() -> None:
 @shared_task(name="mailboxes.renew_certificates", acks_late=True)
 def renew_certificates(node_id: int) -> dict:
     """On the node's queue: obtain the node's due certificates (ACME), within the back-off."""
-    from mailboxes.certificates import renew_node_certificates
+    from mailboxes.certificates import alert_staff, renew_node_certificates
 
-    result = renew_node_certificates(MailNode.objects.get(pk=node_id))
-    return {"issued": result.issued, "failed": result.failed, "deferred": result.deferred}
+    node = MailNode.objects.get(pk=node_id)
+    result = renew_node_certificates(node)
+    alerted = alert_staff(node)
+    return {"issued": result.issued, "failed": result.failed, "deferred": result.deferred,
+            "alerted": alerted}
 
 
 @shared_task(name="mailboxes.renew_all_certificates")

@@ -16,6 +16,7 @@ from identity import inbound
 from identity.selectors import verification_record
 from identity.services import domain_verify_now
 from mailboxes import selectors, services
+from mailboxes.certificates import certificate_statuses
 from mailboxes.forms import (
     AliasEditForm,
     AliasForm,
@@ -28,6 +29,7 @@ from mailboxes.forms import (
     lines,
 )
 from mailboxes.models import MailboxStatus
+from mailhost.backend.certificates import MAIL_HOST
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
 from mailhost.pages import (
     confirm_page,
@@ -144,6 +146,11 @@ def dashboard(request):
         "chart_id": "dashboard-flow",
         "breakers": inbound.breaker_status(actor, organisation=org),
     }
+    # The mail host's certificate and those of this organisation's live domains, per node.
+    names = {MAIL_HOST, *domains.values_list("name", flat=True)}
+    context["nodes"] = list(context["nodes"])
+    for node in context["nodes"]:
+        node.certificates = [c for c in certificate_statuses(node) if c.name in names]
     return _render(request, "mail_admin/dashboard.html", context, section="dashboard")
 
 

@@ -1,7 +1,9 @@
 """Is the portal able to do its work? The database, the broker and each mail node's progress.
 
 Public (load balancers and monitors call it without a token), so it says what failed and never
-why in detail: no URLs, host names or error text.
+why in detail: no URLs or error text. Certificates are listed by name (the mail host's is
+"mail-host", a live domain's is the domain, already public in its DNS) with their expiry; one
+that keeps failing to renew is a warning, never a failure (the portal itself still works).
 """
 
 import datetime as dt
@@ -12,6 +14,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from kombu import Connection
 
+from mailboxes.certificates import certificate_statuses
 from mailboxes.models import MailNode
 
 logger = logging.getLogger(__name__)
@@ -63,6 +66,11 @@ def node_state(node: MailNode, now: dt.datetime) -> dict:
     return {
         "name": node.name,
         "ok": problem is None,
+        "certificates": [
+            {"name": c.name, "not_after": c.not_after, "days_left": c.days_left,
+             "renewal_failing": c.failures > 0, "alert": c.alert}
+            for c in certificate_statuses(node, now)
+        ],
         "desired_revision": node.desired_revision,
         "applied_revision": node.applied_revision,
         "lag": node.lag,
@@ -102,11 +110,15 @@ def health() -> dict:
     broker = broker_ok()
     failing = [name for name, ok in (("database", database), ("broker", broker)) if not ok]
     failing += [f"node:{node['name']}" for node in nodes if not node["ok"]]
+    expiring = [f"{node['name']}:{c['name']}" for node in nodes for c in node["certificates"]
+                if c["alert"]]
     return {
         "ok": not failing,
         "failing": failing,
         "database": {"ok": database, "detail": "Reachable." if database else "Unreachable."},
         "broker": {"ok": broker, "detail": "Reachable." if broker else "Unreachable."},
         "nodes": nodes,
-        "warnings": warnings(),
+        "warnings": warnings() + (
+            [f"Certificates not renewing and expiring soon: {', '.join(expiring)}."]
+            if expiring else []),
     }

@@ -181,3 +181,51 @@ def test_it_backs_off_after_a_failure_and_alerts_staff_near_expiry(mail_stack, s
     record = certificates.state_load(state)[certificates.MAIL_HOST]
     assert record["failures"] == 2  # the wait doubled: 10 minutes now
     assert dt.datetime.fromisoformat(record["next_attempt"]) == now + dt.timedelta(minutes=16)
+
+
+def test_it_shows_expiries_on_health_and_the_dashboard_and_alerts_staff(
+    mail_stack, stack_node, node_tls, settings, mailoutbox
+):
+    """Renewal keeps failing and the certificate expires in 10 days: /health warns, the
+    dashboard says so, staff get one e-mail a day."""
+    from django.core.cache import cache
+    from django.urls import reverse
+
+    from mailboxes.certificates import alert_staff
+    from tests.factories import MembershipFactory, UserFactory
+    from tests.pages.conftest import client_for
+
+    settings.MAILHOST_HOSTNAME = HOSTNAME
+    state = mail_stack.cfg.state_dir
+    spec = mail_host_spec(HOSTNAME)
+    info = certificates.read_cert(state / spec.cert)
+    dead = AcmeSettings(directory_url="https://127.0.0.1:9/dir")
+    near = info.not_after - dt.timedelta(days=10)
+    certificates.renew_due(dead, state, [spec], now=near)
+
+    health = client_for(UserFactory()).get("/api/v1/health").json()
+    node = next(n for n in health["nodes"] if n["name"] == stack_node.name)
+    mail_host = next(c for c in node["certificates"] if c["name"] == certificates.MAIL_HOST)
+    assert mail_host["renewal_failing"] and mail_host["days_left"] > 300  # not near *today*
+
+    status = next(s for s in certificate_statuses(stack_node, now=near)
+                  if s.name == certificates.MAIL_HOST)
+    assert status.alert and status.days_left == 10
+
+    staff = UserFactory(is_superuser=True, email="ops@operators.test")
+    staff.save()
+    cache.delete(f"cert-alert:{stack_node.pk}:{certificates.MAIL_HOST}")
+    assert alert_staff(stack_node, now=near) == [certificates.MAIL_HOST]
+    assert alert_staff(stack_node, now=near) == []  # once a day
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == ["ops@operators.test"]
+    assert HOSTNAME in mailoutbox[0].body and "Connection refused" in mailoutbox[0].body
+
+    membership = MembershipFactory(role="owner")
+    services.domain_create(actor=SYSTEM, organisation=membership.organisation,
+                           name=unique_domain("dash"))
+    page = client_for(membership.user).get(
+        reverse("mailboxes:dashboard", args=[membership.organisation.slug]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert HOSTNAME in html and info.not_after.date().isoformat() in html
+    assert "Failing (1)" in html
