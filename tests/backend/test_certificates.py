@@ -229,3 +229,15 @@ def test_it_shows_expiries_on_health_and_the_dashboard_and_alerts_staff(
     html = page.content.decode()
     assert HOSTNAME in html and info.not_after.date().isoformat() in html
     assert "Failing (1)" in html
+
+
+def test_an_operator_provided_certificate_reaches_every_daemon_by_itself(mail_stack, node_tls):
+    """No ACME: the operator copies a new pair in (key first); new clients see it."""
+    from mailhost.backend.tls import self_signed
+
+    key_pem, cert_pem = self_signed(HOSTNAME)
+    mail_stack.cfg.path("tls/key.pem").write_bytes(key_pem)
+    mail_stack.cfg.path("tls/cert.pem").write_bytes(cert_pem)
+    serial = x509.load_pem_x509_certificate(cert_pem).serial_number
+    context = ssl.create_default_context(cadata=cert_pem.decode())  # trust exactly this one
+    wait_for(lambda: sees(mail_stack, context, serial), timeout=30)
