@@ -10,19 +10,16 @@ clients then get the new certificate; no one restarts anything by hand. It works
 ACME renewals and for certificates an operator copies in, and needs nothing but the node.
 """
 
-import argparse
 import hashlib
-import json
 import logging
-import os
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+
+from mailhost.backend import periodic
 
 logger = logging.getLogger("mailhost.certwatch")
 
@@ -86,28 +83,8 @@ class Watcher:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, type=Path)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s cert-watch: %(message)s")
-    config = json.loads(args.config.read_text())
-    watcher = Watcher(config)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    pid_file = Path(config["pid_file"])
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{os.getpid()}\n")
-    try:
-        while not stop.is_set():
-            try:
-                watcher.step()
-            except Exception:  # one bad round must not end the watching
-                logger.exception("certificate watch round failed")
-            stop.wait(config["interval_seconds"])
-    finally:
-        pid_file.unlink(missing_ok=True)
-    return 0
+    return periodic.run(argv, description=__doc__.splitlines()[0], log_name="cert-watch",
+                        make_step=lambda config: Watcher(config).step)
 
 
 if __name__ == "__main__":

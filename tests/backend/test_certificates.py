@@ -3,6 +3,7 @@ watcher that puts a renewal into Postfix, Dovecot and nginx without anyone resta
 what a new TLS client sees on submission, SMTP, IMAPS and HTTPS is the proof."""
 
 import datetime as dt
+import io
 import shutil
 import smtplib
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from django.core.management import call_command
 
 from mailboxes import services
 from mailboxes.certificates import certificate_statuses, renew_node_certificates
@@ -207,6 +209,11 @@ def test_it_shows_expiries_on_health_and_the_dashboard_and_alerts_staff(
     node = next(n for n in health["nodes"] if n["name"] == stack_node.name)
     mail_host = next(c for c in node["certificates"] if c["name"] == certificates.MAIL_HOST)
     assert mail_host["renewal_failing"] and mail_host["days_left"] > 300  # not near *today*
+
+    out = io.StringIO()
+    call_command("certificates", "status", stdout=out)
+    assert f"{HOSTNAME}: {info.not_after:%Y-%m-%d}" in out.getvalue()
+    assert "renewal failing (1)" in out.getvalue()
 
     status = next(s for s in certificate_statuses(stack_node, now=near)
                   if s.name == certificates.MAIL_HOST)
