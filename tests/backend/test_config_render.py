@@ -198,3 +198,12 @@ def test_the_edge_redirects_to_the_standard_port_without_naming_it():
     conf = production["edge/nginx.conf"].decode()
     assert "return 301 https://$host$request_uri;" in conf
     assert "listen 127.0.0.1:443 ssl default_server;" in conf
+
+
+def test_the_edge_makes_room_for_webmail_and_dav_only_once_they_have_an_upstream():
+    assert b"location /webmail/" not in RENDERED["edge/nginx.conf"]
+    served = replace(CONFIG, edge=replace(CONFIG.edge, webmail_upstream="127.0.0.1:9001",
+                                          dav_upstream="127.0.0.1:5232"))
+    conf = render_static_files(served)["edge/nginx.conf"].decode()
+    assert "location /webmail/ {\n            proxy_pass http://127.0.0.1:9001;" in conf
+    assert "location /dav/ {\n            proxy_pass http://127.0.0.1:5232;" in conf
