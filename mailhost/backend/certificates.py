@@ -191,12 +191,12 @@ def obtain(settings: AcmeSettings, state_dir: Path, spec: CertSpec,
     certificate chain are written in place (key first, both atomically)."""
     from acme import challenges, crypto_util, errors
 
-    acme = _client(settings, state_dir)
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     tokens: list[Path] = []
     try:
+        acme = _client(settings, state_dir)  # registration errors count as this order's
         order = acme.new_order(crypto_util.make_csr(key_pem, list(spec.names)))
         for authz in order.authorizations:
             if authz.body.status.name == "valid":
