@@ -185,15 +185,44 @@ def _client(settings: AcmeSettings, state_dir: Path):
     return acme
 
 
+NONCE_ATTEMPTS = 3  # a CA may refuse a nonce at any time (RFC 8555 6.5): order again at once
+
+
 def obtain(settings: AcmeSettings, state_dir: Path, spec: CertSpec,
            timeout: float = 90.0) -> CertInfo:
     """One order for all of `spec`'s names, validated over HTTP-01 at the edge; the new key and
-    certificate chain are written in place (key first, both atomically)."""
-    from acme import challenges, crypto_util, errors
+    certificate chain are written in place (key first, both atomically). A refused nonce
+    (`badNonce`, which every CA may answer and pebble does on purpose) is retried at once;
+    anything else is the order's failure."""
+    from acme import errors, messages
 
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
+    for attempt in range(1, NONCE_ATTEMPTS + 1):
+        try:
+            chain = _order(settings, state_dir, spec, key_pem, timeout)
+            break
+        except messages.Error as exc:
+            if exc.code != "badNonce" or attempt == NONCE_ATTEMPTS:
+                raise CertificateError(f"{', '.join(spec.names)}: {exc}") from exc
+            logger.info("certificate for %s: the CA refused a nonce; ordering again", spec.name)
+        except errors.Error as exc:
+            raise CertificateError(f"{', '.join(spec.names)}: {exc}") from exc
+    write_atomic(state_dir / spec.key, key_pem, mode=0o600)
+    write_atomic(state_dir / spec.cert, chain, mode=0o644)
+    info = read_cert(state_dir / spec.cert)
+    assert info is not None
+    logger.info("certificate for %s issued, valid until %s", ", ".join(spec.names),
+                info.not_after.isoformat())
+    return info
+
+
+def _order(settings: AcmeSettings, state_dir: Path, spec: CertSpec, key_pem: bytes,
+           timeout: float) -> bytes:
+    """Place the order, answer its HTTP-01 challenges from the webroot, return the chain."""
+    from acme import challenges, crypto_util
+
     tokens: list[Path] = []
     try:
         acme = _client(settings, state_dir)  # registration errors count as this order's
@@ -214,31 +243,26 @@ def obtain(settings: AcmeSettings, state_dir: Path, spec: CertSpec,
             tokens.append(path)
             acme.answer_challenge(chall, response)
         deadline = dt.datetime.now() + dt.timedelta(seconds=timeout)  # acme compares naive
-        order = acme.poll_and_finalize(order, deadline=deadline)
-    except errors.Error as exc:
-        raise CertificateError(f"{', '.join(spec.names)}: {exc}") from exc
+        return acme.poll_and_finalize(order, deadline=deadline).fullchain_pem.encode()
     finally:
         for path in tokens:
             path.unlink(missing_ok=True)
-    chain = order.fullchain_pem.encode()
-    write_atomic(state_dir / spec.key, key_pem, mode=0o600)
-    write_atomic(state_dir / spec.cert, chain, mode=0o644)
-    info = read_cert(state_dir / spec.cert)
-    assert info is not None
-    logger.info("certificate for %s issued, valid until %s", ", ".join(spec.names),
-                info.not_after.isoformat())
-    return info
 
 
 def revoke(settings: AcmeSettings, state_dir: Path, spec: CertSpec, reason: int = 4) -> None:
     """Revoke the certificate in place (reason 4: superseded) with the account that ordered it."""
-    from acme import errors
+    from acme import errors, messages
 
     cert = x509.load_pem_x509_certificate((state_dir / spec.cert).read_bytes())
-    try:
-        _client(settings, state_dir).revoke(cert, reason)
-    except errors.Error as exc:
-        raise CertificateError(f"revoking {', '.join(spec.names)}: {exc}") from exc
+    for attempt in range(1, NONCE_ATTEMPTS + 1):
+        try:
+            _client(settings, state_dir).revoke(cert, reason)
+            return
+        except messages.Error as exc:
+            if exc.code != "badNonce" or attempt == NONCE_ATTEMPTS:
+                raise CertificateError(f"revoking {', '.join(spec.names)}: {exc}") from exc
+        except errors.Error as exc:
+            raise CertificateError(f"revoking {', '.join(spec.names)}: {exc}") from exc
 
 
 # --- a renewal run -----------------------------------------------------------------------------
