@@ -6,7 +6,7 @@ from ninja import Router, Schema
 
 from bans.selectors import ban_get, ban_list
 from bans.services import ban_lift
-from mailhost.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut, Text
+from tenants.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut, Text
 
 router = Router()
 

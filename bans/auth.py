@@ -10,7 +10,7 @@ from django.contrib.auth.backends import BaseBackend, ModelBackend
 from django.core.exceptions import PermissionDenied
 
 from bans.node import banned
-from mailhost.pages import client_ip
+from mailhost.http import client_ip
 
 
 class BanBackend(BaseBackend):

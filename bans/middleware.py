@@ -5,7 +5,7 @@ import datetime as dt
 from django.shortcuts import render
 
 from bans.node import banned
-from mailhost.pages import client_ip
+from mailhost.http import client_ip
 
 # Views by their resolved URL name: the operator login (allauth), Django admin's login and the
 # mailbox holders' login. Another route to a login is still covered by bans.auth.BanBackend.

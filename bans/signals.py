@@ -5,7 +5,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 
 from bans.node import login_failed
-from mailhost.pages import client_ip
+from mailhost.http import client_ip
 
 
 @receiver(user_login_failed, dispatch_uid="bans.operator_login_failed")

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from bans.selectors import ban_get, ban_list, throttled_accounts
 from bans.services import ban_lift
-from mailhost.pages import confirm_page, operator_page, paginate
+from tenants.pages import confirm_then_post, operator_page, paginate
 
 
 @operator_page
@@ -23,12 +23,15 @@ def bans(request):
 @operator_page
 def ban_lift_page(request, ip):
     ban = ban_get(request.actor, ip)
-    if request.method == "POST":
+
+    def perform():
         ban_lift(actor=request.actor, ip=ban.ip)
         messages.success(request, f"The ban on {ban.ip} was lifted.")
         return redirect("bans:list")
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Lift the ban on {ban.ip}?",
         body="The address may log in again at once on IMAP, SMTP, ManageSieve and the portal. "
         "If the failed logins were an attack, it will be banned again after the next ones.",

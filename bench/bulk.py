@@ -24,7 +24,7 @@ def _hashing_seconds(rows: int, sample: int = 300) -> dict:
 
 
 def bulk_create(ctx: Ctx, *, rows: int) -> dict:
-    from mailboxes.models import MailNode
+    from nodes.models import MailNode
 
     ctx.settle()
     payload = {

@@ -54,7 +54,7 @@ class Ctx:
 
     def settle(self, timeout: float = 120.0) -> None:
         """Wait until the node has applied everything asked of it (the worker is idle)."""
-        from mailboxes.models import MailNode
+        from nodes.models import MailNode
 
         deadline = time.monotonic() + timeout
         while True:

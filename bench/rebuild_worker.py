@@ -33,11 +33,11 @@ def _rewrite(path: Path, spec) -> None:
 
 
 def rebuild_everything(node, config=None) -> int:
-    from mailboxes import reconcile
     from mailhost.backend import lookup
     from mailhost.backend.apply import ManagedFiles
     from mailhost.backend.config import NodeConfig
     from mailhost.backend.stack import Stack
+    from nodes import reconcile
 
     config = config or NodeConfig.from_settings(state_dir=Path(node.state_dir))
     with reconcile.node_lock(config.state_dir):
@@ -72,7 +72,7 @@ def _install() -> None:
     import django
 
     django.setup()
-    from mailboxes import reconcile
+    from nodes import reconcile
 
     reconcile.reconcile_incremental = rebuild_everything  # what the task calls, this process only
 

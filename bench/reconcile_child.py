@@ -28,8 +28,8 @@ def _timed(owner, name: str, phase: str) -> None:
 
 
 def _instrument() -> None:
-    from mailboxes import reconcile, snapshot
     from mailhost.backend import apply, stack
+    from nodes import reconcile, snapshot
 
     _timed(snapshot, "domains", "snapshot")
     _timed(snapshot, "mailboxes", "snapshot")
@@ -53,8 +53,8 @@ def main() -> None:
 
     django.setup()
     _instrument()
-    from mailboxes.changes import node_default
-    from mailboxes.reconcile import reconcile_full
+    from nodes.changes import node_default
+    from nodes.reconcile import reconcile_full
 
     started = time.perf_counter()
     report = reconcile_full(node_default())

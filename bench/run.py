@@ -89,7 +89,7 @@ class Runner:
         from bench import procs
         from bench.clients import Api
         from bench.imap import ImapRace
-        from mailboxes.reconcile import node_queue
+        from nodes.queues import node_queue
 
         ctx = self.ctx
         ctx.web = procs.start_web(ctx.env)
@@ -102,7 +102,7 @@ class Runner:
     def swap_worker(self, mode: str) -> float | None:
         """Replace the worker by one in `mode`; returns the old one's peak RSS (MB)."""
         from bench import procs
-        from mailboxes.reconcile import node_queue
+        from nodes.queues import node_queue
 
         ctx = self.ctx
         ctx.settle()

@@ -38,8 +38,8 @@ def seeded_address(index: int) -> str:
 
 
 def setup_tenant() -> Tenant:
-    from mailboxes.changes import node_default
     from mailhost.passwords import hash_password
+    from nodes.changes import node_default
     from tenants.access import SYSTEM
     from tenants.models import Membership, Organisation
     from tenants.services import api_token_create
@@ -68,7 +68,8 @@ def grow(tenant: Tenant, *, domains: int) -> int:
     """Add domains (each with an active DKIM key and PER_DOMAIN mailboxes) up to `domains`;
     one desired-revision bump for all of it. Returns the number of seeded mailboxes."""
     from identity.models import DkimKey, DkimKeyState
-    from mailboxes.models import Domain, Mailbox, MailNode, VerificationMethod
+    from mailboxes.models import Domain, Mailbox, VerificationMethod
+    from nodes.models import MailNode
 
     existing = Domain.objects.filter(name__endswith=".bench.test").count()
     MailNode.objects.filter(pk=tenant.node.pk).update(desired_revision=F("desired_revision") + 1)

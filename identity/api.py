@@ -34,7 +34,7 @@ from identity.services import (
     posture_update,
 )
 from mailboxes.selectors import domain_get, domain_get_for_write
-from mailhost.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut, organisation_for
+from tenants.api_common import READ_ERRORS, WRITE_ERRORS, ErrorOut, organisation_for
 
 router = Router(tags=["dns"])
 

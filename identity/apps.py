@@ -6,4 +6,12 @@ class IdentityConfig(AppConfig):
     verbose_name = "Identity and DNS posture"
 
     def ready(self) -> None:
-        from identity import checks  # noqa: F401  (registers the system checks)
+        # The system checks; the receivers of identity's and mailboxes' events.
+        from identity import checks, signals, tasks  # noqa: F401
+        from identity.inbound import node_inbound_files
+        from identity.snapshot import active_dkim_keys
+        from nodes import snapshot as node_state
+
+        # What a node is rendered from: this app's part (nodes/ imports no app).
+        node_state.register("dkim_keys", active_dkim_keys)
+        node_state.register("inbound_files", node_inbound_files)

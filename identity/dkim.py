@@ -4,7 +4,7 @@ import base64
 import datetime as dt
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 RSA_BITS = 2048
 
@@ -36,8 +36,6 @@ def dated_selector(today: dt.date, taken: set[str]) -> str:
 
 def generate_ed25519_key() -> tuple[bytes, str]:
     """A new Ed25519 key (RFC 8463): (private key PEM, raw 32-byte public key, base64)."""
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -59,6 +57,7 @@ def generate_key(algorithm: str) -> tuple[bytes, str]:
 
 
 def txt_value(algorithm: str, public_key: str) -> str:
+    """The DKIM key record's TXT value (RFC 6376 3.6.1); DkimKey.txt_value and records use it."""
     return f"v=DKIM1; k={algorithm}; p={public_key}"
 
 

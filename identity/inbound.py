@@ -26,8 +26,7 @@ from identity.models import (
 )
 from identity.records import zone_line
 from identity.selectors import domain_records
-from mailboxes.changes import record_change
-from mailboxes.models import Domain, Mailbox, MailNode, NodeChange
+from mailboxes.models import Domain, Mailbox
 from mailboxes.selectors import domain_get, domain_list
 from mailhost.backend.inbound import (
     FLOW_DB,
@@ -43,6 +42,8 @@ from mailhost.backend.inbound import (
 from mailhost.backend.inbound_guard import OUTCOMES, read_flow
 from mailhost.errors import Conflict, Invalid, NotFound
 from mailhost.names import InvalidName, normalise_domain, split_address
+from nodes.changes import record_change
+from nodes.models import MailNode, NodeChange
 from tenants.access import Actor, require_write
 from tenants.audit import audit_record
 

@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from identity import inbound as services
-from mailboxes.selectors import domain_get
+from mailboxes.views import page_domain
 from mailhost.errors import Conflict, Invalid, NotFound
-from mailhost.pages import confirm_page, operator_page, require_page_write
+from tenants.pages import confirm_then_post, operator_page
 
 
 class PolicyForm(forms.Form):
@@ -36,15 +36,6 @@ class SenderForm(forms.Form):
                              help_text="user@example.com, or @example.com for a whole domain")
     mailbox = forms.CharField(max_length=254, required=False, label="For mailbox",
                               help_text="Empty: every address of the domain.")
-
-
-def _domain(request, name: str, *, write: bool = False):
-    domain = domain_get(request.actor, name, organisation=request.organisation)
-    if domain.organisation_id != request.organisation.pk:
-        raise NotFound("That domain was not found.")
-    if write:
-        require_page_write(request)
-    return domain
 
 
 def _url(request, domain) -> str:
@@ -72,7 +63,7 @@ def _page(request, domain, *, form=None, sender_form=None, status: int = 200):
 
 @operator_page
 def inbound(request, name):
-    domain = _domain(request, name, write=request.method == "POST")
+    domain = page_domain(request, name, write=request.method == "POST")
     if request.method != "POST":
         return _page(request, domain)
     form = PolicyForm(request.POST)
@@ -89,7 +80,7 @@ def inbound(request, name):
 
 @operator_page
 def inbound_sender_add(request, name):
-    domain = _domain(request, name, write=True)
+    domain = page_domain(request, name, write=True)
     if request.method != "POST":
         return redirect(_url(request, domain))
     form = SenderForm(request.POST)
@@ -106,16 +97,19 @@ def inbound_sender_add(request, name):
 
 @operator_page
 def inbound_sender_remove(request, name, pk):
-    domain = _domain(request, name, write=True)
+    domain = page_domain(request, name, write=True)
     rule = next((r for r in services.sender_rules_of(domain) if r.pk == pk), None)
     if rule is None:
         raise NotFound("That sender rule was not found.")
-    if request.method == "POST":
+
+    def perform():
         services.inbound_rule_remove(actor=request.actor, domain=domain, rule_id=rule.pk)
         messages.success(request, f"{rule.sender} removed.")
         return redirect(_url(request, domain) + "#senders")
-    return confirm_page(
-        request, title=f"Remove {rule.sender} from the {rule.get_kind_display().lower()} list?",
+
+    return confirm_then_post(
+        request, perform,
+        title=f"Remove {rule.sender} from the {rule.get_kind_display().lower()} list?",
         body="Mail from this sender is filtered like any other again.", button="Remove",
         cancel=_url(request, domain), section="domains",
     )

@@ -2,6 +2,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from identity import dkim
 from mailboxes.models import Domain
 
 
@@ -72,7 +73,7 @@ class DkimKey(models.Model):
 
     @property
     def txt_value(self) -> str:
-        return f"v=DKIM1; k={self.algorithm}; p={self.public_key}"
+        return dkim.txt_value(self.algorithm, self.public_key)
 
 
 class DmarcPolicy(models.TextChoices):
@@ -292,7 +293,7 @@ class InboundSenderRule(models.Model):
 class InboundFlow(models.Model):
     """Mail-flow counters collected from a node: messages per day, recipient domain, outcome."""
 
-    node = models.ForeignKey("mailboxes.MailNode", on_delete=models.CASCADE,
+    node = models.ForeignKey("nodes.MailNode", on_delete=models.CASCADE,
                              related_name="inbound_flow")
     day = models.DateField()
     domain = models.CharField(max_length=253)
@@ -313,7 +314,7 @@ class InboundFlow(models.Model):
 class NodeInboundStatus(models.Model):
     """What a node's inbound guard last reported: greylisting's circuit breaker."""
 
-    node = models.OneToOneField("mailboxes.MailNode", on_delete=models.CASCADE,
+    node = models.OneToOneField("nodes.MailNode", on_delete=models.CASCADE,
                                 related_name="inbound_status")
     breaker_open = models.BooleanField(default=False)
     reasons = models.JSONField(default=list, blank=True)

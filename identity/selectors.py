@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -292,3 +292,17 @@ def mtasts_policy_public(name: str) -> str | None:
         mx=posture.mtasts_mx or [mail_host()],
         max_age=posture.mtasts_max_age,
     )
+
+
+def posture_summary(domain_ids) -> dict[int, dict[str, int]]:
+    """{domain id: {"ok": n, "wrong": n, "unknown": n}} for a page of domains, in one query."""
+    summary: dict[int, dict[str, int]] = {}
+    rows = (
+        DnsCheck.objects.filter(domain_id__in=list(domain_ids))
+        .values("domain_id", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in rows:
+        summary.setdefault(row["domain_id"], {})[row["status"]] = row["n"]
+    return summary

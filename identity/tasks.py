@@ -12,13 +12,18 @@ import zlib
 from celery import shared_task
 from django.conf import settings
 from django.db.models import Q
+from django.dispatch import receiver
 from django.utils import timezone
 
+from identity import events
+from identity.inbound import collect_from_node
 from identity.models import IN_FLIGHT_STATES, DkimAlgorithm, DkimKey, DkimKeyState, DomainPosture
 from identity.selectors import posture_defaults
 from identity.services import PublishFailed, dkim_rotate_start, dns_check_run, dns_publish
 from mailboxes.models import Domain, DomainStatus
 from mailhost.errors import Conflict, Invalid
+from nodes.models import MailNode
+from nodes.queues import node_queue
 from tenants.access import SYSTEM
 
 logger = logging.getLogger(__name__)
@@ -152,17 +157,31 @@ def _due_for_rotation(cutoff: dt.datetime):
 @shared_task(name="identity.collect_inbound", autoretry_for=(OSError,), max_retries=3)
 def collect_inbound(node_id: int) -> int:
     """On the node: read its mail-flow counters and circuit breaker into the database."""
-    from identity.inbound import collect_from_node
-    from mailboxes.models import MailNode
-
     return collect_from_node(MailNode.objects.get(pk=node_id))
 
 
 @shared_task(name="identity.collect_inbound_all")
 def collect_inbound_all() -> None:
     """Beat: ask every node for its mail-flow figures, each on its own queue."""
-    from mailboxes.models import MailNode
-    from mailboxes.reconcile import node_queue
-
     for node_id, name in MailNode.objects.values_list("pk", "name"):
         collect_inbound.apply_async(args=[node_id], queue=node_queue(name))
+
+
+# --- follow-ups the services ask for (identity.events), connected by IdentityConfig.ready() ---
+
+
+def _enqueue(task, domain_id: int) -> None:
+    try:
+        task.delay(domain_id)
+    except Exception as exc:  # broker down: the periodic checks and publishes catch up
+        logger.warning("%s for domain %s not enqueued: %s", task.name, domain_id, exc)
+
+
+@receiver(events.publish_wanted, dispatch_uid="identity.publish_wanted")
+def _publish_wanted(sender, domain_id: int, **kwargs) -> None:
+    _enqueue(publish_domain, domain_id)
+
+
+@receiver(events.check_wanted, dispatch_uid="identity.check_wanted")
+def _check_wanted(sender, domain_id: int, **kwargs) -> None:
+    _enqueue(check_domain, domain_id)

@@ -6,34 +6,12 @@ from mailboxes.models import (
     Domain,
     Mailbox,
     MailboxImport,
-    MailNode,
-    NodeChange,
 )
 from mailboxes.services import domain_mark_verified, domain_revoke_verification, domain_update
 from mailhost.admin import OneLineFieldsAdmin
 from mailhost.errors import DomainError
-from mailhost.pages import client_ip
+from mailhost.http import client_ip
 from tenants.access import Actor
-
-
-@admin.register(MailNode)
-class MailNodeAdmin(admin.ModelAdmin):
-    list_display = [
-        "name",
-        "state_dir",
-        "desired_revision",
-        "applied_revision",
-        "applied_at",
-        "last_error",
-    ]
-    readonly_fields = [
-        "desired_revision",
-        "applied_revision",
-        "applied_at",
-        "last_error",
-        "last_drift",
-        "last_drift_at",
-    ]
 
 
 @admin.register(Domain)
@@ -117,18 +95,6 @@ class AliasAdmin(admin.ModelAdmin):
     search_fields = ["local_part", "domain__name"]
     list_select_related = ["domain"]
     raw_id_fields = ["domain"]
-
-
-@admin.register(NodeChange)
-class NodeChangeAdmin(admin.ModelAdmin):
-    """The pending change log: rows disappear once their node has applied them."""
-
-    list_display = ["revision", "node", "kind", "object_id"]
-    list_filter = ["node", "kind"]
-    list_select_related = ["node"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(AppPassword)

@@ -4,7 +4,7 @@ Creating a domain or an alias that exists with the same attributes answers 200 w
 existing resource; with different attributes, 409 naming them. A mailbox is different: an
 existing address is always 409 `address_taken`, whatever the request says, because comparing
 a sent password with the stored one would answer "is this the password?" to anyone allowed to
-create mailboxes. A retry is recognised by its Idempotency-Key instead (mailhost.idempotency),
+create mailboxes. A retry is recognised by its Idempotency-Key instead (tenants.idempotency),
 which replays the first response, generated password included. Every resource says which
 desired-state `revision` it needs and whether it is `live` (its node has applied it).
 """
@@ -50,7 +50,11 @@ from mailboxes.services import (
     mailbox_set_status,
     mailbox_update,
 )
-from mailhost.api_common import (
+from mailhost.backend.render import ROLE_LOCAL_PARTS
+from mailhost.errors import Conflict, DomainError, Invalid, NotFound
+from mailhost.names import InvalidName, normalise_domain, split_address
+from tenants.access import Actor, require_write
+from tenants.api_common import (
     READ_ERRORS,
     WRITE_ERRORS,
     Address,
@@ -63,10 +67,6 @@ from mailhost.api_common import (
     organisation_for,
     paginate,
 )
-from mailhost.backend.render import ROLE_LOCAL_PARTS
-from mailhost.errors import Conflict, DomainError, Invalid, NotFound
-from mailhost.names import InvalidName, normalise_domain, split_address
-from tenants.access import Actor, require_write
 
 logger = logging.getLogger(__name__)
 

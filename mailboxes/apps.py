@@ -7,11 +7,18 @@ class MailboxesConfig(AppConfig):
     verbose_name = "Mailboxes"
 
     def ready(self) -> None:
-        # The system checks; membership changes re-route role addresses.
-        from mailboxes import checks, signals  # noqa: F401
+        # The system checks; membership changes re-route role addresses; a queued import runs.
+        from mailboxes import checks, import_tasks, signals, snapshot  # noqa: F401
         from mailboxes.models import Domain
         from mailboxes.selectors import forget_hosted_hosts
+        from nodes import snapshot as node_state
         from tenants.models import Organisation
+
+        # What a node is rendered from: this app's part (nodes/ imports no app).
+        node_state.register("domains", snapshot.domains)
+        node_state.register("mailboxes", snapshot.mailboxes)
+        node_state.register("aliases", snapshot.aliases)
+        node_state.register("live_domain_names", snapshot.live_domain_names)
 
         # A domain added, disabled or removed is (not) answered for at once, in this process;
         # other web processes notice within MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS.

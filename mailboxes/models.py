@@ -7,62 +7,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from mailhost.names import domain_for_display
+from nodes.models import MailNode
 from tenants.models import Organisation
-
-
-class MailNode(models.Model):
-    """One Postfix/Dovecot/OpenDKIM host and its state directory.
-
-    `desired_revision` is bumped, under a row lock, by every change to this node's mail state,
-    so revisions commit in order; the reconciler records the revision it has applied.
-    """
-
-    name = models.SlugField(max_length=50, unique=True)
-    state_dir = models.CharField(max_length=200)
-    desired_revision = models.BigIntegerField(default=0)
-    applied_revision = models.BigIntegerField(default=0)
-    applied_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    last_drift = models.JSONField(default=list, blank=True)
-    last_drift_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(applied_revision__lte=models.F("desired_revision")),
-                name="node_applied_not_ahead",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def lag(self) -> int:
-        return self.desired_revision - self.applied_revision
-
-
-class NodeChange(models.Model):
-    """A key whose rendered state changed at a revision: the incremental reconciler's work list."""
-
-    class Kind(models.TextChoices):
-        DOMAIN = "domain"
-        MAILBOX = "mailbox"
-        ALIAS = "alias"
-        DKIM = "dkim"
-        ROLES = "roles"  # a domain's postmaster@/abuse@ routing (object_id: the domain)
-
-    node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
-    revision = models.BigIntegerField()
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    object_id = models.BigIntegerField()
-
-    class Meta:
-        indexes = [models.Index(fields=["node", "revision"], name="nodechange_node_rev")]
-
-    def __str__(self) -> str:
-        return f"r{self.revision} {self.kind}:{self.object_id}"
 
 
 class DomainStatus(models.TextChoices):

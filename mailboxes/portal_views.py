@@ -35,10 +35,11 @@ from mailboxes.forms import (
     lines,
 )
 from mailhost.errors import Conflict, DomainError, Invalid
-from mailhost.pages import client_ip, error_response, form_errors_from, paginate
+from mailhost.http import client_ip
 from mailhost.passwords import hash_password, verify_password
 from mailhost.redis import get_redis
 from tenants.access import Actor
+from tenants.pages import error_response, form_errors_from, paginate
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,9 @@ change per domain), never the domains' mailboxes."""
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from mailboxes.changes import record_change
-from mailboxes.models import Domain, NodeChange
+from mailboxes.models import Domain
+from nodes.changes import record_change
+from nodes.models import NodeChange
 from tenants.models import Membership
 
 

@@ -1,4 +1,5 @@
-"""Selectors that read desired mail state into frozen snapshots for the renderers.
+"""Selectors that read desired mail state into frozen snapshots for the renderers (registered
+as node state sources in MailboxesConfig.ready(), read by nodes.reconcile through nodes.snapshot).
 
 Queries here are set-based (one per table, not one per object) so a full snapshot of 100,000
 mailboxes costs a handful of queries, and an incremental one costs the same few, filtered by id.
@@ -10,12 +11,11 @@ from dataclasses import replace
 
 from django.db.models import BooleanField, ExpressionWrapper
 
-from identity.models import DkimKey, DkimKeyState
-from mailboxes.models import Alias, AppPassword, Domain, Mailbox, MailNode
+from mailboxes.models import Alias, AppPassword, Domain, Mailbox
 from mailboxes.selectors import first_admin_addresses, live_domain_q
-from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
+from mailhost.backend.model import AliasSnap, DomainSnap, MailboxSnap
 from mailhost.backend.sieve import SieveSpec, VacationSpec
-from mailhost.crypto import decrypt
+from nodes.models import MailNode
 
 BATCH = 5000
 
@@ -160,20 +160,4 @@ def aliases(
             domain_verified=verified_at is not None,
         )
         for pk, local, domain, domain_live, destinations, active, verified_at in rows
-    ]
-
-
-def active_dkim_keys(node: MailNode) -> list[DkimSnap]:
-    """The RSA signing key of every active, verified domain on the node, decrypted for
-    OpenDKIM (a claim whose ownership is not verified must never sign for the name).
-
-    An ed25519 key (optional, per domain) is generated and published but does not sign yet:
-    OpenDKIM signs with one SigningTable match unless MultipleSignatures is on, and RSA is
-    the key every receiver verifies."""
-    keys = DkimKey.objects.filter(
-        live_domain_q("domain__"), domain__node=node, state=DkimKeyState.ACTIVE, algorithm="rsa"
-    ).values_list("domain__name", "selector", "private_key_encrypted")
-    return [
-        DkimSnap(domain=domain, selector=selector, private_key_pem=decrypt(encrypted))
-        for domain, selector, encrypted in keys
     ]

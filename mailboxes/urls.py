@@ -1,7 +1,7 @@
 from django.urls import path
 
-from identity import inbound_views
-from mailboxes import posture_views, views
+from identity import inbound_views, posture_views
+from mailboxes import views
 
 app_name = "mailboxes"
 

@@ -1,7 +1,7 @@
 """/mail-admin/ pages for domains, mailboxes, aliases and bulk import/export.
 
 Thin: read through selectors, write through services; a DomainError that is not about a form
-field becomes a 404/403/409/422 page (mailhost.pages.operator_page).
+field becomes a 404/403/409/422 page (tenants.pages.operator_page).
 """
 
 import csv
@@ -13,10 +13,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from identity import inbound
-from identity.selectors import verification_record
+from identity.selectors import dns_overview, posture_summary, verification_record
 from identity.services import domain_verify_now
 from mailboxes import selectors, services
-from mailboxes.certificates import certificate_statuses
 from mailboxes.forms import (
     AliasEditForm,
     AliasForm,
@@ -31,8 +30,9 @@ from mailboxes.forms import (
 from mailboxes.models import MailboxStatus
 from mailhost.backend.certificates import MAIL_HOST
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
-from mailhost.pages import (
-    confirm_page,
+from nodes.certificates import certificate_statuses
+from tenants.pages import (
+    confirm_then_post,
     form_errors_from,
     operator_page,
     paginate,
@@ -41,21 +41,7 @@ from mailhost.pages import (
 from tenants.selectors import audit_list, organisation_list
 
 
-def posture_summary(domain_ids):
-    from mailboxes.posture_views import posture_summary as summary
-
-    return summary(domain_ids)
-
-
-def dns_overview(actor, name, organisation):
-    from identity.selectors import dns_overview as overview
-
-    return overview(actor, name, organisation=organisation)
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _domain(request, name: str, *, write: bool = False):
+def page_domain(request, name: str, *, write: bool = False):
     """The organisation's domain `name` (another organisation's is a 404, like a missing one)."""
     domain = selectors.domain_get(request.actor, name, organisation=request.organisation)
     if domain.organisation_id != request.organisation.pk:
@@ -225,13 +211,13 @@ def domain_add(request):
 
 @operator_page
 def domain_detail(request, name):
-    domain = _domain(request, name)
+    domain = page_domain(request, name)
     actor = request.actor
     mailboxes = selectors.mailbox_list(actor, domain=domain)
     aliases = selectors.alias_list(actor, domain=domain)
     context = {
         "domain": domain,
-        "overview": dns_overview(actor, domain.name, request.organisation),
+        "overview": dns_overview(actor, domain.name, organisation=request.organisation),
         "ownership_record": verification_record(domain),
         "posture": posture_summary([domain.pk]).get(domain.pk),
         "mailbox_page": paginate(request, mailboxes, per_page=20, param="mpage"),
@@ -247,7 +233,7 @@ def domain_detail(request, name):
 
 @operator_page
 def domain_edit(request, name):
-    domain = _domain(request, name, write=True)
+    domain = page_domain(request, name, write=True)
     initial = {
         "status": domain.status,
         "max_mailboxes": domain.max_mailboxes,
@@ -279,7 +265,7 @@ def domain_edit(request, name):
 @require_POST
 def domain_verify(request, name):
     """Verify now: look for the ownership TXT record (one DNS query) and say what was found."""
-    domain = _domain(request, name, write=True)
+    domain = page_domain(request, name, write=True)
     try:
         domain = domain_verify_now(actor=request.actor, domain=domain)
     except DomainError as exc:
@@ -295,7 +281,7 @@ def domain_verify(request, name):
 @require_POST
 def domain_mark_verified(request, name):
     """Staff only: mark the domain verified without DNS proof (audited with the staff user)."""
-    domain = _domain(request, name)
+    domain = page_domain(request, name)
     services.domain_mark_verified(actor=request.actor, domain=domain, method="staff")
     messages.success(request, f"{domain.display_name} marked verified; it goes live now.")
     return redirect("mailboxes:domain", request.organisation.slug, domain.name)
@@ -303,13 +289,16 @@ def domain_mark_verified(request, name):
 
 @operator_page
 def domain_delete(request, name):
-    domain = _domain(request, name, write=True)
-    if request.method == "POST":
+    domain = page_domain(request, name, write=True)
+
+    def perform():
         services.domain_delete(actor=request.actor, domain=domain)
         messages.success(request, f"{domain.display_name} is no longer hosted here.")
         return redirect("mailboxes:domains", request.organisation.slug)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Stop hosting {domain.display_name}?",
         body="Mail for this domain will be refused at once. A domain with mailboxes or aliases "
         "(deleted mailboxes included until they are purged) cannot be removed.",
@@ -331,7 +320,7 @@ def mailbox_list(request):
         status = None
     domain = None
     if request.GET.get("domain"):
-        domain = _domain(request, request.GET["domain"])
+        domain = page_domain(request, request.GET["domain"])
     mailboxes = selectors.mailbox_list(
         request.actor, organisation=org, domain=domain, status=status,
         search=(request.GET.get("q") or "").strip() or None,
@@ -357,7 +346,7 @@ def mailbox_create(request):
         try:
             mailbox, generated = services.mailbox_create(
                 actor=request.actor,
-                domain=_domain(request, data["domain"]),
+                domain=page_domain(request, data["domain"]),
                 local_part=data["local_part"],
                 password=data["password"] or None,
                 display_name=data["display_name"],
@@ -448,13 +437,17 @@ def mailbox_status(request, address):
     status = request.POST.get("status") or request.GET.get("status") or ""
     if status not in STATUS_WORDS:
         raise Invalid(f"Status is one of {', '.join(STATUS_WORDS)}.", field="status")
-    if request.method == "POST" and request.POST.get("confirmed"):
+
+    def perform():
         services.mailbox_set_status(actor=request.actor, mailbox=mailbox, status=status)
         messages.success(request, f"{mailbox.address} is now {status}.")
         return redirect("mailboxes:mailbox", request.organisation.slug, mailbox.address)
+
     verb, effect = STATUS_WORDS[status]
-    return confirm_page(
+    return confirm_then_post(
         request,
+        perform,
+        confirmed_by="confirmed",
         title=f"{verb} {mailbox.address}?",
         body=effect,
         button=verb,
@@ -468,12 +461,15 @@ def mailbox_status(request, address):
 @operator_page
 def mailbox_delete(request, address):
     mailbox = _mailbox(request, address, write=True)
-    if request.method == "POST":
+
+    def perform():
         services.mailbox_delete(actor=request.actor, mailbox=mailbox)
         messages.success(request, f"{mailbox.address} was deleted. It can be restored for a while.")
         return redirect("mailboxes:mailboxes", request.organisation.slug)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Delete {mailbox.address}?",
         body="The address stops working at once. Its mail is archived and the mailbox can be "
         "restored until the retention period ends; after that it is gone for good.",
@@ -486,12 +482,15 @@ def mailbox_delete(request, address):
 @operator_page
 def mailbox_restore(request, address):
     mailbox = _mailbox(request, address, write=True, include_deleted=True)
-    if request.method == "POST":
+
+    def perform():
         services.mailbox_restore(actor=request.actor, mailbox=mailbox)
         messages.success(request, f"{mailbox.address} was restored.")
         return redirect("mailboxes:mailbox", request.organisation.slug, mailbox.address)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Restore {mailbox.address}?",
         body="The address works again with its archived mail and its old password.",
         button="Restore mailbox",
@@ -506,12 +505,15 @@ def app_password_revoke(request, address, pk):
     mailbox = _mailbox(request, address, write=True)
     app_password = selectors.app_password_get(request.actor, mailbox, pk)
     back = reverse("mailboxes:mailbox", args=[request.organisation.slug, mailbox.address])
-    if request.method == "POST":
+
+    def perform():
         services.app_password_revoke(actor=request.actor, app_password=app_password)
         messages.success(request, f"The app password “{app_password.name}” was revoked.")
         return redirect(back)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Revoke the app password “{app_password.name}”?",
         body="The device using it can no longer sign in until it gets a new password.",
         button="Revoke", cancel=back, section="mailboxes",
@@ -627,7 +629,7 @@ def alias_create(request):
         data = form.cleaned_data
         try:
             alias = services.alias_create(
-                actor=request.actor, domain=_domain(request, data["domain"]),
+                actor=request.actor, domain=page_domain(request, data["domain"]),
                 local_part=data["local_part"].strip(), destinations=lines(data["destinations"]),
             )
         except (Invalid, Conflict) as exc:
@@ -671,13 +673,16 @@ def alias_edit(request, address):
 @operator_page
 def alias_delete(request, address):
     alias = _alias(request, address, write=True)
-    if request.method == "POST":
+
+    def perform():
         services.alias_delete(actor=request.actor, alias=alias)
         messages.success(request, f"{alias.address} was deleted.")
         return redirect("mailboxes:aliases", request.organisation.slug)
+
     what = "catch-all" if alias.is_catch_all else "alias"
-    return confirm_page(
+    return confirm_then_post(
         request,
+        perform,
         title=f"Delete the {what} {alias.address}?",
         body="Mail to this address will be refused from now on.",
         button=f"Delete {what}",

@@ -27,19 +27,16 @@ from ninja.throttling import BaseThrottle
 from ninja.utils import check_csrf
 
 from mailhost import health as health_checks
-from mailhost import http, idempotency
 from mailhost.errors import DomainError, Forbidden
+from mailhost.http import client_ip
 from mailhost.redis import get_redis
+from tenants import idempotency
 from tenants.access import Actor
 from tenants.services import api_token_admit, api_token_authenticate
 
 logger = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    return http.client_ip(request)  # behind trusted proxies: from X-Forwarded-For
 
 
 # --- authentication ------------------------------------------------------------------------
@@ -474,6 +471,7 @@ def health(request):
 # --- routers -------------------------------------------------------------------------------
 
 from bans.api import router as bans_router  # noqa: E402
+from identity.api import router as identity_router  # noqa: E402
 from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers import the above)
 from tenants.api import router as tenants_router  # noqa: E402
 from tenants.staff_api import router as staff_router  # noqa: E402
@@ -482,14 +480,7 @@ api.add_router("", tenants_router)
 api.add_router("", mailboxes_router)
 api.add_router("", bans_router)
 api.add_router("/staff", staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
-
-try:
-    from identity.api import router as identity_router  # noqa: E402
-except ModuleNotFoundError as exc:  # being written; mount it as soon as it exists
-    if exc.name != "identity.api":
-        raise
-else:
-    api.add_router("", identity_router)
+api.add_router("", identity_router)
 
 
 # Unknown paths under /api/v1/ get a JSON 404 too (registered last, so it only catches misses).

@@ -6,6 +6,8 @@ import binascii
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from mailhost.backend.config import inbound_config_from_settings
+from mailhost.http import trusted_networks
 from mailhost.names import InvalidName, normalise_domain
 
 
@@ -68,8 +70,6 @@ def check_mailhost_settings(app_configs, **kwargs):
 
 @register()
 def check_https_settings(app_configs, **kwargs):
-    from mailhost.http import trusted_networks
-
     try:
         trusted_networks(tuple(settings.MAILHOST_TRUSTED_PROXIES))
     except ValueError as exc:
@@ -87,8 +87,6 @@ def check_https_settings(app_configs, **kwargs):
 def check_inbound_settings(app_configs, **kwargs):
     """The MAILHOST_INBOUND_*, MAILHOST_GREYLIST_*, MAILHOST_RESOLVER_*, MAILHOST_SMTP_* and
     MAILHOST_RSPAMD_* settings, as the node's renderer would take them."""
-    from mailhost.backend.config import inbound_config_from_settings
-
     try:
         inbound_config_from_settings(settings)
     except (ValueError, TypeError) as exc:

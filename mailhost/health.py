@@ -14,8 +14,8 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from kombu import Connection
 
-from mailboxes.certificates import certificate_statuses
-from mailboxes.models import MailNode
+from nodes.certificates import certificate_statuses
+from nodes.models import MailNode
 
 logger = logging.getLogger(__name__)
 

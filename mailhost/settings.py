@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "mailhost.apps.MailhostConfig",
     "tenants",
+    "nodes",
     "mailboxes",
     "identity",
     "bans",
@@ -311,7 +312,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "expire-invitations": {"task": "tenants.expire_invitations", "schedule": 3600},
     "renew-certificates": {
-        "task": "mailboxes.renew_all_certificates", "schedule": MAILHOST_ACME_RUN_SECONDS,
+        "task": "nodes.renew_all_certificates", "schedule": MAILHOST_ACME_RUN_SECONDS,
     },
 }
 

@@ -10,6 +10,8 @@ range the database can store.
 import datetime as dt
 import unicodedata
 
+from django.core.exceptions import ValidationError
+
 # Explicit bidirectional embeddings, overrides and isolates (LRE RLE PDF LRO RLO, LRI RLI FSI
 # PDI): they reorder what follows them on screen. The implicit marks (LRM, RLM, ALM) do not
 # reorder other characters and are needed to write some right-to-left names, so they stay.
@@ -54,8 +56,6 @@ def in_utc(value: dt.datetime) -> dt.datetime:
 
 def validate_one_line(value: str) -> None:
     """Django form/model validator form of `one_line_problem` (Django admin's forms use it)."""
-    from django.core.exceptions import ValidationError
-
     problem = one_line_problem(value or "")
     if problem:
         raise ValidationError(f"This is one line of plain text: it {problem}.")

@@ -7,7 +7,9 @@ from ninja import Field, Path, Query, Router, Schema
 from ninja.responses import Status
 from pydantic import StrictBool
 
-from mailhost.api_common import (
+from mailhost.errors import NotFound
+from tenants.access import visible_organisations
+from tenants.api_common import (
     READ_ERRORS,
     WRITE_ERRORS,
     DateTime,
@@ -19,8 +21,6 @@ from mailhost.api_common import (
     organisation_for,
     paginate,
 )
-from mailhost.errors import NotFound
-from tenants.access import visible_organisations
 from tenants.models import ApiToken, AuditEvent
 from tenants.selectors import api_token_get, api_token_list, audit_list, organisation_list
 from tenants.services import api_token_create, api_token_revoke

@@ -13,7 +13,7 @@ from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
 from mailboxes.services import organisation_set_suspended
-from mailhost.api_common import (
+from tenants.api_common import (
     READ_ERRORS,
     WRITE_ERRORS,
     ErrorOut,

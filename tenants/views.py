@@ -11,19 +11,19 @@ from django.utils import timezone
 
 from mailboxes.services import organisation_set_suspended
 from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from mailhost.pages import (
-    client_ip,
-    confirm_page,
-    error_response,
-    form_errors_from,
-    operator_page,
-    paginate,
-)
+from mailhost.http import client_ip
 from tenants import selectors, services
 from tenants.access import require_staff
 from tenants.forms import AuditFilterForm, InviteForm, OrganisationForm, RoleForm, TokenForm
 from tenants.mail import send_invitation
 from tenants.models import Role
+from tenants.pages import (
+    confirm_then_post,
+    error_response,
+    form_errors_from,
+    operator_page,
+    paginate,
+)
 
 
 def _render(request, template, context, *, status=200, section=""):
@@ -122,12 +122,15 @@ def member_role(request, pk):
 def member_remove(request, pk):
     membership = _membership(request, pk)
     back = reverse("tenants:members", args=[request.organisation.slug])
-    if request.method == "POST":
+
+    def perform():
         services.membership_remove(actor=request.actor, membership=membership)
         messages.success(request, f"{membership.user.email} was removed.")
         return redirect(back)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Remove {membership.user.email} from {request.organisation.name}?",
         body="They lose access to this organisation at once. Their account stays.",
         button="Remove member", cancel=back, section="members",
@@ -139,12 +142,15 @@ def invitation_revoke(request, pk):
     invitation = selectors.invitation_get_open(request.actor, request.organisation, pk)
     _require_owner(request)
     back = reverse("tenants:members", args=[request.organisation.slug])
-    if request.method == "POST":
+
+    def perform():
         services.invitation_revoke(actor=request.actor, invitation=invitation)
         messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
         return redirect(back)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Withdraw the invitation to {invitation.email}?",
         body="The link in their e-mail stops working at once. You can invite them again.",
         button="Withdraw invitation", cancel=back, section="members",
@@ -212,12 +218,15 @@ def token_revoke(request, pk):
     if not request.can_write:
         raise Forbidden("Your role in this organisation is read-only.")
     back = reverse("tenants:tokens", args=[request.organisation.slug])
-    if request.method == "POST":
+
+    def perform():
         services.api_token_revoke(actor=request.actor, token=token)
         messages.success(request, f"The token {token.name} was revoked.")
         return redirect(back)
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Revoke the API token “{token.name}”?",
         body="Anything using it is refused from now on. This cannot be undone.",
         button="Revoke token", cancel=back, section="tokens",
@@ -287,22 +296,25 @@ def _suspension(request, *, suspended: bool):
     require_staff(request.actor, "suspend organisations")
     organisation = request.organisation
     back = reverse("mailboxes:dashboard", args=[organisation.slug])
-    if request.method == "POST":
+
+    def perform():
         organisation_set_suspended(actor=request.actor, organisation=organisation,
                                    suspended=suspended)
         done = "suspended" if suspended else "no longer suspended"
         messages.success(request, f"{organisation.name} is {done}.")
         return redirect(back)
+
     if suspended:
-        return confirm_page(
-            request, title=f"Suspend {organisation.name}?", button="Suspend organisation",
+        return confirm_then_post(
+            request, perform, title=f"Suspend {organisation.name}?", button="Suspend organisation",
             body="Its domains stop receiving mail and its mailboxes stop logging in, its API "
                  "tokens are refused and its members can only look. Nothing is deleted: "
                  "lifting the suspension brings everything back.",
             cancel=back, section="dashboard",
         )
-    return confirm_page(
-        request, title=f"Lift the suspension of {organisation.name}?", button="Lift suspension",
+    return confirm_then_post(
+        request, perform, title=f"Lift the suspension of {organisation.name}?",
+        button="Lift suspension",
         body="Its domains receive mail again, its mailboxes log in and its tokens work.",
         cancel=back, section="dashboard", danger=False,
     )

@@ -2,9 +2,9 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from mailboxes.changes import node_default
 from mailboxes.models import Alias, Domain, Mailbox
 from mailhost.passwords import hash_password
+from nodes.changes import node_default
 from tenants.models import Membership, Organisation
 
 TEST_PASSWORD = "correct horse battery"

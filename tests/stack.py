@@ -117,7 +117,7 @@ def mail_stack() -> Iterator[Stack]:
 @pytest.fixture
 def stack_node(mail_stack: Stack, settings, db):
     """The default MailNode and Django settings, pointed at the running test stack."""
-    from mailboxes.changes import node_default
+    from nodes.changes import node_default
 
     settings.MAILHOST_NODE_STATE_DIR = mail_stack.cfg.state_dir
     settings.MAILHOST_PORTS = dict(mail_stack.cfg.ports)
@@ -137,9 +137,9 @@ def reconcile_worker(stack_node):
     """A real Celery worker consuming the node's queue from the real Redis broker."""
     from celery.contrib.testing.worker import start_worker
 
-    from mailboxes.reconcile import node_queue, pending_key
     from mailhost.celery import app
     from mailhost.redis import get_redis
+    from nodes.queues import node_queue, pending_key
 
     queue = node_queue(stack_node.name)
     get_redis().delete(pending_key(stack_node.pk), queue)  # nothing left from other tests

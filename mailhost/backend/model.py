@@ -1,6 +1,6 @@
 """Frozen snapshots of desired mail state: what the pure renderers take as input.
 
-No ORM objects cross into rendering: `mailboxes.snapshot` builds these from the database, and
+No ORM objects cross into rendering: `nodes.snapshot` reads these from the database, and
 everything below `mailhost.backend` works on them alone.
 """
 

@@ -28,7 +28,7 @@ PORTAL_DIR = ".mailhost"
 BEFORE_SCRIPT = f"{PORTAL_DIR}/before.sieve"
 AFTER_SCRIPT = f"{PORTAL_DIR}/after.sieve"
 # Before this design the portal wrote its script as the user's active script, this file; such a
-# file is recognised by HEADER (see mailboxes.reconcile.retire_legacy_scripts).
+# file is recognised by HEADER (see nodes.reconcile.retire_legacy_scripts).
 LEGACY_ACTIVE_SCRIPT = ".dovecot.sieve"
 
 

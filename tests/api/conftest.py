@@ -10,8 +10,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from mailboxes.models import Alias, Domain, Mailbox, MailNode
+from mailboxes.models import Alias, Domain, Mailbox
 from mailhost.redis import get_redis
+from nodes.models import MailNode
 from tenants.access import SYSTEM
 from tenants.models import ApiToken, Organisation
 from tenants.services import api_token_create

@@ -4,8 +4,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from mailboxes.changes import node_default
-from mailboxes.models import MailNode
+from nodes.changes import node_default
+from nodes.models import MailNode
 from tests.api.conftest import apply_all_nodes, database_down
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.test.client import encode_multipart
 from django.utils import timezone
 
 from mailboxes.models import Domain, Mailbox
-from mailhost.idempotency import fingerprint
+from tenants.idempotency import fingerprint
 from tenants.models import ApiToken, AuditEvent, IdempotencyRecord
 from tests.api.conftest import ApiClient, make_token, person_for
 

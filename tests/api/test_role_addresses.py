@@ -4,7 +4,8 @@ exactly like a missing one."""
 
 import pytest
 
-from mailboxes.models import Domain, NodeChange
+from mailboxes.models import Domain
+from nodes.models import NodeChange
 from tenants.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

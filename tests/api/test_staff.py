@@ -5,7 +5,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from mailboxes.models import NodeChange
+from nodes.models import NodeChange
 from tenants.access import SYSTEM
 from tenants.models import AuditEvent, Invitation, Organisation
 from tenants.services import staff_token_create

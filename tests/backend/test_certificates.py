@@ -16,13 +16,13 @@ from cryptography import x509
 from django.core.management import call_command
 
 from mailboxes import services
-from mailboxes.certificates import certificate_statuses, renew_node_certificates
-from mailboxes.models import MailNode
-from mailboxes.reconcile import apply_edge_sites, reconcile_full
 from mailhost.backend import certificates
 from mailhost.backend.certificates import AcmeSettings, domain_spec, mail_host_spec
 from mailhost.backend.edge import EDGE_SITES
 from mailhost.backend.stack import Stack
+from nodes.certificates import certificate_statuses, renew_node_certificates
+from nodes.models import MailNode
+from nodes.reconcile import apply_edge_sites, reconcile_full
 from tenants.access import SYSTEM
 from tests.acme_server import Pebble, running_pebble
 from tests.factories import OrganisationFactory
@@ -193,7 +193,7 @@ def test_it_shows_expiries_on_health_and_the_dashboard_and_alerts_staff(
     from django.core.cache import cache
     from django.urls import reverse
 
-    from mailboxes.certificates import alert_staff
+    from nodes.certificates import alert_staff
     from tests.factories import MembershipFactory, UserFactory
     from tests.pages.conftest import client_for
 

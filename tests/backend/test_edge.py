@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from mailboxes import services
-from mailboxes.models import MailNode
-from mailboxes.reconcile import reconcile_full
 from mailhost.backend.config import edge_config_from_settings
 from mailhost.backend.edge import ACME_WEBROOT, EDGE_SITES
 from mailhost.backend.stack import Stack
+from nodes.models import MailNode
+from nodes.reconcile import reconcile_full
 from tenants.access import SYSTEM
 from tests.factories import OrganisationFactory
 from tests.portal import running_portal

@@ -507,8 +507,8 @@ def test_it_starts_and_stops_through_the_management_command_leaving_no_process(s
 
 
 def test_it_points_django_and_the_default_node_at_the_test_stack(stack_node, mail_stack):
-    from mailboxes.changes import node_default
     from mailhost.backend.config import NodeConfig
+    from nodes.changes import node_default
 
     assert node_default().pk == stack_node.pk
     assert NodeConfig.from_settings(stack_node.state_dir) == mail_stack.cfg

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from mailboxes import services as mailbox_services
-from mailboxes.reconcile import reconcile_incremental
+from nodes.reconcile import reconcile_incremental
 from tenants.access import SYSTEM, Actor
 from tenants.services import membership_set, organisation_create, user_create_staff
 from tests.factories import UserFactory

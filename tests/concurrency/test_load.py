@@ -20,8 +20,9 @@ from django.test import Client
 
 from identity.models import DkimKey
 from mailboxes import services
-from mailboxes.models import Domain, Mailbox, MailNode
+from mailboxes.models import Domain, Mailbox
 from mailhost.passwords import verify_password
+from nodes.models import MailNode
 from tenants.access import SYSTEM
 from tenants.models import AuditEvent
 from tests.api.conftest import make_token

@@ -17,8 +17,9 @@ import pytest
 from django.db import connections, transaction
 
 from identity.services import dns_check_run, dns_publish, posture_update
-from mailboxes.models import Domain, MailNode
+from mailboxes.models import Domain
 from mailhost.redis import get_redis
+from nodes.models import MailNode
 from tenants.access import SYSTEM
 from tests.api.conftest import ApiClient, make_token
 from tests.dns_server import TSIG_KEY_NAME

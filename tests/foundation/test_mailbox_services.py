@@ -1,9 +1,10 @@
 import pytest
 
 from mailboxes import services
-from mailboxes.models import Alias, Mailbox, MailNode, NodeChange
+from mailboxes.models import Alias, Mailbox
 from mailhost.errors import Conflict, Invalid
 from mailhost.passwords import verify_password
+from nodes.models import MailNode, NodeChange
 from tenants.access import SYSTEM
 from tenants.models import AuditEvent
 from tests.factories import DomainFactory, MailboxFactory, OrganisationFactory

@@ -12,8 +12,8 @@ from identity.models import DnsCheck, DnsCheckHistory, DomainPosture
 from identity.selectors import posture_defaults
 from identity.services import dkim_retire, dkim_rotate_start, dns_check_run, posture_update
 from identity.tasks import check_due, ensure_postures, first_check_at, rotate_due
-from mailboxes.models import NodeChange
 from mailboxes.services import domain_create
+from nodes.models import NodeChange
 from tenants.access import SYSTEM
 from tests.dns_server import TSIG_KEY_NAME
 from tests.factories import MembershipFactory
@@ -140,6 +140,36 @@ def test_it_checks_due_domains_through_the_broker_and_claims_them(
     assert policy.status == "wrong" and "refused" in policy.detail
     assert DomainPosture.objects.get(domain=due).next_check_at > now + dt.timedelta(hours=5)
     assert check_due() == 0  # nothing else is due
+
+
+@pytest.mark.dns
+def test_it_verifies_a_waiting_claim_on_its_periodic_check_and_looks_again_sooner(
+    dns_world, mail_settings, organisation
+):
+    mail_settings.MAILHOST_DNS_CHECK_INTERVAL_MINUTES = 360
+    mail_settings.MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES = 10
+    claim = domain_create(actor=SYSTEM, organisation=organisation, name="newco.net")
+    assert not claim.is_verified  # not a special-use name: it waits for its TXT record
+    published = fragment_for(claim)
+    token_lines = [line for line in published.splitlines() if "_mailhost-verify" in line]
+    assert len(token_lines) == 1
+    server = dns_world({"newco.net": published.replace(token_lines[0], "")})
+
+    tasks.check_domain(claim.pk)  # the scheduled check, as beat's check_due enqueues it
+
+    claim.refresh_from_db()
+    assert not claim.is_verified
+    posture = DomainPosture.objects.get(domain=claim)
+    assert posture.next_check_at <= timezone.now() + dt.timedelta(minutes=10)
+
+    server.set_zone("newco.net", published)  # the owner publishes the token
+    tasks.check_domain(claim.pk)
+
+    claim.refresh_from_db()
+    assert claim.is_verified and claim.verification_method == "dns"
+    tasks.check_domain(claim.pk)  # the first check of the live domain (its records now count)
+    posture.refresh_from_db()
+    assert posture.next_check_at > timezone.now() + dt.timedelta(hours=5)  # a live domain's pace
 
 
 @pytest.mark.dns

@@ -17,9 +17,9 @@ from identity.services import (
     dns_publish,
     posture_update,
 )
-from mailboxes.models import NodeChange
 from mailhost.crypto import decrypt
 from mailhost.errors import Conflict
+from nodes.models import NodeChange
 from tenants.access import SYSTEM
 from tenants.models import AuditEvent
 from tests.dns_server import TSIG_KEY_NAME

@@ -13,8 +13,8 @@ from identity.services import (
     dns_publish,
     posture_update,
 )
-from mailboxes.reconcile import reconcile_incremental
 from mailboxes.services import domain_create, mailbox_create
+from nodes.reconcile import reconcile_incremental
 from tenants.access import SYSTEM
 from tests.dns_server import TSIG_KEY_NAME
 from tests.factories import OrganisationFactory

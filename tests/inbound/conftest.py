@@ -6,9 +6,9 @@ from dataclasses import dataclass
 import pytest
 
 from identity.services import dmarc_set_stage
-from mailboxes.reconcile import reconcile_incremental
 from mailboxes.services import domain_create, mailbox_create
 from mailhost.backend.stack import Stack
+from nodes.reconcile import reconcile_incremental
 from tenants.access import SYSTEM
 from tests.factories import OrganisationFactory
 from tests.inbound.support import resolves

@@ -181,3 +181,45 @@ def test_it_refuses_a_softfail_only_where_the_domain_requires_spf_pass(hosted, m
     exc = wait_for(refused, timeout=15, interval=0.5)
     assert 500 <= exc.smtp_code < 600
     assert b"SPF pass" in exc.smtp_error
+
+
+@pytest.mark.parametrize("check, phrase", [("dkim", b"DKIM pass"), ("dmarc", b"DMARC pass")])
+def test_it_refuses_unsigned_mail_only_where_the_domain_requires_dkim_or_dmarc_pass(
+    hosted, mail_stack, check, phrase
+):
+    """SPF passes, but nothing is signed (so DMARC cannot pass either): accepted by default,
+    refused once the domain asks for the check to pass."""
+    victim = hosted(prefix=check[:3] + "r")
+    inbound_policy_update(actor=SYSTEM, domain=victim.domain, greylisting=False)
+    victim.reconcile()
+    outsider = f"unsigned-{victim.name}"
+    ip = fresh_ip()
+    outside_zone(mail_stack, outsider, [
+        f'{outsider}. 300 IN TXT "v=spf1 ip4:{ip} -all"',
+        f"{outsider}. 300 IN MX 10 mx.{outsider}.",
+    ])
+    server = outside_server(mail_stack, outsider, ip)
+    sender = f"news@{outsider}"
+
+    def send(subject):
+        try:
+            send_from_internet(mail_stack, server, sender, victim.address("ceo"),
+                               message(sender, victim.address("ceo"), subject))
+        except smtplib.SMTPDataError as exc:
+            return exc
+        return None
+
+    def accepted():  # the settings map reaches Rspamd within its map-watch interval
+        exc = send(marked(f"unsigned, {check} not required"))
+        assert exc is None or exc.smtp_code == 451, exc
+        return exc is None
+
+    wait_for(accepted, timeout=15, interval=0.5)
+
+    inbound_policy_update(actor=SYSTEM, domain=victim.domain, **{f"require_{check}": True})
+    victim.reconcile()
+
+    exc = wait_for(lambda: send(marked(f"unsigned, {check} required")), timeout=15,
+                   interval=0.5)
+    assert 500 <= exc.smtp_code < 600
+    assert phrase in exc.smtp_error

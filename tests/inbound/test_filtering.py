@@ -5,6 +5,7 @@ import re
 import smtplib
 
 import pytest
+import redis
 
 from identity.inbound import collect_from_node
 from identity.models import NodeInboundStatus
@@ -110,6 +111,29 @@ def test_it_limits_recipients_per_message(hosted, mail_stack):
     assert extra[0] == 452 and extra[1].startswith(b"4.5.3")
 
 
+def test_it_refuses_a_message_over_the_size_limit_declared_or_not(hosted, mail_stack):
+    victim = hosted(prefix="big")
+    server, sender = _outsider(mail_stack, victim, "huge")
+    limit = mail_stack.cfg.message_size_limit
+    with smtplib.SMTP(*mail_stack.address("smtp"), timeout=60) as smtp:
+        smtp.ehlo("harness.stack.test")
+        assert smtp.docmd("XCLIENT", f"ADDR={server.ip} NAME={server.name}")[0] == 220
+        smtp.ehlo(server.name)
+        assert int(smtp.esmtp_features["size"]) == limit  # advertised in EHLO
+        code, text = smtp.mail(sender, [f"SIZE={limit + 1}"])
+    assert code == 552 and text.startswith(b"5.3.4")
+
+    # A client that does not declare the size is cut off at the limit, nothing delivered.
+    subject = marked("too big")
+    body = "x" * 76 + "\r\n"
+    oversize = message(sender, victim.address("ceo"), subject,
+                       body=body * (limit // len(body) + 1)).as_bytes()
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send_from_internet(mail_stack, server, sender, victim.address("ceo"), oversize)
+    assert refused.value.smtp_code == 552
+    assert not in_folder(mail_stack, victim.address("ceo"), PASSWORD, "INBOX", subject)
+
+
 def test_it_rate_limits_connections_per_client_address(hosted, mail_stack):
     """Postfix's anvil counts the client address XCLIENT presents, as it would a real one."""
     victim = hosted(prefix="rat")
@@ -168,6 +192,30 @@ def test_it_learns_spam_when_a_message_is_moved_into_junk(hosted, mail_stack):
     imap_move(mail_stack, victim.address("ceo"), PASSWORD, subject, "INBOX", "Junk")
 
     wait_for(lambda: _learned(mail_stack) > before, timeout=15)
+
+
+def _learned_ham(stack) -> int:
+    """Rspamd's Bayes counter in its Redis (`rspamc stat` refreshes its copy only now and then)."""
+    target = stack.cfg.inbound.redis
+    client = redis.Redis(host=target.host, port=target.port, db=target.db,
+                         password=target.password or None)
+    return int(client.hget("RS", "learns_ham") or 0)
+
+
+def test_it_learns_ham_when_a_message_is_moved_out_of_junk(hosted, mail_stack):
+    victim = hosted(prefix="ham")
+    bot = Client(ip=fresh_ip(), name="[UNAVAILABLE]")  # unknown rDNS: scored into Junk
+    sender = f"promo@nowhere-{victim.name}"
+    subject = marked("cheap meds newsletter you did ask for")
+    body = " ".join(f"word{i} newsletter issue weekly digest reading list" for i in range(20))
+    deliver_from_internet(mail_stack, bot, sender, victim.address("ceo"),
+                          message(sender, victim.address("ceo"), subject, body=body))
+    wait_for(lambda: in_folder(mail_stack, victim.address("ceo"), PASSWORD, "Junk", subject))
+    before = _learned_ham(mail_stack)
+
+    imap_move(mail_stack, victim.address("ceo"), PASSWORD, subject, "Junk", "INBOX")
+
+    wait_for(lambda: _learned_ham(mail_stack) > before, timeout=15)
 
 
 def test_it_never_greylists_or_refuses_a_logins_mail_to_its_own_domain(hosted, mail_stack):

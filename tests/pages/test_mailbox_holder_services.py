@@ -5,9 +5,10 @@ import datetime as dt
 import pytest
 
 from mailboxes import services
-from mailboxes.models import AppPassword, Mailbox, NodeChange
+from mailboxes.models import AppPassword, Mailbox
 from mailhost.errors import Conflict, Forbidden, Invalid, NotFound
 from mailhost.passwords import verify_password
+from nodes.models import NodeChange
 from tenants.access import Actor
 from tenants.models import AuditEvent
 from tests.factories import TEST_PASSWORD, MailboxFactory

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from mailboxes.changes import node_default, record_change
-from mailboxes.models import Domain, Mailbox, MailNode, NodeChange
+from mailboxes.models import Domain, Mailbox
 from mailhost.backend.files import sha256
 from mailhost.passwords import hash_password
+from nodes.changes import node_default, record_change
+from nodes.models import MailNode, NodeChange
 from tests.factories import OrganisationFactory
 
 MAILBOXES = 20_000

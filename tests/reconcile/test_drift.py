@@ -3,10 +3,11 @@ import sqlite3
 import pytest
 
 from mailboxes import services
-from mailboxes.models import Mailbox, MailNode
-from mailboxes.reconcile import reconcile_full, reconcile_incremental
+from mailboxes.models import Mailbox
 from mailhost.backend.render import UnsafeValue
 from mailhost.passwords import generate_password
+from nodes.models import MailNode
+from nodes.reconcile import reconcile_full, reconcile_incremental
 from tenants.access import SYSTEM
 from tests.factories import OrganisationFactory
 from tests.stack import imap_login, unique_domain, wait_for
@@ -76,7 +77,7 @@ def test_it_refuses_a_hostile_name_that_bypassed_the_services(live_mailbox, mail
     mailbox, password = live_mailbox
     before = mail_stack.cfg.lookup_db.read_bytes()
     Mailbox.objects.filter(pk=mailbox.pk).update(local_part="evil\nline")
-    from mailboxes.changes import record_change
+    from nodes.changes import record_change
 
     with pytest.raises(UnsafeValue):
         from django.db import transaction

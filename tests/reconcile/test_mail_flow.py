@@ -12,8 +12,9 @@ import pytest
 
 from identity.models import DkimKey
 from mailboxes import services
-from mailboxes.models import Mailbox, MailNode
+from mailboxes.models import Mailbox
 from mailhost.passwords import generate_password
+from nodes.models import MailNode
 from tenants.access import SYSTEM
 from tests.factories import OrganisationFactory
 from tests.stack import (

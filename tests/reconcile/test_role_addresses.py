@@ -10,12 +10,13 @@ import sqlite3
 import uuid
 
 import pytest
-from django.apps import apps as django_apps
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 
 from identity.selectors import domain_records
 from mailboxes import services
-from mailboxes.reconcile import reconcile_incremental
 from mailhost.backend.stack import Stack
+from nodes.reconcile import reconcile_incremental
 from tenants.access import SYSTEM
 from tenants.models import Membership
 from tests.factories import MembershipFactory, OrganisationFactory
@@ -188,7 +189,9 @@ def test_it_routes_the_role_addresses_of_existing_domains_after_the_upgrade(host
     conn.close()
     assert refused(hosting, f"abuse@{hosting.domain.name}")
 
-    migration.route_existing_domains(django_apps, None)
+    # The models as that migration saw them (MailNode was in mailboxes/ then; same tables).
+    historical = MigrationLoader(connection).project_state(("mailboxes", "0006_role_addresses"))
+    migration.route_existing_domains(historical.apps, None)
     hosting.apply()
 
     hosting.arrives(f"abuse@{hosting.domain.name}", at=boss.address)

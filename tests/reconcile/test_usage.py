@@ -3,8 +3,8 @@
 import pytest
 
 from mailboxes import services
-from mailboxes.models import MailNode
 from mailboxes.tasks import collect_usage
+from nodes.models import MailNode
 from tenants.access import SYSTEM
 from tests.factories import OrganisationFactory
 from tests.stack import fetch_inbox, make_message, smtp_send, unique_domain, wait_for

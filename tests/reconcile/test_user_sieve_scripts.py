@@ -21,10 +21,10 @@ import pytest
 
 from mailboxes import services
 from mailboxes.models import Mailbox
-from mailboxes.reconcile import SIEVE_LAYOUT_MARKER, reconcile_full, reconcile_incremental
 from mailhost.backend.apply import MANIFEST
 from mailhost.backend.config import MAIL_GID, MAIL_UID
 from mailhost.backend.sieve import HEADER
+from nodes.reconcile import SIEVE_LAYOUT_MARKER, reconcile_full, reconcile_incremental
 from tenants.access import SYSTEM
 from tests.factories import OrganisationFactory
 from tests.pages.conftest import clean_rate_limits  # noqa: F401

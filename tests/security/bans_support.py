@@ -52,7 +52,7 @@ def ban_stack():
 @pytest.fixture
 def ban_node(ban_stack, settings, db):
     """The portal's settings and default MailNode pointed at `ban_stack`, same thresholds."""
-    from mailboxes.changes import node_default
+    from nodes.changes import node_default
 
     for name, value in TEST_BAN_SETTINGS.items():
         setattr(settings, name, value)

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from mailboxes.models import Alias, Mailbox
-from mailboxes.reconcile import reconcile_incremental
 from mailboxes.services import domain_create
+from nodes.reconcile import reconcile_incremental
 from tenants.access import SYSTEM
 from tests.api.conftest import ApiClient, make_token
 from tests.factories import MailboxFactory, OrganisationFactory

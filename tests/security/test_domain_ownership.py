@@ -19,8 +19,9 @@ import pytest
 from django.test import Client
 
 from mailboxes import services
-from mailboxes.models import Domain, MailNode
+from mailboxes.models import Domain
 from mailhost.passwords import generate_password
+from nodes.models import MailNode
 from tenants.access import SYSTEM
 from tenants.models import AuditEvent
 from tests.factories import MembershipFactory, OrganisationFactory, UserFactory

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import dkim
 
-from mailboxes.reconcile import reconcile_incremental
 from mailboxes.services import alias_create, domain_create, mailbox_create
 from mailhost.backend.stack import Stack
+from nodes.reconcile import reconcile_incremental
 from tenants.access import SYSTEM
 from tests.factories import OrganisationFactory
 from tests.stack import fetch_inbox_raw, make_message, smtp_send, unique_domain, wait_for

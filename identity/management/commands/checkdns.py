@@ -5,7 +5,7 @@ from identity.records import zone_fragment
 from identity.selectors import domain_records
 from identity.services import dns_check_run
 from mailboxes.selectors import domain_get
-from mailhost.commands import command_actor, domain_errors_as_command_errors
+from tenants.commands import command_actor, domain_errors_as_command_errors
 from tenants.selectors import organisation_get
 
 

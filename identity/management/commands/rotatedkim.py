@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 
 from identity.services import dkim_rotate_start, dkim_rotation_advance
 from mailboxes.selectors import domain_get
-from mailhost.commands import command_actor, domain_errors_as_command_errors
+from tenants.commands import command_actor, domain_errors_as_command_errors
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 
 from identity.selectors import verification_record
 from mailboxes.services import domain_create
-from mailhost.commands import command_actor, domain_errors_as_command_errors
+from tenants.commands import command_actor, domain_errors_as_command_errors
 from tenants.selectors import organisation_get
 
 

@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from mailboxes.selectors import domain_get
 from mailboxes.services import mailbox_create
-from mailhost.commands import command_actor, domain_errors_as_command_errors
 from mailhost.names import InvalidName, split_address
+from tenants.commands import command_actor, domain_errors_as_command_errors
 
 
 class Command(BaseCommand):

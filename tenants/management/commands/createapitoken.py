@@ -3,7 +3,7 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from mailhost.commands import command_actor, domain_errors_as_command_errors
+from tenants.commands import command_actor, domain_errors_as_command_errors
 from tenants.selectors import organisation_get
 from tenants.services import api_token_create, staff_token_create
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from mailhost.commands import command_actor, domain_errors_as_command_errors
+from tenants.commands import command_actor, domain_errors_as_command_errors
 from tenants.services import organisation_create
 
 

@@ -7,33 +7,17 @@ records.py builds the records): these views only present it.
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import transaction
-from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from identity import selectors as posture
 from identity import services as posture_services
-from identity.models import DnsCheck, MtaStsMode
+from identity.models import MtaStsMode
 from identity.records import rdata_text
-from mailboxes.views import _domain
+from mailboxes.views import page_domain
 from mailhost.errors import Conflict, Invalid
-from mailhost.pages import confirm_page, operator_page, paginate
-
-
-def posture_summary(domain_ids) -> dict[int, dict[str, int]]:
-    """{domain id: {"ok": n, "wrong": n, "unknown": n}} for a page of domains, in one query."""
-    summary: dict[int, dict[str, int]] = {}
-    rows = (
-        DnsCheck.objects.filter(domain_id__in=list(domain_ids))
-        .values("domain_id", "status")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    for row in rows:
-        summary.setdefault(row["domain_id"], {})[row["status"]] = row["n"]
-    return summary
+from tenants.pages import confirm_then_post, operator_page, paginate
 
 
 def _dns_url(request, domain) -> str:
@@ -42,7 +26,7 @@ def _dns_url(request, domain) -> str:
 
 @operator_page
 def domain_dns(request, name):
-    return _dns_page(request, _domain(request, name))
+    return _dns_page(request, page_domain(request, name))
 
 
 def _dns_page(request, domain, *, status: int = 200):
@@ -79,7 +63,7 @@ def _refused(request, domain, exc):
 
 @operator_page
 def domain_zone(request, name):
-    domain = _domain(request, name)
+    domain = page_domain(request, name)
     text = posture.domain_zone(request.actor, domain.name, organisation=request.organisation)
     response = HttpResponse(text, content_type="text/dns; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{domain.name}.zone"'
@@ -91,11 +75,9 @@ def domain_check(request, name):
     """Queue a live check now (the page refreshes its status as the verdicts come in).
 
     A check writes history, may take DKIM rotation steps and mails admins: a write."""
-    domain = _domain(request, name, write=request.method == "POST")
+    domain = page_domain(request, name, write=request.method == "POST")
     if request.method == "POST":
-        from identity.tasks import check_domain
-
-        transaction.on_commit(lambda: check_domain.delay(domain.pk))
+        posture_services.dns_check_queue(actor=request.actor, domain=domain)
         messages.info(request, "Checking the records now; the status below updates by itself.")
         return redirect(_dns_url(request, domain) + "?checking=1")
     return redirect(_dns_url(request, domain))
@@ -103,8 +85,9 @@ def domain_check(request, name):
 
 @operator_page
 def dkim_rotate(request, name):
-    domain = _domain(request, name, write=True)
-    if request.method == "POST":
+    domain = page_domain(request, name, write=True)
+
+    def perform():
         try:
             keys = posture_services.dkim_rotate_start(actor=request.actor, domain=domain)
         except Conflict as exc:
@@ -116,8 +99,10 @@ def dkim_rotate(request, name):
                 "once it is seen in DNS.",
             )
         return redirect(_dns_url(request, domain) + "#dkim")
-    return confirm_page(
+
+    return confirm_then_post(
         request,
+        perform,
         title=f"Rotate the DKIM key of {domain.display_name}?",
         body="A new key is generated now. Mail stays signed with the current key until the new "
         "one is published and seen in DNS; the old one stays published for a grace period.",
@@ -128,7 +113,7 @@ def dkim_rotate(request, name):
 
 @operator_page
 def dmarc_stage(request, name):
-    domain = _domain(request, name, write=True)
+    domain = page_domain(request, name, write=True)
     if request.method == "POST":
         try:
             pct = int(request.POST.get("pct") or 100)
@@ -148,7 +133,7 @@ def dmarc_stage(request, name):
 
 @operator_page
 def bimi(request, name):
-    domain = _domain(request, name, write=True)
+    domain = page_domain(request, name, write=True)
     if request.method == "POST":
         try:
             if request.POST.get("remove"):
@@ -168,7 +153,7 @@ def bimi(request, name):
 
 @operator_page
 def mtasts(request, name):
-    domain = _domain(request, name, write=True)
+    domain = page_domain(request, name, write=True)
     if request.method == "POST":
         try:
             posture_services.mtasts_set(

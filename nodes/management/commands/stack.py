@@ -6,9 +6,9 @@ later `stop` (another process) stops them. Both are idempotent.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from mailboxes.changes import node_default
 from mailhost.backend.config import NodeConfig
 from mailhost.backend.stack import Stack, StackError
+from nodes.changes import node_default
 
 
 class Command(BaseCommand):

@@ -2,7 +2,8 @@
 domain's service hosts), renewing them on the node, and what /health and the dashboard show.
 
 The ACME work itself is node-side (mailhost/backend/certificates.py) and runs in the node's
-Celery worker (`mailboxes.renew_certificates`, on the node's queue), where the files live.
+Celery worker (`nodes.renew_certificates`, on the node's queue), where the files live. The live
+domains come from the apps through nodes.snapshot (this module imports no app).
 """
 
 import datetime as dt
@@ -15,10 +16,11 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.mail import send_mail
 
-from mailboxes import snapshot
-from mailboxes.models import MailNode
 from mailhost.backend import certificates
 from mailhost.backend.certificates import AcmeSettings, CertSpec, RunResult
+from nodes import snapshot
+from nodes.models import MailNode
+from nodes.reconcile import apply_edge_sites
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +43,6 @@ def node_certificates(node: MailNode) -> list[CertSpec]:
 def renew_node_certificates(node: MailNode) -> RunResult:
     """Obtain what is due on this node; a new domain certificate goes into the edge's sites at
     once (the watcher reloads the edge for renewals of certificates it already names)."""
-    from mailboxes.reconcile import apply_edge_sites
-
     result = certificates.renew_due(acme_settings(), Path(node.state_dir), node_certificates(node))
     if any(name != certificates.MAIL_HOST for name in result.issued):
         apply_edge_sites(node)

@@ -13,16 +13,13 @@ from django.core.paginator import Page, Paginator
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from mailhost import http
 from mailhost.errors import DomainError, Forbidden, NotFound
+from mailhost.http import client_ip
 from tenants.access import Actor
 from tenants.models import WRITE_ROLES
+from tenants.selectors import organisation_get, organisation_list
 
 TITLES = {404: "Not found", 403: "Not allowed", 409: "Conflict", 422: "Check your input"}
-
-
-def client_ip(request) -> str | None:
-    return http.client_ip(request)  # behind trusted proxies: from X-Forwarded-For
 
 
 def error_response(request, exc: DomainError, *, template: str = "errors/error.html"):
@@ -39,8 +36,6 @@ def operator_page(view):
     @never_cache
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        from tenants.selectors import organisation_get, organisation_list
-
         request.actor = Actor(user=request.user, ip=client_ip(request))
         request.organisations = organisation_list(request.actor)  # the switcher; one query
         try:
@@ -100,3 +95,15 @@ def confirm_page(request, *, title, body, button, cancel, section, danger=True, 
         "danger": danger, "fields": fields or {},
     }
     return render(request, "mail_admin/confirm.html", context)
+
+
+def confirm_then_post(request, perform, *, confirmed_by: str | None = None, **page):
+    """A confirm-then-POST view in one call: a GET shows the confirmation page (`page`: the
+    arguments of confirm_page), whose form posts back to the same URL; that POST runs
+    `perform()` (the service call, its message, the redirect) and returns its response.
+
+    With `confirmed_by`, only a POST carrying that field performs: a form elsewhere may post
+    its choice here first, and is asked to confirm it."""
+    if request.method == "POST" and (confirmed_by is None or request.POST.get(confirmed_by)):
+        return perform()
+    return confirm_page(request, **page)

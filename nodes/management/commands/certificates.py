@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from mailboxes.certificates import certificate_statuses, renew_node_certificates
-from mailboxes.changes import node_default
-from mailboxes.models import MailNode
+from nodes.certificates import certificate_statuses, renew_node_certificates
+from nodes.changes import node_default
+from nodes.models import MailNode
 
 
 class Command(BaseCommand):

@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from mailboxes.models import MailNode, NodeChange
+from nodes.models import MailNode, NodeChange
+from nodes.scheduling import schedule_reconcile
 
 
 def node_default() -> MailNode:
@@ -26,11 +27,5 @@ def record_change(*, node_id: int, kind: str, object_id: int) -> int:
     MailNode.objects.filter(pk=node_id).update(desired_revision=F("desired_revision") + 1)
     revision = MailNode.objects.values_list("desired_revision", flat=True).get(pk=node_id)
     NodeChange.objects.create(node_id=node_id, revision=revision, kind=kind, object_id=object_id)
-    transaction.on_commit(lambda: _schedule_reconcile(node_id))
+    transaction.on_commit(lambda: schedule_reconcile(node_id))
     return revision
-
-
-def _schedule_reconcile(node_id: int) -> None:
-    from mailboxes.tasks import schedule_reconcile
-
-    schedule_reconcile(node_id)

@@ -9,11 +9,8 @@ Full (periodic, and `manage.py reconcile`): render everything, diff every row an
 repair what differs. Run after the incremental pass, whatever it still finds is drift (a row or
 file changed by hand), which is reported on the node and then repaired.
 
-Scheduling: a burst of changes must not mean a burst of applies. `enqueue_coalesced` sets a
-per-node "pending" flag in Redis and enqueues a task only when the flag was not already set; the
-task clears the flag *before* it reads the change log, so a change committed while it runs sets
-the flag again and gets a task of its own. If Redis is down nothing is lost: the periodic full
-reconcile repairs whatever was missed.
+What the node is rendered from comes from the apps, through nodes.snapshot; when it runs is
+nodes.scheduling's business.
 """
 
 import fcntl
@@ -27,12 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 from django.utils import timezone
 
-from identity.inbound import node_inbound_files
-from mailboxes import snapshot
-from mailboxes.models import MailNode, NodeChange
 from mailhost.backend import lookup
 from mailhost.backend.apply import (
     FileChange,
@@ -65,45 +58,12 @@ from mailhost.backend.render import (
 from mailhost.backend.sieve import HEADER as SIEVE_HEADER
 from mailhost.backend.sieve import LEGACY_ACTIVE_SCRIPT, PORTAL_DIR
 from mailhost.backend.stack import Stack
-from mailhost.redis import get_redis
+from nodes import snapshot
+from nodes.models import MailNode, NodeChange
 
 logger = logging.getLogger(__name__)
 
-PENDING_TTL_SECONDS = 300  # a lost task does not block a node for longer than this
 MAX_STORED_DRIFT = 200  # drift lines kept on the node row (the log and report keep all)
-
-
-# --- scheduling ------------------------------------------------------------------------------
-
-
-def pending_key(node_id: int) -> str:
-    return f"mailhost:reconcile-pending:{node_id}"
-
-
-def node_queue(node_name: str) -> str:
-    return f"node.{node_name}"
-
-
-def enqueue_coalesced(node_id: int) -> None:
-    from mailboxes.tasks import reconcile_node
-
-    try:
-        if not get_redis().set(pending_key(node_id), "1", nx=True, ex=PENDING_TTL_SECONDS):
-            return  # a reconcile is queued and has not started yet: it will see this change
-    except redis.RedisError as exc:
-        logger.warning("reconcile of node %s not coalesced (Redis: %s)", node_id, exc)
-    name = MailNode.objects.values_list("name", flat=True).get(pk=node_id)
-    try:
-        reconcile_node.apply_async(args=[node_id], queue=node_queue(name))
-    except Exception as exc:  # broker down: the periodic full reconcile will catch up
-        logger.warning("reconcile of node %s not enqueued: %s", node_id, exc)
-
-
-def clear_pending(node_id: int) -> None:
-    try:
-        get_redis().delete(pending_key(node_id))
-    except redis.RedisError as exc:
-        logger.warning("could not clear the pending flag of node %s: %s", node_id, exc)
 
 
 # --- planning --------------------------------------------------------------------------------
@@ -167,7 +127,7 @@ def _sieve_specs(mailboxes: list[MailboxSnap]) -> tuple[dict[str, FileSpec], set
 
 
 def _inbound_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
-    return {path: FileSpec(data) for path, data in node_inbound_files(node, config).items()}
+    return {path: FileSpec(data) for path, data in snapshot.inbound_files(node, config).items()}
 
 
 def _edge_site(state_dir: Path, name: str) -> EdgeSite:

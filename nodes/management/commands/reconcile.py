@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from mailboxes.changes import node_default
-from mailboxes.models import MailNode
-from mailboxes.reconcile import reconcile_full, reconcile_incremental
+from nodes.changes import node_default
+from nodes.models import MailNode
+from nodes.reconcile import reconcile_full, reconcile_incremental
 
 
 class Command(BaseCommand):

@@ -1,0 +1,69 @@
+"""What a node is rendered from: frozen snapshots of the desired state, read from the apps.
+
+The node control plane imports no app. Each app that owns part of a node's state registers the
+function that reads it, from its own `AppConfig.ready()` (mailboxes: domains, mailboxes,
+aliases and the names of the live domains; identity: DKIM keys and the inbound policy files),
+and the reconciler reads through the functions below. Every source must be registered before a
+reconcile runs; a missing one is a programming error and fails loudly rather than rendering an
+empty node.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
+
+SOURCES = (
+    "domains", "mailboxes", "aliases", "live_domain_names", "dkim_keys", "inbound_files",
+)  # fmt: skip
+
+_registry: dict[str, Callable[..., Any]] = {}
+
+
+def register(source: str, reader: Callable[..., Any]) -> None:
+    """Called from an app's `ready()`: `reader` provides `source` (one of SOURCES)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown node state source {source!r}")
+    _registry[source] = reader
+
+
+def _reader(source: str) -> Callable[..., Any]:
+    try:
+        return _registry[source]
+    except KeyError:
+        raise LookupError(f"no app registered the node state source {source!r}") from None
+
+
+def domains(node, ids: Iterable[int] | None = None) -> list[DomainSnap]:
+    """The node's domains (all, or those with `ids`)."""
+    return _reader("domains")(node, ids)
+
+
+def mailboxes(
+    node, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
+) -> list[MailboxSnap]:
+    """The node's mailboxes: all, those with `ids`, or those of the domains `domain_ids`."""
+    return _reader("mailboxes")(node, ids=ids, domain_ids=domain_ids)
+
+
+def aliases(
+    node, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
+) -> list[AliasSnap]:
+    """The node's aliases: all, those with `ids`, or those of the domains `domain_ids`."""
+    return _reader("aliases")(node, ids=ids, domain_ids=domain_ids)
+
+
+def live_domain_names(node) -> list[str]:
+    """The names of the node's served (active, verified) domains: the edge gives each its
+    service hosts, and each gets a certificate for them."""
+    return _reader("live_domain_names")(node)
+
+
+def active_dkim_keys(node) -> list[DkimSnap]:
+    """The signing key of every domain the node signs for."""
+    return _reader("dkim_keys")(node)
+
+
+def inbound_files(node, config) -> dict[str, bytes]:
+    """{path relative to the state dir: content} of the node's inbound policy files."""
+    return _reader("inbound_files")(node, config)
