@@ -19,6 +19,10 @@ PACKAGES=(
   sqlite3 openssl python3-venv procps iproute2
   curl  # scripts/up.sh waits for the portal with it; the README's API examples use it
 )
+# `scripts/install-system.sh docker` (make test-docker): also what builds and runs docker/.
+if [ "${1:-}" = docker ]; then
+  PACKAGES+=(docker.io docker-compose debootstrap)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
