@@ -30,7 +30,7 @@ if [ ! -s "$BASE_TAR" ]; then
   mkdir -p "$CACHE"
   root=$(mktemp -d "$CACHE/rootfs.XXXXXX")
   trap 'rm -rf "$root"' EXIT
-  echo "debootstrap bookworm (minbase) from $(mirror) ..."
+  echo "debootstrap bookworm (minbase) from $(mirror) ..." >&2
   debootstrap --variant=minbase bookworm "$root" "$(mirror)" >"$CACHE/debootstrap.log" 2>&1 ||
     { tail -n 20 "$CACHE/debootstrap.log" >&2; exit 1; }
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
@@ -40,7 +40,12 @@ fi
 WHEELS="$CACHE/wheels"
 if ! cmp -s requirements.lock "$WHEELS/requirements.lock"; then
   rm -rf "$WHEELS" && mkdir -p "$WHEELS"
-  .venv/bin/pip wheel -q --require-hashes -r requirements.lock -w "$WHEELS" >&2
+  pip=.venv/bin/pip  # the checkout's, or (a host that only runs Docker) a venv of the cache's
+  if [ ! -x "$pip" ]; then
+    [ -x "$CACHE/venv/bin/pip" ] || python3 -m venv "$CACHE/venv"
+    pip="$CACHE/venv/bin/pip"
+  fi
+  "$pip" wheel -q --require-hashes -r requirements.lock -w "$WHEELS" >&2
   cp requirements.lock "$WHEELS/requirements.lock"
 fi
 if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then

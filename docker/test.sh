@@ -73,7 +73,9 @@ MAILHOST_REDIS_PORT=$REDIS
 DEBUG=false
 MAILHOST_HTTPS=true
 ENV
-export MAILHOST_ENV_FILE="$RUNDIR/test.env" MAILHOST_REDIS_PORT="$REDIS" MAILHOST_IMAGE="$IMAGE"
+# The ports also go to the compose file's own substitutions (its defaults are the standard ones).
+set -a; source "$RUNDIR/test.env"; set +a
+export MAILHOST_ENV_FILE="$RUNDIR/test.env" MAILHOST_IMAGE="$IMAGE"
 start=$SECONDS
 compose up -d >/dev/null 2>&1 || fail "compose up"
 
