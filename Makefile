@@ -4,12 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SIZE ?= full
 
-.PHONY: help install up down test lint bench lock
+.PHONY: help install up down test test-docker lint bench lock
 
 help:
 	@echo "make up     install what is missing, start portal + worker + mail stack, print login"
 	@echo "make down   stop everything 'make up' started"
 	@echo "make test   install what is missing and run ruff and the whole test suite"
+	@echo "make test-docker  build the image and prove docker/compose.yml on a private dockerd"
 	@echo "make bench  benchmarks against a real stack (SIZE=small: < 3 min; SIZE=full)"
 	@echo "make lock   add what pyproject.toml newly asks for to requirements.lock (UPGRADE=1: upgrade all)"
 
@@ -31,6 +32,11 @@ down:
 
 test: install
 	@scripts/test.sh
+
+# Not part of `make test`: a cold run builds the Debian base and the image (minutes).
+test-docker: install
+	@scripts/install-system.sh docker
+	@docker/test.sh
 
 lint: install
 	@$(VENV)/bin/ruff check .

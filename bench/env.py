@@ -21,7 +21,7 @@ NODE_NAME = "bench"
 HOSTNAME = "mail.bench.test"
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
-    "resolver",
+    "resolver", "http", "https",
 )
 _PORT_VARS = {
     "smtp": "MAILHOST_SMTP_PORT",
@@ -33,6 +33,8 @@ _PORT_VARS = {
     "internal": "MAILHOST_INTERNAL_SMTP_PORT",
     "authpolicy": "MAILHOST_AUTHPOLICY_PORT",
     "resolver": "MAILHOST_RESOLVER_PORT",
+    "http": "MAILHOST_HTTP_PORT",
+    "https": "MAILHOST_HTTPS_PORT",
 }
 
 

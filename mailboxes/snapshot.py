@@ -37,6 +37,12 @@ def _live(prefix: str = "") -> ExpressionWrapper:
     return ExpressionWrapper(live_domain_q(prefix), output_field=BooleanField())
 
 
+def live_domain_names(node: MailNode) -> list[str]:
+    """The names of the node's served domains (the edge gives each its service hosts)."""
+    return list(Domain.objects.filter(live_domain_q(), node=node)
+                .order_by("name").values_list("name", flat=True))
+
+
 def domains(node: MailNode, ids: Iterable[int] | None = None) -> list[DomainSnap]:
     queryset = Domain.objects.filter(node=node).annotate(live=_live())
     if ids is not None:

@@ -29,8 +29,10 @@ from mailboxes.forms import (
     lines,
 )
 from mailboxes.models import MailboxStatus
+from mailhost.backend.certificates import MAIL_HOST
 from mailhost.errors import Conflict, DomainError, Invalid, NotFound
 from mailhost.keyset import keyset_page
+from nodes.certificates import certificate_statuses
 from tenants.pages import (
     confirm_then_post,
     form_errors_from,
@@ -132,6 +134,11 @@ def dashboard(request):
         "chart_id": "dashboard-flow",
         "breakers": inbound.breaker_status(actor, organisation=org),
     }
+    # The mail host's certificate and those of this organisation's live domains, per node.
+    names = {MAIL_HOST, *domains.values_list("name", flat=True)}
+    context["nodes"] = list(context["nodes"])
+    for node in context["nodes"]:
+        node.certificates = [c for c in certificate_statuses(node) if c.name in names]
     return _render(request, "mail_admin/dashboard.html", context, section="dashboard")
 
 

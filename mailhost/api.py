@@ -434,9 +434,18 @@ class CheckOut(Schema):
     detail: str
 
 
+class CertificateHealthOut(Schema):
+    name: str = Field(description='"mail-host", or the live domain whose service hosts it covers.')
+    not_after: dt.datetime | None
+    days_left: int | None
+    renewal_failing: bool
+    alert: bool = Field(description="Renewal keeps failing and it expires within the alert days.")
+
+
 class NodeHealthOut(Schema):
     name: str
     ok: bool
+    certificates: list[CertificateHealthOut]
     desired_revision: int
     applied_revision: int
     lag: int

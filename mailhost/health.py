@@ -1,7 +1,9 @@
 """Is the portal able to do its work? The database, the broker and each mail node's progress.
 
 Public (load balancers and monitors call it without a token), so it says what failed and never
-why in detail: no URLs, host names or error text.
+why in detail: no URLs or error text. Certificates are listed by name (the mail host's is
+"mail-host", a live domain's is the domain, already public in its DNS) with their expiry; one
+that keeps failing to renew is a warning, never a failure (the portal itself still works).
 """
 
 import logging
@@ -79,13 +81,17 @@ def health() -> dict:
     broker = broker_ok()
     failing = [name for name, ok in (("database", database), ("broker", broker)) if not ok]
     failing += [f"node:{node['name']}" for node in nodes if not node["ok"]]
+    expiring = [f"{node['name']}:{c['name']}" for node in nodes for c in node["certificates"]
+                if c["alert"]]
     return {
         "ok": not failing,
         "failing": failing,
         "database": {"ok": database, "detail": "Reachable." if database else "Unreachable."},
         "broker": {"ok": broker, "detail": "Reachable." if broker else "Unreachable."},
         "nodes": nodes,
-        "warnings": warnings(),
+        "warnings": warnings() + (
+            [f"Certificates not renewing and expiring soon: {', '.join(expiring)}."]
+            if expiring else []),
         # The status page's checks (status/): reported, never failing this check (a blocklist
         # listing must not take the portal out of a load balancer).
         "checks": status_summary() if database else None,

@@ -216,7 +216,26 @@ MAILHOST_PORTS = {
     "authpolicy": env_int("MAILHOST_AUTHPOLICY_PORT", 2527),
     # Loopback-only, UDP and TCP: the node's own resolver (unbound) that Rspamd asks.
     "resolver": env_int("MAILHOST_RESOLVER_PORT", 2553),
+    # The edge (nginx, mailhost/backend/edge.py): HTTP (ACME challenges, redirect) and HTTPS
+    # (portal, API, hosted domains' mta-sts./autoconfig./autodiscover.). 80/443 in production.
+    "http": env_int("MAILHOST_HTTP_PORT", 2080),
+    "https": env_int("MAILHOST_HTTPS_PORT", 2443),
 }
+# Certificates (mailhost/backend/certificates.py; README "Certificates"). ACME is off while the
+# directory URL is empty (operator-provided certificates); Let's Encrypt's is
+# https://acme-v02.api.letsencrypt.org/directory. MAILHOST_ACME_CA_BUNDLE: a CA file to trust
+# for the ACME server's own HTTPS (a private CA; the tests' pebble).
+MAILHOST_ACME_DIRECTORY_URL = env_str("MAILHOST_ACME_DIRECTORY_URL", "")
+MAILHOST_ACME_EMAIL = env_str("MAILHOST_ACME_EMAIL", "")
+MAILHOST_ACME_CA_BUNDLE = env_str("MAILHOST_ACME_CA_BUNDLE", "")
+MAILHOST_ACME_RENEW_BEFORE_DAYS = env_int("MAILHOST_ACME_RENEW_BEFORE_DAYS", 30)
+MAILHOST_ACME_ORDERS_PER_RUN = env_int("MAILHOST_ACME_ORDERS_PER_RUN", 10)
+MAILHOST_CERT_ALERT_DAYS = env_int("MAILHOST_CERT_ALERT_DAYS", 14)  # staff alert when renewal fails
+MAILHOST_CERT_WATCH_SECONDS = env_int("MAILHOST_CERT_WATCH_SECONDS", 30)
+MAILHOST_ACME_RUN_SECONDS = env_int("MAILHOST_ACME_RUN_SECONDS", 3600)  # how often nodes renew
+# Where the edge sends /webmail/ and /dav/ (host:port); empty: not served (404).
+MAILHOST_EDGE_WEBMAIL_UPSTREAM = env_str("MAILHOST_EDGE_WEBMAIL_UPSTREAM", "")
+MAILHOST_EDGE_DAV_UPSTREAM = env_str("MAILHOST_EDGE_DAV_UPSTREAM", "")
 # The ports mail clients are told to use (SRV records, autoconfig, autodiscover, the Apple
 # profile, /mailbox/setup/; see mailhost/endpoints.py). 0 (unset): the port the node listens on
 # above, or for https the port of MAILHOST_PORTAL_URL. Set one only when a NAT or proxy in
@@ -309,6 +328,9 @@ CELERY_BEAT_SCHEDULE = {
     "delivery-sync-nodes": {"task": "delivery.sync_node", "schedule": 300},
     # Webhook attempts that are due (retries; and any whose queued task was lost).
     "delivery-webhooks-due": {"task": "delivery.webhooks_due", "schedule": 30},
+    "renew-certificates": {
+        "task": "nodes.renew_all_certificates", "schedule": MAILHOST_ACME_RUN_SECONDS,
+    },
 }
 
 # Webhooks (delivery/services/webhooks.py): public addresses only unless staff allow a network

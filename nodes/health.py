@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.conf import settings
 
+from nodes.certificates import certificate_statuses
 from nodes.models import MailNode
 
 
@@ -23,6 +24,11 @@ def node_state(node: MailNode, now: dt.datetime) -> dict:
     return {
         "name": node.name,
         "ok": problem is None,
+        "certificates": [
+            {"name": c.name, "not_after": c.not_after, "days_left": c.days_left,
+             "renewal_failing": c.failures > 0, "alert": c.alert}
+            for c in certificate_statuses(node, now)
+        ],
         "desired_revision": node.desired_revision,
         "applied_revision": node.applied_revision,
         "lag": node.lag,

@@ -35,7 +35,9 @@ from mailhost.backend.apply import (
     diff_rows,
     write_rows,
 )
+from mailhost.backend.certificates import domain_spec
 from mailhost.backend.config import MAIL_GID, MAIL_UID, NodeConfig, render_static_files
+from mailhost.backend.edge import EDGE_SITES, EdgeSite, render_edge_sites
 from mailhost.backend.files import write_atomic
 from mailhost.backend.model import MailboxSnap
 from mailhost.backend.render import (
@@ -128,6 +130,34 @@ def _inbound_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
     return {path: FileSpec(data) for path, data in snapshot.inbound_files(node, config).items()}
 
 
+def _edge_site(state_dir: Path, name: str) -> EdgeSite:
+    """A live domain on the edge, with its own certificate once it has one (else the node's)."""
+    spec = domain_spec(name)
+    if (state_dir / spec.cert).exists() and (state_dir / spec.key).exists():
+        return EdgeSite(name, cert=spec.cert, key=spec.key)
+    return EdgeSite(name)
+
+
+def _edge_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
+    """The edge's sites: every live (active, verified) domain's service hosts."""
+    sites = [_edge_site(config.state_dir, name) for name in snapshot.live_domain_names(node)]
+    text = render_edge_sites(state_dir=str(config.state_dir), bind_address=config.bind_address,
+                             https_port=config.ports["https"], edge=config.edge, sites=sites)
+    return {EDGE_SITES: FileSpec(text.encode())}
+
+
+def apply_edge_sites(node: MailNode, config: NodeConfig | None = None) -> bool:
+    """Re-render the edge's sites alone (a domain certificate was issued) and reload the edge
+    if they changed; True if they did."""
+    config = config or NodeConfig.from_settings(state_dir=Path(node.state_dir))
+    with node_lock(config.state_dir):
+        managed = ManagedFiles(config.state_dir)
+        specs = _edge_specs(node, config)
+        changes = managed.plan(specs, set(specs))
+        managed.apply(specs, changes)
+        return bool(_reload(Stack(config), changes))
+
+
 def _render_rows(node_state_dir: str, domains, mailboxes, aliases) -> Rows:
     rows = empty_rows()
     for domain in domains:
@@ -170,6 +200,10 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
         inbound = _inbound_specs(node, config)
         files |= inbound
         scope |= set(inbound)
+    if domain_ids:  # a domain came, went live or left: the edge's sites
+        edge = _edge_specs(node, config)
+        files |= edge
+        scope |= set(edge)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     for domain in snapshot.domains(node, role_ids) if role_ids else ():
         merge(rows, role_rows(domain))
@@ -186,6 +220,7 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     sieve, _ = _sieve_specs([m for m in mailboxes if m.sieve is not None and not m.deleted])
     files |= sieve
     files |= _inbound_specs(node, config)
+    files |= _edge_specs(node, config)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     return Plan(
         rows=rows, srcs=None, files=files, static=static, file_scope=None, mailboxes=mailboxes
@@ -309,7 +344,8 @@ def _written_by_portal(script: Path) -> bool:
 
 def _reload(stack: Stack, changes: list[FileChange]) -> list[str]:
     daemons = sorted(
-        {c.path.split("/", 1)[0] for c in changes} & {"postfix", "dovecot", "opendkim", "unbound"}
+        {c.path.split("/", 1)[0] for c in changes}
+        & {"postfix", "dovecot", "opendkim", "unbound", "edge"}
     )
     if not daemons or not stack.is_running():
         return []

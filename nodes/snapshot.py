@@ -1,10 +1,11 @@
 """What a node is rendered from: frozen snapshots of the desired state, read from the apps.
 
 The node control plane imports no app. Each app that owns part of a node's state registers the
-function that reads it, from its own `AppConfig.ready()` (mailboxes: domains, mailboxes and
-aliases; identity: DKIM keys and the inbound policy files), and the reconciler reads through the
-functions below. Every source must be registered before a reconcile runs; a missing one is a
-programming error and fails loudly rather than rendering an empty node.
+function that reads it, from its own `AppConfig.ready()` (mailboxes: domains, mailboxes,
+aliases and the names of the live domains; identity: DKIM keys and the inbound policy files),
+and the reconciler reads through the functions below. Every source must be registered before a
+reconcile runs; a missing one is a programming error and fails loudly rather than rendering an
+empty node.
 """
 
 from collections.abc import Callable, Iterable
@@ -12,7 +13,9 @@ from typing import Any
 
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 
-SOURCES = ("domains", "mailboxes", "aliases", "dkim_keys", "inbound_files")
+SOURCES = (
+    "domains", "mailboxes", "aliases", "live_domain_names", "dkim_keys", "inbound_files",
+)  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
 
@@ -48,6 +51,12 @@ def aliases(
 ) -> list[AliasSnap]:
     """The node's aliases: all, those with `ids`, or those of the domains `domain_ids`."""
     return _reader("aliases")(node, ids=ids, domain_ids=domain_ids)
+
+
+def live_domain_names(node) -> list[str]:
+    """The names of the node's served (active, verified) domains: the edge gives each its
+    service hosts, and each gets a certificate for them."""
+    return _reader("live_domain_names")(node)
 
 
 def active_dkim_keys(node) -> list[DkimSnap]:

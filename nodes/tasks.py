@@ -1,16 +1,18 @@
 """Celery tasks of the node control plane: reconcile a node, incrementally or in full; purge
-archived maildirs. The registered names keep their old `mailboxes.` prefix so tasks queued before
-the move (and the beat schedule) still find them."""
+archived maildirs; renew the node's certificates. The registered names of the older tasks keep
+their `mailboxes.` prefix so tasks queued before the move (and the beat schedule) still find
+them; tasks added since are named `nodes.`."""
 
 import logging
 import sqlite3
 from pathlib import Path
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from mailhost.env import env_bool
-from nodes import reconcile
+from nodes import certificates, reconcile
 from nodes.models import MailNode
 from nodes.queues import clear_pending, node_queue
 
@@ -60,3 +62,22 @@ def reconcile_all_full() -> None:
 @shared_task(name="mailboxes.purge_archives", acks_late=True)
 def purge_archives(node_id: int, home_ids: list[str]) -> None:
     reconcile.purge_archives(Path(MailNode.objects.get(pk=node_id).state_dir), home_ids)
+
+
+@shared_task(name="nodes.renew_certificates", acks_late=True)
+def renew_certificates(node_id: int) -> dict:
+    """On the node's queue: obtain the node's due certificates (ACME), within the back-off."""
+    node = MailNode.objects.get(pk=node_id)
+    result = certificates.renew_node_certificates(node)
+    alerted = certificates.alert_staff(node)
+    return {"issued": result.issued, "failed": result.failed, "deferred": result.deferred,
+            "alerted": alerted}
+
+
+@shared_task(name="nodes.renew_all_certificates")
+def renew_all_certificates() -> None:
+    """Beat: each node renews its certificates on its own queue (no-op while ACME is off)."""
+    if not settings.MAILHOST_ACME_DIRECTORY_URL:
+        return
+    for node_id, name in MailNode.objects.values_list("pk", "name"):
+        renew_certificates.apply_async(args=[node_id], queue=node_queue(name))

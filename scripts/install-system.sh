@@ -12,11 +12,17 @@ PACKAGES=(
   libmilter-dev gcc python3-dev
   swaks libnet-ssleay-perl libio-socket-ssl-perl
   knot knot-dnsutils
+  nginx  # the edge: HTTPS front door (mailhost/backend/edge.py)
+  pebble  # tests: Let's Encrypt's test ACME server on loopback
   redis-server postgresql
   chromium
   sqlite3 openssl python3-venv procps iproute2
   curl  # scripts/up.sh waits for the portal with it; the README's API examples use it
 )
+# `scripts/install-system.sh docker` (make test-docker): also what builds and runs docker/.
+if [ "${1:-}" = docker ]; then
+  PACKAGES+=(docker.io docker-compose debootstrap)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

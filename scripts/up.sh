@@ -14,6 +14,8 @@ source "$RUN/services.env"
 export CELERY_BROKER_URL
 # A dev install on plain http://127.0.0.1: no https redirect, HSTS or Secure-only cookies.
 export MAILHOST_HTTPS="${MAILHOST_HTTPS:-false}"
+# The edge (nginx) in front of the portal is on 127.0.0.1: believe its forwarded headers.
+export MAILHOST_TRUSTED_PROXIES="${MAILHOST_TRUSTED_PROXIES:-127.0.0.1}"
 # A trial install behaves as if its DNS were published: the node's resolver answers for the
 # hosted domains with the records the portal generates (MAILHOST_RESOLVER_MODE=recursive for
 # a real MX on the internet).
@@ -60,6 +62,7 @@ Mailhost is running.
   Portal      http://127.0.0.1:$WEB_PORT/mail-admin/   (Django admin: /admin/)
   Log in as   ${MAILHOST_ADMIN_EMAIL:-admin@localhost}
   Password    $(cat "$VAR/admin-password")
+  Edge        https://${MAILHOST_HOSTNAME:-mail.localhost}:${MAILHOST_HTTPS_PORT:-2443}/  (self-signed until a certificate is issued)
   Mail        SMTP 127.0.0.1:${MAILHOST_SMTP_PORT:-2525}, submission :${MAILHOST_SUBMISSION_PORT:-2587}, IMAP :${MAILHOST_IMAP_PORT:-2143}
   Logs        var/log/
 Stop everything with: make down

@@ -6,12 +6,14 @@ port, against this test run's database, for tests about load, logging and proces
 """
 
 import contextlib
+import http.client
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,20 +50,25 @@ def database_url() -> str:
 
 
 def _answers(url: str) -> bool:
-    """Any HTTP answer counts: a portal started without its database answers 500 or 503."""
+    """Any HTTP answer counts: a portal started without its database answers 500 or 503, one in
+    production mode redirects to https (not followed: nothing speaks TLS on its port)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
     try:
-        with urllib.request.urlopen(url, timeout=5):  # noqa: S310  (our own loopback server)
-            return True
-    except urllib.error.HTTPError:
+        connection.request("GET", parts.path or "/")
+        connection.getresponse().read()
         return True
-    except (urllib.error.URLError, OSError):
+    except (http.client.HTTPException, OSError):
         return False
+    finally:
+        connection.close()
 
 
 @contextlib.contextmanager
-def running_portal(**env: str) -> Iterator[Portal]:
-    """scripts/web.sh in the foreground on a free port; stopped (by its pid) afterwards."""
-    port = free_ports(1)[0]
+def running_portal(port: int | None = None, **env: str) -> Iterator[Portal]:
+    """scripts/web.sh in the foreground on `port` (default: a free one); stopped (by its pid)
+    afterwards."""
+    port = port or free_ports(1)[0]
     var_dir = Path(tempfile.mkdtemp(prefix="mh-web-"))
     # The test process's generated secrets, so its sessions and encrypted values are valid.
     for name in ("secret_key", "dkim_encryption_key"):

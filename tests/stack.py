@@ -14,6 +14,7 @@ RequireSafeKeys stays on, as in production.
 """
 
 import contextlib
+import dataclasses
 import email
 import email.policy
 import email.utils
@@ -38,6 +39,7 @@ from mailhost.backend.config import (
     PORT_NAMES,
     NodeConfig,
     below_world_writable,
+    edge_config_from_settings,
     inbound_config_from_settings,
 )
 from mailhost.backend.stack import Stack
@@ -88,6 +90,11 @@ def stack_config(state_dir: Path, **overrides) -> NodeConfig:
         # resolver, XCLIENT from 127.0.0.1, a short greylisting window, the shared regex cache).
         "inbound": inbound_config_from_settings(django_settings),
         "report_local_parts": tuple(django_settings.MAILHOST_REPORT_INTAKE_LOCAL_PARTS),
+        # The edge proxies to a portal port of its own (nothing answers there until a test
+        # starts a portal on it: tests.portal.running_portal(port=stack_web_port(stack))).
+        "cert_watch_seconds": float(django_settings.MAILHOST_CERT_WATCH_SECONDS),
+        "edge": dataclasses.replace(edge_config_from_settings(django_settings),
+                                    upstream=f"127.0.0.1:{free_ports(1)[0]}"),
     }
     values.update(overrides)
     return NodeConfig(**values)
@@ -122,6 +129,7 @@ def stack_node(mail_stack: Stack, settings, db):
     settings.MAILHOST_BIND_ADDRESS = mail_stack.cfg.bind_address
     settings.MAILHOST_TEST_INTERNET_MX = mail_stack.cfg.internet_mx
     settings.EMAIL_HOST, settings.EMAIL_PORT = mail_stack.address("internal")
+    settings.MAILHOST_WEB_PORT = stack_web_port(mail_stack)  # what the edge proxies to
     node = node_default()
     if node.state_dir != str(mail_stack.cfg.state_dir):
         node.state_dir = str(mail_stack.cfg.state_dir)
@@ -142,6 +150,11 @@ def reconcile_worker(stack_node):
     get_redis().delete(pending_key(stack_node.pk), queue)  # nothing left from other tests
     with start_worker(app, perform_ping_check=False, queues=[queue], pool="solo", concurrency=1):
         yield stack_node
+
+
+def stack_web_port(stack: Stack) -> int:
+    """The port the stack's edge sends the portal's requests to."""
+    return int(stack.cfg.edge.upstream.rsplit(":", 1)[1])
 
 
 def unique_domain(prefix: str = "d") -> str:

@@ -27,6 +27,10 @@ Layout of a state directory (every path below is relative to it):
   log/          postfix.log, dovecot.log, banpolicy.log, sender-policy.log, rspamd.log,
                 unbound.log, inbound-guard.log
   rspamd/ unbound/ inbound/ sieve/   inbound filtering: see mailhost/backend/inbound.py
+  certwatch/    certwatch.json    the certificate watcher's (mailhost/backend/certwatch.py)
+  acme/         account.json, state.json (root only), live/<domain>/{cert,key}.pem, webroot/
+  edge/         nginx.conf, sites.conf (the reconciler's), tmp/   the HTTPS front door: see
+                mailhost/backend/edge.py; acme/webroot/ holds HTTP-01 challenges
 """
 
 import ipaddress
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhost.backend.bans import BANS_DB, POSTFIX_BAN_QUERY, BanPolicy, policy_json
+from mailhost.backend.edge import ACME_LIVE, EDGE_CONF, NODE_CERT, EdgeConfig, render_edge_conf
 from mailhost.backend.inbound import (
     RSPAMD_MILTER_SOCKET,
     SPAM_SIEVE,
@@ -65,7 +70,7 @@ OPENDKIM_USER = "opendkim"
 
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
-    "resolver",
+    "resolver", "http", "https",
 )
 DEFAULT_INTERNAL_PORT = 2526
 # The ban policy server Dovecot asks on every login; loopback only, like "internal".
@@ -100,6 +105,7 @@ SENDER_POLICY_CONFIG = "sender-policy/sender-policy.json"
 EVENT_AGENT_CONFIG = "events/agent.json"
 EVENTS_DB = "events/events.sqlite"
 BOUNCE_SOCKET = "run/event-agent/bounces.sock"
+CERT_WATCH_CONFIG = "certwatch/certwatch.json"
 # Postfix's milter_macro_daemon_name per listener: the policy milter picks its rule by it and
 # OpenDKIM signs only mail from these (MTA), never what the port-25 listener received.
 SIGNING_LISTENERS = ("submission", "submissions", "internal")
@@ -138,6 +144,10 @@ class NodeConfig:
     # TLS-RPT addresses the portal publishes): Postfix delivers them into the node's report
     # spool (REPORT_SPOOL), which the worker reads (reports.tasks); empty: no intake.
     report_local_parts: tuple[str, ...] = ()
+    # The HTTPS front door (mailhost/backend/edge.py): the portal's upstream, its names, headers.
+    edge: EdgeConfig = EdgeConfig()
+    # How often the certificate watcher (certwatch.py) looks at the certificates, in seconds.
+    cert_watch_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -179,6 +189,8 @@ class NodeConfig:
             "report_local_parts": tuple(
                 getattr(settings, "MAILHOST_REPORT_INTAKE_LOCAL_PARTS", ())
             ),
+            "edge": edge_config_from_settings(settings),
+            "cert_watch_seconds": float(getattr(settings, "MAILHOST_CERT_WATCH_SECONDS", 30)),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -256,6 +268,42 @@ def ban_policy_from_settings(settings) -> BanPolicy:
     )
 
 
+def edge_config_from_settings(settings) -> EdgeConfig:
+    """The edge from settings: the portal on 127.0.0.1:MAILHOST_WEB_PORT, the portal URL's host,
+    the security headers the portal itself sends (Django's SecurityMiddleware and
+    XFrameOptionsMiddleware, the CSP), and MAILHOST_EDGE_WEBMAIL_UPSTREAM/_DAV_UPSTREAM."""
+    from urllib.parse import urlparse
+
+    headers: list[tuple[str, str]] = []
+    if getattr(settings, "SECURE_HSTS_SECONDS", 0):
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if getattr(settings, "SECURE_HSTS_INCLUDE_SUBDOMAINS", False):
+            value += "; includeSubDomains"
+        if getattr(settings, "SECURE_HSTS_PRELOAD", False):
+            value += "; preload"
+        headers.append(("Strict-Transport-Security", value))
+    if getattr(settings, "SECURE_CONTENT_TYPE_NOSNIFF", True):
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    headers.append(("X-Frame-Options", getattr(settings, "X_FRAME_OPTIONS", "DENY")))
+    if referrer := getattr(settings, "SECURE_REFERRER_POLICY", "same-origin"):
+        headers.append(("Referrer-Policy", referrer))
+    if coop := getattr(settings, "SECURE_CROSS_ORIGIN_OPENER_POLICY", "same-origin"):
+        headers.append(("Cross-Origin-Opener-Policy", coop))
+    directives = getattr(settings, "CONTENT_SECURITY_POLICY", {}).get("DIRECTIVES", {})
+    if directives:  # in the settings' order (django-csp's own order varies between processes)
+        policy = "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
+        headers.append(("Content-Security-Policy", policy))
+    portal_host = (urlparse(getattr(settings, "MAILHOST_PORTAL_URL", "")).hostname or "").lower()
+    return EdgeConfig(
+        upstream=f"127.0.0.1:{getattr(settings, 'MAILHOST_WEB_PORT', 8000)}",
+        # The portal URL's host (the mail host's is always served; an IP address needs no name).
+        portal_names=(portal_host,) if portal_host.strip("0123456789.:[]") else (),
+        headers=tuple(headers),
+        webmail_upstream=getattr(settings, "MAILHOST_EDGE_WEBMAIL_UPSTREAM", ""),
+        dav_upstream=getattr(settings, "MAILHOST_EDGE_DAV_UPSTREAM", ""),
+    )
+
+
 def inbound_config_from_settings(settings) -> InboundConfig:
     """The MAILHOST_INBOUND_* / MAILHOST_GREYLIST_* / MAILHOST_RESOLVER_* settings."""
     default = InboundConfig()
@@ -326,6 +374,9 @@ def _check(cfg: NodeConfig) -> None:
     for local in cfg.report_local_parts:
         if not LOCAL_PART.match(local) or ".." in local:
             raise ValueError(f"report local part {local!r} is not a plain lower-case local part")
+    cfg.edge.check()
+    if not 0.1 <= cfg.cert_watch_seconds <= 86400:
+        raise ValueError("cert_watch_seconds must be 0.1–86400")
     if cfg.message_size_limit < 1024 or cfg.app_password_slots < 0:
         raise ValueError("message_size_limit must be ≥ 1024 and app_password_slots ≥ 0")
 
@@ -348,6 +399,7 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         SENDER_POLICY_CONFIG: render_sender_policy_json,
         "banpolicy/banpolicy.json": render_banpolicy_json,
         EVENT_AGENT_CONFIG: render_event_agent_json,
+        CERT_WATCH_CONFIG: render_certwatch_json,
     }
     files = {path: render(cfg).encode() for path, render in renderers.items()}
     for path, text in render_postfix_sqlite_maps(cfg).items():
@@ -355,6 +407,10 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
     for slot in range(cfg.app_password_slots):
         files[app_password_passdb_path(slot)] = render_dovecot_sql_app_passdb(cfg, slot).encode()
     files |= {path: text.encode() for path, text in render_inbound_files(cfg).items()}
+    files[EDGE_CONF] = render_edge_conf(
+        state_dir=str(cfg.state_dir), hostname=cfg.hostname, bind_address=cfg.bind_address,
+        http_port=cfg.ports["http"], https_port=cfg.ports["https"], edge=cfg.edge,
+    ).encode()
     return dict(sorted(files.items()))
 
 
@@ -967,6 +1023,30 @@ def render_event_agent_json(cfg: NodeConfig) -> str:
             "maillog": str(cfg.path("log/postfix.log")),
             "pid_file": str(cfg.path("run/event-agent/event-agent.pid")),
             "socket_group": "postfix",
+        },
+        indent=2,
+        sort_keys=True,
+    ) + "\n"
+
+
+def render_certwatch_json(cfg: NodeConfig) -> str:
+    """mailhost.backend.certwatch's config: which certificates, who reads them, how to reload."""
+    s = cfg.state_dir
+    return json.dumps(
+        {
+            "state_dir": str(s),
+            "pid_file": str(cfg.path("run/cert-watch/cert-watch.pid")),
+            "interval_seconds": cfg.cert_watch_seconds,
+            "watch": [
+                {"cert": NODE_CERT, "key": "key.pem", "daemons": ["dovecot", "edge", "postfix"]},
+                {"cert": f"{ACME_LIVE}/*/cert.pem", "key": "key.pem", "daemons": ["edge"]},
+            ],
+            "commands": {
+                "postfix": ["postfix", "-c", f"{s}/postfix", "reload"],
+                "dovecot": ["doveadm", "-c", f"{s}/dovecot/dovecot.conf", "reload"],
+                "edge": ["nginx", "-e", f"{s}/log/edge.log", "-c", f"{s}/{EDGE_CONF}", "-s",
+                         "reload"],
+            },
         },
         indent=2,
         sort_keys=True,

@@ -18,16 +18,13 @@ by mailhost.backend.inbound). Every `interval_seconds`:
 Plain Python, SQLite and dnspython: no Django, no central database.
 """
 
-import argparse
 import datetime as dt
 import json
 import logging
 import os
 import re
-import signal
 import sqlite3
 import sys
-import threading
 from pathlib import Path
 
 import dns.exception
@@ -35,6 +32,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from mailhost.backend import periodic
 from mailhost.backend.logtail import CURSOR_SCHEMA, read_new, save_cursor
 
 logger = logging.getLogger("mailhost.inbound_guard")
@@ -201,28 +199,8 @@ class Guard:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, type=Path)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s inbound-guard: %(message)s")
-    config = json.loads(args.config.read_text())
-    guard = Guard(config)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    pid_file = Path(config["pid_file"])
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{os.getpid()}\n")
-    try:
-        while not stop.is_set():
-            try:
-                guard.step()
-            except Exception:  # never die on one bad round: the breaker must keep watching
-                logger.exception("inbound guard round failed")
-            stop.wait(config["interval_seconds"])
-    finally:
-        pid_file.unlink(missing_ok=True)
-    return 0
+    return periodic.run(argv, description=__doc__.splitlines()[0], log_name="inbound-guard",
+                        make_step=lambda config: Guard(config).step)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from mailhost.backend.apply import FileSpec, ManagedFiles
 from mailhost.backend.bans import BanStore
 from mailhost.backend.config import (
     BOUNCE_SOCKET,
+    CERT_WATCH_CONFIG,
     EVENT_AGENT_CONFIG,
     EVENTS_DB,
     MAIL_GID,
@@ -43,6 +44,13 @@ from mailhost.backend.config import (
     SENDER_POLICY_SOCKET,
     NodeConfig,
     render_static_files,
+)
+from mailhost.backend.edge import (
+    ACME_WEBROOT,
+    EDGE_CONF,
+    EDGE_PID,
+    EDGE_SITES,
+    EDGE_TEMP,
 )
 from mailhost.backend.files import write_atomic
 from mailhost.backend.inbound import (
@@ -100,6 +108,13 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
         what="Ban policy server",
         ready=lambda stack: _http_ok(stack.address("authpolicy"), "/health"),
     ),
+    # Reloads Postfix, Dovecot and the edge when a certificate they read changes (certwatch.py).
+    "cert-watch": PythonDaemon(
+        module="mailhost.backend.certwatch",
+        config=CERT_WATCH_CONFIG,
+        what="Certificate watcher",
+        ready=lambda stack: stack.pid("cert-watch") is not None,
+    ),
     # Greylisting's circuit breaker and the mail-flow counters (inbound_guard.py).
     "inbound-guard": PythonDaemon(
         module="mailhost.backend.inbound_guard",
@@ -116,13 +131,14 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
     ),
 }
 # Start order: what Postfix and Dovecot talk to comes first.
-DAEMONS = ("unbound", "opendkim", "rspamd", *PYTHON_DAEMONS, "dovecot", "postfix")
+DAEMONS = ("unbound", "opendkim", "rspamd", *PYTHON_DAEMONS, "dovecot", "postfix", "edge")
 _EXECUTABLES = {
     "unbound": "/usr/sbin/unbound",
     "rspamd": "/usr/bin/rspamd",
     "opendkim": "/usr/sbin/opendkim",
     "dovecot": "/usr/sbin/dovecot",
     "postfix": "/usr/lib/postfix/sbin/master",
+    "edge": "/usr/sbin/nginx",
 }
 # Daemons get a clean environment: none of the portal's secrets (DATABASE_URL, …) leak in.
 _DAEMON_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
@@ -172,6 +188,7 @@ class Stack:
             "opendkim": self.cfg.path("run/opendkim/opendkim.pid"),
             "rspamd": self.cfg.path(RSPAMD_PID),
             "unbound": self.cfg.path(UNBOUND_PID),
+            "edge": self.cfg.path(EDGE_PID),
         }[daemon]
 
     def log_file(self, daemon: str) -> Path:
@@ -205,6 +222,7 @@ class Stack:
         self._prepare_bans(postfix_gid)
         self._prepare_senders(postfix_gid)
         self._prepare_inbound()
+        self._prepare_edge()
         for daemon in PYTHON_DAEMONS:
             _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
         _ensure_dir(self.cfg.path(EVENTS_DB).parent, 0o750)  # root's: the agent and portal
@@ -246,6 +264,19 @@ class Stack:
         for rel, data in empty.items():
             if not self.cfg.path(rel).exists():  # the reconciler and the guard fill them
                 write_atomic(self.cfg.path(rel), data, mode=0o644)
+
+    def _prepare_edge(self) -> None:
+        """The edge's directories: its buffers (its workers' user writes them), the ACME
+        webroot (world-readable: it holds only challenge tokens), and an empty sites file
+        until the reconciler writes the live domains'."""
+        _ensure_dir(self.cfg.path("edge"), 0o755)
+        _ensure_dir(self.cfg.path(EDGE_TEMP), 0o700, *_ids(self.cfg.edge.user))
+        _ensure_dir(self.cfg.path("run/edge"), 0o755)
+        # Traversable (nginx's workers reach the webroot), not listable; keys in it are 0600.
+        _ensure_dir(self.cfg.path("acme"), 0o711)
+        _ensure_dir(self.cfg.path(ACME_WEBROOT), 0o755)
+        if not self.cfg.path(EDGE_SITES).exists():
+            write_atomic(self.cfg.path(EDGE_SITES), b"# no live domains yet\n", mode=0o644)
 
     def _prepare_lookup(self, postfix_gid: int) -> None:
         db = self.cfg.lookup_db
@@ -301,6 +332,7 @@ class Stack:
             "dovecot/dovecot.conf": self._validate_dovecot,
             "opendkim/opendkim.conf": self._validate_opendkim,
             "unbound/unbound.conf": self._validate_unbound,
+            EDGE_CONF: self._validate_edge,
         }
         changed = [
             rel
@@ -342,6 +374,10 @@ class Stack:
         out = _run(["doveconf", "-c", str(candidate), "-n"], what="doveconf")
         if "Warning:" in _stderr_lines(out) or "Error" in _stderr_lines(out):
             raise StackError(f"doveconf rejects the rendered dovecot.conf:\n{out}")
+
+    def _validate_edge(self, candidate: Path) -> None:
+        _run(["nginx", "-t", "-q", "-e", str(self.log_file("edge")), "-c", str(candidate)],
+             what="nginx -t")
 
     def _validate_unbound(self, candidate: Path) -> None:
         _run(["unbound-checkconf", str(candidate)], what="unbound-checkconf")
@@ -421,6 +457,11 @@ class Stack:
     def _start_postfix(self) -> None:
         _run(["postfix", "-c", str(self.postfix_dir), "start"], what="postfix start")
 
+    def _start_edge(self) -> None:
+        self.pid_file("edge").unlink(missing_ok=True)
+        _run(["nginx", "-e", str(self.log_file("edge")), "-c", str(self.cfg.path(EDGE_CONF))],
+             what="nginx start")
+
     def _start_python(self, daemon: str) -> None:
         """Start a Python daemon in a session of its own; it outlives `manage.py stack start`."""
         spec = PYTHON_DAEMONS[daemon]
@@ -446,7 +487,7 @@ class Stack:
         leftovers = self.processes()
         pids = {daemon: self.pid(daemon) for daemon in DAEMONS}
         # OpenDKIM first: its grace period runs while the others stop.
-        for daemon in ("opendkim", "rspamd", "unbound", *PYTHON_DAEMONS, "dovecot"):
+        for daemon in ("opendkim", "rspamd", "unbound", *PYTHON_DAEMONS, "dovecot", "edge"):
             if pids[daemon]:
                 logger.info("stopping %s (pid %s)", daemon, pids[daemon])
                 _signal(pids[daemon], signal.SIGTERM)
@@ -500,6 +541,7 @@ class Stack:
             f"/usr/sbin/dovecot -c {self.dovecot_conf}",
             f"opendkim -x {self.opendkim_conf}",
             f"/usr/sbin/opendkim -x {self.opendkim_conf}",
+            f"nginx: master process nginx -e {self.log_file('edge')} -c {self.cfg.path(EDGE_CONF)}",
         )
         found = set()
         for entry in os.listdir("/proc"):
@@ -565,6 +607,30 @@ class Stack:
         if pid is None:
             raise StackError("unbound is not running")
         os.kill(pid, signal.SIGHUP)
+
+    def reload_edge(self) -> None:
+        """Check the whole config (with the sites the reconciler wrote), then SIGHUP: nginx
+        starts new workers on it and lets the old ones finish their requests. A config it
+        refuses leaves the running edge as it was (and raises)."""
+        pid = self.pid("edge")
+        if pid is None:
+            raise StackError("the edge (nginx) is not running")
+        self._validate_edge(self.cfg.path(EDGE_CONF))
+        before = self.edge_workers()
+        os.kill(pid, signal.SIGHUP)
+        # Done when the master has started workers on the new config (the old ones finish
+        # their requests and leave on their own).
+        deadline = time.monotonic() + 10.0
+        while not self.edge_workers() - before and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def edge_workers(self) -> set[int]:
+        """The pids of the edge's worker processes (children of its master)."""
+        pid = self.pid("edge")
+        try:
+            return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+        except (FileNotFoundError, ProcessLookupError, TypeError):
+            return set()
 
     def stop_daemon(self, daemon: str) -> None:
         """Stop one daemon of the stack (the resolver, for the circuit breaker's tests and an
@@ -646,6 +712,7 @@ class Stack:
             ("Postfix submissions",
              lambda: _tcp_greets(self.address("submissions"), b"220", tls=True)),
             ("Dovecot IMAPS", lambda: _tcp_greets(self.address("imaps"), b"* OK", tls=True)),
+            ("Edge HTTPS", lambda: _tls_handshakes(self.address("https"), self.cfg.hostname)),
         ]
         deadline = time.monotonic() + timeout
         for name, check in checks:
@@ -657,7 +724,7 @@ class Stack:
 
     def log_tails(self, lines: int = 20) -> str:
         parts = []
-        for daemon in ("postfix", "dovecot", "rspamd", "unbound", *PYTHON_DAEMONS):
+        for daemon in ("postfix", "dovecot", "rspamd", "unbound", "edge", *PYTHON_DAEMONS):
             try:
                 tail = self.log_file(daemon).read_text(errors="replace").splitlines()[-lines:]
             except FileNotFoundError:
@@ -811,6 +878,18 @@ def _http_ok(address: tuple[str, int], path: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://{address[0]}:{address[1]}{path}", timeout=2) as r:  # noqa: S310 (loopback)
             return r.status == 200
+    except OSError:
+        return False
+
+
+def _tls_handshakes(address: tuple[str, int], server_name: str) -> bool:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # readiness only: whichever certificate it has
+    try:
+        with socket.create_connection(address, timeout=2) as raw, \
+                context.wrap_socket(raw, server_hostname=server_name):
+            return True
     except OSError:
         return False
 

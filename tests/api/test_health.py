@@ -28,6 +28,8 @@ def test_it_reports_healthy_parts_and_each_nodes_revision_and_lag(anonymous, nod
     assert body["database"]["ok"] and body["broker"]["ok"]
     [reported] = body["nodes"]
     assert reported.pop("applied_at").startswith(node.applied_at.strftime("%Y-%m-%dT%H:%M"))
+    # Expiries as the node's files say (tests/backend/test_certificates.py).
+    assert [c["name"] for c in reported.pop("certificates")] == ["mail-host"]
     assert reported == {
         "name": "local", "ok": True, "desired_revision": 7, "applied_revision": 7, "lag": 0,
         "detail": "Up to date.",

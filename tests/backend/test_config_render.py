@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailhost.backend.config import NodeConfig, render_static_files
+from mailhost.backend.edge import EdgeConfig, EdgeSite, UnsafeEdgeValue, render_edge_sites
 
 GOLDEN = Path(__file__).parent / "golden" / "node"  # golden/ is shared with other renderers
 STATE = Path("/srv/mh/node")
@@ -30,10 +31,18 @@ CONFIG = NodeConfig(
         "internal": 2526,
         "authpolicy": 2527,
         "resolver": 2553,
+        "http": 2080,
+        "https": 2443,
     },
     dev=True,
     dkim_require_safe_keys=True,
     report_local_parts=("dmarc-reports", "tlsrpt-reports"),
+    edge=EdgeConfig(
+        portal_names=("portal.example.test",),
+        headers=(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+                 ("X-Frame-Options", "DENY"),
+                 ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")),
+    ),
 )
 RENDERED = render_static_files(CONFIG)
 # An absolute path in a config line: not preceded by a word char, '.', ']' (CIDR), '~' (home)
@@ -41,7 +50,9 @@ RENDERED = render_static_files(CONFIG)
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.\]~:/])/[\w./-]+")
 # Files of Debian's packages the inbound config names (the DNSSEC root anchor, the learning
 # pipes' shell and rspamc): the same on every node.
-SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc"}
+SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc", "/etc/nginx/mime.types"}
+# URL paths the edge routes (not files).
+URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem"}  # + a glob tail
 
 
 @pytest.mark.parametrize("relative", sorted(RENDERED))
@@ -74,7 +85,8 @@ def test_it_depends_on_the_state_dir_only_where_it_names_it():
 def test_it_names_no_host_path_but_the_state_dir():
     for relative, data in RENDERED.items():
         for path in _ABSOLUTE_PATH.findall(data.decode()):
-            assert path == str(STATE) or path.startswith(f"{STATE}/") or path in SYSTEM_PATHS, (
+            known = SYSTEM_PATHS | URL_PATHS
+            assert path == str(STATE) or path.startswith(f"{STATE}/") or path in known, (
                 f"{relative}: {path}"
             )
 
@@ -151,3 +163,52 @@ def test_it_builds_from_settings(settings):
 def test_it_refuses_a_report_local_part_that_is_not_plain(local):
     with pytest.raises(ValueError, match="report local part"):
         replace(CONFIG, report_local_parts=(local,))
+# --- the edge's sites (rendered from portal state by the reconciler) ---------------------------
+
+SITES = render_edge_sites(
+    state_dir=str(STATE), bind_address="127.0.0.1", https_port=2443, edge=CONFIG.edge,
+    sites=[EdgeSite("zeta.example"), EdgeSite("alpha.example", cert="acme/live/alpha.example.pem",
+                                              key="acme/live/alpha.example.key")],
+)
+
+
+def test_the_edge_sites_match_the_golden_file():
+    golden = GOLDEN.parent / "edge" / "sites.conf"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(SITES)
+    assert golden.read_text() == SITES
+
+
+@pytest.mark.parametrize(
+    ("site", "edge"),
+    [
+        (EdgeSite("evil.example;}"), CONFIG.edge),
+        (EdgeSite("a..b.example"), CONFIG.edge),
+        (EdgeSite("ok.example", cert="../../etc/shadow"), CONFIG.edge),
+        (EdgeSite("ok.example"), EdgeConfig(upstream="127.0.0.1:80; include /x")),
+        (EdgeSite("ok.example"), EdgeConfig(headers=(("X-A", 'v" always; return 200 "'),))),
+        (EdgeSite("ok.example"), EdgeConfig(portal_names=("a b",))),
+    ],
+)
+def test_the_edge_refuses_what_would_break_its_config(site, edge):
+    with pytest.raises(UnsafeEdgeValue):
+        render_edge_sites(state_dir=str(STATE), bind_address="127.0.0.1", https_port=443,
+                          edge=edge, sites=[site])
+
+
+def test_the_edge_redirects_to_the_standard_port_without_naming_it():
+    production = render_static_files(replace(CONFIG, ports={**CONFIG.ports, "http": 80,
+                                                            "https": 443}))
+    conf = production["edge/nginx.conf"].decode()
+    assert "return 301 https://$host$request_uri;" in conf
+    assert "listen 127.0.0.1:443 ssl default_server;" in conf
+
+
+def test_the_edge_makes_room_for_webmail_and_dav_only_once_they_have_an_upstream():
+    assert b"location /webmail/" not in RENDERED["edge/nginx.conf"]
+    served = replace(CONFIG, edge=replace(CONFIG.edge, webmail_upstream="127.0.0.1:9001",
+                                          dav_upstream="127.0.0.1:5232"))
+    conf = render_static_files(served)["edge/nginx.conf"].decode()
+    assert "location /webmail/ {\n            proxy_pass http://127.0.0.1:9001;" in conf
+    assert "location /dav/ {\n            proxy_pass http://127.0.0.1:5232;" in conf

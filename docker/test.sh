@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# `make test-docker`: builds the image (docker/build.sh) and runs docker/compose.yml against a
+# private Docker daemon, then checks what a client sees: the edge answers HTTPS with /health
+# ok and redirects plain HTTP, Postfix greets on SMTP as the mail host, Dovecot speaks TLS on
+# IMAPS. The compose file is the production one; only the ports are moved to free high ones
+# (network_mode: host, so they must not clash with anything on this box).
+#
+# The private daemon (as shared/notes: no bridge, no iptables; nothing left on the host):
+# its data root is kept under MAILHOST_DOCKER_CACHE (/var/cache/mailhost/docker), so the
+# debootstrap base and the image layers survive between runs; the socket and exec root are
+# temporary. Needs root, dockerd, docker-compose and debootstrap (scripts/install-docker.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${MAILHOST_DOCKER_CACHE:-/var/cache/mailhost}"
+mkdir -p "$CACHE/docker"
+RUNDIR=$(mktemp -d /tmp/mailhost-docker.XXXXXX)
+export DOCKER_HOST="unix://$RUNDIR/docker.sock"
+PROJECT="mailhost-test-$$"
+compose() { docker-compose -p "$PROJECT" -f docker/compose.yml "$@"; }
+
+cleanup() {
+  set +e
+  if [ "${KEEP:-}" != 1 ]; then
+    compose logs --no-color --tail 40 >"$RUNDIR/compose.log" 2>&1
+    compose down -v --timeout 30 >/dev/null 2>&1
+  fi
+  [ -f "$RUNDIR/dockerd.pid" ] && kill "$(cat "$RUNDIR/dockerd.pid")" 2>/dev/null
+  for _ in $(seq 100); do [ -f "$RUNDIR/dockerd.pid" ] || break; sleep 0.1; done
+  for ns in "$RUNDIR"/exec/netns/*; do [ -e "$ns" ] && umount "$ns"; done 2>/dev/null
+  [ "${FAILED:-0}" = 1 ] && { echo "--- compose logs:"; cat "$RUNDIR/compose.log"; }
+  rm -rf "$RUNDIR"
+}
+trap cleanup EXIT
+fail() { FAILED=1; echo "test-docker: FAIL: $*" >&2; exit 1; }
+
+# A lock: one private daemon per data root at a time.
+exec 9>"$CACHE/docker.lock"
+flock 9
+dockerd --data-root "$CACHE/docker" --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/dockerd.pid" \
+  -H "$DOCKER_HOST" --iptables=false --bridge=none >"$RUNDIR/dockerd.log" 2>&1 &
+for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
+docker version >/dev/null 2>&1 || { cat "$RUNDIR/dockerd.log" >&2; fail "dockerd did not start"; }
+
+start=$SECONDS
+IMAGE=$(docker/build.sh)
+echo "test-docker: image $IMAGE built in $((SECONDS - start)) s"
+
+read -r SMTP SUB SUBS IMAP IMAPS SIEVE INTERNAL POLICY RESOLVER HTTP HTTPS WEB REDIS < <(
+  python3 -c 'import socket
+socks = [socket.socket() for _ in range(13)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+HOST=mail.docker-test.example
+cat >"$RUNDIR/test.env" <<ENV
+MAILHOST_HOSTNAME=$HOST
+MAILHOST_PORTAL_URL=https://$HOST:$HTTPS
+ALLOWED_HOSTS=$HOST
+MAILHOST_BIND_ADDRESS=127.0.0.1
+MAILHOST_NODE_NAME=local
+MAILHOST_SMTP_PORT=$SMTP
+MAILHOST_SUBMISSION_PORT=$SUB
+MAILHOST_SUBMISSIONS_PORT=$SUBS
+MAILHOST_IMAP_PORT=$IMAP
+MAILHOST_IMAPS_PORT=$IMAPS
+MAILHOST_MANAGESIEVE_PORT=$SIEVE
+MAILHOST_INTERNAL_SMTP_PORT=$INTERNAL
+MAILHOST_AUTHPOLICY_PORT=$POLICY
+MAILHOST_RESOLVER_PORT=$RESOLVER
+MAILHOST_HTTP_PORT=$HTTP
+MAILHOST_HTTPS_PORT=$HTTPS
+MAILHOST_WEB_PORT=$WEB
+MAILHOST_REDIS_PORT=$REDIS
+DEBUG=false
+MAILHOST_HTTPS=true
+ENV
+# The ports also go to the compose file's own substitutions (its defaults are the standard ones).
+set -a; source "$RUNDIR/test.env"; set +a
+export MAILHOST_ENV_FILE="$RUNDIR/test.env" MAILHOST_IMAGE="$IMAGE"
+start=$SECONDS
+compose up -d >/dev/null 2>&1 || fail "compose up"
+
+health() {
+  curl -ksS --max-time 5 --resolve "$HOST:$HTTPS:127.0.0.1" "https://$HOST:$HTTPS/api/v1/health"
+}
+for _ in $(seq 180); do health 2>/dev/null | grep -q '"ok": *true' && break; sleep 1; done
+body=$(health 2>&1) || true
+echo "$body" | grep -q '"ok": *true' || fail "/health through the edge: $body"
+echo "test-docker: HTTPS /health ok through the edge $((SECONDS - start)) s after compose up"
+
+location=$(curl -sS -o /dev/null -w '%{redirect_url}' --resolve "$HOST:$HTTP:127.0.0.1" \
+  "http://$HOST:$HTTP/accounts/login/")
+case "$location" in https://$HOST*/accounts/login/) ;; *) fail "HTTP redirect: '$location'" ;; esac
+
+banner=$(python3 -c "import socket; s = socket.create_connection(('127.0.0.1', $SMTP), 10)
+print(s.recv(512).decode().strip())")
+case "$banner" in "220 $HOST"*) ;; *) fail "SMTP banner: '$banner'" ;; esac
+
+imaps=$(python3 -c "import socket, ssl
+context = ssl.create_default_context(); context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE  # the node's self-signed certificate until ACME runs
+raw = socket.create_connection(('127.0.0.1', $IMAPS), 10)
+print(context.wrap_socket(raw, server_hostname='$HOST').recv(512).decode().strip())" || true)
+case "$imaps" in "* OK"*) ;; *) imaps= ;; esac
+[ -n "$imaps" ] || fail "no IMAP greeting over TLS on IMAPS"
+echo "test-docker: ok (SMTP '$banner', IMAPS '$imaps', HTTP redirects to HTTPS)"
