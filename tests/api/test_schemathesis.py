@@ -58,6 +58,13 @@ SEMANTIC = {
     "POST /api/v1/domains/{name}/inbound/senders": f"sender: {_ADDRESS}, or @domain",
     "PATCH /api/v1/domains/{name}/inbound": "junk_score below reject_score (either may be "
     "stored already)",
+    "GET /api/v1/inbound/flow": "domain: a domain name that parses",
+    "POST /api/v1/messages": f"from, to, cc, bcc, reply_to: {_ADDRESS}; from one the "
+    "organisation may send as, on a live domain; attachments: base64",
+    "POST /api/v1/suppressions": f"value: {_ADDRESS}, or a domain name that parses",
+    "DELETE /api/v1/suppressions/{value}": f"value: {_ADDRESS}, or a domain name that parses",
+    "POST /api/v1/webhooks": "url: an https URL whose host resolves to public addresses only",
+    "POST /api/v1/app-senders": f"addresses: each {_ADDRESS} the organisation may send as",
     "POST /api/v1/reports": "file: a DMARC aggregate report (XML, gzip or zip), an RFC 6591 "
     "failure report or an RFC 8460 TLS report about a hosted domain; anything else is "
     "recorded and refused (422)",
