@@ -8,7 +8,7 @@
 # The private daemon (as shared/notes: no bridge, no iptables; nothing left on the host):
 # its data root is kept under MAILHOST_DOCKER_CACHE (/var/cache/mailhost/docker), so the
 # debootstrap base and the image layers survive between runs; the socket and exec root are
-# temporary. Needs root, dockerd, docker-compose and debootstrap (scripts/install-docker.sh).
+# temporary. Needs root, dockerd, docker-compose and debootstrap (`scripts/install-system.sh docker`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${MAILHOST_DOCKER_CACHE:-/var/cache/mailhost}"

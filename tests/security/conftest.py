@@ -2,10 +2,19 @@
 DKIM key, and a real Knot server answering for it), and one of each kind of object."""
 
 import pytest
+from django.utils import timezone
 
-from delivery.models import ApplicationSender, Message, Suppression
+from delivery.models import (
+    ApplicationSender,
+    DeliveryEvent,
+    Message,
+    Suppression,
+    Webhook,
+    WebhookDelivery,
+)
 from identity.models import DkimKey
 from mailboxes.models import MailboxImport
+from mailhost.crypto import encrypt
 from mailhost.passwords import hash_password
 from tenants.access import SYSTEM, Actor
 from tenants.models import Membership
@@ -45,13 +54,21 @@ def everything(domain, organisation) -> Everything:  # noqa: F811
     app_sender = ApplicationSender.objects.create(
         organisation=organisation, name="alerts", login="app-everything", password_hash="x",
         addresses=[f"alerts@{domain.name}"])
+    hook = Webhook.objects.create(organisation=organisation, url="https://93.184.215.14/hook",
+                                  secret=encrypt(b"whsec_everything"))
+    event = DeliveryEvent.objects.create(
+        message=message, node_name="everything", node_event_id=1, recipient="x@example.net",
+        status="bounced", at=timezone.now(), source="log")
+    hook_delivery = WebhookDelivery.objects.create(
+        webhook=hook, event=event, payload={"id": f"evt_{event.pk}", "type": "message.bounced"},
+        state="dead", attempts=8)
     values = {
         "org": organisation.slug, "name": domain.name, "address": mailbox.address,
         "token": raw_invitation, "selector": key.selector, "path": "x", "rest": "x",
         "key": "x", "uidb36": "x", "uidb64": "x", "app_label": "tenants",
         "pk": Membership.objects.get(user=owner.user).pk, "ip": "192.0.2.1",
         "slug": organisation.slug, "message_id": message.id.hex, "value": suppression.value,
-        "login": app_sender.login,
+        "login": app_sender.login, "webhook_id": hook.pk, "delivery_id": hook_delivery.pk,
     }
     by_name = {
         "mailboxes:alias": {"address": alias.address},

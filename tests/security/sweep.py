@@ -257,6 +257,7 @@ QUERY_PARAMS: dict[str, Callable[[World], object] | None] = {
     "domain": lambda a: a.domain.name,
     "limit": None,
     "offset": None,
+    "cursor": None,  # a position in the caller's own list: rows of other tenants are never in it
     "status": None,
     "search": None,
     "include_deleted": None,
