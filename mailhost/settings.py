@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "bans",
     "delivery",
     "reports",
+    "routing",
     "status",
 ]
 
