@@ -420,6 +420,12 @@ class QuotaIn(Schema):
     max_recipients: int | None = Limit
     hourly: int | None = Limit
     daily: int | None = Limit
+    max_queued: int | None = Field(None, ge=1, le=10**7,
+                                   description="Messages waiting in the node's queue at once.")
+    login_hourly: int | None = Field(None, ge=1, le=10**7,
+                                     description="Messages per hour for each SMTP login.")
+    login_daily: int | None = Field(None, ge=1, le=10**7,
+                                    description="Messages per day for each SMTP login.")
 
 
 class QuotaOut(Schema):
@@ -427,6 +433,9 @@ class QuotaOut(Schema):
     max_recipients: int | None
     hourly: int | None
     daily: int | None
+    max_queued: int | None
+    login_hourly: int | None
+    login_daily: int | None
 
 
 @staff_router.put("/organisations/{slug}/sending-quota",
@@ -434,19 +443,20 @@ class QuotaOut(Schema):
                   summary="Set an organisation's (or one of its domains') sending quota")
 def quota_put(request, slug: str, payload: QuotaIn):
     """Enforced by the node on SMTP submission and the send API alike: too many recipients
-    is 5.7.1 (API 422), the hourly or daily limit 4.7.1 (API 429 with Retry-After)."""
+    is 5.7.1 (API 422); the hourly or daily limit, a full queue and a login's own hourly or
+    daily limit (SMTP submission only) are 4.7.1 (API 429 with Retry-After)."""
     organisation = organisation_get(request.auth, slug)
     domain = domain_get(request.auth, payload.domain, organisation=organisation) \
         if payload.domain else None
     return quota_set(actor=request.auth, organisation=organisation, domain=domain,
-                     max_recipients=payload.max_recipients, hourly=payload.hourly,
-                     daily=payload.daily)
+                     **payload.model_dump(exclude={"domain"}))
 
 
 class UsageOut(Schema):
     scope: str
     limits: dict[str, int | None]
-    used: dict[str, int] = Field(description="Messages this hour and today, as the node counts.")
+    used: dict[str, int] = Field(description="Messages this hour (hourly) and today (daily), "
+                                 "and waiting in the queue now (queued), as the node counts.")
 
 
 @router.get("/domains/{name}/sending-quota", response={200: list[UsageOut], READ_ERRORS: ErrorOut},

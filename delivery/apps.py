@@ -6,4 +6,8 @@ class DeliveryConfig(AppConfig):
     verbose_name = "Outbound delivery"
 
     def ready(self):
-        from delivery import checks  # noqa: F401  (the system checks)
+        from delivery import checks, snapshot  # noqa: F401  (the system checks)
+        from nodes import snapshot as node_state
+
+        # What a node is rendered from: the outbound policy stores (nodes/ imports no app).
+        node_state.register("outbound", snapshot.outbound)

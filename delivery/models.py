@@ -219,6 +219,13 @@ class SendingQuota(models.Model):
     max_recipients = models.PositiveIntegerField(null=True, blank=True)
     hourly = models.PositiveIntegerField(null=True, blank=True, help_text="Messages per hour.")
     daily = models.PositiveIntegerField(null=True, blank=True, help_text="Messages per day.")
+    max_queued = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Messages waiting in the node's queue at once.")
+    login_hourly = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Messages per hour for each SMTP login (a mailbox or an "
+        "application sender) sending as these domains.")
+    login_daily = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Messages per day for each SMTP login.")
 
     class Meta:
         constraints = [
@@ -234,6 +241,12 @@ class SendingQuota(models.Model):
     @property
     def scope(self) -> str:
         return f"domain:{self.domain.name}" if self.domain_id else f"org:{self.organisation_id}"
+
+    def limits(self) -> dict[str, int | None]:
+        return {name: getattr(self, name) for name in LIMIT_FIELDS}
+
+
+LIMIT_FIELDS = ("max_recipients", "hourly", "daily", "max_queued", "login_hourly", "login_daily")
 
 
 class ApplicationSender(models.Model):

@@ -5,14 +5,11 @@ import re
 import smtplib
 from pathlib import Path
 
-from celery import current_app
-
 from mailhost.backend.config import EVENTS_DB, NodeConfig
 from mailhost.backend.quotas import QUOTAS_DB
-from mailhost.backend.senders import SENDERS_DB
-from mailhost.backend.suppressions import SUPPRESSIONS_DB
 from mailhost.errors import Invalid, QuotaExceeded, Unavailable
-from nodes.models import MailNode
+from nodes.changes import record_change
+from nodes.models import MailNode, NodeChange
 
 logger = logging.getLogger(__name__)
 _QUEUED_AS = re.compile(rb"queued as ([0-9A-Za-z]+)")
@@ -65,10 +62,6 @@ def all_nodes() -> list[MailNode]:
     return list(MailNode.objects.order_by("name"))
 
 
-def suppressions_store(node: MailNode) -> Path:
-    return Path(node.state_dir) / SUPPRESSIONS_DB
-
-
 def node_get(node_id: int) -> MailNode | None:
     return MailNode.objects.filter(pk=node_id).first()
 
@@ -77,18 +70,12 @@ def quotas_store(node: MailNode) -> Path:
     return Path(node.state_dir) / QUOTAS_DB
 
 
-def senders_store(node: MailNode) -> Path:
-    return Path(node.state_dir) / SENDERS_DB
-
-
-def sync_later(organisation) -> None:
-    """Queue a rewrite of the suppression lists, quotas and application senders on every
-    node that serves the organisation's domains (on commit of a change)."""
-    for node_id in set(organisation.domains.values_list("node_id", flat=True)):
-        try:
-            current_app.send_task("delivery.sync_node", args=[node_id])
-        except Exception as exc:  # the broker is down: the periodic sync writes it later
-            logger.warning("node %s sync not queued: %s", node_id, exc)
+def record_outbound_change(organisation) -> None:
+    """Inside the caller's transaction: the organisation's outbound policy (suppressions,
+    quotas, application senders) changed, so every node serving its domains re-renders its
+    outbound stores (nodes.reconcile, on commit)."""
+    for node_id in sorted(set(organisation.domains.values_list("node_id", flat=True))):
+        record_change(node_id=node_id, kind=NodeChange.Kind.OUTBOUND, object_id=organisation.id)
 
 
 _RETRY_IN = re.compile(r"retry in (\d+) s")
@@ -96,8 +83,8 @@ _RETRY_IN = re.compile(r"retry in (\d+) s")
 
 def _not_queued(code: int, reply: str) -> Exception:
     """The node's answer to DATA as an API error: a sending quota is a 429 (hourly or daily,
-    with when to retry) or a 422 (too many recipients); anything else a 503."""
-    if reply.startswith("4.7.1") and "sending limit" in reply:
+    a full queue; with when to retry) or a 422 (too many recipients); anything else a 503."""
+    if reply.startswith("4.7.1") and ("sending limit" in reply or "queued messages" in reply):
         found = _RETRY_IN.search(reply)
         return QuotaExceeded(f"The node refused the message: {code} {reply}",
                              retry_after=int(found.group(1)) if found else 60)

@@ -9,10 +9,8 @@ from django.db import OperationalError
 from delivery import node
 from delivery.models import WebhookDelivery, WebhookState
 from delivery.services.events import BATCH, events_collect
-from delivery.services.quotas import quotas_sync
-from delivery.services.senders import senders_sync
-from delivery.services.suppressions import suppressions_sync
 from delivery.services.webhooks import due_ids, webhook_attempt
+from nodes.scheduling import schedule_reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +32,10 @@ def collect_events() -> int:
 
 @shared_task(name="delivery.sync_node", ignore_result=True)
 def sync_node(node_id: int | None = None) -> None:
-    """Write the suppression lists, sending quotas and application senders into one node's
-    copies (or every node's, periodically: that also repairs a copy changed by hand)."""
-    nodes = [n for n in [node.node_get(node_id)] if n] if node_id else node.all_nodes()
-    for mail_node in nodes:
-        try:
-            suppressions_sync(mail_node)
-            quotas_sync(mail_node)
-            senders_sync(mail_node)
-        except (OperationalError, sqlite3.Error, OSError) as exc:
-            logger.warning("delivery copies of %s not written: %s", mail_node, exc)
+    """Kept for tasks queued by an older release: the outbound stores are now rendered by the
+    node's reconcile (delivery.snapshot), which this schedules."""
+    for mail_node in [n for n in [node.node_get(node_id)] if n] if node_id else node.all_nodes():
+        schedule_reconcile(mail_node.pk)
 
 
 @shared_task(name="delivery.deliver_webhook", ignore_result=True)

@@ -324,9 +324,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "delivery.collect_events",
         "schedule": env_int("DELIVERY_EVENTS_COLLECT_SECONDS", 1),
     },
-    # Rewrites every node's copy of the suppression lists and sending quotas (changes are
-    # written at once too).
-    "delivery-sync-nodes": {"task": "delivery.sync_node", "schedule": 300},
     # Webhook attempts that are due (retries; and any whose queued task was lost).
     "delivery-webhooks-due": {"task": "delivery.webhooks_due", "schedule": 30},
     "renew-certificates": {

@@ -47,6 +47,9 @@ class NodeChange(models.Model):
         ALIAS = "alias"
         DKIM = "dkim"
         ROLES = "roles"  # a domain's postmaster@/abuse@ routing (object_id: the domain)
+        # An organisation's outbound policy: suppressions, quotas, application senders
+        # (object_id: the organisation; the node's outbound stores are re-rendered whole).
+        OUTBOUND = "outbound"
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()

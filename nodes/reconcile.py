@@ -40,6 +40,8 @@ from mailhost.backend.config import MAIL_GID, MAIL_UID, NodeConfig, render_stati
 from mailhost.backend.edge import EDGE_SITES, EdgeSite, render_edge_sites
 from mailhost.backend.files import write_atomic
 from mailhost.backend.model import MailboxSnap
+from mailhost.backend.outbound import OutboundDiff, OutboundSnap
+from mailhost.backend.outbound import apply as apply_outbound
 from mailhost.backend.render import (
     OPENDKIM_KEY_TABLE,
     OPENDKIM_KEYS_DIR,
@@ -79,6 +81,7 @@ class Plan:
     static: dict[str, FileSpec]  # node config, written (validated) by the stack runner
     file_scope: set[str] | None
     mailboxes: list[MailboxSnap]
+    outbound: OutboundSnap | None = None  # the outbound policy stores (None: untouched)
 
 
 @dataclass
@@ -88,13 +91,14 @@ class Report:
     files: list[FileChange]
     drift: list[str] = field(default_factory=list)
     reloaded: list[str] = field(default_factory=list)
+    outbound: OutboundDiff = field(default_factory=OutboundDiff)
 
     @property
     def changed(self) -> bool:
-        return bool(self.rows.count or self.files)
+        return bool(self.rows.count or self.files or self.outbound.count)
 
     def describe(self) -> list[str]:
-        lines = self.rows.describe()
+        lines = self.rows.describe() + self.outbound.describe()
         lines += [f"{'~' if c.action == 'write' else '-'} file {c.path}" for c in self.files]
         return lines
 
@@ -207,7 +211,11 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     for domain in snapshot.domains(node, role_ids) if role_ids else ():
         merge(rows, role_rows(domain))
-    return Plan(rows=rows, srcs=srcs, files=files, static={}, file_scope=scope, mailboxes=mailboxes)
+    # The outbound stores are small and keyed by sending domain: re-rendered whole when an
+    # organisation's policy changed or a domain came, went live or left.
+    outbound = snapshot.outbound(node) if domain_ids or ids[NodeChange.Kind.OUTBOUND] else None
+    return Plan(rows=rows, srcs=srcs, files=files, static={}, file_scope=scope,
+                mailboxes=mailboxes, outbound=outbound)
 
 
 def plan_full(node: MailNode, config: NodeConfig) -> Plan:
@@ -223,7 +231,8 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     files |= _edge_specs(node, config)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     return Plan(
-        rows=rows, srcs=None, files=files, static=static, file_scope=None, mailboxes=mailboxes
+        rows=rows, srcs=None, files=files, static=static, file_scope=None, mailboxes=mailboxes,
+        outbound=snapshot.outbound(node),
     )
 
 
@@ -368,6 +377,8 @@ def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = F
     try:
         rows = diff_rows(conn, plan.rows, plan.srcs) if conn else _all_added(plan.rows)
         report = Report(revision=node.desired_revision, rows=rows, files=files)
+        if plan.outbound is not None:
+            report.outbound = apply_outbound(config.state_dir, plan.outbound, dry_run=dry_run)
         if dry_run:
             return report
         write_rows(conn, rows)
@@ -446,7 +457,7 @@ def reconcile_full(
         if dry_run:
             return report
         if incremental_first:
-            report.drift = report.rows.describe() + [
+            report.drift = report.rows.describe() + report.outbound.describe() + [
                 f"file {c.path} was changed by hand" for c in report.files if c.drift
             ]
         drift_fields = {"last_drift": _stored_drift(report.drift)}

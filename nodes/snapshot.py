@@ -2,7 +2,8 @@
 
 The node control plane imports no app. Each app that owns part of a node's state registers the
 function that reads it, from its own `AppConfig.ready()` (mailboxes: domains, mailboxes,
-aliases and the names of the live domains; identity: DKIM keys and the inbound policy files),
+aliases and the names of the live domains; identity: DKIM keys and the inbound policy files;
+delivery: the outbound policy stores, i.e. suppressions, sending quotas, application senders),
 and the reconciler reads through the functions below. Every source must be registered before a
 reconcile runs; a missing one is a programming error and fails loudly rather than rendering an
 empty node.
@@ -12,9 +13,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
+from mailhost.backend.outbound import OutboundSnap
 
 SOURCES = (
     "domains", "mailboxes", "aliases", "live_domain_names", "dkim_keys", "inbound_files",
+    "outbound",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -67,3 +70,8 @@ def active_dkim_keys(node) -> list[DkimSnap]:
 def inbound_files(node, config) -> dict[str, bytes]:
     """{path relative to the state dir: content} of the node's inbound policy files."""
     return _reader("inbound_files")(node, config)
+
+
+def outbound(node) -> OutboundSnap:
+    """Every row of the node's outbound policy stores (suppressions, quota limits, senders)."""
+    return _reader("outbound")(node)

@@ -6,8 +6,7 @@ from delivery.services.suppressions import (
     suppression_add,
     suppression_list,
     suppression_remove,
-    suppressions_sync,
 )
 
 __all__ = ["Attachment", "Draft", "Sent", "message_send", "sending_domain", "suppression_add",
-           "suppression_list", "suppression_remove", "suppressions_sync"]
+           "suppression_list", "suppression_remove"]

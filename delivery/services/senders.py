@@ -10,7 +10,6 @@ from delivery import node
 from delivery.models import ApplicationSender
 from mailboxes.models import Domain, Mailbox
 from mailboxes.selectors import live_domain_q
-from mailhost.backend.senders import replace_all
 from mailhost.errors import Invalid, NotFound
 from mailhost.names import InvalidName, split_address
 from mailhost.passwords import generate_password, hash_password
@@ -52,7 +51,7 @@ def app_sender_create(*, actor: Actor, organisation: Organisation, name: str,
         audit_record(actor=actor, organisation_id=organisation.id, action="app_sender.create",
                      target_type="app_sender", target=sender.login,
                      after={"name": name, "addresses": scoped})
-        transaction.on_commit(lambda: node.sync_later(organisation))
+        node.record_outbound_change(organisation)
     return sender, password
 
 
@@ -67,24 +66,9 @@ def app_sender_revoke(*, actor: Actor, organisation: Organisation, login: str) -
         sender.save(update_fields=["revoked_at"])
         audit_record(actor=actor, organisation_id=organisation.id, action="app_sender.revoke",
                      target_type="app_sender", target=login)
-        transaction.on_commit(lambda: node.sync_later(organisation))
+        node.record_outbound_change(organisation)
 
 
 def app_sender_list(actor: Actor, organisation: Organisation) -> QuerySet[ApplicationSender]:
     require_read(actor, organisation.id)
     return ApplicationSender.objects.filter(organisation=organisation).order_by("name", "id")
-
-
-def senders_sync(mail_node) -> None:
-    """The node's copy: live senders whose addresses are in live domains on the node."""
-    names = set(Domain.objects.filter(live_domain_q(), node=mail_node)
-                .values_list("name", flat=True))
-    senders, addresses = [], []
-    for sender in ApplicationSender.objects.filter(
-            revoked_at=None, organisation__suspended_at__isnull=True):
-        mine = [a for a in sender.addresses if a.rpartition("@")[2] in names]
-        if mine:
-            senders.append((sender.login, sender.password_hash))
-            addresses += [(a, sender.login) for a in mine]
-    replace_all(node.senders_store(mail_node), senders, addresses)
-

@@ -1,5 +1,5 @@
-"""Suppression lists: add (by hand, or automatically on a hard bounce), remove, consult, and
-write the node's copy that SMTP submission is held to."""
+"""Suppression lists: add (by hand, or automatically on a hard bounce), remove, consult. The
+node's copy that SMTP submission is held to is rendered by the reconciler (delivery.snapshot)."""
 
 import re
 
@@ -8,9 +8,6 @@ from django.db.models import QuerySet
 
 from delivery import node
 from delivery.models import Message, Suppression, SuppressionReason, SuppressionScope
-from mailboxes.models import Domain
-from mailboxes.selectors import live_domain_q
-from mailhost.backend.suppressions import replace_all
 from mailhost.errors import Invalid, NotFound
 from mailhost.names import InvalidName, normalise_address, normalise_domain
 from tenants.access import SYSTEM, Actor, require_read, require_write
@@ -51,7 +48,7 @@ def suppression_add(
             audit_record(actor=actor, organisation_id=organisation.id, action="suppression.add",
                          target_type="suppression", target=value,
                          after={"scope": scope, "reason": reason})
-            transaction.on_commit(lambda: node.sync_later(organisation))
+            node.record_outbound_change(organisation)
     return suppression, created
 
 
@@ -64,7 +61,7 @@ def suppression_remove(*, actor: Actor, organisation: Organisation, value: str) 
             raise NotFound("That address or domain is not suppressed.")
         audit_record(actor=actor, organisation_id=organisation.id, action="suppression.remove",
                      target_type="suppression", target=value)
-        transaction.on_commit(lambda: node.sync_later(organisation))
+        node.record_outbound_change(organisation)
 
 
 def suppression_list(actor: Actor, organisation: Organisation) -> QuerySet[Suppression]:
@@ -90,15 +87,3 @@ def suppress_hard_bounce(*, message: Message, recipient: str, dsn: str, reply: s
         reason=SuppressionReason.HARD_BOUNCE, detail=f"{dsn} {reply}", message=message,
     )
     return created
-
-
-def suppressions_sync(mail_node) -> int:
-    """Make the node's copy match: one row per (live sending domain on the node, value)."""
-    domains = Domain.objects.filter(live_domain_q(), node=mail_node)
-    rows = [
-        (name, value, reason) for name, value, reason in Suppression.objects.filter(
-            organisation__domains__in=domains
-        ).values_list("organisation__domains__name", "value", "reason")
-    ]
-    live = set(domains.values_list("name", flat=True))
-    return replace_all(node.suppressions_store(mail_node), [r for r in rows if r[0] in live])

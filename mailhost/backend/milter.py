@@ -112,7 +112,8 @@ class SenderPolicyMilter(Milter.Base):
             with LookupStore(self.lookup_db, self.senders_db) as store:
                 check(envelope, self.headers, store)
             if self.sender:  # a bounce (null sender) is never held to a sending quota
-                charge(self.quotas_db, self.sender, self.recipients)
+                charge(self.quotas_db, self.sender, self.recipients, login=self.login,
+                       queue_id=self.getsymval("i") or None)
         except OverQuota as over:
             logger.info("over quota %s: %s (sender=<%s>)", self.getsymval("i") or "-", over.text,
                         self.sender)

@@ -6,7 +6,7 @@ import smtplib
 import dkim
 import pytest
 
-from delivery.services.senders import senders_sync
+from nodes.reconcile import reconcile_incremental
 from tests.delivery.support import internet_address, published_txt
 from tests.stack import imap_login, make_message, smtp_send, wait_for
 
@@ -24,7 +24,7 @@ def test_it_sends_as_its_addresses_only_and_never_reads_mail(sender, stack_node,
         .json()["code"] == "invalid"  # a mailbox's address stays the mailbox's
     assert client.get("/app-senders").json()[0]["login"] == login
     assert "password" not in client.get("/app-senders").json()[0]
-    senders_sync(stack_node)  # what the task queued on commit does
+    reconcile_incremental(stack_node)  # what the reconcile queued on commit does
 
     to = internet_address("ops")
     smtp_send(mail_stack, "submission", alerts, to, make_message(alerts, to, "disk full"),
@@ -44,7 +44,7 @@ def test_it_sends_as_its_addresses_only_and_never_reads_mail(sender, stack_node,
     assert not imap_login(mail_stack, login, password)
 
     assert client.delete(f"/app-senders/{login}").status_code == 204
-    senders_sync(stack_node)
+    reconcile_incremental(stack_node)
     with pytest.raises(smtplib.SMTPAuthenticationError):
         smtp_send(mail_stack, "submission", alerts, to, make_message(alerts, to, "z"),
                   login=(login, password))

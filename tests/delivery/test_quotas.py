@@ -5,7 +5,7 @@ import smtplib
 
 import pytest
 
-from delivery.services.quotas import quotas_sync
+from nodes.reconcile import reconcile_incremental
 from tenants.access import SYSTEM
 from tenants.services import staff_token_create
 from tests.api.conftest import ApiClient
@@ -34,7 +34,7 @@ def test_it_holds_the_api_and_smtp_submission_to_the_hourly_limit(sender, stack_
     assert put.status_code == 200 and put.json()["scope"] == f"org:{organisation.id}"
     assert client.send("PUT", f"/staff/organisations/{organisation.slug}/sending-quota",
                        {"hourly": 100}).status_code == 403  # an organisation's own token
-    quotas_sync(stack_node)  # what the task queued on commit does
+    reconcile_incremental(stack_node)  # what the reconcile queued on commit does
 
     too_many = send(client, hosted, *(internet_address(f"m{i}") for i in range(4)))
     assert too_many.status_code == 422 and too_many.json()["code"] == "quota_exceeded"
@@ -52,8 +52,9 @@ def test_it_holds_the_api_and_smtp_submission_to_the_hourly_limit(sender, stack_
     assert refused.value.smtp_code == 451 and b"hourly sending limit" in refused.value.smtp_error
     usage = client.get(f"/domains/{hosted.name}/sending-quota").json()
     assert usage == [{"scope": f"org:{organisation.id}",
-                      "limits": {"hourly": 2, "daily": None, "max_recipients": 3},
-                      "used": {"hourly": 2, "daily": 2}}]
+                      "limits": {"hourly": 2, "daily": None, "max_recipients": 3,
+                                 "max_queued": None, "login_hourly": None, "login_daily": None},
+                      "used": {"hourly": 2, "daily": 2, "queued": 2}}]
 
     other, other_client = sender()  # another organisation is not bound by it
     assert send(other_client, other, internet_address()).status_code == 202

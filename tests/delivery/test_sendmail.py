@@ -9,9 +9,8 @@ import dkim
 import pytest
 
 from delivery.models import Message
-from delivery.services import suppressions_sync
-from delivery.services.senders import senders_sync
 from delivery.tasks import collect_events
+from nodes.reconcile import reconcile_incremental
 from tests.delivery.support import internet_address, published_txt
 from tests.stack import wait_for
 
@@ -29,7 +28,7 @@ def test_a_service_sends_with_sendmail_held_to_the_same_rules(sender, stack_node
     hosted, client = sender()
     alerts = hosted.address("alerts")
     created = client.post("/app-senders", {"name": "cron", "addresses": [alerts]}).json()
-    senders_sync(stack_node)
+    reconcile_incremental(stack_node)
     host, port = mail_stack.address("submission")
     config = tmp_path / "sendmail.conf"
     config.write_text(f"# the cron jobs' sender\nlogin = {created['login']}\n"
@@ -49,7 +48,7 @@ def test_a_service_sends_with_sendmail_held_to_the_same_rules(sender, stack_node
 
     dead = internet_address("gone")
     client.post("/suppressions", {"value": dead})
-    suppressions_sync(stack_node)
+    reconcile_incremental(stack_node)
     suppressed = sendmail(config, f"From: {alerts}\nTo: {dead}\nSubject: y\n\ny\n")
     assert suppressed.returncode == 67 and b"5.1.1" in suppressed.stderr
 

@@ -6,8 +6,8 @@ import smtplib
 import pytest
 
 from delivery.models import Suppression
-from delivery.services import suppressions_sync
 from delivery.tasks import collect_events
+from nodes.reconcile import reconcile_incremental
 from tests.api.conftest import ApiClient, make_token
 from tests.delivery.support import internet_address, sender_setup
 from tests.inbound.conftest import PASSWORD
@@ -78,7 +78,7 @@ def test_it_refuses_a_suppressed_recipient_on_smtp_submission(sender, stack_node
     assert client.post("/suppressions", {"value": blocked}).status_code == 201
     assert client.post("/suppressions",
                        {"value": domain_blocked.partition("@")[2]}).status_code == 201
-    suppressions_sync(stack_node)  # what the task queued on commit does
+    reconcile_incremental(stack_node)  # what the reconcile queued on commit does
     login = (hosted.address("news"), PASSWORD)
     for to in (blocked, domain_blocked):
         with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
