@@ -15,7 +15,7 @@ from ninja.responses import Status
 from pydantic import StringConstraints
 
 from delivery.models import Message, RecipientStatus, overall_status
-from delivery.selectors import message_get, message_list
+from delivery.selectors import message_get, message_list, quota_usage
 from delivery.services import (
     Attachment,
     Draft,
@@ -25,7 +25,7 @@ from delivery.services import (
     suppression_remove,
 )
 from delivery.services.compose import check_content_type, check_header
-from delivery.services.quotas import quota_set, quota_usage
+from delivery.services.quotas import quota_set
 from delivery.services.senders import app_sender_create, app_sender_list, app_sender_revoke
 from delivery.services.webhooks import (
     EVENTS,
@@ -130,6 +130,8 @@ class EventOut(Schema):
     source: Literal["log", "dsn", "sub"] = Field(
         description="log: an attempt of the node's Postfix; dsn: a bounce that came back to the "
         "VERP address; sub: an SMTP or sendmail submission taken in.")
+    next_attempt_at: dt.datetime | None = Field(
+        description="A deferral: when the node tries again, at the earliest (its backoff).")
 
 
 class MessageDetailOut(MessageOut):

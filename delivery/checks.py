@@ -5,6 +5,8 @@ from django.core.checks import Error, register
 
 from identity.addresses import parse_networks
 
+MIN_RETENTION_DAYS = 7
+
 
 @register()
 def webhook_settings(app_configs, **kwargs):
@@ -19,4 +21,9 @@ def webhook_settings(app_configs, **kwargs):
                  "MAILHOST_WEBHOOK_TIMEOUT_SECONDS"):
         if getattr(settings, name) < 1:
             problems.append(Error(f"{name} must be at least 1.", id="delivery.E002"))
+    if settings.MAILHOST_DELIVERY_RETENTION_DAYS < MIN_RETENTION_DAYS:
+        problems.append(Error(
+            f"MAILHOST_DELIVERY_RETENTION_DAYS must be at least {MIN_RETENTION_DAYS}: longer than "
+            "Postfix keeps a message in its queue (5 days), so no record goes before its last "
+            "attempt.", id="delivery.E003"))
     return problems

@@ -143,6 +143,8 @@ class DeliveryEvent(models.Model):
     relay = models.CharField(max_length=300, blank=True, help_text="The remote host.")
     tls = models.CharField(max_length=300, blank=True, help_text="TLS used; 'none' for plain.")
     source = models.CharField(max_length=3, help_text="log (an attempt) or dsn (a bounce).")
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="A deferral: when Postfix tries again, at the earliest.")
     node_name = models.CharField(max_length=50)
     node_event_id = models.BigIntegerField()
 

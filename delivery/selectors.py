@@ -5,7 +5,10 @@ import uuid
 
 from django.db.models import Prefetch, QuerySet
 
-from delivery.models import Message, MessageTag, Recipient
+from delivery import node
+from delivery.models import Message, MessageTag, Recipient, SendingQuota
+from mailboxes.models import Domain
+from mailhost.backend.quotas import usage
 from mailhost.errors import NotFound
 from tenants.access import Actor, require_read, visible_organisations
 from tenants.models import Organisation
@@ -61,3 +64,14 @@ def message_list(
     if recipient or status:
         messages = messages.distinct()
     return _with_details(messages.order_by("-created_at", "id"))
+
+
+def quota_usage(domain: Domain) -> dict[str, dict]:
+    """{scope: {"limits", "used"}} for the domain's and its organisation's sending quotas: this
+    hour's and today's messages and those waiting in the queue now, as the node counts them
+    (its own counters; the node enforces the limits)."""
+    store = node.quotas_store(domain.node)
+    quotas = SendingQuota.objects.filter(organisation_id=domain.organisation_id,
+                                         ).select_related("domain")
+    return {q.scope: {"limits": q.limits(), "used": usage(store, q.scope)}
+            for q in quotas if q.domain_id in (None, domain.id)}

@@ -9,6 +9,7 @@ from django.db import OperationalError
 from delivery import node
 from delivery.models import WebhookDelivery, WebhookState
 from delivery.services.events import BATCH, events_collect
+from delivery.services.retention import messages_purge
 from delivery.services.webhooks import due_ids, webhook_attempt
 from nodes.scheduling import schedule_reconcile
 
@@ -57,3 +58,9 @@ def webhooks_due() -> int:
     for delivery_id in ids:
         deliver_webhook.delay(delivery_id)
     return len(ids)
+
+
+@shared_task(name="delivery.purge_records", ignore_result=True)
+def purge_records() -> int:
+    """Delivery records past MAILHOST_DELIVERY_RETENTION_DAYS go (housekeeping, hourly)."""
+    return messages_purge()

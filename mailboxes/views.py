@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from delivery.selectors import quota_usage as sending_usage
 from identity import inbound
 from identity.selectors import dns_overview, posture_summary, verification_record
 from identity.services import domain_verify_now
@@ -229,6 +230,7 @@ def domain_detail(request, name):
                                                         else [])),
         "chart_id": "domain-flow",
         "roles": selectors.role_routing(domain),
+        "sending": sending_usage(domain),
     }
     return _render(request, "mail_admin/domain.html", context, section="domains")
 

@@ -324,12 +324,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "delivery.collect_events",
         "schedule": env_int("DELIVERY_EVENTS_COLLECT_SECONDS", 1),
     },
+    # Delivery records older than MAILHOST_DELIVERY_RETENTION_DAYS.
+    "delivery-purge-records": {"task": "delivery.purge_records", "schedule": 3600},
     # Webhook attempts that are due (retries; and any whose queued task was lost).
     "delivery-webhooks-due": {"task": "delivery.webhooks_due", "schedule": 30},
     "renew-certificates": {
         "task": "nodes.renew_all_certificates", "schedule": MAILHOST_ACME_RUN_SECONDS,
     },
 }
+
+# How long the portal keeps sent messages, their timelines and webhook deliveries (days; the
+# node keeps its events only until the portal has collected them).
+MAILHOST_DELIVERY_RETENTION_DAYS = env_int("MAILHOST_DELIVERY_RETENTION_DAYS", 30)
 
 # Webhooks (delivery/services/webhooks.py): public addresses only unless staff allow a network
 # (CIDR list; plain http only there); the first retry's delay, doubling; attempts before a

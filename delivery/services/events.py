@@ -23,11 +23,12 @@ from delivery.services.suppressions import suppress_hard_bounce
 from delivery.services.webhooks import webhooks_fan_out
 from mailboxes.models import Domain
 from mailboxes.selectors import live_domain_q
+from mailhost.backend.events import prune_forwarded
 
 FINAL = frozenset({RecipientStatus.DELIVERED, RecipientStatus.BOUNCED, RecipientStatus.EXPIRED,
                    RecipientStatus.SUPPRESSED})
 BATCH = 1000
-_COLUMNS = "id, message, recipient, status, at, dsn, reply, relay, tls, source"
+_COLUMNS = "id, message, recipient, status, at, dsn, reply, relay, tls, source, next_attempt"
 
 
 def _read(store: Path, after: int) -> list[tuple]:
@@ -39,7 +40,7 @@ def _read(store: Path, after: int) -> list[tuple]:
             f"SELECT {_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
             (after, BATCH),
         ).fetchall()
-    except sqlite3.OperationalError:  # no table yet: the agent has not run
+    except sqlite3.OperationalError:  # no table (or column) yet: the agent has not run
         return []
     finally:
         conn.close()
@@ -75,6 +76,9 @@ def events_collect(*, node_name: str, store: Path) -> int:
         webhooks_fan_out(list(saved))
         cursor.last_id = rows[-1][0]
         cursor.save(update_fields=["last_id"])
+    # Collected: the node need not keep them (after the commit; a failure here only leaves
+    # them for the next round, which skips them by the cursor and prunes again).
+    prune_forwarded(store, cursor.last_id)
     return len(events)
 
 
@@ -135,13 +139,14 @@ def _messages(hex_ids: set[str]) -> dict[str, Message]:
 
 
 def _event(node_name: str, row: tuple, message: Message) -> DeliveryEvent:
-    node_id, _, recipient, status, at, dsn, reply, relay, tls, source = row
+    node_id, _, recipient, status, at, dsn, reply, relay, tls, source, next_at = row
     if source == "sub":  # the agent's record of a submission: say it in words on the timeline
         reply = f"submitted by {message.login} ({message.via})"
     return DeliveryEvent(
         message=message, recipient=recipient, status=status, at=dt.datetime.fromisoformat(at),
         dsn=dsn, reply=reply, relay=relay, tls=tls, source=source, node_name=node_name,
         node_event_id=node_id,
+        next_attempt_at=dt.datetime.fromisoformat(next_at) if next_at else None,
     )
 
 

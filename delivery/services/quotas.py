@@ -5,7 +5,6 @@ from django.db import transaction
 from delivery import node
 from delivery.models import SendingQuota
 from mailboxes.models import Domain
-from mailhost.backend.quotas import usage
 from mailhost.errors import Invalid
 from tenants.access import Actor, require_staff
 from tenants.audit import audit_record
@@ -27,6 +26,10 @@ def quota_set(
     limits = {"max_recipients": max_recipients, "hourly": hourly, "daily": daily,
               "max_queued": max_queued, "login_hourly": login_hourly,
               "login_daily": login_daily}
+    for name, value in limits.items():
+        if value is not None and not 1 <= value <= 10**7:
+            raise Invalid("A limit is a whole number from 1 to 10,000,000 (or empty: none).",
+                          field=name)
     with transaction.atomic():
         quota, _ = SendingQuota.objects.update_or_create(
             organisation=organisation, domain=domain, defaults=limits
@@ -35,12 +38,3 @@ def quota_set(
                      target_type="quota", target=quota.scope, after=limits)
         node.record_outbound_change(organisation)
     return quota
-
-
-def quota_usage(domain: Domain) -> dict[str, dict]:
-    """This hour's and today's count, and the messages waiting in the queue, against the
-    domain's and its organisation's quotas (the node's own counters)."""
-    store = node.quotas_store(domain.node)
-    quotas = SendingQuota.objects.filter(organisation=domain.organisation).select_related("domain")
-    return {q.scope: {"limits": q.limits(), "used": usage(store, q.scope)}
-            for q in quotas if q.domain_id in (None, domain.id)}

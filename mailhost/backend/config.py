@@ -638,6 +638,10 @@ def _transport_maps(cfg: NodeConfig) -> str:
     return maps
 
 
+POSTFIX_BACKOFF = (300, 4000)  # Postfix's defaults, which main.cf keeps outside the tests
+TEST_BACKOFF = (1, 2)
+
+
 def _internet_mx_lines(cfg: NodeConfig) -> list[str]:
     """Test harness only: absent unless the harness asks for it."""
     if not cfg.internet_mx:
@@ -648,8 +652,8 @@ def _internet_mx_lines(cfg: NodeConfig) -> list[str]:
         "# fake MX on loopback (transport_maps above); deferred mail is retried within",
         "# seconds, not minutes.",
         "queue_run_delay = 1s",
-        "minimal_backoff_time = 1s",
-        "maximal_backoff_time = 2s",
+        f"minimal_backoff_time = {TEST_BACKOFF[0]}s",
+        f"maximal_backoff_time = {TEST_BACKOFF[1]}s",
     ]
 
 
@@ -1016,12 +1020,16 @@ def render_event_agent_json(cfg: NodeConfig) -> str:
     """mailhost.backend.events' config: the log it follows, its store, the bounce socket."""
     return json.dumps(
         {
+            # Postfix's minimal and maximal backoff (main.cf): a deferral's next attempt.
+            "backoff_seconds": list(TEST_BACKOFF if cfg.internet_mx else POSTFIX_BACKOFF),
             "bounce_socket": str(cfg.path(BOUNCE_SOCKET)),
             "events_db": str(cfg.path(EVENTS_DB)),
             "hostname": cfg.hostname,
             "interval_seconds": 0.2,
             "maillog": str(cfg.path("log/postfix.log")),
             "pid_file": str(cfg.path("run/event-agent/event-agent.pid")),
+            "queue_dir": str(cfg.path("spool")),
+            "quotas_db": str(cfg.path(QUOTAS_DB)),
             "socket_group": "postfix",
         },
         indent=2,

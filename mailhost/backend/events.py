@@ -7,12 +7,13 @@ mailhost.backend.config). Two inputs, one SQLite file of events on the node (eve
   since its last round. A message the send API injected has the envelope sender
   `bounces+<message id>@<domain>` (VERP), so qmgr's `from=` line ties its queue id to the
   message; each `to=` line for that queue id is then an event (sent → delivered, deferred,
-  bounced), with the remote reply, host and DSN code; qmgr's `status=expired` expires what is
-  left; the smtp client's "TLS connection established" line (same process, just before)
-  says which TLS was used. The position in the log is stored with the events it produced, in
-  one transaction: killed at any point, the agent restarts where the last commit left it, so
-  no event is lost or recorded twice. A rotated log (new inode, or shorter) is read from its
-  start; a line still being written waits for its newline.
+  bounced), with the remote reply, host and DSN code (a deferral also with its next attempt,
+  `next_attempt`); qmgr's `status=expired` expires what is left; the smtp client's "TLS
+  connection established" line (same process, just before) says which TLS was used. The
+  position in the log is stored with the events it produced, in one transaction: killed at
+  any point, the agent restarts where the last commit left it, so no event is lost or
+  recorded twice. A rotated log (new inode, or shorter) is read from its start; a line still
+  being written waits for its newline.
 * **SMTP and sendmail submissions.** A message submitted with SMTP AUTH (smtpd's
   `sasl_username=` line) or by `sendmail` on the host (pickup's `uid=` line) has no VERP
   sender: at qmgr's first `from=` line it gets a message id of its own and a `queued` event
@@ -24,8 +25,13 @@ mailhost.backend.config). Two inputs, one SQLite file of events on the node (eve
   of that message, however late it comes. While the agent is down Postfix keeps the bounce in
   its queue and retries: none is lost.
 
-The portal collects the events (delivery.services.events) and remembers the last id it took;
-the node keeps them while the portal is down. Plain Python, SQLite and aiosmtpd: no Django.
+The portal collects the events (delivery.services.events), remembers the last id it took and
+then deletes what it took from the node's store (`prune_forwarded`): the node keeps events only
+until the portal has them (all of them while it is down), so its disk stays bounded. qmgr's
+`removed` line also takes the message off the sending quotas' queued count
+(mailhost.backend.quotas), and every SWEEP_SECONDS the agent forgets queued entries that
+Postfix's queue does not hold (a message refused after the milter counted it). Plain Python,
+SQLite and aiosmtpd: no Django.
 """
 
 import argparse
@@ -34,6 +40,7 @@ import contextlib
 import datetime as dt
 import email
 import email.policy
+import functools
 import grp
 import json
 import logging
@@ -47,6 +54,7 @@ from pathlib import Path
 
 from aiosmtpd.lmtp import LMTP
 
+from mailhost.backend import quotas
 from mailhost.backend.logtail import CURSOR_SCHEMA, read_new, save_cursor
 
 logger = logging.getLogger("mailhost.events")
@@ -56,7 +64,7 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL, recipient TEXT NOT NULL,
     status TEXT NOT NULL, at TEXT NOT NULL, dsn TEXT NOT NULL DEFAULT '',
     reply TEXT NOT NULL DEFAULT '', relay TEXT NOT NULL DEFAULT '',
-    tls TEXT NOT NULL DEFAULT '', source TEXT NOT NULL);
+    tls TEXT NOT NULL DEFAULT '', source TEXT NOT NULL, next_attempt TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS queue (queue_id TEXT PRIMARY KEY, message TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tls (pid TEXT PRIMARY KEY, detail TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS submission (queue_id TEXT PRIMARY KEY, login TEXT NOT NULL,
@@ -72,7 +80,8 @@ _LINE = re.compile(
 _FROM = re.compile(r"^(?P<qid>[0-9A-Za-z]+): from=<(?P<sender>[^>]*)>, (?P<rest>.*)$")
 _TO = re.compile(
     r"^(?P<qid>[0-9A-Za-z]+): to=<(?P<rcpt>[^>]*)>, (?:orig_to=<[^>]*>, )?"
-    r"relay=(?P<relay>[^,]+), .*?dsn=(?P<dsn>\d\.\d{1,3}\.\d{1,3}), "
+    r"relay=(?P<relay>[^,]+), (?:.*?\bdelay=(?P<delay>[\d.]+), )?.*?"
+    r"dsn=(?P<dsn>\d\.\d{1,3}\.\d{1,3}), "
     r"status=(?P<status>\w+) \((?P<reply>.*)\)$"
 )
 _REMOVED = re.compile(r"^(?P<qid>[0-9A-Za-z]+): removed$")
@@ -84,6 +93,12 @@ _MESSAGE_ID = re.compile(r"^(?P<qid>[0-9A-Za-z]+): message-id=(?P<mid>\S*)$")
 _SIZE = re.compile(r"\bsize=(?P<size>\d+), nrcpt=")
 _TLS = re.compile(r"^(?P<kind>\w+) TLS connection established to (?P<host>\S+): (?P<detail>.*)$")
 MAX_TEXT = 1000
+# Postfix's own defaults (minimal_backoff_time, maximal_backoff_time); the agent's config
+# carries the node's values.
+DEFAULT_BACKOFF = (300, 4000)
+SWEEP_SECONDS = 60  # how often queued entries are checked against the queue
+SWEEP_AFTER = 300  # a queued entry this old that Postfix does not hold is forgotten
+QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")  # where messages wait
 
 
 def log_time(stamp: str, now: dt.datetime | None = None) -> str:
@@ -98,23 +113,37 @@ def log_time(stamp: str, now: dt.datetime | None = None) -> str:
 def ensure_schema(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(SCHEMA)
+    if "next_attempt" not in {row[1] for row in conn.execute("PRAGMA table_info(events)")}:
+        conn.execute("ALTER TABLE events ADD COLUMN next_attempt TEXT NOT NULL DEFAULT ''")
+
+
+def next_attempt(at: str, delay: str | None, backoff: tuple[int, int]) -> str:
+    """When Postfix tries a deferred message again, at the earliest: qmgr gives it the time it
+    has spent in the queue (the log's `delay=`) as its backoff, bounded by minimal_backoff_time
+    and maximal_backoff_time; the queue scan (queue_run_delay) may start it a little later."""
+    low, high = backoff
+    wait = min(max(float(delay or 0), low), high)
+    return (dt.datetime.fromisoformat(at) + dt.timedelta(seconds=round(wait))).isoformat(
+        timespec="seconds")
 
 
 def _event(conn, message, recipient, status, at, *, dsn="", reply="", relay="", tls="",
-           source="log") -> None:
+           source="log", next_at="") -> None:
     conn.execute(
-        "INSERT INTO events (message, recipient, status, at, dsn, reply, relay, tls, source) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (message, recipient, status, at, dsn, reply, relay, tls, source, "
+        "next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (message, recipient.lower()[:254], status, at, dsn, reply[:MAX_TEXT], relay[:300],
-         tls[:300], source),
+         tls[:300], source, next_at),
     )
 
 
-def apply_line(conn: sqlite3.Connection, line: str) -> None:
-    """Fold one log line into the store (inside the caller's transaction)."""
+def apply_line(conn: sqlite3.Connection, line: str,
+               backoff: tuple[int, int] = DEFAULT_BACKOFF) -> str | None:
+    """Fold one log line into the store (inside the caller's transaction); returns the queue
+    id of a message that left the queue."""
     match = _LINE.match(line)
     if match is None:
-        return
+        return None
     text, pid = match["text"], match["pid"]
     if found := _TLS.match(text):
         conn.execute("INSERT OR REPLACE INTO tls (pid, detail) VALUES (?, ?)",
@@ -136,10 +165,12 @@ def apply_line(conn: sqlite3.Connection, line: str) -> None:
         if "status=expired" in found["rest"]:
             _expire(conn, found["qid"], log_time(match["time"]))
     elif found := _TO.match(text):
-        _delivery_line(conn, found, pid, log_time(match["time"]))
+        _delivery_line(conn, found, pid, log_time(match["time"]), backoff)
     elif found := _REMOVED.match(text):
         conn.execute("DELETE FROM queue WHERE queue_id = ?", (found["qid"],))
         conn.execute("DELETE FROM submission WHERE queue_id = ?", (found["qid"],))
+        return found["qid"]
+    return None
 
 
 def _submitted(conn, qid: str, login: str, via: str) -> None:
@@ -165,7 +196,7 @@ def _first_seen(conn, found: re.Match, at: str) -> None:
            source="sub")
 
 
-def _delivery_line(conn, found: re.Match, pid: str, at: str) -> None:
+def _delivery_line(conn, found: re.Match, pid: str, at: str, backoff: tuple[int, int]) -> None:
     row = conn.execute("SELECT message FROM queue WHERE queue_id = ?", (found["qid"],)).fetchone()
     status = STATUSES.get(found["status"])
     if row is None or status is None:
@@ -174,8 +205,9 @@ def _delivery_line(conn, found: re.Match, pid: str, at: str) -> None:
     if found["relay"] != "none" and status in ("delivered", "bounced"):
         tls_row = conn.execute("SELECT detail FROM tls WHERE pid = ?", (pid,)).fetchone()
         tls = tls_row[0] if tls_row else "none"
+    next_at = next_attempt(at, found["delay"], backoff) if status == "deferred" else ""
     _event(conn, row[0], found["rcpt"], status, at, dsn=found["dsn"], reply=found["reply"],
-           relay=found["relay"], tls=tls)
+           relay=found["relay"], tls=tls, next_at=next_at)
 
 
 def _expire(conn, qid: str, at: str) -> None:
@@ -184,9 +216,11 @@ def _expire(conn, qid: str, at: str) -> None:
         _event(conn, row[0], "", "expired", at, reply="the queue lifetime ran out")
 
 
-def follow(log: Path, db: Path, *, max_bytes: int = 4 * 1024 * 1024) -> int:
+def follow(log: Path, db: Path, *, max_bytes: int = 4 * 1024 * 1024,
+           backoff: tuple[int, int] = DEFAULT_BACKOFF, quotas_db: Path | None = None) -> int:
     """Fold the lines Postfix logged since the last call; returns how many lines were read.
-    The position is stored with the events, in one transaction (mailhost.backend.logtail)."""
+    The position is stored with the events, in one transaction (mailhost.backend.logtail).
+    Messages that left the queue come off the sending quotas' queued count (`quotas_db`)."""
     conn = sqlite3.connect(db, timeout=10)
     try:
         ensure_schema(conn)
@@ -196,12 +230,52 @@ def follow(log: Path, db: Path, *, max_bytes: int = 4 * 1024 * 1024) -> int:
         inode, offset, complete = new
         lines = complete.decode(errors="replace").splitlines()
         with conn:
-            for line in lines:
-                apply_line(conn, line)
+            removed = [qid for line in lines if (qid := apply_line(conn, line, backoff))]
             save_cursor(conn, inode, offset)
-        return len(lines)
     finally:
         conn.close()
+    if removed and quotas_db is not None and quotas_db.exists():
+        # After the commit: a kill in between leaves an entry that the sweep forgets later.
+        quota_conn = quotas.connect(quotas_db)
+        try:
+            with quota_conn:
+                for qid in removed:
+                    quotas.release(quota_conn, qid)
+        finally:
+            quota_conn.close()
+    return len(lines)
+
+
+def prune_forwarded(db: Path, up_to: int) -> int:
+    """Delete the events the portal has collected (ids up to `up_to`); returns how many. Ids
+    never repeat (AUTOINCREMENT), so a later event never takes a pruned one's id."""
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        with conn:
+            return conn.execute("DELETE FROM events WHERE id <= ?", (up_to,)).rowcount
+    except sqlite3.OperationalError:  # no table yet
+        return 0
+    finally:
+        conn.close()
+
+
+def queue_ids(queue_dir: Path) -> set[str]:
+    """The ids of every message in Postfix's queue (file names in its queue directories)."""
+    found = set()
+    for name in QUEUES:
+        for _root, _dirs, files in os.walk(queue_dir / name):
+            found.update(files)
+    return found
+
+
+def sweep(config: dict) -> int:
+    """Forget queued-count entries of messages Postfix's queue does not hold."""
+    if not config.get("quotas_db") or not config.get("queue_dir"):
+        return 0
+    return quotas.sweep_queued(Path(config["quotas_db"]), queue_ids(Path(config["queue_dir"])),
+                               older_than=SWEEP_AFTER)
 
 
 # --- VERP bounces ----------------------------------------------------------------------------
@@ -297,10 +371,17 @@ async def _serve(config: dict, stop: asyncio.Event) -> None:
     os.chown(socket_path, 0, grp.getgrnam(config["socket_group"]).gr_gid)
     os.chmod(socket_path, 0o660)
     log = Path(config["maillog"])
+    backoff = tuple(config.get("backoff_seconds", DEFAULT_BACKOFF))
+    quotas_db = Path(config["quotas_db"]) if config.get("quotas_db") else None
+    swept = 0.0
     try:
         while not stop.is_set():
             try:
-                await loop.run_in_executor(None, follow, log, db)
+                await loop.run_in_executor(None, functools.partial(
+                    follow, log, db, backoff=backoff, quotas_db=quotas_db))
+                if loop.time() - swept >= SWEEP_SECONDS:
+                    swept = loop.time()
+                    await loop.run_in_executor(None, sweep, config)
             except (OSError, sqlite3.Error) as exc:
                 logger.warning("log not followed this round: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -1,13 +1,17 @@
 """Delivery events on the real stack: the node's event agent follows Postfix's log and takes
 VERP bounces; the portal collects them into each message's timeline and recipient statuses."""
 
+import datetime as dt
 import os
 import signal
+import sqlite3
+from pathlib import Path
 
 import pytest
 
-from delivery.models import DeliveryEvent, Recipient
+from delivery.models import DeliveryEvent, EventCursor, Recipient
 from delivery.tasks import collect_events
+from mailhost.backend.config import EVENTS_DB
 from tests.delivery.support import internet_address
 from tests.inbound.support import Client, deliver_from_internet
 from tests.stack import wait_for
@@ -36,7 +40,7 @@ def timeline(client, message_id: str, until: str, recipient: str | None = None) 
     return wait_for(reached, timeout=40, interval=0.2)
 
 
-def test_it_shows_deferred_then_delivered(sender, internet):
+def test_it_shows_deferred_then_delivered(sender, internet, stack_node):
     hosted, client = sender()
     to = internet_address("defer-1-bob")
     message_id = send(client, hosted, to)
@@ -45,9 +49,19 @@ def test_it_shows_deferred_then_delivered(sender, internet):
     assert events == [("deferred", to), ("delivered", to)]
     deferred, delivered = (e for e in body["events"] if e["source"] == "log")
     assert "451 4.2.0" in deferred["reply"] and deferred["dsn"].startswith("4.")
+    # The next attempt: the test node's backoff is 1 to 2 seconds (minimal/maximal_backoff_time).
+    waited = dt.datetime.fromisoformat(deferred["next_attempt_at"]) - \
+        dt.datetime.fromisoformat(deferred["at"])
+    assert dt.timedelta(seconds=1) <= waited <= dt.timedelta(seconds=2)
+    assert delivered["next_attempt_at"] is None
     assert delivered["dsn"] == "2.0.0" and "queued at the fake MX" in delivered["reply"]
     assert "127.0.0.1" in delivered["relay"] and delivered["tls"] == "none"
     assert len(internet.received_by(to)) == 1
+    # Collected events are gone from the node: its store holds only what is not collected yet.
+    cursor = EventCursor.objects.get(node_name=stack_node.name)
+    with sqlite3.connect(Path(stack_node.state_dir) / EVENTS_DB) as conn:
+        assert conn.execute("SELECT count(*) FROM events WHERE id <= ?",
+                            (cursor.last_id,)).fetchone()[0] == 0
 
 
 def test_it_bounces_a_511_and_matches_the_verp_bounce(sender, internet):

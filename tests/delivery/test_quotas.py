@@ -11,7 +11,7 @@ from tenants.services import staff_token_create
 from tests.api.conftest import ApiClient
 from tests.delivery.support import internet_address
 from tests.inbound.conftest import PASSWORD
-from tests.stack import make_message, smtp_send
+from tests.stack import make_message, smtp_send, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -59,3 +59,59 @@ def test_it_holds_the_api_and_smtp_submission_to_the_hourly_limit(sender, stack_
     other, other_client = sender()  # another organisation is not bound by it
     assert send(other_client, other, internet_address()).status_code == 202
 
+
+
+def test_it_refuses_new_mail_while_the_queue_holds_the_limit(sender, stack_node, mail_stack,
+                                                             internet):
+    hosted, client = sender()
+    organisation = hosted.domain.organisation
+    assert staff().send("PUT", f"/staff/organisations/{organisation.slug}/sending-quota",
+                        {"domain": hosted.name, "max_queued": 2}).status_code == 200
+    reconcile_incremental(stack_node)
+    # The remote defers these a few times: they wait in the node's queue meanwhile.
+    slow = [internet_address(f"defer-8-q{i}") for i in range(2)]
+    for to in slow:
+        assert send(client, hosted, to).status_code == 202
+    full = send(client, hosted, internet_address())
+    assert full.status_code == 429 and full.json()["code"] == "quota_exceeded"
+    assert "4.7.1" in full.json()["detail"] and "queued messages limit of 2" in \
+        full.json()["detail"]
+    assert int(full["Retry-After"]) == 60
+    login = (hosted.address("news"), PASSWORD)
+    to = internet_address()
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        smtp_send(mail_stack, "submission", login[0], to,
+                  make_message(login[0], to, "queue full"), login=login)
+    assert refused.value.smtp_code == 451 and b"queued messages limit" in refused.value.smtp_error
+    used = client.get(f"/domains/{hosted.name}/sending-quota").json()[0]["used"]
+    assert used["queued"] == 2
+
+    # Delivered at last: they leave the queue, and the domain may send again.
+    wait_for(lambda: all(internet.received_by(to) for to in slow), timeout=60)
+    accepted = wait_for(lambda: send(client, hosted, internet_address()).status_code == 202,
+                        timeout=30, interval=0.5)
+    assert accepted
+
+
+def test_it_holds_each_smtp_login_to_its_own_hourly_rate(sender, stack_node, mail_stack,
+                                                         internet):
+    hosted, client = sender(mailboxes=("news", "ceo"))
+    organisation = hosted.domain.organisation
+    assert staff().send("PUT", f"/staff/organisations/{organisation.slug}/sending-quota",
+                        {"login_hourly": 1}).status_code == 200
+    reconcile_incremental(stack_node)
+    news, ceo = hosted.address("news"), hosted.address("ceo")
+    to = internet_address()
+    smtp_send(mail_stack, "submission", news, to, make_message(news, to, "first"),
+              login=(news, PASSWORD))
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        smtp_send(mail_stack, "submission", news, to, make_message(news, to, "second"),
+                  login=(news, PASSWORD))
+    assert refused.value.smtp_code == 451
+    assert refused.value.smtp_error.startswith(b"4.7.1")
+    assert f"per login reached for {news}".encode() in refused.value.smtp_error
+    # Another mailbox of the domain has its own allowance; the send API has no login.
+    smtp_send(mail_stack, "submission", ceo, to, make_message(ceo, to, "ceo's"),
+              login=(ceo, PASSWORD))
+    assert send(client, hosted, to).status_code == 202
+    wait_for(lambda: len(internet.received_by(to)) == 3, timeout=40)
