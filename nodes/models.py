@@ -47,6 +47,7 @@ class NodeChange(models.Model):
         ALIAS = "alias"
         DKIM = "dkim"
         ROLES = "roles"  # a domain's postmaster@/abuse@ routing (object_id: the domain)
+        RELAY = "relay"  # the relay tables (object_id: the relay; all are re-rendered)
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()

@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
+from mailhost.backend.relays import RelaySnap
 
 SOURCES = (
     "domains", "mailboxes", "aliases", "live_domain_names", "dkim_keys", "inbound_files",
+    "relays",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -67,3 +69,8 @@ def active_dkim_keys(node) -> list[DkimSnap]:
 def inbound_files(node, config) -> dict[str, bytes]:
     """{path relative to the state dir: content} of the node's inbound policy files."""
     return _reader("inbound_files")(node, config)
+
+
+def relays(node) -> list[RelaySnap]:
+    """The relay of every live domain of the node that has one, and the install's default."""
+    return _reader("relays")(node)
