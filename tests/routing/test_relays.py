@@ -3,6 +3,7 @@ relay with STARTTLS and AUTH), logged in and signed by us; wrong credentials def
 relay's reply; a domain without a relay still goes direct."""
 
 import grp
+import subprocess
 
 import dkim
 import pytest
@@ -14,6 +15,7 @@ from routing.services import RelayInput, relay_delete, relay_set
 from tenants.access import SYSTEM
 from tests.delivery import fake_mx
 from tests.delivery.support import internet_address, published_txt
+from tests.factories import MembershipFactory
 from tests.inbound.conftest import PASSWORD
 from tests.stack import make_message, smtp_send, unique_domain, wait_for
 
@@ -28,6 +30,12 @@ def internet(mail_stack):
         yield mx
     finally:
         controller.stop()
+
+
+def postsuper(node, queue_id: str) -> None:
+    """Delete a test's stuck message from the shared node's queue."""
+    subprocess.run(["postsuper", "-c", f"{node.state_dir}/postfix", "-d", queue_id],
+                   capture_output=True, check=True)
 
 
 def far_address(local: str = "friend") -> str:
@@ -79,7 +87,7 @@ def test_an_organisation_relay_carries_every_domain_without_its_own(
 
 
 def test_wrong_credentials_defer_with_the_relays_reply_in_the_queue(
-        hosted_domains, relay_host, stack_node):
+        hosted_domains, relay_host, stack_node, client):
     hosted = hosted_domains(prefix="rw")
     use_relay(hosted, relay_host, password="not-the-password")
     to = far_address()
@@ -94,6 +102,12 @@ def test_wrong_credentials_defer_with_the_relays_reply_in_the_queue(
     assert "authentication failed" in entry.reason.lower()
     assert ("relay-user", False) in relay_host.logins
     assert not relay_host.received_by(to)
+    organisation = hosted.domain.organisation
+    client.force_login(MembershipFactory(organisation=organisation, role="viewer").user)
+    page = client.get(f"/mail-admin/{organisation.slug}/queue/", {"queue": "deferred"})
+    assert entry.queue_id.encode() in page.content
+    assert b"535 5.7.8 Authentication credentials invalid" in page.content
+    postsuper(stack_node, entry.queue_id)
 
 
 def test_a_domain_without_a_relay_goes_direct(hosted_domains, relay_host, internet):
