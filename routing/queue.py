@@ -52,6 +52,12 @@ def _scoped(nodes, *, organisation_id: int | None, domain_names: set[str] | None
     return found
 
 
+def queue_entries_owned(node: MailNode) -> list[Queued]:
+    """Every message in one node's queue with the organisation that sent it (for the status
+    checks, which run as the system)."""
+    return _scoped([node], organisation_id=None, domain_names=None, queue=None)
+
+
 def queue_list(actor: Actor, organisation: Organisation, *, domain: Domain | None = None,
                queue: str | None = None) -> list[Queued]:
     """What the organisation's verified domains (or one of them) have in the queue."""

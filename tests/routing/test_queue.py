@@ -2,9 +2,6 @@
 changes what `postqueue -j` shows; an organisation sees and acts on its own domains' messages
 only (another tenant's are a 404 and stay as they were), a mere claim on a name shows nothing."""
 
-import json
-import subprocess
-
 import pytest
 
 from mailboxes.services import domain_create
@@ -14,53 +11,11 @@ from routing.services import queue_act
 from tenants.access import SYSTEM, Actor
 from tenants.models import AuditEvent
 from tests.api.conftest import ApiClient, make_token
-from tests.delivery import fake_mx
-from tests.delivery.support import internet_address
 from tests.factories import MembershipFactory, OrganisationFactory, UserFactory
-from tests.inbound.conftest import PASSWORD
-from tests.stack import make_message, smtp_send, wait_for
+from tests.routing.support import postqueue
+from tests.stack import wait_for
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def internet(mail_stack):
-    host, port = mail_stack.cfg.internet_mx.rsplit(":", 1)
-    mx, controller = fake_mx.start(host, int(port))
-    try:
-        yield mx
-    finally:
-        controller.stop()
-
-
-def postqueue(stack) -> dict[str, dict]:
-    """What Postfix itself says is queued: {queue id: its postqueue -j record}."""
-    out = subprocess.run(["postqueue", "-c", str(stack.postfix_dir), "-j"], capture_output=True,
-                         text=True, check=True).stdout
-    return {item["queue_id"]: item for item in map(json.loads, out.splitlines())}
-
-
-@pytest.fixture
-def deferred(hosted_domains, internet, mail_stack):
-    """A factory: a message of a new hosted domain that the fake MX keeps deferring, once
-    Postfix has it in the deferred queue; the test's messages are deleted afterwards."""
-    made = []
-
-    def make(prefix="q"):
-        hosted = hosted_domains(prefix=prefix)
-        sender, to = hosted.address("ceo"), internet_address("defer-1000-x")
-        smtp_send(mail_stack, "submission", sender, to, make_message(sender, to, "stuck"),
-                  login=(sender, PASSWORD))
-        queue_id = wait_for(lambda: next(
-            (qid for qid, item in postqueue(mail_stack).items()
-             if item["sender"] == sender and item["queue_name"] == "deferred"), None), timeout=30)
-        made.append(queue_id)
-        return hosted, queue_id
-
-    yield make
-    for queue_id in made:
-        subprocess.run(["postsuper", "-c", str(mail_stack.postfix_dir), "-d", queue_id],
-                       capture_output=True)
 
 
 def test_it_lists_a_deferred_message_with_reason_age_and_next_attempt(deferred, stack_node):

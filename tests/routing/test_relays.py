@@ -13,23 +13,12 @@ from nodes.reconcile import reconcile_incremental
 from routing.queue import queue_entries
 from routing.services import RelayInput, relay_delete, relay_set
 from tenants.access import SYSTEM
-from tests.delivery import fake_mx
 from tests.delivery.support import internet_address, published_txt
 from tests.factories import MembershipFactory
 from tests.inbound.conftest import PASSWORD
 from tests.stack import make_message, smtp_send, unique_domain, wait_for
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def internet(mail_stack):
-    host, port = mail_stack.cfg.internet_mx.rsplit(":", 1)
-    mx, controller = fake_mx.start(host, int(port))
-    try:
-        yield mx
-    finally:
-        controller.stop()
 
 
 def postsuper(node, queue_id: str) -> None:
