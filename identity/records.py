@@ -67,6 +67,8 @@ class PostureSnap:
     # Set while the domain's ownership is not verified, and after a DNS verification (keep the
     # record); None when ownership needs no record (staff, special-use name, …).
     verification_token: str | None = None
+    # The SPF includes of the relay the domain's mail leaves by (routing/): `include:` terms.
+    spf_includes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def spf_value(snap: PostureSnap) -> str:
     terms = [f"ip4:{ip}" for ip in snap.ipv4] + [f"ip6:{ip}" for ip in snap.ipv6]
     if not terms:
         terms = [f"a:{snap.mail_host}"]
+    terms += [f"include:{name}" for name in snap.spf_includes]
     return " ".join(["v=spf1", *terms, "-all"])
 
 

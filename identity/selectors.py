@@ -34,6 +34,7 @@ from identity.records import (
     ownership_record,
     zone_fragment,
 )
+from identity.spf_includes import spf_includes
 from mailboxes.models import Domain, VerificationMethod
 from mailboxes.selectors import domain_get, hosted_domain, live_domain_q
 from mailhost.endpoints import client_endpoints
@@ -116,6 +117,7 @@ def posture_snapshot(domain: Domain, posture: DomainPosture | None = None) -> Po
         bimi_url=bimi_logo_url(domain.name) if posture.bimi_sha256 else None,
         clients=client_endpoints(),
         verification_token=ownership_token(domain),
+        spf_includes=spf_includes(domain),
     )
 
 

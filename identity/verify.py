@@ -230,6 +230,10 @@ def check_spf(snap: PostureSnap, lookup: DnsLookup) -> Verdict:
     if lookups > spf.LOOKUP_LIMIT:
         return WRONG, (f"The SPF record needs more than {spf.LOOKUP_LIMIT} DNS lookups; "
                        f"receivers stop at {spf.LOOKUP_LIMIT} and report an error."), found
+    missing = [name for name in snap.spf_includes if f"include:{name}" not in terms]
+    if missing:
+        return WRONG, (f"SPF does not authorise the relay this domain's mail leaves by: add "
+                       f"include:{missing[0]} (receivers will fail SPF for relayed mail)."), found
     detail = f"SPF passes for {', '.join(ips)} ({lookups} of {spf.LOOKUP_LIMIT} DNS lookups)."
     if not found[0].rstrip().endswith("-all"):
         detail += " Ending with -all is recommended."

@@ -345,6 +345,22 @@ MAILHOST_WEBHOOK_RETRY_SECONDS = env_int("MAILHOST_WEBHOOK_RETRY_SECONDS", 30)
 MAILHOST_WEBHOOK_MAX_ATTEMPTS = env_int("MAILHOST_WEBHOOK_MAX_ATTEMPTS", 8)
 MAILHOST_WEBHOOK_TIMEOUT_SECONDS = env_int("MAILHOST_WEBHOOK_TIMEOUT_SECONDS", 10)
 
+# Relays (routing/): an organisation's or domain's smarthost, and the install-wide default one
+# (Postfix's relayhost; empty: direct delivery). Relay hosts must resolve to public addresses
+# unless staff allow a network (CIDR list). See docker/.env.example.
+MAILHOST_RELAY_ALLOWED_NETWORKS = env_list("MAILHOST_RELAY_ALLOWED_NETWORKS", [])
+MAILHOST_RELAY_DEFAULT_HOST = env_str("MAILHOST_RELAY_DEFAULT_HOST", "").lower()
+MAILHOST_RELAY_DEFAULT_PORT = env_int("MAILHOST_RELAY_DEFAULT_PORT", 587)
+MAILHOST_RELAY_DEFAULT_TLS = env_str("MAILHOST_RELAY_DEFAULT_TLS", "required")
+MAILHOST_RELAY_DEFAULT_USERNAME = env_str("MAILHOST_RELAY_DEFAULT_USERNAME", "")
+MAILHOST_RELAY_DEFAULT_PASSWORD = env_secret("MAILHOST_RELAY_DEFAULT_PASSWORD") or ""
+MAILHOST_RELAY_DEFAULT_SPF_INCLUDE = env_str("MAILHOST_RELAY_DEFAULT_SPF_INCLUDE", "").lower()
+# The outbound queue: how long Postfix keeps trying before the sender gets a DSN (seconds), and
+# when the status checks alert (deferred messages per node or organisation; hours waited).
+SMTP_OUTBOUND_TTL_SECS = env_int("SMTP_OUTBOUND_TTL_SECS", 5 * 24 * 3600)
+MAILHOST_QUEUE_ALERT_DEFERRED = env_int("MAILHOST_QUEUE_ALERT_DEFERRED", 100)
+MAILHOST_QUEUE_ALERT_AGE_HOURS = env_int("MAILHOST_QUEUE_ALERT_AGE_HOURS", 12)
+
 # DNS posture (identity/): the records each domain should publish, their live verification,
 # DKIM rotation, DMARC/BIMI/MTA-STS/TLS-RPT. See docker/.env.example for each variable.
 MAILHOST_DNS_RESOLVERS = env_list("MAILHOST_DNS_RESOLVERS", [])  # "ip" or "ip@port"; [] = system

@@ -19,11 +19,13 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("mail-admin/bans/", include("bans.urls")),  # before "<org>/" paths
     path("mail-admin/status/", include("status.urls")),
+    path("mail-admin/queue/", include("routing.staff_urls")),  # staff: every node's queue
     # Pages: operators (tenants' paths first: "switch/" is not an organisation) and mailboxes.
     path("mail-admin/", include("tenants.urls")),
     path("mail-admin/", include("mailboxes.urls")),
     path("mail-admin/", include("delivery.urls")),
     path("mail-admin/", include("reports.urls")),
+    path("mail-admin/", include("routing.urls")),
     path("mailbox/", include("mailboxes.portal_urls")),
     # Mail client self-configuration (also answered on autoconfig.<domain> by middleware).
     path(".well-known/autoconfig/mail/config-v1.1.xml", autoconfig.thunderbird),

@@ -50,6 +50,7 @@ class NodeChange(models.Model):
         # An organisation's outbound policy: suppressions, quotas, application senders
         # (object_id: the organisation; the node's outbound stores are re-rendered whole).
         OUTBOUND = "outbound"
+        RELAY = "relay"  # the relay tables (object_id: the relay; all are re-rendered)
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()

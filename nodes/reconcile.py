@@ -14,6 +14,7 @@ nodes.scheduling's business.
 """
 
 import fcntl
+import grp
 import logging
 import os
 import pwd
@@ -42,6 +43,8 @@ from mailhost.backend.files import write_atomic
 from mailhost.backend.model import MailboxSnap
 from mailhost.backend.outbound import OutboundDiff, OutboundSnap
 from mailhost.backend.outbound import apply as apply_outbound
+from mailhost.backend.relays import SECRET_FILES as RELAY_SECRET_FILES
+from mailhost.backend.relays import render_relay_files
 from mailhost.backend.render import (
     OPENDKIM_KEY_TABLE,
     OPENDKIM_KEYS_DIR,
@@ -134,6 +137,19 @@ def _inbound_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
     return {path: FileSpec(data) for path, data in snapshot.inbound_files(node, config).items()}
 
 
+def _relay_specs(node: MailNode) -> dict[str, FileSpec]:
+    """The relay tables; the password table readable by root and Postfix alone."""
+    try:
+        postfix_gid = grp.getgrnam("postfix").gr_gid
+    except KeyError:
+        postfix_gid = -1
+    return {
+        path: FileSpec(data, mode=0o640, gid=postfix_gid) if path in RELAY_SECRET_FILES
+        else FileSpec(data)
+        for path, data in render_relay_files(snapshot.relays(node)).items()
+    }
+
+
 def _edge_site(state_dir: Path, name: str) -> EdgeSite:
     """A live domain on the edge, with its own certificate once it has one (else the node's)."""
     spec = domain_spec(name)
@@ -204,6 +220,10 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
         inbound = _inbound_specs(node, config)
         files |= inbound
         scope |= set(inbound)
+    if domain_ids or ids[NodeChange.Kind.RELAY]:  # a domain's relay follows its status
+        relays = _relay_specs(node)
+        files |= relays
+        scope |= set(relays)
     if domain_ids:  # a domain came, went live or left: the edge's sites
         edge = _edge_specs(node, config)
         files |= edge
@@ -229,6 +249,7 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     files |= sieve
     files |= _inbound_specs(node, config)
     files |= _edge_specs(node, config)
+    files |= _relay_specs(node)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     return Plan(
         rows=rows, srcs=None, files=files, static=static, file_scope=None, mailboxes=mailboxes,

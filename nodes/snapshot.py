@@ -14,10 +14,11 @@ from typing import Any
 
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 from mailhost.backend.outbound import OutboundSnap
+from mailhost.backend.relays import RelaySnap
 
 SOURCES = (
     "domains", "mailboxes", "aliases", "live_domain_names", "dkim_keys", "inbound_files",
-    "outbound",
+    "outbound", "relays",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -75,3 +76,8 @@ def inbound_files(node, config) -> dict[str, bytes]:
 def outbound(node) -> OutboundSnap:
     """Every row of the node's outbound policy stores (suppressions, quota limits, senders)."""
     return _reader("outbound")(node)
+
+
+def relays(node) -> list[RelaySnap]:
+    """The relay of every live domain of the node that has one, and the install's default."""
+    return _reader("relays")(node)

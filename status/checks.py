@@ -31,6 +31,7 @@ from mailhost.backend.stack import Stack
 from nodes.health import node_state
 from nodes.models import MailNode
 from reports.rdns import forward_confirmed
+from routing.queue import Queued
 from status.models import State
 
 QUEUE_DIRS = ("maildrop", "incoming", "active", "deferred", "hold")
@@ -120,6 +121,45 @@ def queue_result(prefix: str, node_name: str, spool: Path, *, now: dt.datetime) 
     state = State.PROBLEM if too_old or too_big else State.OK
     return Result(f"{prefix}:queue", "queue", title, state, evidence,
                   data={"size": count, "oldest_seconds": age})
+
+
+def deferred_results(node_name: str, items: list[Queued] | None, *, stored: dict[str, int],
+                     names: dict[int, str], now: dt.datetime) -> list[Result]:
+    """The deferred queue of one node, and of each organisation with mail in it (or with a
+    stored verdict, so a cleared queue says so): a problem past MAILHOST_QUEUE_ALERT_DEFERRED
+    messages or once one has waited MAILHOST_QUEUE_ALERT_AGE_HOURS. `items` None: the queue
+    could not be read. `stored`: {key: organisation id} of this node's stored per-org checks."""
+    key, title = f"node:{node_name}:deferred", f"{node_name}: deferred mail"
+    if items is None:
+        return [Result(key, "queue", title, State.UNKNOWN, "The queue could not be read.")]
+    deferred = [i for i in items if i.entry.queue == "deferred"]
+    results = [_deferred_result(key, title, deferred, now=now)]
+    by_org: dict[int, list[Queued]] = defaultdict(list)
+    for item in deferred:
+        if item.organisation_id is not None:
+            by_org[item.organisation_id].append(item)
+    for org_id in set(by_org) | set(stored.values()):
+        org_key = f"org:{org_id}:deferred:{node_name}"
+        results.append(_deferred_result(
+            org_key, f"{names.get(org_id, org_id)}: deferred mail on {node_name}",
+            by_org.get(org_id, []), now=now, organisation_id=org_id))
+    return results
+
+
+def _deferred_result(key: str, title: str, items: list[Queued], *, now: dt.datetime,
+                     organisation_id: int | None = None) -> Result:
+    if not items:
+        return Result(key, "queue", title, State.OK, "No deferred mail.",
+                      organisation_id=organisation_id, data={"deferred": 0})
+    oldest = max(0, int(now.timestamp()) - min(i.entry.arrival for i in items))
+    reason = next((i.entry.reason for i in items if i.entry.reason), "")
+    evidence = (f"{len(items)} deferred message{'s' if len(items) != 1 else ''}; the oldest has "
+                f"waited {_age(oldest)}." + (f" Last reason: {reason}" if reason else ""))
+    too_many = len(items) > settings.MAILHOST_QUEUE_ALERT_DEFERRED
+    too_old = oldest >= settings.MAILHOST_QUEUE_ALERT_AGE_HOURS * 3600
+    return Result(key, "queue", title, State.PROBLEM if too_many or too_old else State.OK,
+                  evidence, organisation_id=organisation_id,
+                  data={"deferred": len(items), "oldest_seconds": oldest})
 
 
 def _raise(exc: OSError) -> None:

@@ -14,10 +14,13 @@ from django.utils import timezone
 from identity.services import default_lookup
 from identity.verify import DnsLookup
 from mailhost.backend.config import NodeConfig
+from mailhost.errors import Unavailable
 from nodes.models import MailNode
+from routing.queue import queue_entries_owned
 from status import checks
 from status.checks import Result
 from status.models import State, StatusAlert, StatusCheck
+from tenants.models import Organisation
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +88,22 @@ def status_check_node(node: MailNode, *, now: dt.datetime | None = None) -> list
     previous = dict(StatusCheck.objects.filter(key__startswith=f"{prefix}disk:")
                     .values_list("key", "data"))
     results = checks.node_results(node.name, cfg, previous=previous, now=now)
+    results += _deferred_results(node, now)
     return status_record(results, replace=(f"{prefix}daemon:", f"{prefix}disk:", f"{prefix}tls"),
                          now=now)
+
+
+def _deferred_results(node: MailNode, now: dt.datetime) -> list[Result]:
+    try:
+        items = queue_entries_owned(node)
+    except Unavailable:
+        items = None
+    stored = dict(StatusCheck.objects.filter(key__startswith="org:",
+                                             key__endswith=f":deferred:{node.name}")
+                  .values_list("key", "organisation_id"))
+    owners = {i.organisation_id for i in items or () if i.organisation_id} | set(stored.values())
+    names = dict(Organisation.objects.filter(pk__in=owners).values_list("pk", "name"))
+    return checks.deferred_results(node.name, items, stored=stored, names=names, now=now)
 
 
 def status_check_portal(*, lookup: DnsLookup | None = None,

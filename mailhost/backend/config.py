@@ -53,6 +53,7 @@ from mailhost.backend.inbound import (
 )
 from mailhost.backend.lookup import LOOKUP_DB
 from mailhost.backend.quotas import QUOTAS_DB
+from mailhost.backend.relays import RELAY_HOSTS, RELAY_PASSWORDS, RELAY_TLS, nexthop
 from mailhost.backend.senders import DOVECOT_QUERY as SENDERS_DOVECOT_QUERY
 from mailhost.backend.senders import POSTFIX_QUERY as SENDERS_POSTFIX_QUERY
 from mailhost.backend.senders import SENDERS_DB
@@ -81,6 +82,9 @@ DEFAULT_RESOLVER_PORT = 2553
 # other loopback addresses (127.0.0.9, …) and meet the production rules.
 DEV_TRUSTED = ("127.0.0.1/32", "::1/128")
 DEFAULT_MESSAGE_SIZE_LIMIT = 50 * 1024 * 1024
+# How long Postfix keeps trying before it returns a message to its sender
+# (SMTP_OUTBOUND_TTL_SECS).
+DEFAULT_QUEUE_LIFETIME = 5 * 24 * 3600
 # Dovecot's unix sockets live below the state dir and sun_path holds 107 bytes.
 MAX_STATE_DIR_LENGTH = 60
 APP_SENDERS_PASSDB = "dovecot/sql-app-senders.conf.ext"
@@ -148,6 +152,12 @@ class NodeConfig:
     edge: EdgeConfig = EdgeConfig()
     # How often the certificate watcher (certwatch.py) looks at the certificates, in seconds.
     cert_watch_seconds: float = 30.0
+    # The install-wide default relay (Postfix's relayhost), "host:port"; "" to deliver direct.
+    # Its login and TLS mode are node state (mailhost/backend/relays.py), like every relay's.
+    default_relay: str = ""
+    # Outbound lifetime: after this many seconds in the queue a message (or a bounce) is
+    # returned to its sender with a DSN (SMTP_OUTBOUND_TTL_SECS).
+    queue_lifetime_seconds: int = DEFAULT_QUEUE_LIFETIME
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -191,6 +201,10 @@ class NodeConfig:
             ),
             "edge": edge_config_from_settings(settings),
             "cert_watch_seconds": float(getattr(settings, "MAILHOST_CERT_WATCH_SECONDS", 30)),
+            "default_relay": default_relay_from_settings(settings),
+            "queue_lifetime_seconds": int(
+                getattr(settings, "SMTP_OUTBOUND_TTL_SECS", DEFAULT_QUEUE_LIFETIME)
+            ),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -249,6 +263,12 @@ class NodeConfig:
 
     def dkim_key_path(self, domain: str, selector: str) -> Path:
         return self.opendkim_keys_dir / f"{domain}.{selector}.private"
+
+
+def default_relay_from_settings(settings) -> str:
+    """MAILHOST_RELAY_DEFAULT_HOST and _PORT as "host:port", or "" for no default relay."""
+    host = getattr(settings, "MAILHOST_RELAY_DEFAULT_HOST", "")
+    return f"{host}:{getattr(settings, 'MAILHOST_RELAY_DEFAULT_PORT', 587)}" if host else ""
 
 
 def ban_policy_from_settings(settings) -> BanPolicy:
@@ -377,6 +397,11 @@ def _check(cfg: NodeConfig) -> None:
     cfg.edge.check()
     if not 0.1 <= cfg.cert_watch_seconds <= 86400:
         raise ValueError("cert_watch_seconds must be 0.1–86400")
+    if cfg.default_relay:
+        host, _, port = cfg.default_relay.rpartition(":")
+        nexthop(host, int(port) if port.isdigit() else -1)  # raises UnsafeRelay (a ValueError)
+    if not 60 <= cfg.queue_lifetime_seconds <= 100 * 86400:
+        raise ValueError("queue_lifetime_seconds must be 60 s – 100 days")
     if cfg.message_size_limit < 1024 or cfg.app_password_slots < 0:
         raise ValueError("message_size_limit must be ≥ 1024 and app_password_slots ≥ 0")
 
@@ -608,6 +633,7 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "smtpd_tls_mandatory_protocols = >=TLSv1.2",
         "smtpd_tls_received_header = yes",
         "smtp_tls_security_level = may",
+        *_relay_lines(cfg),
         "",
         "# DKIM: OpenDKIM over a unix socket (inet cost ~90 ms per message); a broken signer",
         "# shows as 451, never as unsigned mail. The port-25 listener only verifies (OpenDKIM",
@@ -628,6 +654,37 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "milter_protocol = 6",
         *_internet_mx_lines(cfg),
     )
+
+
+def _relay_lines(cfg: NodeConfig) -> list[str]:
+    """Relays (smarthosts, mailhost/backend/relays.py) and how long mail may wait."""
+    s = cfg.state_dir
+    default = ""
+    if cfg.default_relay:
+        host, _, port = cfg.default_relay.rpartition(":")
+        default = nexthop(host, int(port))
+    return [
+        "",
+        "# Relays: a hosted domain's mail goes through its relay (or its organisation's), chosen",
+        "# by the envelope sender's domain; the rest through the install-wide default relay, if",
+        "# any, else direct to the recipient's MX. The SMTP client logs in with the sender's",
+        "# credentials (the password table is root:postfix 0640) and holds each relay to its TLS",
+        "# mode; passwords never cross a connection without TLS. OpenDKIM has signed the mail",
+        "# before it reaches the queue: a relay carries mail we signed.",
+        f"relayhost = {default}".rstrip(),
+        f"sender_dependent_relayhost_maps = texthash:{s}/{RELAY_HOSTS}",
+        "smtp_sasl_auth_enable = yes",
+        f"smtp_sasl_password_maps = texthash:{s}/{RELAY_PASSWORDS}",
+        "smtp_sender_dependent_authentication = yes",
+        "smtp_sasl_security_options = noplaintext, noanonymous",
+        "smtp_sasl_tls_security_options = noanonymous",
+        f"smtp_tls_policy_maps = texthash:{s}/{RELAY_TLS}",
+        "# A relay in 'verified' mode is checked against the system's CA certificates.",
+        "tls_append_default_CA = yes",
+        "# After this long in the queue the sender gets a DSN (SMTP_OUTBOUND_TTL_SECS).",
+        f"maximal_queue_lifetime = {cfg.queue_lifetime_seconds}s",
+        f"bounce_queue_lifetime = {cfg.queue_lifetime_seconds}s",
+    ]
 
 
 def _transport_maps(cfg: NodeConfig) -> str:

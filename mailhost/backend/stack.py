@@ -73,6 +73,8 @@ from mailhost.backend.inbound import (
 )
 from mailhost.backend.inbound_guard import CLOSED_MAP, dns_answers
 from mailhost.backend.quotas import QUOTAS_DB
+from mailhost.backend.relays import SECRET_FILES as RELAY_SECRET_FILES
+from mailhost.backend.relays import render_relay_files
 from mailhost.backend.senders import SENDERS_DB
 from mailhost.backend.suppressions import SUPPRESSIONS_DB
 from mailhost.backend.tls import ensure_certificate
@@ -228,6 +230,7 @@ class Stack:
         _ensure_dir(self.cfg.path(EVENTS_DB).parent, 0o750)  # root's: the agent and portal
         _ensure_dir(self.cfg.path(SUPPRESSIONS_DB).parent, 0o755)  # the portal writes it
         _ensure_dir(self.cfg.path(QUOTAS_DB).parent, 0o755)  # the portal and the milter
+        self._prepare_relays(postfix_gid)
         for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
             if not table.exists():  # the reconciler fills them; OpenDKIM needs them to start
                 write_atomic(table, b"", mode=0o644)
@@ -277,6 +280,15 @@ class Stack:
         _ensure_dir(self.cfg.path(ACME_WEBROOT), 0o755)
         if not self.cfg.path(EDGE_SITES).exists():
             write_atomic(self.cfg.path(EDGE_SITES), b"# no live domains yet\n", mode=0o644)
+
+    def _prepare_relays(self, postfix_gid: int) -> None:
+        """The relay tables main.cf names (texthash: Postfix will not start without them),
+        empty until the reconciler writes them; the password table root:postfix 0640."""
+        for rel, data in render_relay_files([]).items():
+            if not self.cfg.path(rel).exists():
+                secret = rel in RELAY_SECRET_FILES
+                write_atomic(self.cfg.path(rel), data, mode=0o640 if secret else 0o644,
+                             gid=postfix_gid if secret else -1)
 
     def _prepare_lookup(self, postfix_gid: int) -> None:
         db = self.cfg.lookup_db

@@ -1,0 +1,41 @@
+"""Reads of relays, always through the actor's organisations."""
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from mailboxes.models import Domain
+from mailhost.errors import NotFound
+from routing.models import Relay
+from tenants.access import Actor, require_read
+from tenants.models import Organisation
+
+
+def relay_list(actor: Actor, organisation: Organisation) -> QuerySet[Relay]:
+    require_read(actor, organisation.id)
+    return (Relay.objects.filter(organisation=organisation).select_related("domain")
+            .order_by("domain__name", "id"))
+
+
+def relay_get(actor: Actor, organisation: Organisation, relay_id: int) -> Relay:
+    relay = relay_list(actor, organisation).filter(pk=relay_id).first()
+    if relay is None:
+        raise NotFound("That relay was not found.")
+    return relay
+
+
+def relay_of(domain: Domain) -> Relay | None:
+    """The relay the domain's mail leaves by: its own, else its organisation's."""
+    return (Relay.objects.filter(domain=domain).first()
+            or Relay.objects.filter(organisation_id=domain.organisation_id,
+                                    domain__isnull=True).first())
+
+
+def spf_includes_of(domain: Domain) -> tuple[str, ...]:
+    """What the domain's SPF record must include: its relay's include; with no relay of its
+    own or its organisation's, the install-wide default relay's (if mail leaves by one)."""
+    relay = relay_of(domain)
+    if relay is not None:
+        return (relay.spf_include,) if relay.spf_include else ()
+    if settings.MAILHOST_RELAY_DEFAULT_HOST and settings.MAILHOST_RELAY_DEFAULT_SPF_INCLUDE:
+        return (settings.MAILHOST_RELAY_DEFAULT_SPF_INCLUDE,)
+    return ()

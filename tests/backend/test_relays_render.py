@@ -1,0 +1,62 @@
+"""The relay tables (mailhost/backend/relays.py): keyed by sender domain and next hop, the
+strictest TLS mode of a shared relay, and no hostile value reaching a table line."""
+
+import pytest
+
+from mailhost.backend.relays import (
+    RELAY_HOSTS,
+    RELAY_PASSWORDS,
+    RELAY_TLS,
+    RelaySnap,
+    UnsafeRelay,
+    render_relay_files,
+)
+
+
+def lines(files, path):
+    return [line for line in files[path].decode().splitlines() if not line.startswith("#")]
+
+
+def test_it_keys_relays_by_sender_domain_and_the_default_by_next_hop():
+    files = render_relay_files([
+        RelaySnap("b.test", "smtp.relay.example", 587, "required", "user-b", "pw:b"),
+        RelaySnap("a.test", "10.1.2.3", 2525, "opportunistic"),
+        RelaySnap("", "default.relay.example", 465, "verified", "dflt", "secret"),
+    ])
+    assert lines(files, RELAY_HOSTS) == ["@a.test [10.1.2.3]:2525",
+                                         "@b.test [smtp.relay.example]:587"]
+    assert lines(files, RELAY_PASSWORDS) == ["[default.relay.example]:465 dflt:secret",
+                                             "@b.test user-b:pw:b"]
+    assert lines(files, RELAY_TLS) == ["[10.1.2.3]:2525 may",
+                                       "[default.relay.example]:465 secure",
+                                       "[smtp.relay.example]:587 encrypt"]
+
+
+def test_a_shared_relay_gets_the_strictest_mode():
+    files = render_relay_files([
+        RelaySnap("a.test", "smtp.relay.example", 587, "opportunistic"),
+        RelaySnap("b.test", "smtp.relay.example", 587, "verified"),
+    ])
+    assert lines(files, RELAY_TLS) == ["[smtp.relay.example]:587 secure"]
+
+
+def test_no_relay_renders_three_empty_tables():
+    files = render_relay_files([])
+    assert sorted(files) == sorted([RELAY_HOSTS, RELAY_PASSWORDS, RELAY_TLS])
+    assert all(lines(files, path) == [] for path in files)
+
+
+@pytest.mark.parametrize("relay", [
+    RelaySnap("a.test", "smtp.relay.example\n@b.test [evil.example]:25", 587),
+    RelaySnap("a.test", "smtp relay.example", 587),
+    RelaySnap("a.test\n@b.test", "smtp.relay.example", 587),
+    RelaySnap("a.test", "smtp.relay.example", 587, "required", "user", "pass word"),
+    RelaySnap("a.test", "smtp.relay.example", 587, "required", "us:er", "password"),
+    RelaySnap("a.test", "smtp.relay.example", 587, "required", "user", "pw\n@b.test x:y"),
+    RelaySnap("a.test", "smtp.relay.example", 587, "required", "user", ""),
+    RelaySnap("a.test", "smtp.relay.example", 70000),
+    RelaySnap("a.test", "smtp.relay.example", 587, "none"),
+])
+def test_it_refuses_values_that_would_break_a_table(relay):
+    with pytest.raises(UnsafeRelay):
+        render_relay_files([relay])
