@@ -185,11 +185,12 @@ def result_type(reply: str, note: str, policy_type: str) -> str | None:
         return "starttls-not-supported"
     if "tlsa" in text:
         return "dnssec-invalid" if "lookup error" in text else "tlsa-invalid"
-    if "server certificate not verified" in text:
+    unverified = "server certificate not verified" in text
+    if policy_type == "tlsa" and (unverified or "server certificate not trusted" in text):
+        return "tlsa-invalid"  # no record of the TLSA RRset matched the certificate
+    if unverified:
         return "certificate-host-mismatch"
     if "server certificate not trusted" in text:
-        if policy_type == "tlsa":
-            return "tlsa-invalid"  # no TLSA record of the RRset matched the certificate
         if "expired" in why:
             return "certificate-expired"
         if "mismatch" in why:
