@@ -494,6 +494,7 @@ from delivery.api import staff_router as delivery_staff_router  # noqa: E402
 from identity.api import router as identity_router  # noqa: E402
 from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers import the above)
 from reports.api import router as reports_router  # noqa: E402
+from routing.api import router as routing_staff_router  # noqa: E402
 from tenants.api import router as tenants_router  # noqa: E402
 from tenants.staff_api import router as staff_router  # noqa: E402
 
@@ -504,6 +505,7 @@ api.add_router("", delivery_router)
 api.add_router("", reports_router)
 api.add_router("/staff", staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 api.add_router("/staff", delivery_staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
+api.add_router("/staff", routing_staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 api.add_router("", identity_router)
 
 

@@ -47,6 +47,7 @@ class NodeChange(models.Model):
         ALIAS = "alias"
         DKIM = "dkim"
         ROLES = "roles"  # a domain's postmaster@/abuse@ routing (object_id: the domain)
+        TLS_POLICY = "tls_policy"  # outbound TLS per recipient domain (object_id: the policy)
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()

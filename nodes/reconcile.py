@@ -130,6 +130,10 @@ def _inbound_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
     return {path: FileSpec(data) for path, data in snapshot.inbound_files(node, config).items()}
 
 
+def _tls_policy_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
+    return {path: FileSpec(data) for path, data in snapshot.tls_policy_files(node, config).items()}
+
+
 def _edge_site(state_dir: Path, name: str) -> EdgeSite:
     """A live domain on the edge, with its own certificate once it has one (else the node's)."""
     spec = domain_spec(name)
@@ -200,6 +204,10 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
         inbound = _inbound_specs(node, config)
         files |= inbound
         scope |= set(inbound)
+    if ids[NodeChange.Kind.TLS_POLICY]:  # the outbound TLS policy map: all of it
+        tls = _tls_policy_specs(node, config)
+        files |= tls
+        scope |= set(tls)
     if domain_ids:  # a domain came, went live or left: the edge's sites
         edge = _edge_specs(node, config)
         files |= edge
@@ -221,6 +229,7 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     files |= sieve
     files |= _inbound_specs(node, config)
     files |= _edge_specs(node, config)
+    files |= _tls_policy_specs(node, config)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     return Plan(
         rows=rows, srcs=None, files=files, static=static, file_scope=None, mailboxes=mailboxes

@@ -15,6 +15,7 @@ from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 
 SOURCES = (
     "domains", "mailboxes", "aliases", "live_domain_names", "dkim_keys", "inbound_files",
+    "tls_policy_files",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -67,3 +68,8 @@ def active_dkim_keys(node) -> list[DkimSnap]:
 def inbound_files(node, config) -> dict[str, bytes]:
     """{path relative to the state dir: content} of the node's inbound policy files."""
     return _reader("inbound_files")(node, config)
+
+
+def tls_policy_files(node, config) -> dict[str, bytes]:
+    """{path relative to the state dir: content} of the outbound TLS policy map (routing)."""
+    return _reader("tls_policy_files")(node, config)
