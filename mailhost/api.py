@@ -496,6 +496,7 @@ from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers
 from reports.api import router as reports_router  # noqa: E402
 from routing.api import router as routing_router  # noqa: E402
 from routing.api import staff_router as routing_staff_router  # noqa: E402
+from routing.api import tls_router as routing_tls_router  # noqa: E402
 from tenants.api import router as tenants_router  # noqa: E402
 from tenants.staff_api import router as staff_router  # noqa: E402
 
@@ -508,6 +509,7 @@ api.add_router("/staff", staff_router, auth=[StaffTokenAuth(), StaffSessionAuth(
 api.add_router("/staff", delivery_staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 api.add_router("", routing_router)
 api.add_router("/staff", routing_staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
+api.add_router("/staff", routing_tls_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 api.add_router("", identity_router)
 
 

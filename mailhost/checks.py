@@ -6,7 +6,7 @@ import binascii
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from mailhost.backend.config import inbound_config_from_settings
+from mailhost.backend.config import inbound_config_from_settings, outbound_tls_from_settings
 from mailhost.http import trusted_networks
 from mailhost.names import InvalidName, normalise_domain
 
@@ -91,4 +91,15 @@ def check_inbound_settings(app_configs, **kwargs):
         inbound_config_from_settings(settings)
     except (ValueError, TypeError) as exc:
         return [Error(f"Inbound filtering settings: {exc}", id="mailhost.E030")]
+    return []
+
+
+@register()
+def check_outbound_tls_settings(app_configs, **kwargs):
+    """SMTP_OUTBOUND_TLS_MODE, _DANE_MODE, _DNSSEC_VALIDATE, _MTA_STS_ENFORCE and
+    MAILHOST_OUTBOUND_TLS_CA_FILE, as the node's renderer would take them."""
+    try:
+        outbound_tls_from_settings(settings)
+    except (ValueError, TypeError) as exc:
+        return [Error(f"Outbound TLS settings: {exc}", id="mailhost.E040")]
     return []

@@ -408,7 +408,16 @@ MAILHOST_BIMI_MAX_BYTES = env_int("MAILHOST_BIMI_MAX_BYTES", 32 * 1024)
 MAILHOST_MTASTS_MODE = env_str("MAILHOST_MTASTS_MODE", "testing")
 MAILHOST_MTASTS_MAX_AGE = env_int("MAILHOST_MTASTS_MAX_AGE", 7 * 86400)
 MAILHOST_MTASTS_FETCH_TIMEOUT_MS = env_int("MAILHOST_MTASTS_FETCH_TIMEOUT_MS", 5000)
+# Outbound TLS (README "Outbound", TLS policy): the level Postfix demands of every destination
+# unless a per-domain policy (routing) or the destination's MTA-STS policy says otherwise.
+SMTP_OUTBOUND_TLS_MODE = env_str("SMTP_OUTBOUND_TLS_MODE", "may")  # may | encrypt
+SMTP_OUTBOUND_DANE_MODE = env_str("SMTP_OUTBOUND_DANE_MODE", "dane")  # off | dane | dane-only
+SMTP_OUTBOUND_DNSSEC_VALIDATE = env_bool("SMTP_OUTBOUND_DNSSEC_VALIDATE", True)
+SMTP_OUTBOUND_MTA_STS_ENFORCE = env_bool("SMTP_OUTBOUND_MTA_STS_ENFORCE", True)
+# A CA bundle for verifying destinations (and MTA-STS policy hosts) instead of the system's.
+MAILHOST_OUTBOUND_TLS_CA_FILE = env_str("MAILHOST_OUTBOUND_TLS_CA_FILE", "")
 CELERY_BEAT_SCHEDULE |= {
+    "routing-tls-failures": {"task": "routing.collect_tls_failures", "schedule": 60},
     "dns-checks-due": {"task": "identity.check_due", "schedule": 60},
     "dkim-rotations": {"task": "identity.rotate_due", "schedule": 3600},
 }

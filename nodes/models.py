@@ -51,6 +51,7 @@ class NodeChange(models.Model):
         # (object_id: the organisation; the node's outbound stores are re-rendered whole).
         OUTBOUND = "outbound"
         RELAY = "relay"  # the relay tables (object_id: the relay; all are re-rendered)
+        TLS_POLICY = "tls_policy"  # outbound TLS per recipient domain (object_id: the policy)
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()

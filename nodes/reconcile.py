@@ -148,6 +148,8 @@ def _relay_specs(node: MailNode) -> dict[str, FileSpec]:
         else FileSpec(data)
         for path, data in render_relay_files(snapshot.relays(node)).items()
     }
+def _tls_policy_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
+    return {path: FileSpec(data) for path, data in snapshot.tls_policy_files(node, config).items()}
 
 
 def _edge_site(state_dir: Path, name: str) -> EdgeSite:
@@ -224,6 +226,10 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
         relays = _relay_specs(node)
         files |= relays
         scope |= set(relays)
+    if ids[NodeChange.Kind.TLS_POLICY]:  # the outbound TLS policy map: all of it
+        tls = _tls_policy_specs(node, config)
+        files |= tls
+        scope |= set(tls)
     if domain_ids:  # a domain came, went live or left: the edge's sites
         edge = _edge_specs(node, config)
         files |= edge
@@ -250,6 +256,7 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     files |= _inbound_specs(node, config)
     files |= _edge_specs(node, config)
     files |= _relay_specs(node)
+    files |= _tls_policy_specs(node, config)
     rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
     return Plan(
         rows=rows, srcs=None, files=files, static=static, file_scope=None, mailboxes=mailboxes,

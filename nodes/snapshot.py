@@ -19,6 +19,7 @@ from mailhost.backend.relays import RelaySnap
 SOURCES = (
     "domains", "mailboxes", "aliases", "live_domain_names", "dkim_keys", "inbound_files",
     "outbound", "relays",
+    "tls_policy_files",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -81,3 +82,6 @@ def outbound(node) -> OutboundSnap:
 def relays(node) -> list[RelaySnap]:
     """The relay of every live domain of the node that has one, and the install's default."""
     return _reader("relays")(node)
+def tls_policy_files(node, config) -> dict[str, bytes]:
+    """{path relative to the state dir: content} of the outbound TLS policy map (routing)."""
+    return _reader("tls_policy_files")(node, config)

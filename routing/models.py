@@ -1,10 +1,14 @@
-"""Relays (smarthosts): where an organisation's or a domain's outbound mail is handed over."""
+"""Relays (smarthosts): where an organisation's or a domain's outbound mail is handed over.
+
+Outbound routes and transport security. This module: the TLS policy (per recipient domain)
+and the TLS failures the nodes recorded (mailhost/backend/tls_policy.py, events.py)."""
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from mailboxes.models import Domain
+from mailhost.backend.tls_policy import POLICY_LEVELS, POLICY_TYPES, RESULT_TYPES
 from tenants.models import Organisation
 
 
@@ -54,3 +58,71 @@ class Relay(models.Model):
     @property
     def scope(self) -> str:
         return self.domain.name if self.domain_id else "organisation"
+
+
+class TlsPolicy(models.Model):
+    """What the nodes demand when they send to one recipient domain, above MTA-STS and the
+    install-wide default. Install-wide (Postfix applies it to every sender): staff only."""
+
+    Level = models.TextChoices("Level", [(v.upper().replace("-", "_"), v) for v in POLICY_LEVELS])
+
+    domain = models.CharField(max_length=253, unique=True)
+    level = models.CharField(max_length=10, choices=Level.choices)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(level__in=POLICY_LEVELS),
+                                   name="routing_tlspolicy_level_known"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain} {self.level}"
+
+
+class TlsFailure(models.Model):
+    """One failed TLS attempt toward a recipient domain, as a node's event agent recorded it:
+    what an RFC 8460 report's failure-details are counted from."""
+
+    node_name = models.CharField(max_length=100)
+    node_event_id = models.BigIntegerField()
+    at = models.DateTimeField()
+    domain = models.CharField(max_length=253)
+    mx_host = models.CharField(max_length=253)
+    mx_ip = models.CharField(max_length=64)
+    policy_type = models.CharField(max_length=20, choices=[(v, v) for v in POLICY_TYPES])
+    policy_strings = models.JSONField(default=list)
+    result_type = models.CharField(max_length=40, choices=[(v, v) for v in RESULT_TYPES])
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["node_name", "node_event_id"],
+                                    name="routing_tlsfailure_node_event"),
+        ]
+        indexes = [models.Index(fields=["domain", "-at"], name="routing_tlsfail_domain_at")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.domain} {self.result_type}"
+
+
+class TlsSessionCount(models.Model):
+    """TLS sessions that succeeded toward a domain on one day, per node (the node counts)."""
+
+    node_name = models.CharField(max_length=100)
+    day = models.DateField()
+    domain = models.CharField(max_length=253)
+    successes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node_name", "day", "domain"],
+                                    name="routing_tlssessions_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.domain} {self.successes}"

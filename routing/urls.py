@@ -12,4 +12,7 @@ urlpatterns = [
     path("<slug:org>/queue/", views.queue, name="queue"),
     path("<slug:org>/queue/<str:queue_id>/<str:action>/", views.queue_action_page,
          name="queue_action"),
+    # Staff: install-wide ("outbound" is a reserved organisation slug).
+    path("outbound/tls/", views.tls_page, name="tls"),
+    path("outbound/tls/<str:domain>/remove/", views.tls_policy_remove, name="tls_remove"),
 ]

@@ -17,7 +17,7 @@ from tenants.models import ApiToken, Invitation, Membership, Organisation, Role
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
 # /mail-admin/<slug>/ would be hidden behind these pages of /mail-admin/ itself.
-RESERVED_SLUGS = frozenset({"switch", "invitations", "organisations", "queue"})
+RESERVED_SLUGS = frozenset({"switch", "invitations", "organisations", "queue", "outbound"})
 INVITATION_LIFETIME = dt.timedelta(days=7)
 
 

@@ -9,6 +9,9 @@ clock: the same `NodeConfig` always gives the same bytes (golden-file tested).
 Layout of a state directory (every path below is relative to it):
 
   postfix/      main.cf, master.cf, sqlite-*.cf          Postfix config_directory
+                tls-policy (the reconciler's)            per-domain outbound TLS overrides
+  mta-sts/      mta-sts.json, mta-sts-daemon.yml,        the MTA-STS resolver (mtasts.py)
+                cache.sqlite                             and its policy cache
   dovecot/      dovecot.conf, sql-*.conf.ext
   opendkim/     opendkim.conf, TrustedHosts, InternalHosts, KeyTable, SigningTable,
                 keys/<domain>.<selector>.private      opendkim:opendkim, 0600
@@ -59,6 +62,13 @@ from mailhost.backend.senders import POSTFIX_QUERY as SENDERS_POSTFIX_QUERY
 from mailhost.backend.senders import SENDERS_DB
 from mailhost.backend.sieve import AFTER_SCRIPT, BEFORE_SCRIPT, LEGACY_ACTIVE_SCRIPT
 from mailhost.backend.suppressions import SUPPRESSIONS_DB
+from mailhost.backend.tls_policy import (
+    MTASTS_SOCKET,
+    POLICY_MAP,
+    OutboundTls,
+    postfix_main_cf_lines,
+    render_mtasts_files,
+)
 
 # Debian's `mail` user owns every maildir; Dovecot's first_valid_uid admits exactly it.
 MAIL_UID = 8
@@ -158,6 +168,8 @@ class NodeConfig:
     # Outbound lifetime: after this many seconds in the queue a message (or a bounce) is
     # returned to its sender with a DSN (SMTP_OUTBOUND_TTL_SECS).
     queue_lifetime_seconds: int = DEFAULT_QUEUE_LIFETIME
+    # Outbound TLS posture: default level, DANE, DNSSEC, MTA-STS (tls_policy.py).
+    outbound_tls: OutboundTls = OutboundTls()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -205,6 +217,7 @@ class NodeConfig:
             "queue_lifetime_seconds": int(
                 getattr(settings, "SMTP_OUTBOUND_TTL_SECS", DEFAULT_QUEUE_LIFETIME)
             ),
+            "outbound_tls": outbound_tls_from_settings(settings),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -324,6 +337,20 @@ def edge_config_from_settings(settings) -> EdgeConfig:
     )
 
 
+def outbound_tls_from_settings(settings) -> OutboundTls:
+    """The SMTP_OUTBOUND_* TLS settings (mailhost/backend/tls_policy.py)."""
+    default = OutboundTls()
+    return OutboundTls(
+        tls_mode=getattr(settings, "SMTP_OUTBOUND_TLS_MODE", default.tls_mode),
+        dane_mode=getattr(settings, "SMTP_OUTBOUND_DANE_MODE", default.dane_mode),
+        dnssec_validate=getattr(settings, "SMTP_OUTBOUND_DNSSEC_VALIDATE",
+                                default.dnssec_validate),
+        mta_sts_enforce=getattr(settings, "SMTP_OUTBOUND_MTA_STS_ENFORCE",
+                                default.mta_sts_enforce),
+        ca_file=getattr(settings, "MAILHOST_OUTBOUND_TLS_CA_FILE", default.ca_file),
+    )
+
+
 def inbound_config_from_settings(settings) -> InboundConfig:
     """The MAILHOST_INBOUND_* / MAILHOST_GREYLIST_* / MAILHOST_RESOLVER_* settings."""
     default = InboundConfig()
@@ -411,6 +438,7 @@ def _check(cfg: NodeConfig) -> None:
 
 def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
     """{path relative to the state dir: content} for every static file of the node, sorted."""
+    s = cfg.state_dir
     renderers: dict[str, Callable[[NodeConfig], str]] = {
         "postfix/main.cf": render_postfix_main_cf,
         "postfix/master.cf": render_postfix_master_cf,
@@ -432,6 +460,9 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
     for slot in range(cfg.app_password_slots):
         files[app_password_passdb_path(slot)] = render_dovecot_sql_app_passdb(cfg, slot).encode()
     files |= {path: text.encode() for path, text in render_inbound_files(cfg).items()}
+    resolver = f"127.0.0.1:{cfg.ports['resolver']}"
+    files |= {path: text.encode()
+              for path, text in render_mtasts_files(str(s), resolver, cfg.outbound_tls).items()}
     files[EDGE_CONF] = render_edge_conf(
         state_dir=str(cfg.state_dir), hostname=cfg.hostname, bind_address=cfg.bind_address,
         http_port=cfg.ports["http"], https_port=cfg.ports["https"], edge=cfg.edge,
@@ -634,6 +665,8 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "smtpd_tls_received_header = yes",
         "smtp_tls_security_level = may",
         *_relay_lines(cfg),
+        "",
+        *postfix_main_cf_lines(str(s), cfg.outbound_tls),
         "",
         "# DKIM: OpenDKIM over a unix socket (inet cost ~90 ms per message); a broken signer",
         "# shows as 451, never as unsigned mail. The port-25 listener only verifies (OpenDKIM",
@@ -1084,10 +1117,14 @@ def render_event_agent_json(cfg: NodeConfig) -> str:
             "hostname": cfg.hostname,
             "interval_seconds": 0.2,
             "maillog": str(cfg.path("log/postfix.log")),
+            "mtasts_socket": str(cfg.path(MTASTS_SOCKET))
+            if cfg.outbound_tls.mta_sts_enforce else "",
             "pid_file": str(cfg.path("run/event-agent/event-agent.pid")),
             "queue_dir": str(cfg.path("spool")),
             "quotas_db": str(cfg.path(QUOTAS_DB)),
             "socket_group": "postfix",
+            "tls_default_level": cfg.outbound_tls.default_level,
+            "tls_policy_map": str(cfg.path(POLICY_MAP)),
         },
         indent=2,
         sort_keys=True,

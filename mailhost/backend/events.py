@@ -14,6 +14,11 @@ mailhost.backend.config). Two inputs, one SQLite file of events on the node (eve
   any point, the agent restarts where the last commit left it, so no event is lost or
   recorded twice. A rotated log (new inode, or shorter) is read from its start; a line still
   being written waits for its newline.
+* **TLS outcomes** (same log, same transaction). Every attempt toward a recipient domain that
+  failed for TLS (any message, not only the API's) is kept as a TLS failure: domain, MX host
+  and address, the policy Postfix applied (PolicyLookup) and the RFC 8460 result type
+  (mailhost/backend/tls_policy.py); TLS sessions that succeeded are counted per day and
+  domain. Together they are what a TLS-RPT report (RFC 8460) is built from.
 * **SMTP and sendmail submissions.** A message submitted with SMTP AUTH (smtpd's
   `sasl_username=` line) or by `sendmail` on the host (pickup's `uid=` line) has no VERP
   sender: at qmgr's first `from=` line it gets a message id of its own and a `queued` event
@@ -47,6 +52,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sqlite3
 import sys
 import uuid
@@ -56,6 +62,12 @@ from aiosmtpd.lmtp import LMTP
 
 from mailhost.backend import quotas
 from mailhost.backend.logtail import CURSOR_SCHEMA, read_new, save_cursor
+from mailhost.backend.tls_policy import (
+    MTASTS_SOCKETMAP_NAME,
+    parse_policy_map,
+    result_type,
+    sts_policy_strings,
+)
 
 logger = logging.getLogger("mailhost.events")
 
@@ -69,6 +81,16 @@ CREATE TABLE IF NOT EXISTS queue (queue_id TEXT PRIMARY KEY, message TEXT NOT NU
 CREATE TABLE IF NOT EXISTS tls (pid TEXT PRIMARY KEY, detail TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS submission (queue_id TEXT PRIMARY KEY, login TEXT NOT NULL,
     via TEXT NOT NULL, message_id TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS tls_notes (pid TEXT PRIMARY KEY, host TEXT NOT NULL,
+    detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tls_failures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, domain TEXT NOT NULL,
+    mx_host TEXT NOT NULL, mx_ip TEXT NOT NULL, policy_type TEXT NOT NULL,
+    policy TEXT NOT NULL, result_type TEXT NOT NULL, detail TEXT NOT NULL,
+    attempt TEXT NOT NULL, UNIQUE (attempt, domain));
+CREATE TABLE IF NOT EXISTS tls_sessions (
+    day TEXT NOT NULL, domain TEXT NOT NULL, successes INTEGER NOT NULL,
+    PRIMARY KEY (day, domain));
 """ + CURSOR_SCHEMA
 STATUSES = {"sent": "delivered", "deferred": "deferred", "bounced": "bounced",
             "expired": "expired"}
@@ -92,6 +114,8 @@ _PICKUP = re.compile(r"^(?P<qid>[0-9A-Za-z]+): uid=(?P<uid>\d+) from=<[^>]*>$")
 _MESSAGE_ID = re.compile(r"^(?P<qid>[0-9A-Za-z]+): message-id=(?P<mid>\S*)$")
 _SIZE = re.compile(r"\bsize=(?P<size>\d+), nrcpt=")
 _TLS = re.compile(r"^(?P<kind>\w+) TLS connection established to (?P<host>\S+): (?P<detail>.*)$")
+_VERIFY_NOTE = re.compile(r"certificate verification failed for (?P<host>\S+): (?P<why>.*)$")
+_RELAY = re.compile(r"^(?P<host>[^\[]+)\[(?P<ip>[^\]]+)\](?::\d+)?$")
 MAX_TEXT = 1000
 # Postfix's own defaults (minimal_backoff_time, maximal_backoff_time); the agent's config
 # carries the node's values.
@@ -138,14 +162,18 @@ def _event(conn, message, recipient, status, at, *, dsn="", reply="", relay="", 
 
 
 def apply_line(conn: sqlite3.Connection, line: str,
-               backoff: tuple[int, int] = DEFAULT_BACKOFF) -> str | None:
+               backoff: tuple[int, int] = DEFAULT_BACKOFF,
+               policy: "PolicyLookup | None" = None) -> str | None:
     """Fold one log line into the store (inside the caller's transaction); returns the queue
     id of a message that left the queue."""
     match = _LINE.match(line)
     if match is None:
         return None
     text, pid = match["text"], match["pid"]
-    if found := _TLS.match(text):
+    if found := _VERIFY_NOTE.search(text):
+        conn.execute("INSERT OR REPLACE INTO tls_notes (pid, host, detail) VALUES (?, ?, ?)",
+                     (pid, found["host"][:300], found["why"][:300]))
+    elif found := _TLS.match(text):
         conn.execute("INSERT OR REPLACE INTO tls (pid, detail) VALUES (?, ?)",
                      (pid, f"{found['kind']} {found['detail']}"[:300]))
     elif found := _SASL.match(text):
@@ -165,6 +193,8 @@ def apply_line(conn: sqlite3.Connection, line: str,
         if "status=expired" in found["rest"]:
             _expire(conn, found["qid"], log_time(match["time"]))
     elif found := _TO.match(text):
+        if match["service"].endswith("smtp"):
+            _tls_outcome(conn, found, pid, log_time(match["time"]), policy or PolicyLookup())
         _delivery_line(conn, found, pid, log_time(match["time"]), backoff)
     elif found := _REMOVED.match(text):
         conn.execute("DELETE FROM queue WHERE queue_id = ?", (found["qid"],))
@@ -210,6 +240,81 @@ def _delivery_line(conn, found: re.Match, pid: str, at: str, backoff: tuple[int,
            relay=found["relay"], tls=tls, next_at=next_at)
 
 
+class PolicyLookup:
+    """Which TLS policy Postfix applied to a recipient domain, asked where Postfix asks: the
+    portal's overrides (the rendered map), then the MTA-STS resolver's socketmap (its answer
+    comes from its cache), then the install-wide level."""
+
+    def __init__(self, policy_map: Path | None = None, socketmap: Path | None = None,
+                 default_level: str = "may"):
+        self.policy_map, self.socketmap, self.default_level = policy_map, socketmap, default_level
+
+    def __call__(self, domain: str) -> tuple[str, list[str]]:
+        try:
+            overrides = parse_policy_map(self.policy_map.read_text()) if self.policy_map else {}
+        except OSError:
+            overrides = {}
+        if domain in overrides:
+            level = overrides[domain]
+            kind = "tlsa" if level.startswith("dane") else "local"
+            return kind, [f"mailhost-override: {level}"]
+        answer = self._sts(domain)
+        if answer.startswith("OK "):
+            return "sts", sts_policy_strings(answer)
+        if self.default_level.startswith("dane"):
+            return "tlsa", [f"mailhost-default: {self.default_level}"]
+        return "no-policy-found", [f"mailhost-default: {self.default_level}"]
+
+    def _sts(self, domain: str) -> str:
+        if not self.socketmap:
+            return ""
+        request = f"{MTASTS_SOCKETMAP_NAME} {domain}".encode()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5)
+                sock.connect(str(self.socketmap))
+                sock.sendall(b"%d:%s," % (len(request), request))
+                data = b""
+                while not data.endswith(b",") and (chunk := sock.recv(4096)):
+                    data += chunk
+        except OSError:
+            return ""
+        return data.partition(b":")[2][:-1].decode(errors="replace")
+
+
+def _tls_outcome(conn, found: re.Match, pid: str, at: str, policy: PolicyLookup) -> None:
+    """A TLS failure toward the recipient's domain (one per attempt and domain), or a TLS
+    session that succeeded (counted per day and domain): what a TLS-RPT report is built from."""
+    domain = found["rcpt"].rpartition("@")[2].lower()[:253]
+    relay = _RELAY.match(found["relay"])
+    if not domain or relay is None:
+        return
+    if found["status"] == "sent":
+        if conn.execute("SELECT 1 FROM tls WHERE pid = ?", (pid,)).fetchone():
+            conn.execute(
+                "INSERT INTO tls_sessions (day, domain, successes) VALUES (?, ?, 1) "
+                "ON CONFLICT (day, domain) DO UPDATE SET successes = successes + 1",
+                (at[:10], domain))
+        return
+    # An smtp process serves many sessions: only its note about this very host counts.
+    note = conn.execute("SELECT detail FROM tls_notes WHERE pid = ? AND host = ?",
+                        (pid, found["relay"])).fetchone()
+    note_text = note[0] if note else ""
+    if "tls" not in found["reply"].lower() and "certificate" not in found["reply"].lower():
+        return
+    policy_type, strings = policy(domain)
+    kind = result_type(found["reply"], note_text, policy_type)
+    if kind is None:
+        return
+    conn.execute(
+        "INSERT OR IGNORE INTO tls_failures (at, domain, mx_host, mx_ip, policy_type, policy, "
+        "result_type, detail, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (at, domain, relay["host"][:253], relay["ip"][:64], policy_type,
+         json.dumps(strings), kind, (found["reply"] + (f"; {note_text}" if note_text else ""))
+         [:MAX_TEXT], f"{found['qid']}:{pid}"),
+    )
+
+
 def _expire(conn, qid: str, at: str) -> None:
     row = conn.execute("SELECT message FROM queue WHERE queue_id = ?", (qid,)).fetchone()
     if row is not None:
@@ -217,7 +322,8 @@ def _expire(conn, qid: str, at: str) -> None:
 
 
 def follow(log: Path, db: Path, *, max_bytes: int = 4 * 1024 * 1024,
-           backoff: tuple[int, int] = DEFAULT_BACKOFF, quotas_db: Path | None = None) -> int:
+           backoff: tuple[int, int] = DEFAULT_BACKOFF, quotas_db: Path | None = None,
+           policy: PolicyLookup | None = None) -> int:
     """Fold the lines Postfix logged since the last call; returns how many lines were read.
     The position is stored with the events, in one transaction (mailhost.backend.logtail).
     Messages that left the queue come off the sending quotas' queued count (`quotas_db`)."""
@@ -230,7 +336,8 @@ def follow(log: Path, db: Path, *, max_bytes: int = 4 * 1024 * 1024,
         inode, offset, complete = new
         lines = complete.decode(errors="replace").splitlines()
         with conn:
-            removed = [qid for line in lines if (qid := apply_line(conn, line, backoff))]
+            removed = [qid for line in lines
+                       if (qid := apply_line(conn, line, backoff, policy))]
             save_cursor(conn, inode, offset)
     finally:
         conn.close()
@@ -373,12 +480,17 @@ async def _serve(config: dict, stop: asyncio.Event) -> None:
     log = Path(config["maillog"])
     backoff = tuple(config.get("backoff_seconds", DEFAULT_BACKOFF))
     quotas_db = Path(config["quotas_db"]) if config.get("quotas_db") else None
+    policy = PolicyLookup(
+        Path(config["tls_policy_map"]) if config.get("tls_policy_map") else None,
+        Path(config["mtasts_socket"]) if config.get("mtasts_socket") else None,
+        config.get("tls_default_level", "may"),
+    )
     swept = 0.0
     try:
         while not stop.is_set():
             try:
                 await loop.run_in_executor(None, functools.partial(
-                    follow, log, db, backoff=backoff, quotas_db=quotas_db))
+                    follow, log, db, backoff=backoff, quotas_db=quotas_db, policy=policy))
                 if loop.time() - swept >= SWEEP_SECONDS:
                     swept = loop.time()
                     await loop.run_in_executor(None, sweep, config)

@@ -78,6 +78,7 @@ from mailhost.backend.relays import render_relay_files
 from mailhost.backend.senders import SENDERS_DB
 from mailhost.backend.suppressions import SUPPRESSIONS_DB
 from mailhost.backend.tls import ensure_certificate
+from mailhost.backend.tls_policy import MTASTS_CONFIG, MTASTS_SOCKET, POLICY_MAP
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,13 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
         config=GUARD_CONFIG,
         what="Inbound guard",
         ready=lambda stack: stack.cfg.path(GUARD_STATUS).exists(),
+    ),
+    # MTA-STS policies for Postfix's outbound TLS, through its socketmap (mtasts.py).
+    "mta-sts": PythonDaemon(
+        module="mailhost.backend.mtasts",
+        config=MTASTS_CONFIG,
+        what="MTA-STS resolver",
+        ready=lambda stack: _unix_accepts(stack.cfg.path(MTASTS_SOCKET)),
     ),
     # Delivery events: follows Postfix's log, takes VERP bounces (events.py).
     "event-agent": PythonDaemon(
@@ -231,6 +239,10 @@ class Stack:
         _ensure_dir(self.cfg.path(SUPPRESSIONS_DB).parent, 0o755)  # the portal writes it
         _ensure_dir(self.cfg.path(QUOTAS_DB).parent, 0o755)  # the portal and the milter
         self._prepare_relays(postfix_gid)
+        _ensure_dir(self.cfg.path("mta-sts"), 0o755)
+        if not self.cfg.path(POLICY_MAP).exists():  # the reconciler fills it; Postfix reads it
+            write_atomic(self.cfg.path(POLICY_MAP), b"# no TLS policy overrides yet\n",
+                         mode=0o644)
         for table in (self.cfg.opendkim_key_table, self.cfg.opendkim_signing_table):
             if not table.exists():  # the reconciler fills them; OpenDKIM needs them to start
                 write_atomic(table, b"", mode=0o644)

@@ -1,4 +1,5 @@
-"""Routing's services: one module per sub-domain (relays, the queue), re-exported here."""
+"""Routing's services: one module per sub-domain (relays, the queue, the TLS policy),
+everything public re-exported here."""
 
 from routing.services.queue import queue_act
 from routing.services.relays import (
@@ -9,8 +10,13 @@ from routing.services.relays import (
     relay_set,
     relay_test,
 )
+from routing.services.tls_policy import (
+    tls_outcomes_collect,
+    tls_policy_delete,
+    tls_policy_set,
+)
 
 __all__ = [
     "queue_act", "RelayInput", "TestResult", "check_reachable", "relay_delete", "relay_set",
-    "relay_test",
+    "relay_test", "tls_outcomes_collect", "tls_policy_delete", "tls_policy_set",
 ]

@@ -50,7 +50,8 @@ RENDERED = render_static_files(CONFIG)
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.\]~:/])/[\w./-]+")
 # Files of Debian's packages the inbound config names (the DNSSEC root anchor, the learning
 # pipes' shell and rspamc): the same on every node.
-SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc", "/etc/nginx/mime.types"}
+SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc", "/etc/nginx/mime.types",
+                "/etc/ssl/certs"}
 # URL paths the edge routes (not files).
 URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem"}  # + a glob tail
 

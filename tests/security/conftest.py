@@ -16,6 +16,7 @@ from identity.models import DkimKey
 from mailboxes.models import MailboxImport
 from mailhost.crypto import encrypt
 from mailhost.passwords import hash_password
+from routing.models import TlsPolicy
 from tenants.access import SYSTEM, Actor
 from tenants.models import Membership
 from tenants.services import api_token_create, invitation_create
@@ -62,7 +63,9 @@ def everything(domain, organisation) -> Everything:  # noqa: F811
     hook_delivery = WebhookDelivery.objects.create(
         webhook=hook, event=event, payload={"id": f"evt_{event.pk}", "type": "message.bounced"},
         state="dead", attempts=8)
+    tls_policy = TlsPolicy.objects.create(domain=domain.name, level="secure")
     values = {
+        "domain": tls_policy.domain,
         "org": organisation.slug, "name": domain.name, "address": mailbox.address,
         "token": raw_invitation, "selector": key.selector, "path": "x", "rest": "x",
         "key": "x", "uidb36": "x", "uidb64": "x", "app_label": "tenants",

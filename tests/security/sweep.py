@@ -167,7 +167,16 @@ PATH_PARAMS: dict[str, Callable[[World], object]] = {
     "app-senders/<login>": lambda a: app_sender(a).login,
     "webhooks/<webhook_id>": lambda a: webhook(a).pk,
     "webhook-deliveries/<delivery_id>": lambda a: webhook_delivery(a).pk,
+    # Outbound TLS policies (routing/, staff only): one for A's domain name (API and page).
+    "tls-policies/<domain>": lambda a: tls_policy(a).domain,
+    "tls/<domain>": lambda a: tls_policy(a).domain,
 }
+
+
+def tls_policy(a: World):
+    from routing.models import TlsPolicy
+
+    return TlsPolicy.objects.get_or_create(domain=a.domain.name, defaults={"level": "secure"})[0]
 
 
 def sent_message(a: World):
@@ -334,11 +343,15 @@ API_BODIES: dict[str, Callable[[World], object]] = {
     "POST /app-senders": lambda a: {"name": "sweep", "addresses": [f"sweep@{a.domain.name}"]},
     "PUT /staff/organisations/{slug}/sending-quota": lambda a: {"hourly": 10},
     "POST /webhooks": lambda a: {"url": "https://93.184.215.14/sweep"},
+    "POST /staff/tls-policies": lambda a: {"domain": f"partner.{a.domain.name}",
+                                           "level": "dane-only"},
 }
 
 # URL name → a valid form for a POST to that page (pages without one are posted empty:
 # the confirm-then-POST pages take no fields).
 PAGE_FORMS: dict[str, Callable[[World], dict]] = {
+    "routing:tls": lambda a: {"domain": f"partner.{a.domain.name}", "level": "secure",
+                              "note": ""},
     "tenants:organisation_new": lambda a: {
         "name": "Sweep Two", "slug": f"{a.org.slug}-two", "admin_email": "", "admin_role": "owner"
     },

@@ -187,6 +187,15 @@ STAFF_ONLY: dict[str, str] = {
     "tenants:suspend": "suspending an organisation is staff's",
     "tenants:unsuspend": "lifting a suspension is staff's",
     "mailboxes:domain_mark_verified": "marking a domain verified without DNS is staff's call",
+    **{
+        f"{method} /staff/tls-{path}": "outbound TLS is install-wide: a policy applies to "
+        "every sender, a TLS-RPT report is the service's"
+        for method, path in (("GET", "policies"), ("POST", "policies"),
+                             ("GET", "policies/{domain}"), ("DELETE", "policies/{domain}"),
+                             ("GET", "failures"))
+    },
+    "routing:tls": "outbound TLS policies and failures are install-wide (staff's)",
+    "routing:tls_remove": "outbound TLS policies are install-wide (staff's)",
 }
 
 # Known holes fixed on another branch: (request id, actor) → the finding. Strict: once the fix

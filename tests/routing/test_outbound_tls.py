@@ -1,0 +1,90 @@
+"""Outbound TLS posture against the real daemons: MTA-STS through the node's resolver daemon,
+DANE through the node's validating unbound, a per-domain override, and every TLS failure
+recorded by the node's event agent. All of it in a network namespace (tls_world.py); no
+portal, database or Redis is involved: the policy is node state.
+"""
+
+import re
+
+import pytest
+
+from mailhost.backend.tls_policy import POLICY_MAP, TlsPolicySnap, render_policy_map
+from tests.routing.tls_world import start_world, stop_world
+from tests.stack import wait_for
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def world():
+    world = start_world()
+    try:
+        yield world
+    finally:
+        stop_world(world)
+
+
+def _attempt(world, domain: str) -> re.Match | None:
+    """Postfix's delivery line for the first recipient at `domain`, once there is one."""
+    pattern = re.compile(rf"to=<[^>]*@{re.escape(domain)}>, relay=(?P<relay>\S+), .*?"
+                         r"dsn=(?P<dsn>[\d.]+), status=(?P<status>\w+) \((?P<reply>.*)\)")
+    return pattern.search(world.log())
+
+
+def test_mta_sts_delivers_to_the_policy_mx_over_verified_tls(world):
+    peer = world.peer("sts-ok")
+    world.send(f"someone@{peer.domain}", "sts ok")
+    assert wait_for(lambda: world.received(peer, "sts ok"), timeout=60)
+    assert f"Verified TLS connection established to {peer.mx}[{peer.ip}]:25" in world.log()
+    assert world.failures(peer.domain) == []
+
+
+def test_mta_sts_defers_to_an_mx_whose_certificate_does_not_match_and_records_it(world):
+    peer = world.peer("sts-bad")
+    world.send(f"someone@{peer.domain}", "sts bad")
+    attempt = wait_for(lambda: _attempt(world, peer.domain), timeout=60)
+    assert attempt["status"] == "deferred" and attempt["dsn"].startswith("4.7.")
+    failures = wait_for(lambda: world.failures(peer.domain), timeout=30)
+    assert [(f["mx_host"], f["mx_ip"], f["policy_type"], f["result_type"]) for f in failures] \
+        == [(peer.mx, peer.ip, "sts", "certificate-host-mismatch")]
+    assert f"mx: {peer.mx}" in failures[0]["policy"]
+    assert world.received(peer, "sts bad") == []  # the peer never got the message
+
+
+def test_dane_delivers_over_tls_the_tlsa_record_verifies(world):
+    peer = world.peer("dane-ok")
+    world.send(f"someone@{peer.domain}", "dane ok")
+    assert wait_for(lambda: world.received(peer, "dane ok"), timeout=60)
+    assert f"Verified TLS connection established to {peer.mx}[{peer.ip}]:25" in world.log()
+    assert world.failures(peer.domain) == []
+
+
+def test_dane_defers_when_no_tlsa_record_matches_and_records_it(world):
+    peer = world.peer("dane-bad")
+    world.send(f"someone@{peer.domain}", "dane bad")
+    attempt = wait_for(lambda: _attempt(world, peer.domain), timeout=60)
+    assert (attempt["status"], attempt["dsn"]) == ("deferred", "4.7.5")
+    failures = wait_for(lambda: world.failures(peer.domain), timeout=30)
+    assert [(f["mx_host"], f["policy_type"], f["result_type"]) for f in failures] == [
+        (peer.mx, "tlsa", "tlsa-invalid")]
+    assert world.received(peer, "dane bad") == []
+
+
+def test_a_per_domain_override_demands_verified_tls_from_a_partner(world):
+    peer = world.peer("partner")
+    world.send(f"first@{peer.domain}", "partner before")  # no policy: opportunistic TLS
+    assert wait_for(lambda: world.received(peer, "partner before"), timeout=60)
+
+    # What the reconciler writes for a routing.TlsPolicy row (routing/node.py), then reloads.
+    world.stack.cfg.path(POLICY_MAP).write_text(
+        render_policy_map([TlsPolicySnap(peer.domain, "secure")]))
+    world.stack.reload_postfix()
+    world.send(f"second@{peer.domain}", "partner after")
+    pattern = re.compile(rf"to=<second@{re.escape(peer.domain)}>, .*?dsn=(?P<dsn>[\d.]+), "
+                         r"status=(?P<status>\w+)")
+    attempt = wait_for(lambda: pattern.search(world.log()), timeout=60)
+    assert attempt["status"] == "deferred" and attempt["dsn"].startswith("4.7.")
+    failures = wait_for(lambda: world.failures(peer.domain), timeout=30)
+    assert [(f["policy_type"], f["result_type"]) for f in failures] == [
+        ("local", "certificate-host-mismatch")]
+    assert world.received(peer, "partner after") == []
