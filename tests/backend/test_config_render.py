@@ -42,6 +42,7 @@ CONFIG = NodeConfig(
         headers=(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
                  ("X-Frame-Options", "DENY"),
                  ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")),
+        webmail=True,
     ),
 )
 RENDERED = render_static_files(CONFIG)
@@ -50,9 +51,11 @@ RENDERED = render_static_files(CONFIG)
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.\]~:/])/[\w./-]+")
 # Files of Debian's packages the inbound config names (the DNSSEC root anchor, the learning
 # pipes' shell and rspamc): the same on every node.
-SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc", "/etc/nginx/mime.types"}
+SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc", "/etc/nginx/mime.types",
+                "/etc/nginx/fastcgi_params"}
 # URL paths the edge routes (not files).
-URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem"}  # + a glob tail
+URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem",
+             "/webmail", "/webmail/", "/webmail/index.php"}  # + a glob tail
 
 
 @pytest.mark.parametrize("relative", sorted(RENDERED))
@@ -208,7 +211,7 @@ def test_the_edge_redirects_to_the_standard_port_without_naming_it():
 def test_the_edge_makes_room_for_webmail_and_dav_only_once_they_have_an_upstream():
     assert b"location /webmail/" not in RENDERED["edge/nginx.conf"]
     served = replace(CONFIG, edge=replace(CONFIG.edge, webmail_upstream="127.0.0.1:9001",
-                                          dav_upstream="127.0.0.1:5232"))
+                                          dav_upstream="127.0.0.1:5232", webmail=False))
     conf = render_static_files(served)["edge/nginx.conf"].decode()
     assert "location /webmail/ {\n            proxy_pass http://127.0.0.1:9001;" in conf
     assert "location /dav/ {\n            proxy_pass http://127.0.0.1:5232;" in conf
