@@ -427,6 +427,10 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
     return dict(sorted(files.items()))
 
 
+def _net(address: str) -> str:
+    return f"{address}/128" if ":" in address else f"{address}/32"
+
+
 def webmail_config(cfg: NodeConfig) -> WebmailConfig:
     """Roundcube reaches Dovecot and Postfix on the node's own address (loopback if it binds
     every address): the master login it uses for SSO is refused from anywhere else."""
@@ -871,7 +875,15 @@ def _dovecot_auth_policy(cfg: NodeConfig) -> list[str]:
 
 def _dovecot_dev(cfg: NodeConfig) -> list[str]:
     if not cfg.dev:
-        return []
+        if not cfg.edge.webmail:
+            return []
+        nets = dict.fromkeys([*DEV_TRUSTED, _net(webmail_config(cfg).host)])
+        return [
+            "# Webmail (Roundcube, on this node) logs in on behalf of browsers and names the",
+            "# browser's address before it authenticates (IMAP ID x-originating-ip): Dovecot takes",
+            "# it from these addresses only, so bans and the login penalty hit the browser.",
+            f"login_trusted_networks = {' '.join(nets)}",
+        ]
     return [
         "# Dev/test stack (MAILHOST_STACK_DEV=true): one failed login would otherwise delay the",
         "# next good one by seconds. Production keeps the delay and the penalty. Dovecot cannot",

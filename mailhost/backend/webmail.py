@@ -123,6 +123,9 @@ def render_roundcube_config(wm: WebmailConfig) -> str:
         ("session_lifetime", str(wm.session_minutes)),
         ("login_autocomplete", "0"),
         ("login_lc", "2"),
+        # Failed logins are the node's ban policy's business (Dovecot sees the browser's
+        # address): Roundcube's own per-account lock would let anyone lock a holder out.
+        ("login_rate_limit", "0"),
         ("x_frame_options", _php("sameorigin")),
         ("mailhost_sso_store", _php(f"{s}/{WEBMAIL_SSO_DB}")),
         ("mailhost_sso_secret", _php(f"{s}/{WEBMAIL_MASTER_SECRET}")),

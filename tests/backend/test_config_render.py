@@ -115,9 +115,17 @@ def test_it_includes_every_static_file_of_the_stack():
 
 def test_it_keeps_the_login_penalty_in_production():
     dev = RENDERED["dovecot/dovecot.conf"].decode()
-    prod = render_static_files(replace(CONFIG, dev=False))["dovecot/dovecot.conf"].decode()
+    prod_config = replace(CONFIG, dev=False, edge=replace(CONFIG.edge, webmail=False))
+    prod = render_static_files(prod_config)["dovecot/dovecot.conf"].decode()
     for cure in ("login_trusted_networks", "auth_failure_delay = 0", "anvil-auth-penalty"):
         assert cure in dev
+        assert cure not in prod
+
+
+def test_it_trusts_only_the_webmail_on_the_node_to_name_the_client_in_production():
+    prod = render_static_files(replace(CONFIG, dev=False))["dovecot/dovecot.conf"].decode()
+    assert "login_trusted_networks = 127.0.0.1/32 ::1/128\n" in prod
+    for cure in ("auth_failure_delay = 0", "anvil-auth-penalty"):
         assert cure not in prod
 
 

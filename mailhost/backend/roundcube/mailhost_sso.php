@@ -20,6 +20,7 @@ class mailhost_sso extends rcube_plugin
         $this->add_hook('startup', [$this, 'startup']);
         $this->add_hook('authenticate', [$this, 'authenticate']);
         $this->add_hook('login_after', [$this, 'login_after']);
+        $this->add_hook('storage_connect', [$this, 'storage_connect']);
         if (!empty($_SESSION['mailhost_sso'])) {
             $this->use_master_login();
             $org = $_SESSION['mailhost_sso']['organisation'] ?? '';
@@ -74,6 +75,20 @@ class mailhost_sso extends rcube_plugin
         $args['pass'] = 'mailhost-sso';  // not sent anywhere: the master login is used instead
         $args['cookiecheck'] = false;
         $args['valid'] = true;
+        return $args;
+    }
+
+    /**
+     * A password login names the browser's address to Dovecot before it authenticates (IMAP ID,
+     * accepted from the node's own address only), so the node's bans count and refuse the
+     * browser, not the webmail. SSO sessions use the master login, which Dovecot accepts from
+     * the node's own address only: they send no ID.
+     */
+    function storage_connect($args)
+    {
+        if (empty($_SESSION['mailhost_sso']) && $this->grant === null) {
+            $args['preauth_ident'] = ['x-originating-ip' => rcube_utils::remote_addr()];
+        }
         return $args;
     }
 
