@@ -1,6 +1,7 @@
 from django.urls import path
 
 from mailboxes import portal_views as views
+from webmail import views as webmail_views
 
 app_name = "mailbox"
 
@@ -8,6 +9,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.login, name="login"),
     path("logout/", views.logout, name="logout"),
+    path("webmail/", webmail_views.open_webmail, name="webmail"),
     path("setup/", views.setup, name="setup"),
     path("setup/apple.mobileconfig", views.mobileconfig, name="mobileconfig"),
     path("password/", views.password, name="password"),

@@ -40,6 +40,7 @@ from mailhost.passwords import hash_password, verify_password
 from mailhost.redis import get_redis
 from tenants.access import Actor
 from tenants.pages import error_response, form_errors_from, paginate
+from webmail.services import webmail_sso_end
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,10 @@ SESSION_ID = "mailbox_id"
 SESSION_AUTH = "mailbox_auth"
 SESSION_LOGIN_AT = "mailbox_login_at"
 SESSION_SEEN_AT = "mailbox_seen_at"
-SESSION_KEYS = (SESSION_ID, SESSION_AUTH, SESSION_LOGIN_AT, SESSION_SEEN_AT)
+# The id this portal session's webmail sessions hang on (webmail/): ending the portal session
+# ends them.
+WEBMAIL_SESSION = "mailbox_webmail"
+SESSION_KEYS = (SESSION_ID, SESSION_AUTH, SESSION_LOGIN_AT, SESSION_SEEN_AT, WEBMAIL_SESSION)
 _DUMMY_HASH: list[str] = []  # computed once: makes a wrong address cost as much as a wrong password
 
 
@@ -56,6 +60,7 @@ def _auth_fingerprint(mailbox) -> str:
 
 
 def _end_session(request) -> None:
+    webmail_sso_end(portal_session=request.session.get(WEBMAIL_SESSION))
     for key in SESSION_KEYS:
         request.session.pop(key, None)
 
@@ -227,8 +232,8 @@ def _page(request, template, context=None, *, status=200, section=""):
 
 @portal_page
 def home(request):
-    return _page(request, "mailbox/home.html", {"webmail": settings.MAILHOST_WEBMAIL_URL},
-                 section="home")
+    context = {"webmail": settings.MAILHOST_WEBMAIL_URL, "webmail_sso": settings.MAILHOST_WEBMAIL}
+    return _page(request, "mailbox/home.html", context, section="home")
 
 
 @portal_page

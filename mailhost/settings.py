@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "reports",
     "routing",
     "status",
+    "webmail",
 ]
 
 MIDDLEWARE = [
@@ -237,6 +238,8 @@ MAILHOST_ACME_RUN_SECONDS = env_int("MAILHOST_ACME_RUN_SECONDS", 3600)  # how of
 # Where the edge sends /webmail/ and /dav/ (host:port); empty: not served (404).
 MAILHOST_EDGE_WEBMAIL_UPSTREAM = env_str("MAILHOST_EDGE_WEBMAIL_UPSTREAM", "")
 MAILHOST_EDGE_DAV_UPSTREAM = env_str("MAILHOST_EDGE_DAV_UPSTREAM", "")
+# Webmail (Roundcube on the node's php-fpm) at /webmail/ on the edge, with SSO from /mailbox/.
+MAILHOST_WEBMAIL = env_bool("MAILHOST_WEBMAIL", True)
 # The ports mail clients are told to use (SRV records, autoconfig, autodiscover, the Apple
 # profile, /mailbox/setup/; see mailhost/endpoints.py). 0 (unset): the port the node listens on
 # above, or for https the port of MAILHOST_PORTAL_URL. Set one only when a NAT or proxy in

@@ -16,6 +16,7 @@ PACKAGES=(
   pebble  # tests: Let's Encrypt's test ACME server on loopback
   redis-server postgresql
   chromium
+  php8.2-fpm php8.2-sqlite3 roundcube roundcube-sqlite3 roundcube-plugins  # webmail (mailhost/backend/webmail.py)
   sqlite3 openssl python3-venv procps iproute2
   curl  # scripts/up.sh waits for the portal with it; the README's API examples use it
 )
@@ -38,6 +39,8 @@ fi
 
 echo "Installing Debian packages: ${missing[*]}"
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# Roundcube's database is a SQLite file under the node state directory, created by the stack runner.
+echo "roundcube-core roundcube/dbconfig-install boolean false" | debconf-set-selections
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # --no-install-recommends keeps apt from upgrading systemd/udev alongside chromium.

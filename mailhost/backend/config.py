@@ -68,6 +68,13 @@ from mailhost.backend.tls_policy import (
     OutboundTls,
     postfix_main_cf_lines,
     render_mtasts_files,
+from mailhost.backend.webmail import (
+    WEBMAIL_CONFIG,
+    WEBMAIL_FPM_CONF,
+    WEBMAIL_MASTER_USERS,
+    WebmailConfig,
+    render_php_fpm_conf,
+    render_roundcube_config,
 )
 
 # Debian's `mail` user owns every maildir; Dovecot's first_valid_uid admits exactly it.
@@ -334,6 +341,7 @@ def edge_config_from_settings(settings) -> EdgeConfig:
         headers=tuple(headers),
         webmail_upstream=getattr(settings, "MAILHOST_EDGE_WEBMAIL_UPSTREAM", ""),
         dav_upstream=getattr(settings, "MAILHOST_EDGE_DAV_UPSTREAM", ""),
+        webmail=bool(getattr(settings, "MAILHOST_WEBMAIL", False)),
     )
 
 
@@ -463,11 +471,31 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
     resolver = f"127.0.0.1:{cfg.ports['resolver']}"
     files |= {path: text.encode()
               for path, text in render_mtasts_files(str(s), resolver, cfg.outbound_tls).items()}
+    if cfg.edge.webmail:
+        wm = webmail_config(cfg)
+        files[WEBMAIL_CONFIG] = render_roundcube_config(wm).encode()
+        files[WEBMAIL_FPM_CONF] = render_php_fpm_conf(wm).encode()
     files[EDGE_CONF] = render_edge_conf(
         state_dir=str(cfg.state_dir), hostname=cfg.hostname, bind_address=cfg.bind_address,
         http_port=cfg.ports["http"], https_port=cfg.ports["https"], edge=cfg.edge,
     ).encode()
     return dict(sorted(files.items()))
+
+
+def _net(address: str) -> str:
+    return f"{address}/128" if ":" in address else f"{address}/32"
+
+
+def webmail_config(cfg: NodeConfig) -> WebmailConfig:
+    """Roundcube reaches Dovecot and Postfix on the node's own address (loopback if it binds
+    every address): the master login it uses for SSO is refused from anywhere else."""
+    every = ("0.0.0.0", "::", "")  # noqa: S104 (compared with, not bound to)
+    host = "127.0.0.1" if cfg.bind_address in every else cfg.bind_address
+    return WebmailConfig(
+        state_dir=str(cfg.state_dir), hostname=cfg.hostname, host=host,
+        imap_port=cfg.ports["imap"], submission_port=cfg.ports["submission"],
+        managesieve_port=cfg.ports["managesieve"],
+    )
 
 
 def _lines(*lines: str) -> str:
@@ -897,6 +925,14 @@ def _dovecot_passdbs(cfg: NodeConfig) -> list[str]:
     application senders: SMTP AUTH only (their query matches the smtp service alone)."""
     lines = ["passdb {", "  driver = sql", f"  args = {cfg.path('dovecot/sql-passdb.conf.ext')}",
              "}"]
+    if cfg.edge.webmail:
+        lines += [
+            "# Webmail's single sign-on (mailhost/backend/webmail.py): one master login, from",
+            "# the node itself only, that logs in *as* a mailbox (SASL authzid); `pass = yes`",
+            "# still looks that mailbox up in the passdbs above, so a suspended one is refused.",
+            "passdb {", "  driver = passwd-file", "  master = yes",
+            f"  args = {cfg.path(WEBMAIL_MASTER_USERS)}", "  pass = yes", "}",
+        ]
     for slot in range(cfg.app_password_slots):
         lines += ["passdb {", "  driver = sql",
                   f"  args = {cfg.path(app_password_passdb_path(slot))}", "}"]
@@ -932,7 +968,15 @@ def _dovecot_auth_policy(cfg: NodeConfig) -> list[str]:
 
 def _dovecot_dev(cfg: NodeConfig) -> list[str]:
     if not cfg.dev:
-        return []
+        if not cfg.edge.webmail:
+            return []
+        nets = dict.fromkeys([*DEV_TRUSTED, _net(webmail_config(cfg).host)])
+        return [
+            "# Webmail (Roundcube, on this node) logs in on behalf of browsers and names the",
+            "# browser's address before it authenticates (IMAP ID x-originating-ip): Dovecot takes",
+            "# it from these addresses only, so bans and the login penalty hit the browser.",
+            f"login_trusted_networks = {' '.join(nets)}",
+        ]
     return [
         "# Dev/test stack (MAILHOST_STACK_DEV=true): one failed login would otherwise delay the",
         "# next good one by seconds. Production keeps the delay and the penalty. Dovecot cannot",

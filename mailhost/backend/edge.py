@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mailhost.backend.webmail import WEBMAIL_FPM_SOCKET, WEBMAIL_PUBLIC, render_edge_webmail
+
 EDGE_CONF = "edge/nginx.conf"
 EDGE_SITES = "edge/sites.conf"
 EDGE_PID = "run/edge/nginx.pid"
@@ -71,6 +73,8 @@ class EdgeConfig:
     webmail_upstream: str = ""
     dav_upstream: str = ""
     user: str = EDGE_USER
+    # Roundcube at /webmail/ through the node's php-fpm pool (mailhost/backend/webmail.py).
+    webmail: bool = False
 
     def check(self) -> None:
         for upstream in (self.upstream, self.webmail_upstream, self.dav_upstream):
@@ -206,8 +210,13 @@ def render_edge_conf(
         *_proxy(edge.upstream, "            "),
         "        }",
     ]
+    if edge.webmail:
+        lines += render_edge_webmail(
+            public_dir=_path(s, WEBMAIL_PUBLIC), fpm_socket=_path(s, WEBMAIL_FPM_SOCKET),
+            headers=_edge_headers(edge.headers, "                "),
+        )
     for prefix, upstream in (("/webmail/", edge.webmail_upstream), ("/dav/", edge.dav_upstream)):
-        if upstream:
+        if upstream and not (prefix == "/webmail/" and edge.webmail):
             lines += [f"        location {prefix} {{", *_proxy(upstream, "            "),
                       "        }"]
     lines += [

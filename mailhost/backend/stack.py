@@ -8,15 +8,18 @@ it) and waits until every listener answers. `stop()` stops all three and waits u
 of the stack is left. Every Postfix and Dovecot tool gets `-c`: there is no system instance.
 """
 
+import base64
 import contextlib
 import dataclasses
 import grp
+import hashlib
 import logging
 import os
 import pwd
 import secrets
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -44,6 +47,7 @@ from mailhost.backend.config import (
     SENDER_POLICY_SOCKET,
     NodeConfig,
     render_static_files,
+    webmail_config,
 )
 from mailhost.backend.edge import (
     ACME_WEBROOT,
@@ -79,6 +83,29 @@ from mailhost.backend.senders import SENDERS_DB
 from mailhost.backend.suppressions import SUPPRESSIONS_DB
 from mailhost.backend.tls import ensure_certificate
 from mailhost.backend.tls_policy import MTASTS_CONFIG, MTASTS_SOCKET, POLICY_MAP
+from mailhost.backend.webmail import (
+    PHP_FPM,
+    PLUGINS,
+    ROUNDCUBE_DEFAULTS,
+    ROUNDCUBE_MIMETYPES,
+    ROUNDCUBE_SHARE,
+    ROUNDCUBE_SQL,
+    WEBMAIL_APP,
+    WEBMAIL_DB,
+    WEBMAIL_DES_KEY,
+    WEBMAIL_FPM_CONF,
+    WEBMAIL_FPM_PID,
+    WEBMAIL_FPM_SOCKET,
+    WEBMAIL_LOG_DIR,
+    WEBMAIL_MASTER_SECRET,
+    WEBMAIL_MASTER_USERS,
+    WEBMAIL_PLUGIN,
+    WEBMAIL_SSO_DB,
+    WEBMAIL_TEMP,
+    WEBMAIL_USER,
+    SsoStore,
+    render_master_users,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +168,8 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
     ),
 }
 # Start order: what Postfix and Dovecot talk to comes first.
-DAEMONS = ("unbound", "opendkim", "rspamd", *PYTHON_DAEMONS, "dovecot", "postfix", "edge")
+DAEMONS = ("unbound", "opendkim", "rspamd", *PYTHON_DAEMONS, "dovecot", "postfix", "webmail",
+           "edge")
 _EXECUTABLES = {
     "unbound": "/usr/sbin/unbound",
     "rspamd": "/usr/bin/rspamd",
@@ -149,7 +177,11 @@ _EXECUTABLES = {
     "dovecot": "/usr/sbin/dovecot",
     "postfix": "/usr/lib/postfix/sbin/master",
     "edge": "/usr/sbin/nginx",
+    "webmail": PHP_FPM,
 }
+_ROUNDCUBE_INDEX = (b"<?php\n// Managed by Mailhost (mailhost/backend/stack.py).\n"
+                    b"define('INSTALL_PATH', realpath(__DIR__ . '/..') . '/');\n"
+                    b"include INSTALL_PATH . 'index.php';\n")
 # Daemons get a clean environment: none of the portal's secrets (DATABASE_URL, …) leak in.
 _DAEMON_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 # The project's code (not installed as a package): the Python daemons import it from here.
@@ -189,6 +221,11 @@ class Stack:
     def lmtp_socket(self) -> Path:
         return self.cfg.path("run/dovecot/lmtp")
 
+    @property
+    def daemons(self) -> tuple[str, ...]:
+        """The daemons this node runs: webmail's php-fpm only when the edge serves it."""
+        return tuple(d for d in DAEMONS if d != "webmail" or self.cfg.edge.webmail)
+
     def pid_file(self, daemon: str) -> Path:
         if daemon in PYTHON_DAEMONS:
             return self.cfg.path(f"run/{daemon}/{daemon}.pid")
@@ -199,6 +236,7 @@ class Stack:
             "rspamd": self.cfg.path(RSPAMD_PID),
             "unbound": self.cfg.path(UNBOUND_PID),
             "edge": self.cfg.path(EDGE_PID),
+            "webmail": self.cfg.path(WEBMAIL_FPM_PID),
         }[daemon]
 
     def log_file(self, daemon: str) -> Path:
@@ -233,6 +271,8 @@ class Stack:
         self._prepare_senders(postfix_gid)
         self._prepare_inbound()
         self._prepare_edge()
+        if self.cfg.edge.webmail:
+            self._prepare_webmail()
         for daemon in PYTHON_DAEMONS:
             _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
         _ensure_dir(self.cfg.path(EVENTS_DB).parent, 0o750)  # root's: the agent and portal
@@ -301,6 +341,75 @@ class Stack:
                 secret = rel in RELAY_SECRET_FILES
                 write_atomic(self.cfg.path(rel), data, mode=0o640 if secret else 0o644,
                              gid=postfix_gid if secret else -1)
+    def _prepare_webmail(self) -> None:
+        """Roundcube's private install tree (symlinks into Debian's, our plugin beside its
+        stock ones), its database, the session cipher key, the SSO master secret and store."""
+        uid, gid = _ids(WEBMAIL_USER)
+        dovecot_gid = grp.getgrnam("dovecot").gr_gid
+        share = Path(ROUNDCUBE_SHARE)
+        app = self.cfg.path(WEBMAIL_APP)
+        for rel in ("webmail", WEBMAIL_APP, f"{WEBMAIL_APP}/public_html",
+                    f"{WEBMAIL_APP}/public_html/program", f"{WEBMAIL_APP}/plugins",
+                    f"{WEBMAIL_APP}/skins", "webmail/config", "run/webmail"):
+            _ensure_dir(self.cfg.path(rel), 0o755)
+        links = {
+            "index.php": share / "index.php", "program": share / "program",
+            "SQL": share / "SQL", "vendor": share / "vendor",
+            "skins/elastic": share / "skins/elastic",
+            "public_html/plugins": Path("../plugins"), "public_html/skins": Path("../skins"),
+            "public_html/program/js": Path("../../program/js"),
+            "public_html/program/resources": Path("../../program/resources"),
+        }
+        links |= {f"plugins/{p.name}": p for p in (share / "plugins").iterdir()
+                  if p.is_dir() and p.name != "mailhost_sso"}
+        for rel, target in links.items():
+            _ensure_link(app / rel, target)
+        for name, target in (("defaults.inc.php", ROUNDCUBE_DEFAULTS),
+                             ("mimetypes.php", ROUNDCUBE_MIMETYPES)):
+            _ensure_link(self.cfg.path(f"webmail/config/{name}"), Path(target))
+        # Roundcube derives its install path from the directory of the index.php it runs.
+        write_atomic(app / "public_html/index.php", _ROUNDCUBE_INDEX, mode=0o644)
+        _ensure_dir(self.cfg.path(WEBMAIL_PLUGIN).parent, 0o755)
+        write_atomic(self.cfg.path(WEBMAIL_PLUGIN),
+                     (Path(__file__).parent / "roundcube/mailhost_sso.php").read_bytes(),
+                     mode=0o644)
+        assert "mailhost_sso" in PLUGINS  # noqa: S101 (the config names the plugin written here)
+        for rel in (WEBMAIL_TEMP, "webmail/db", WEBMAIL_LOG_DIR):
+            _ensure_dir(self.cfg.path(rel), 0o750, uid, gid)
+        db = self.cfg.path(WEBMAIL_DB)
+        if not db.exists():
+            conn = sqlite3.connect(db)
+            try:
+                conn.executescript(Path(ROUNDCUBE_SQL).read_text())
+            finally:
+                conn.close()
+        os.chown(db, uid, gid)
+        os.chmod(db, 0o640)
+        self._prepare_webmail_secrets(uid, gid, dovecot_gid)
+        sso = self.cfg.path(WEBMAIL_SSO_DB)
+        _ensure_dir(sso.parent, 0o2770, 0, gid)  # the portal writes, the plugin redeems
+        SsoStore(sso).ensure_schema()
+        for path in (sso, Path(f"{sso}-wal"), Path(f"{sso}-shm")):
+            if path.exists():
+                os.chown(path, 0, gid)
+                os.chmod(path, 0o660)
+
+    def _prepare_webmail_secrets(self, uid: int, gid: int, dovecot_gid: int) -> None:
+        secrets_dir = self.cfg.path(WEBMAIL_MASTER_SECRET).parent
+        # Traversable by Dovecot's auth process (user dovecot, reads master-users); each file
+        # is readable by its one reader's group only.
+        _ensure_dir(secrets_dir, 0o751, 0, gid)
+        if not self.cfg.path(WEBMAIL_DES_KEY).exists():
+            write_atomic(self.cfg.path(WEBMAIL_DES_KEY), secrets.token_urlsafe(18).encode(),
+                         mode=0o640, gid=gid)
+        secret_file = self.cfg.path(WEBMAIL_MASTER_SECRET)
+        if not secret_file.exists():
+            write_atomic(secret_file, secrets.token_urlsafe(32).encode(), mode=0o640, gid=gid)
+        secret = secret_file.read_text().strip()
+        digest = base64.b64encode(hashlib.sha256(secret.encode()).digest()).decode()
+        host = webmail_config(self.cfg).host
+        write_atomic(self.cfg.path(WEBMAIL_MASTER_USERS),
+                     render_master_users(digest, host).encode(), mode=0o640, gid=dovecot_gid)
 
     def _prepare_lookup(self, postfix_gid: int) -> None:
         db = self.cfg.lookup_db
@@ -444,7 +553,7 @@ class Stack:
         changed = self.write_config()
         if not any(rel.startswith("postfix/") for rel in changed):
             self._postfix_check()  # write_config ran it otherwise; it repairs the queue dirs
-        for daemon in DAEMONS:
+        for daemon in self.daemons:
             config = PYTHON_DAEMONS[daemon].config if daemon in PYTHON_DAEMONS else None
             touched = any(rel.startswith(f"{daemon}/") or rel == config for rel in changed)
             if self.pid(daemon) is None:
@@ -486,6 +595,11 @@ class Stack:
         _run(["nginx", "-e", str(self.log_file("edge")), "-c", str(self.cfg.path(EDGE_CONF))],
              what="nginx start")
 
+    def _start_webmail(self) -> None:
+        self.pid_file("webmail").unlink(missing_ok=True)
+        self.cfg.path(WEBMAIL_FPM_SOCKET).unlink(missing_ok=True)
+        _run([PHP_FPM, "-y", str(self.cfg.path(WEBMAIL_FPM_CONF))], what="php-fpm start")
+
     def _start_python(self, daemon: str) -> None:
         """Start a Python daemon in a session of its own; it outlives `manage.py stack start`."""
         spec = PYTHON_DAEMONS[daemon]
@@ -509,9 +623,10 @@ class Stack:
     def stop(self) -> None:
         """Stop all three and wait until no process of the stack is left. Idempotent."""
         leftovers = self.processes()
-        pids = {daemon: self.pid(daemon) for daemon in DAEMONS}
+        pids = {daemon: self.pid(daemon) for daemon in DAEMONS}  # webmail's too, if left on
         # OpenDKIM first: its grace period runs while the others stop.
-        for daemon in ("opendkim", "rspamd", "unbound", *PYTHON_DAEMONS, "dovecot", "edge"):
+        for daemon in ("opendkim", "rspamd", "unbound", *PYTHON_DAEMONS, "dovecot", "webmail",
+                       "edge"):
             if pids[daemon]:
                 logger.info("stopping %s (pid %s)", daemon, pids[daemon])
                 _signal(pids[daemon], signal.SIGTERM)
@@ -546,7 +661,7 @@ class Stack:
         return pid if exe == _EXECUTABLES[daemon] else None
 
     def status(self) -> dict[str, int | None]:
-        return {daemon: self.pid(daemon) for daemon in DAEMONS}
+        return {daemon: self.pid(daemon) for daemon in self.daemons}
 
     def is_running(self) -> bool:
         return all(self.status().values())
@@ -566,6 +681,7 @@ class Stack:
             f"opendkim -x {self.opendkim_conf}",
             f"/usr/sbin/opendkim -x {self.opendkim_conf}",
             f"nginx: master process nginx -e {self.log_file('edge')} -c {self.cfg.path(EDGE_CONF)}",
+            f"php-fpm: master process ({self.cfg.path(WEBMAIL_FPM_CONF)})",
         )
         found = set()
         for entry in os.listdir("/proc"):
@@ -613,6 +729,13 @@ class Stack:
 
     def reload_postfix(self) -> None:
         _run(["postfix", "-c", str(self.postfix_dir), "reload"], what="postfix reload")
+
+    def reload_webmail(self) -> None:
+        """SIGUSR2: php-fpm re-reads its pool; Roundcube reads config.inc.php per request."""
+        pid = self.pid("webmail")
+        if pid is None:
+            raise StackError("php-fpm (webmail) is not running")
+        os.kill(pid, signal.SIGUSR2)
 
     def reload_dovecot(self) -> None:
         _run(["doveadm", "-c", str(self.dovecot_conf), "reload"], what="doveadm reload")
@@ -738,6 +861,9 @@ class Stack:
             ("Dovecot IMAPS", lambda: _tcp_greets(self.address("imaps"), b"* OK", tls=True)),
             ("Edge HTTPS", lambda: _tls_handshakes(self.address("https"), self.cfg.hostname)),
         ]
+        if self.cfg.edge.webmail:
+            checks.append(("Webmail php-fpm",
+                           lambda: _unix_accepts(self.cfg.path(WEBMAIL_FPM_SOCKET))))
         deadline = time.monotonic() + timeout
         for name, check in checks:
             while not check():
@@ -763,6 +889,16 @@ class Stack:
 def _ids(user: str) -> tuple[int, int]:
     entry = pwd.getpwnam(user)
     return entry.pw_uid, entry.pw_gid
+
+
+def _ensure_link(link: Path, target: Path) -> None:
+    """A symlink `link` → `target`, replaced if it points elsewhere."""
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
 
 
 def _ensure_dir(path: Path, mode: int, uid: int = 0, gid: int = 0) -> None:

@@ -42,6 +42,7 @@ CONFIG = NodeConfig(
         headers=(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
                  ("X-Frame-Options", "DENY"),
                  ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")),
+        webmail=True,
     ),
 )
 RENDERED = render_static_files(CONFIG)
@@ -51,9 +52,10 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.\]~:/])/[\w./-]+")
 # Files of Debian's packages the inbound config names (the DNSSEC root anchor, the learning
 # pipes' shell and rspamc): the same on every node.
 SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc", "/etc/nginx/mime.types",
-                "/etc/ssl/certs"}
+                "/etc/ssl/certs", "/etc/nginx/fastcgi_params"}
 # URL paths the edge routes (not files).
-URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem"}  # + a glob tail
+URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem",
+             "/webmail", "/webmail/", "/webmail/index.php"}  # + a glob tail
 
 
 @pytest.mark.parametrize("relative", sorted(RENDERED))
@@ -113,9 +115,17 @@ def test_it_includes_every_static_file_of_the_stack():
 
 def test_it_keeps_the_login_penalty_in_production():
     dev = RENDERED["dovecot/dovecot.conf"].decode()
-    prod = render_static_files(replace(CONFIG, dev=False))["dovecot/dovecot.conf"].decode()
+    prod_config = replace(CONFIG, dev=False, edge=replace(CONFIG.edge, webmail=False))
+    prod = render_static_files(prod_config)["dovecot/dovecot.conf"].decode()
     for cure in ("login_trusted_networks", "auth_failure_delay = 0", "anvil-auth-penalty"):
         assert cure in dev
+        assert cure not in prod
+
+
+def test_it_trusts_only_the_webmail_on_the_node_to_name_the_client_in_production():
+    prod = render_static_files(replace(CONFIG, dev=False))["dovecot/dovecot.conf"].decode()
+    assert "login_trusted_networks = 127.0.0.1/32 ::1/128\n" in prod
+    for cure in ("auth_failure_delay = 0", "anvil-auth-penalty"):
         assert cure not in prod
 
 
@@ -209,7 +219,7 @@ def test_the_edge_redirects_to_the_standard_port_without_naming_it():
 def test_the_edge_makes_room_for_webmail_and_dav_only_once_they_have_an_upstream():
     assert b"location /webmail/" not in RENDERED["edge/nginx.conf"]
     served = replace(CONFIG, edge=replace(CONFIG.edge, webmail_upstream="127.0.0.1:9001",
-                                          dav_upstream="127.0.0.1:5232"))
+                                          dav_upstream="127.0.0.1:5232", webmail=False))
     conf = render_static_files(served)["edge/nginx.conf"].decode()
     assert "location /webmail/ {\n            proxy_pass http://127.0.0.1:9001;" in conf
     assert "location /dav/ {\n            proxy_pass http://127.0.0.1:5232;" in conf

@@ -1,0 +1,30 @@
+<?php
+# Managed by Mailhost (mailhost/backend/webmail.py); local edits are overwritten.
+$config = [];
+$config['db_dsnw'] = 'sqlite:////srv/mh/node/webmail/db/roundcube.sqlite?mode=0640';
+$config['imap_host'] = '127.0.0.1:2143';
+$config['smtp_host'] = 'tls://127.0.0.1:2587';
+$config['smtp_user'] = '%u';
+$config['smtp_pass'] = '%p';
+$config['smtp_conn_options'] = ['ssl' => ['verify_peer' => false, 'verify_peer_name' => false]];
+$config['managesieve_host'] = '127.0.0.1:24190';
+$config['managesieve_usetls'] = false;
+$config['managesieve_vacation'] = 0;
+$config['managesieve_forward'] = 0;
+$config['des_key'] = trim(file_get_contents('/srv/mh/node/webmail/secrets/des_key'));
+$config['temp_dir'] = '/srv/mh/node/webmail/temp/';
+$config['log_dir'] = '/srv/mh/node/log/webmail/';
+$config['plugins'] = ['mailhost_sso', 'managesieve'];
+$config['skin'] = 'elastic';
+$config['product_name'] = 'Webmail';
+$config['support_url'] = '';
+$config['enable_installer'] = false;
+$config['session_path'] = '/webmail/';
+$config['use_https'] = true;
+$config['session_lifetime'] = 30;
+$config['login_autocomplete'] = 0;
+$config['login_lc'] = 2;
+$config['x_frame_options'] = 'sameorigin';
+$config['mailhost_sso_store'] = '/srv/mh/node/webmail/sso/sso.sqlite';
+$config['mailhost_sso_secret'] = '/srv/mh/node/webmail/secrets/master.pw';
+$config['mailhost_sso_master'] = 'webmail-sso';
