@@ -31,6 +31,10 @@ SRV_RECORDS = (
      "Mail clients find implicit-TLS submission"),
     ("srv:imaps", "_imaps._tcp", "imaps", "Mail clients find IMAP over TLS"),
     ("srv:autodiscover", "_autodiscover._tcp", "https", "Outlook finds its autodiscover service"),
+    # RFC 6764: the client then asks the host for /.well-known/caldav (or carddav), which the
+    # edge redirects to /dav/.
+    ("srv:caldavs", "_caldavs._tcp", "dav", "Calendar apps find CalDAV over TLS"),
+    ("srv:carddavs", "_carddavs._tcp", "dav", "Contact apps find CardDAV over TLS"),
 )
 TXT_CHUNK = 255  # bytes per character-string (RFC 1035 3.3)
 # Domain ownership: the owner publishes a TXT record of this value at this name (RFC 8552

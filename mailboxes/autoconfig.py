@@ -37,6 +37,8 @@ def servers() -> dict:
         "host": endpoints.host,
         "imap": list(endpoints.imap_servers),
         "smtp": list(endpoints.smtp_servers),
+        "dav_port": endpoints.dav,
+        "dav_url": endpoints.dav_url,  # CalDAV and CardDAV (Radicale behind the edge)
     }
 
 
@@ -97,9 +99,32 @@ def autodiscover_xml(address: str) -> str:
     )
 
 
+def dav_payloads(address: str, s: dict, reverse_dns: str) -> list[dict]:
+    """The calendar (CalDAV) and contacts (CardDAV) accounts of the same mailbox: the same
+    user name and password, the principal at <dav url><address>/."""
+    payloads = []
+    for kind, label in (("CalDAV", "Calendars"), ("CardDAV", "Contacts")):
+        lower = kind.lower()
+        payloads.append({
+            "PayloadType": f"com.apple.{lower}.account",
+            "PayloadVersion": 1,
+            "PayloadIdentifier":
+                f"{reverse_dns}.{lower}.{uuid.uuid5(uuid.NAMESPACE_URL, address)}",
+            "PayloadUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{lower}:{address}")).upper(),
+            "PayloadDisplayName": f"{label} of {address}",
+            f"{kind}AccountDescription": f"{label} ({address})",
+            f"{kind}HostName": s["host"],
+            f"{kind}Port": s["dav_port"],
+            f"{kind}PrincipalURL": f"{s['dav_url']}{address}/",
+            f"{kind}UseSSL": True,
+            f"{kind}Username": address,
+        })
+    return payloads
+
+
 def mobileconfig(address: str, display_name: str = "") -> bytes:
-    """An (unsigned) Apple configuration profile for one IMAP account; no password in it —
-    the device asks for it on install."""
+    """An (unsigned) Apple configuration profile for one IMAP account and its calendars and
+    contacts; no password in it — the device asks for it on install."""
     s = servers()
     imap_port, _ = s["imap"][0]
     smtp_port, _ = s["smtp"][0]
@@ -135,10 +160,11 @@ def mobileconfig(address: str, display_name: str = "") -> bytes:
         "PayloadIdentifier": f"{reverse_dns}.profile.{uuid.uuid5(uuid.NAMESPACE_URL, address)}",
         "PayloadUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, "profile:" + address)).upper(),
         "PayloadDisplayName": f"Mail for {address}",
-        "PayloadDescription": f"Sets up {address} ({domain}) in Apple Mail.",
+        "PayloadDescription": f"Sets up {address} ({domain}) in Apple Mail, Calendar and "
+                              "Contacts.",
         "PayloadOrganization": domain,
         "PayloadRemovalDisallowed": False,
-        "PayloadContent": [account],
+        "PayloadContent": [account, *dav_payloads(address, s, reverse_dns)],
     }
     return plistlib.dumps(profile, fmt=plistlib.FMT_XML, sort_keys=True)
 

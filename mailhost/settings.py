@@ -222,6 +222,8 @@ MAILHOST_PORTS = {
     # (portal, API, hosted domains' mta-sts./autoconfig./autodiscover.). 80/443 in production.
     "http": env_int("MAILHOST_HTTP_PORT", 2080),
     "https": env_int("MAILHOST_HTTPS_PORT", 2443),
+    # Loopback-only: Radicale (CalDAV/CardDAV), which the edge serves at /dav/.
+    "dav": env_int("MAILHOST_DAV_PORT", 5232),
 }
 # Certificates (mailhost/backend/certificates.py; README "Certificates"). ACME is off while the
 # directory URL is empty (operator-provided certificates); Let's Encrypt's is
@@ -235,7 +237,8 @@ MAILHOST_ACME_ORDERS_PER_RUN = env_int("MAILHOST_ACME_ORDERS_PER_RUN", 10)
 MAILHOST_CERT_ALERT_DAYS = env_int("MAILHOST_CERT_ALERT_DAYS", 14)  # staff alert when renewal fails
 MAILHOST_CERT_WATCH_SECONDS = env_int("MAILHOST_CERT_WATCH_SECONDS", 30)
 MAILHOST_ACME_RUN_SECONDS = env_int("MAILHOST_ACME_RUN_SECONDS", 3600)  # how often nodes renew
-# Where the edge sends /webmail/ and /dav/ (host:port); empty: not served (404).
+# Where the edge sends /webmail/ (host:port; empty: not served, 404) and /dav/ (empty: the
+# node's own Radicale on MAILHOST_DAV_PORT).
 MAILHOST_EDGE_WEBMAIL_UPSTREAM = env_str("MAILHOST_EDGE_WEBMAIL_UPSTREAM", "")
 MAILHOST_EDGE_DAV_UPSTREAM = env_str("MAILHOST_EDGE_DAV_UPSTREAM", "")
 # Webmail (Roundcube on the node's php-fpm) at /webmail/ on the edge, with SSO from /mailbox/.

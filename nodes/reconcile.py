@@ -27,7 +27,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from mailhost.backend import lookup
+from mailhost.backend import dav, lookup
 from mailhost.backend.apply import (
     FileChange,
     FileSpec,
@@ -414,6 +414,9 @@ def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = F
         if conn:
             conn.close()
     _sync_maildirs(config.state_dir, plan.mailboxes, managed, restore=False)
+    # Calendars and contacts live in the home (mail/<home>/dav); Radicale finds them by address.
+    dav.sync_links(config.state_dir, plan.mailboxes, full=plan.srcs is None, uid=MAIL_UID,
+                   gid=MAIL_GID)
     _ensure_homes(config.state_dir, files)
     managed.apply(plan.files, [c for c in files if c.path not in plan.static])
     _remove_compiled(config.state_dir, files)

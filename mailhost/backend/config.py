@@ -32,10 +32,13 @@ Layout of a state directory (every path below is relative to it):
   rspamd/ unbound/ inbound/ sieve/   inbound filtering: see mailhost/backend/inbound.py
   certwatch/    certwatch.json    the certificate watcher's (mailhost/backend/certwatch.py)
   acme/         account.json, state.json (root only), live/<domain>/{cert,key}.pem, webroot/
+  dav/          radicale.conf, dav.json, collections/collection-root/<address> → a link to
+                mail/<home>/dav (CalDAV/CardDAV: see mailhost/backend/dav.py)
   edge/         nginx.conf, sites.conf (the reconciler's), tmp/   the HTTPS front door: see
                 mailhost/backend/edge.py; acme/webroot/ holds HTTP-01 challenges
 """
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -44,6 +47,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhost.backend.bans import BANS_DB, POSTFIX_BAN_QUERY, BanPolicy, policy_json
+from mailhost.backend.dav import (
+    DAV_CONFIG,
+    DOVECOT_AUTH_SOCKET,
+    RADICALE_CONFIG,
+    render_dav_json,
+    render_radicale_conf,
+)
 from mailhost.backend.edge import ACME_LIVE, EDGE_CONF, NODE_CERT, EdgeConfig, render_edge_conf
 from mailhost.backend.inbound import (
     RSPAMD_MILTER_SOCKET,
@@ -68,6 +78,7 @@ from mailhost.backend.tls_policy import (
     OutboundTls,
     postfix_main_cf_lines,
     render_mtasts_files,
+)
 from mailhost.backend.webmail import (
     WEBMAIL_CONFIG,
     WEBMAIL_FPM_CONF,
@@ -88,13 +99,15 @@ OPENDKIM_USER = "opendkim"
 
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
-    "resolver", "http", "https",
+    "resolver", "http", "https", "dav",
 )
 DEFAULT_INTERNAL_PORT = 2526
 # The ban policy server Dovecot asks on every login; loopback only, like "internal".
 DEFAULT_AUTHPOLICY_PORT = 2527
 # The node's own resolver (unbound) that Rspamd asks; loopback only, UDP and TCP.
 DEFAULT_RESOLVER_PORT = 2553
+# Radicale (CalDAV/CardDAV, mailhost/backend/dav.py); loopback only, the edge serves it at /dav/.
+DEFAULT_DAV_PORT = 5232
 # The dev/test relaxations exempt these from Dovecot's penalty and from bans; attack tests use
 # other loopback addresses (127.0.0.9, …) and meet the production rules.
 DEV_TRUSTED = ("127.0.0.1/32", "::1/128")
@@ -201,6 +214,7 @@ class NodeConfig:
         ports.setdefault("internal", env_int("MAILHOST_INTERNAL_SMTP_PORT", DEFAULT_INTERNAL_PORT))
         ports.setdefault("authpolicy", env_int("MAILHOST_AUTHPOLICY_PORT", DEFAULT_AUTHPOLICY_PORT))
         ports.setdefault("resolver", env_int("MAILHOST_RESOLVER_PORT", DEFAULT_RESOLVER_PORT))
+        ports.setdefault("dav", env_int("MAILHOST_DAV_PORT", DEFAULT_DAV_PORT))
         values = {
             "state_dir": state,
             "hostname": settings.MAILHOST_HOSTNAME,
@@ -475,9 +489,12 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         wm = webmail_config(cfg)
         files[WEBMAIL_CONFIG] = render_roundcube_config(wm).encode()
         files[WEBMAIL_FPM_CONF] = render_php_fpm_conf(wm).encode()
+    files[RADICALE_CONFIG] = render_radicale_conf(
+        state_dir=cfg.state_dir, port=cfg.ports["dav"]).encode()
+    files[DAV_CONFIG] = render_dav_json(state_dir=cfg.state_dir).encode()
     files[EDGE_CONF] = render_edge_conf(
         state_dir=str(cfg.state_dir), hostname=cfg.hostname, bind_address=cfg.bind_address,
-        http_port=cfg.ports["http"], https_port=cfg.ports["https"], edge=cfg.edge,
+        http_port=cfg.ports["http"], https_port=cfg.ports["https"], edge=edge_with_dav(cfg),
     ).encode()
     return dict(sorted(files.items()))
 
@@ -496,6 +513,12 @@ def webmail_config(cfg: NodeConfig) -> WebmailConfig:
         imap_port=cfg.ports["imap"], submission_port=cfg.ports["submission"],
         managesieve_port=cfg.ports["managesieve"],
     )
+def edge_with_dav(cfg: NodeConfig) -> EdgeConfig:
+    """The edge sends /dav/ to the node's own Radicale unless MAILHOST_EDGE_DAV_UPSTREAM names
+    another server."""
+    if cfg.edge.dav_upstream:
+        return cfg.edge
+    return dataclasses.replace(cfg.edge, dav_upstream=f"127.0.0.1:{cfg.ports['dav']}")
 
 
 def _lines(*lines: str) -> str:
@@ -1121,6 +1144,11 @@ def _dovecot_services(cfg: NodeConfig, p: Mapping[str, int]) -> list[str]:
         "    mode = 0600",
         "  }",
         "  unix_listener auth-userdb {",
+        "    mode = 0600",
+        "  }",
+        "  # Radicale (CalDAV/CardDAV, mailhost/backend/dav.py) checks logins here: a client",
+        "  # socket, so the auth policy (bans) and the failure delay apply as for IMAP.",
+        f"  unix_listener {DOVECOT_AUTH_SOCKET.rsplit('/', 1)[1]} {{",
         "    mode = 0600",
         "  }",
         "}",

@@ -4,8 +4,10 @@ Two files, both pure renderings:
 
 - `edge/nginx.conf` (static, from `NodeConfig`): the HTTP listener, which answers ACME HTTP-01
   challenges from `acme/webroot/` and redirects everything else to HTTPS; the HTTPS listener for
-  the mail host and the portal's own names, proxied to the portal (gunicorn); `/webmail` and
-  `/dav` once an upstream for them is configured; and an include of the hosted sites.
+  the mail host and the portal's own names, proxied to the portal (gunicorn); `/webmail` once
+  an upstream for it is configured, `/dav` (CalDAV/CardDAV, mailhost/backend/dav.py) and its
+  `/.well-known/caldav|carddav` redirects once `dav_upstream` is set (the node config sets it
+  to the node's own Radicale); and an include of the hosted sites.
 - `edge/sites.conf` (from portal state, written by the reconciler): one HTTPS server per live
   (active, verified) domain for its `mta-sts.`, `autoconfig.` and `autodiscover.` names, with
   that domain's certificate when it has one, else the node's. Only the paths a sender or mail
@@ -215,10 +217,12 @@ def render_edge_conf(
             public_dir=_path(s, WEBMAIL_PUBLIC), fpm_socket=_path(s, WEBMAIL_FPM_SOCKET),
             headers=_edge_headers(edge.headers, "                "),
         )
-    for prefix, upstream in (("/webmail/", edge.webmail_upstream), ("/dav/", edge.dav_upstream)):
-        if upstream and not (prefix == "/webmail/" and edge.webmail):
+    for prefix, upstream in (("/webmail/", edge.webmail_upstream),):
+        if upstream and not edge.webmail:
             lines += [f"        location {prefix} {{", *_proxy(upstream, "            "),
                       "        }"]
+    if edge.dav_upstream:
+        lines += _dav_locations(edge, https_port)
     lines += [
         "    }",
         "",
@@ -226,6 +230,27 @@ def render_edge_conf(
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _dav_locations(edge: EdgeConfig, https_port: int) -> list[str]:
+    """/dav/ to Radicale, with the client's address for Dovecot's bans (X-Remote-Addr, always
+    the edge's own view: a client's header of that name is overwritten) and the prefix it
+    strips; the RFC 6764 well-known URIs and a bare /dav redirect there."""
+    port = _https_url_port(https_port)
+    lines = []
+    for path in ("/.well-known/caldav", "/.well-known/carddav", "/dav"):
+        lines += [f"        location = {path} {{",
+                  *_edge_headers(edge.headers, "            "),
+                  f"            return 301 https://$host{port}/dav/;",
+                  "        }"]
+    return [
+        *lines,
+        "        location /dav/ {",
+        *_proxy(edge.dav_upstream, "            "),
+        "            proxy_set_header X-Remote-Addr $remote_addr;",
+        "            proxy_set_header X-Script-Name /dav;",
+        "        }",
+    ]
 
 
 def render_edge_sites(

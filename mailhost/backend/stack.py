@@ -49,6 +49,7 @@ from mailhost.backend.config import (
     render_static_files,
     webmail_config,
 )
+from mailhost.backend.dav import COLLECTION_ROOT, DAV_CONFIG, DAV_FOLDER
 from mailhost.backend.edge import (
     ACME_WEBROOT,
     EDGE_CONF,
@@ -159,6 +160,13 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
         what="MTA-STS resolver",
         ready=lambda stack: _unix_accepts(stack.cfg.path(MTASTS_SOCKET)),
     ),
+    # CalDAV/CardDAV: Radicale on loopback; the edge serves it at /dav/ (dav.py).
+    "dav": PythonDaemon(
+        module="mailhost.backend.dav",
+        config=DAV_CONFIG,
+        what="Radicale (CalDAV/CardDAV)",
+        ready=lambda stack: _http_answers(stack.address("dav")),
+    ),
     # Delivery events: follows Postfix's log, takes VERP bounces (events.py).
     "event-agent": PythonDaemon(
         module="mailhost.backend.events",
@@ -243,7 +251,7 @@ class Stack:
         return self.cfg.path(f"log/{daemon}.log")
 
     def address(self, port_name: str) -> tuple[str, int]:
-        loopback = ("internal", "authpolicy", "resolver")
+        loopback = ("internal", "authpolicy", "resolver", "dav")
         host = "127.0.0.1" if port_name in loopback else self.cfg.bind_address
         return host, self.cfg.ports[port_name]
 
@@ -275,6 +283,7 @@ class Stack:
             self._prepare_webmail()
         for daemon in PYTHON_DAEMONS:
             _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
+        self._prepare_dav()
         _ensure_dir(self.cfg.path(EVENTS_DB).parent, 0o750)  # root's: the agent and portal
         _ensure_dir(self.cfg.path(SUPPRESSIONS_DB).parent, 0o755)  # the portal writes it
         _ensure_dir(self.cfg.path(QUOTAS_DB).parent, 0o755)  # the portal and the milter
@@ -410,6 +419,12 @@ class Stack:
         host = webmail_config(self.cfg).host
         write_atomic(self.cfg.path(WEBMAIL_MASTER_USERS),
                      render_master_users(digest, host).encode(), mode=0o640, gid=dovecot_gid)
+    def _prepare_dav(self) -> None:
+        """Radicale's tree, root's only: the reconciler keeps one link per mailbox in
+        collection-root/ (the collections themselves are in the homes)."""
+        _ensure_dir(self.cfg.path("dav"), 0o755)
+        _ensure_dir(self.cfg.path(DAV_FOLDER), 0o700)
+        _ensure_dir(self.cfg.path(COLLECTION_ROOT), 0o700)
 
     def _prepare_lookup(self, postfix_gid: int) -> None:
         db = self.cfg.lookup_db
@@ -1038,6 +1053,16 @@ def _http_ok(address: tuple[str, int], path: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://{address[0]}:{address[1]}{path}", timeout=2) as r:  # noqa: S310 (loopback)
             return r.status == 200
+    except OSError:
+        return False
+
+
+def _http_answers(address: tuple[str, int]) -> bool:
+    """Whether an HTTP server answers there at all (any status)."""
+    try:
+        with socket.create_connection(address, timeout=2) as sock:
+            sock.sendall(b"OPTIONS / HTTP/1.0\r\n\r\n")
+            return sock.recv(16).startswith(b"HTTP/")
     except OSError:
         return False
 

@@ -31,7 +31,7 @@ def snap(**overrides) -> PostureSnap:
         bimi_url=None,
         clients=ClientEndpoints(
             host="mail.provider.test", imaps=993, imap=143, submissions=465, submission=587,
-            https=443,
+            https=443, dav=443,
         ),
     )
     return PostureSnap(**(values | overrides))
@@ -63,6 +63,8 @@ def test_it_builds_every_record_of_the_architecture_table_with_exact_values():
             "SRV",
             "0 1 443 mail.provider.test.",
         ),
+        "srv:caldavs": ("_caldavs._tcp.example.test", "SRV", "0 1 443 mail.provider.test."),
+        "srv:carddavs": ("_carddavs._tcp.example.test", "SRV", "0 1 443 mail.provider.test."),
         "host:192.0.2.25": ("mail.provider.test", "A", "192.0.2.25"),
         "host:2001:db8::25": ("mail.provider.test", "AAAA", "2001:db8::25"),
         "ptr:192.0.2.25": ("25.2.0.192.in-addr.arpa", "PTR", "mail.provider.test."),

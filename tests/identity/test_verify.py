@@ -35,6 +35,8 @@ DOMAIN_KEYS = [
     "srv:submissions",
     "srv:imaps",
     "srv:autodiscover",
+    "srv:caldavs",
+    "srv:carddavs",
 ]
 HOST_KEYS = [f"host:{IPV4}", f"host:{IPV6}", f"ptr:{IPV4}", f"ptr:{IPV6}"]
 

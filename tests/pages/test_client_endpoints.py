@@ -42,6 +42,7 @@ class Endpoints:
     submissions: int
     submission: int
     https: int
+    dav: int  # the edge's HTTPS port: CalDAV/CardDAV at /dav/
 
 
 def thunderbird_says(xml: bytes) -> dict:
@@ -93,12 +94,15 @@ def everything_clients_are_told(client: Client, token: str, address: str) -> dic
     assert client.post(
         "/mailbox/login/", {"address": address, "password": TEST_PASSWORD}
     ).status_code == 302
-    account = plistlib.loads(client.get("/mailbox/setup/apple.mobileconfig").content)
-    account = account["PayloadContent"][0]
+    profile = plistlib.loads(client.get("/mailbox/setup/apple.mobileconfig").content)
+    account = profile["PayloadContent"][0]
     told[("apple", "imap")] = (account["IncomingMailServerHostName"],
                                account["IncomingMailServerPortNumber"])
     told[("apple", "smtp")] = (account["OutgoingMailServerHostName"],
                                account["OutgoingMailServerPortNumber"])
+    for payload in profile["PayloadContent"][1:]:
+        kind = "CalDAV" if payload["PayloadType"] == "com.apple.caldav.account" else "CardDAV"
+        told[("apple", kind)] = (payload[f"{kind}HostName"], payload[f"{kind}Port"])
     page = client.get("/mailbox/setup/").content.decode()
     host = re.search(r'Server</th><td data-label="IMAP"><code>([^<]+)</code>', page)[1]
     imap, smtp = re.search(
@@ -106,6 +110,9 @@ def everything_clients_are_told(client: Client, token: str, address: str) -> dic
         r'<td data-label="SMTP"><code>(\d+)</code>', page
     ).groups()
     told[("setup", "imap")], told[("setup", "smtp")] = (host, int(imap)), (host, int(smtp))
+    dav = re.search(r'<code id="dav-url">https://([^:/<]+):?(\d*)/dav/', page)
+    dav_host, dav_port = dav.groups()
+    told[("setup", "dav")] = (dav_host, int(dav_port or 443))
     return told
 
 
@@ -115,6 +122,11 @@ def assert_one_truth(told: dict, endpoints: Endpoints) -> None:
         ("srv", "srv:imaps"): (host, endpoints.imaps),
         ("srv", "srv:submissions"): (host, endpoints.submissions),
         ("srv", "srv:autodiscover"): (host, endpoints.https),
+        ("srv", "srv:caldavs"): (host, endpoints.dav),
+        ("srv", "srv:carddavs"): (host, endpoints.dav),
+        ("apple", "CalDAV"): (host, endpoints.dav),
+        ("apple", "CardDAV"): (host, endpoints.dav),
+        ("setup", "dav"): (host, endpoints.dav),
         ("thunderbird", ("imap", "SSL")): (host, endpoints.imaps),
         ("thunderbird", ("imap", "STARTTLS")): (host, endpoints.imap),
         ("thunderbird", ("smtp", "SSL")): (host, endpoints.submissions),
@@ -145,6 +157,7 @@ def test_it_tells_every_client_surface_the_ports_the_dev_node_listens_on(client,
         host="mail.localhost", imaps=ports["imaps"], imap=ports["imap"],
         submissions=ports["submissions"], submission=ports["submission"],
         https=8000,  # the portal `make up` serves, on a .localhost mail host
+        dav=ports["https"],  # the edge: /dav/ is not on the portal's plain port
     ))
 
 
@@ -160,7 +173,8 @@ def test_it_tells_every_client_surface_the_public_ports_of_a_port_mapped_node(
     told = everything_clients_are_told(client, hosted, "anna@ports.test")
 
     assert_one_truth(told, Endpoints(
-        host="mail.provider.test", imaps=993, imap=143, submissions=465, submission=587, https=443
+        host="mail.provider.test", imaps=993, imap=143, submissions=465, submission=587, https=443,
+        dav=443,
     ))
 
 

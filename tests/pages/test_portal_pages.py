@@ -49,6 +49,45 @@ def test_it_downloads_an_apple_profile_without_the_password(holder_client, setti
     assert "IncomingPassword" not in account
 
 
+def test_it_shows_the_calendar_and_contacts_urls_for_each_kind_of_app(holder_client, settings):
+    settings.MAILHOST_HOSTNAME = "mail.provider.test"
+    settings.MAILHOST_PORTAL_URL = "https://mail.provider.test"
+    settings.MAILHOST_PUBLIC_PORTS = {"https": 0}
+    body = holder_client.get("/mailbox/setup/").content.decode()
+    assert '<code id="dav-url">https://mail.provider.test/dav/</code>' in body
+    assert ('<code id="dav-principal">https://mail.provider.test/dav/anna@acme.test/</code>'
+            in body)
+    for text in ("Calendars and contacts", "CalDAV", "CardDAV", "DAVx⁵", "Thunderbird",
+                 "Add CalDAV Account"):
+        assert text in body
+
+
+def test_the_apple_profile_sets_up_calendars_and_contacts_of_the_same_account(
+    holder_client, settings
+):
+    settings.MAILHOST_HOSTNAME = "mail.provider.test"
+    settings.MAILHOST_PORTAL_URL = "http://mail.provider.test:8000"  # plain: gunicorn itself
+    settings.MAILHOST_PORTS = dict(settings.MAILHOST_PORTS, https=2443)  # the edge's
+    settings.MAILHOST_PUBLIC_PORTS = {"https": 0}
+    profile = plistlib.loads(holder_client.get("/mailbox/setup/apple.mobileconfig").content)
+    payloads = {p["PayloadType"]: p for p in profile["PayloadContent"]}
+    assert set(payloads) == {
+        "com.apple.mail.managed", "com.apple.caldav.account", "com.apple.carddav.account"
+    }
+    for kind in ("CalDAV", "CardDAV"):
+        payload = payloads[f"com.apple.{kind.lower()}.account"]
+        assert payload[f"{kind}HostName"] == "mail.provider.test"
+        assert payload[f"{kind}Port"] == 2443
+        assert payload[f"{kind}UseSSL"] is True
+        assert payload[f"{kind}Username"] == "anna@acme.test"
+        assert (payload[f"{kind}PrincipalURL"]
+                == "https://mail.provider.test:2443/dav/anna@acme.test/")
+        assert not any("Password" in key for key in payload)
+    identifiers = [p["PayloadIdentifier"] for p in profile["PayloadContent"]]
+    uuids = [p["PayloadUUID"] for p in profile["PayloadContent"]]
+    assert len(set(identifiers)) == len(set(uuids)) == 3
+
+
 def test_it_needs_a_signed_in_holder(client, db):
     for path in ("/mailbox/", "/mailbox/setup/", "/mailbox/vacation/", "/mailbox/app-passwords/"):
         assert client.get(path)["Location"].startswith("/mailbox/login/")

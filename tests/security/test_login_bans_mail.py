@@ -6,6 +6,7 @@ logins, then tries the RIGHT password, and asserts what the attacker and the vic
 
 import pytest
 
+from tests.dav.support import dav
 from tests.security.attack import imap_login, sieve_login, smtp_auth, smtp_greeting
 from tests.security.bans_support import (
     PASSWORD,
@@ -83,3 +84,35 @@ def test_it_throttles_an_account_under_attack_but_never_locks_its_owner_out(ban_
     assert smtp_auth(ban_node, "127.0.0.34", "submission", address, PASSWORD)
     # And so does the attacker's neighbour who never failed: a throttle is not a ban.
     assert smtp_greeting(ban_node, "127.0.0.35").startswith(b"220 ")
+
+
+def dav_status(stack, source: str, address: str, password: str, **headers) -> int:
+    """PROPFIND on the DAV root through the edge, from `source`."""
+    return dav(stack, "PROPFIND", "/dav/", user=address, password=password, source=source,
+               headers={"Depth": "0", **headers}).status
+
+
+def test_it_bans_an_address_that_guesses_calendar_passwords_from_mail_too(ban_stack):  # noqa: F811
+    address = victim(ban_stack)
+    attacker, bystander = "127.0.0.25", "127.0.0.26"
+    # The attacker names the bystander in X-Remote-Addr: the edge overwrites it with what it
+    # saw, so the failures (and the ban) stay with the attacker.
+    for _ in range(FAILURES):
+        assert dav_status(ban_stack, attacker, address, "guess", **{"X-Remote-Addr": bystander}
+                          ) == 401
+
+    assert dav_status(ban_stack, attacker, address, PASSWORD) == 401
+    assert not imap_login(ban_stack, attacker, address, PASSWORD)
+    assert smtp_greeting(ban_stack, attacker).startswith(b"421 4.7.0")
+
+    assert dav_status(ban_stack, bystander, address, PASSWORD) == 207
+    assert imap_login(ban_stack, bystander, address, PASSWORD)
+
+
+def test_imap_guesses_ban_an_address_from_calendars_too(ban_stack):  # noqa: F811
+    address = victim(ban_stack)
+    attacker = "127.0.0.27"
+    for _ in range(FAILURES):
+        assert not imap_login(ban_stack, attacker, address, "guess")
+
+    assert dav_status(ban_stack, attacker, address, PASSWORD) == 401

@@ -1,0 +1,237 @@
+"""Calendars and contacts on the node: Radicale (CalDAV/CardDAV), served by the edge at /dav/.
+
+- **Who may log in** is Dovecot's business: Radicale's `dovecot` auth asks the node's Dovecot on
+  a socket of its own (`run/dovecot/auth-dav`), so the mailbox password and app passwords work
+  exactly as for IMAP, a suspended or deleted mailbox is refused, and Dovecot's auth policy
+  (the ban policy server) sees every attempt as service `radicale` with the client's address,
+  which the edge passes in `X-Remote-Addr`. Nothing of the portal is asked: calendars keep
+  working with the portal, worker, database and Redis down.
+- **What a user sees**: Radicale's `owner_only` rights: their own principal
+  (`/dav/<address>/`) and the collections in it, nothing of another user's.
+- **Where it is stored**: in the mailbox's home, `mail/<home>/dav/`. Radicale's tree
+  (`dav/collections/collection-root/`) holds one link per mailbox, `<address>` →
+  `../../../mail/<home>/dav`, which the reconciler keeps (`sync_links`). So a deleted mailbox's
+  collections move to `archive/` with its mail and come back with it on restore, are purged
+  with it, and a renamed mailbox keeps them (its home is keyed by id, not by address).
+- **How it runs**: `python -m mailhost.backend.dav --config dav/dav.json` (the stack runner's
+  Python daemon "dav"): it writes its pid and runs Radicale's own server on a loopback port,
+  as root like the node's other Python daemons. It cannot drop to the mail user: the project's
+  interpreter and packages may live where only root reads (a checkout in /root, a pyenv), and
+  Python imports lazily while it serves. Only the edge reaches it (loopback).
+
+The renderers are pure (golden-file tested); `sync_links` and `main` do the I/O.
+"""
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from mailhost.backend.model import MailboxSnap
+
+logger = logging.getLogger(__name__)
+
+DAV_CONFIG = "dav/dav.json"
+RADICALE_CONFIG = "dav/radicale.conf"
+DAV_PID = "run/dav/dav.pid"
+# Radicale's filesystem_folder; its collection-root/ holds one link per mailbox.
+DAV_FOLDER = "dav/collections"
+COLLECTION_ROOT = f"{DAV_FOLDER}/collection-root"
+# The collections' directory inside a mailbox home (mail/<home>/dav).
+HOME_DAV_DIR = "dav"
+# The Dovecot auth socket Radicale asks (a client listener, root only).
+DOVECOT_AUTH_SOCKET = "run/dovecot/auth-dav"
+# Where the edge serves it, and the well-known URIs (RFC 6764) it redirects there.
+URL_PREFIX = "/dav"
+WELL_KNOWN = ("/.well-known/caldav", "/.well-known/carddav")
+
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
+_SAFE_ADDRESS = re.compile(r"^[a-z0-9][a-z0-9._+-]*@[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+_SAFE_HOME = re.compile(r"^[0-9a-f-]{8,64}$")
+
+
+def _checked(state_dir: Path | str) -> str:
+    path = str(state_dir)
+    if not _SAFE_PATH.match(path) or ".." in path:
+        raise ValueError(f"refusing to render DAV paths below {path!r}")
+    return path
+
+
+def render_radicale_conf(*, state_dir: Path | str, port: int) -> str:
+    """Radicale's config: loopback only, Dovecot auth, owner-only rights, no web interface."""
+    s = _checked(state_dir)
+    return "\n".join([
+        "# Managed by Mailhost (mailhost/backend/dav.py); local edits are overwritten.",
+        "[server]",
+        f"hosts = 127.0.0.1:{int(port)}",
+        "# The edge passes /dav/... unchanged; Radicale strips it (the edge sets X-Forwarded-*).",
+        f"script_name = {URL_PREFIX}",
+        "max_connections = 20",
+        "max_content_length = 10000000",
+        "timeout = 30",
+        "",
+        "[auth]",
+        "type = dovecot",
+        "dovecot_connection_type = AF_UNIX",
+        f"dovecot_socket = {s}/{DOVECOT_AUTH_SOCKET}",
+        "# The client's address for Dovecot's penalty and the ban policy: the edge sets this",
+        "# header to the address it saw (a client's own X-Remote-Addr never reaches Radicale).",
+        "remote_ip_source = X-Remote-Addr",
+        "# Logins are names of mailboxes, which are lower case; Dovecot folds case too.",
+        "lc_username = True",
+        "# Radicale's own pause after a failed login (Dovecot adds its auth_failure_delay).",
+        "delay = 1",
+        "# No cache: a password change or a suspension counts from the next request.",
+        "cache_logins = False",
+        "",
+        "[rights]",
+        "type = owner_only",
+        "",
+        "[storage]",
+        "type = multifilesystem",
+        f"filesystem_folder = {s}/{DAV_FOLDER}",
+        "folder_umask = 0077",
+        "",
+        "[web]",
+        "type = none",
+        "",
+        "[logging]",
+        "level = warning",
+        "mask_passwords = True",
+        "",
+        "[headers]",
+        "X-Content-Type-Options = nosniff",
+        "",
+    ])
+
+
+def render_dav_json(*, state_dir: Path | str) -> str:
+    """The daemon's own config: Radicale's config file and its pid file."""
+    s = _checked(state_dir)
+    return json.dumps(
+        {
+            "pid_file": f"{s}/{DAV_PID}",
+            "radicale_config": f"{s}/{RADICALE_CONFIG}",
+        },
+        indent=2,
+        sort_keys=True,
+    ) + "\n"
+
+
+# --- the per-mailbox links -------------------------------------------------------------------
+
+
+def link_target(home_id: str) -> str:
+    """A principal's link, relative to collection-root/: the home's dav/ directory."""
+    if not _SAFE_HOME.match(home_id):
+        raise ValueError(f"refusing a DAV link to home {home_id!r}")
+    return f"../../../mail/{home_id}/{HOME_DAV_DIR}"
+
+
+def sync_links(
+    state_dir: Path, mailboxes: Iterable[MailboxSnap], *, full: bool, uid: int, gid: int
+) -> list[str]:
+    """Make collection-root/ hold exactly one link per live mailbox of `mailboxes`, to its home.
+
+    A live mailbox gets its home's dav/ directory (and the home, owned by `uid`/`gid`, if
+    Dovecot has not made it yet) and a link; a deleted one loses its link once its home moved
+    to archive/ (its collections went with it). `full`: `mailboxes` is every mailbox, so a
+    link named by no live address (a renamed or purged mailbox's) goes too. One listing of
+    the directory, no stat per mailbox. Returns what it changed, in words."""
+    root = state_dir / COLLECTION_ROOT
+    root.mkdir(parents=True, exist_ok=True)
+    existing = _current_links(root)
+    wanted: dict[str, str] = {}
+    gone: dict[str, str] = {}
+    for mailbox in mailboxes:
+        if not _SAFE_ADDRESS.match(mailbox.address):
+            continue  # a catch-all or odd name cannot log in: no principal
+        if mailbox.deleted or not mailbox.domain_verified:
+            gone[mailbox.address] = mailbox.home_id
+        else:
+            wanted[mailbox.address] = mailbox.home_id
+    changed = []
+    for address, home_id in sorted(wanted.items()):
+        target = link_target(home_id)
+        if existing.get(address) == target:
+            continue
+        _ensure_home_dav(state_dir, home_id, uid, gid)
+        if _replace_link(root, address, target):
+            changed.append(f"+ dav link {address}")
+    for address, home_id in sorted(gone.items()):
+        if address not in wanted and existing.get(address) == link_target(home_id):
+            (root / address).unlink()
+            changed.append(f"- dav link {address}")
+    if full:
+        for address, target in sorted(existing.items()):
+            if target is not None and address not in wanted and address not in gone:
+                (root / address).unlink()
+                changed.append(f"- dav link {address}")
+    return changed
+
+
+def _current_links(root: Path) -> dict[str, str | None]:
+    """{name: link target} of collection-root/ (None for a real directory); dot files skipped."""
+    found: dict[str, str | None] = {}
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            found[entry.name] = os.readlink(entry.path) if entry.is_symlink() else None
+    return found
+
+
+def _ensure_home_dav(state_dir: Path, home_id: str, uid: int, gid: int) -> None:
+    home = state_dir / "mail" / home_id
+    for directory in (home, home / HOME_DAV_DIR):
+        if not directory.exists():
+            directory.mkdir(mode=0o700)
+            os.chown(directory, uid, gid)
+
+
+def _replace_link(root: Path, address: str, target: str) -> bool:
+    """Point collection-root/<address> at `target` (atomically). A real directory there was
+    made by Radicale for a login that came before its link: its content moves into the home
+    when the home has none yet, else it is left alone (and logged)."""
+    path = root / address
+    if path.is_dir() and not path.is_symlink():
+        home_dav = (root / target).resolve()
+        if any(home_dav.iterdir()):
+            logger.warning("DAV: %s holds collections and so does its home; left as it is", path)
+            return False
+        home_dav.rmdir()
+        os.replace(path, home_dav)
+    temporary = root / f".{address}.link"
+    temporary.unlink(missing_ok=True)
+    os.symlink(target, temporary)
+    os.replace(temporary, path)
+    return True
+
+
+# --- the daemon ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path)
+    args = parser.parse_args(argv)
+    values = json.loads(args.config.read_text())
+    pid_file = Path(values["pid_file"])
+    pid_file.write_text(f"{os.getpid()}\n")
+    os.umask(0o077)
+    from radicale.__main__ import run  # Radicale's own server, signals and logging
+
+    sys.argv = ["radicale", "--config", values["radicale_config"]]
+    try:
+        run()
+    finally:
+        pid_file.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
