@@ -33,6 +33,7 @@ CONFIG = NodeConfig(
         "resolver": 2553,
         "http": 2080,
         "https": 2443,
+        "dav": 5232,
     },
     dev=True,
     dkim_require_safe_keys=True,
@@ -54,8 +55,9 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.\]~:/])/[\w./-]+")
 SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc", "/etc/nginx/mime.types",
                 "/etc/ssl/certs", "/etc/nginx/fastcgi_params"}
 # URL paths the edge routes (not files).
-URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem",
-             "/webmail", "/webmail/", "/webmail/index.php"}  # + a glob tail
+URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem",  # + a glob tail
+             "/webmail", "/webmail/", "/webmail/index.php",
+             "/dav", "/dav/", "/.well-known/caldav", "/.well-known/carddav"}
 
 
 @pytest.mark.parametrize("relative", sorted(RENDERED))

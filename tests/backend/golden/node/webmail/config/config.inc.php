@@ -24,6 +24,7 @@ $config['use_https'] = true;
 $config['session_lifetime'] = 30;
 $config['login_autocomplete'] = 0;
 $config['login_lc'] = 2;
+$config['login_rate_limit'] = 0;
 $config['x_frame_options'] = 'sameorigin';
 $config['mailhost_sso_store'] = '/srv/mh/node/webmail/sso/sso.sqlite';
 $config['mailhost_sso_secret'] = '/srv/mh/node/webmail/secrets/master.pw';
