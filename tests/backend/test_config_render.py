@@ -55,7 +55,7 @@ SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc", "/etc/n
                 "/etc/nginx/fastcgi_params"}
 # URL paths the edge routes (not files).
 URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem",
-             "/webmail", "/webmail/", "/webmail/index.php"}  # + a glob tail
+             "/webmail", "/webmail/", "/webmail/index.php", "/mailbox/password/"}  # + a glob tail
 
 
 @pytest.mark.parametrize("relative", sorted(RENDERED))
