@@ -91,6 +91,9 @@ location=$(curl -sS -o /dev/null -w '%{redirect_url}' --resolve "$HOST:$HTTP:127
   "http://$HOST:$HTTP/accounts/login/")
 case "$location" in https://$HOST*/accounts/login/) ;; *) fail "HTTP redirect: '$location'" ;; esac
 
+webmail=$(curl -ksS --max-time 10 --resolve "$HOST:$HTTPS:127.0.0.1" "https://$HOST:$HTTPS/webmail/")
+echo "$webmail" | grep -q 'name="_pass"' || fail "/webmail/ through the edge: ${webmail:0:300}"
+
 banner=$(python3 -c "import socket; s = socket.create_connection(('127.0.0.1', $SMTP), 10)
 print(s.recv(512).decode().strip())")
 case "$banner" in "220 $HOST"*) ;; *) fail "SMTP banner: '$banner'" ;; esac

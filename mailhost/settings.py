@@ -3,7 +3,7 @@
 import base64
 import secrets
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -430,7 +430,8 @@ CELERY_BEAT_SCHEDULE |= {
 
 # Pages: /mail-admin/ for operators, /mailbox/ for mailbox holders (see docker/.env.example).
 MAILHOST_PAGE_SIZE = env_int("MAILHOST_PAGE_SIZE", 50)
-MAILHOST_WEBMAIL_URL = env_str("MAILHOST_WEBMAIL_URL", "")  # shown in /mailbox/ when set
+# Where "Open webmail" signs the holder in (default /webmail/ on this host, via the edge).
+MAILHOST_WEBMAIL_URL = env_str("MAILHOST_WEBMAIL_URL", "")
 MAILBOX_PORTAL_IDLE_SECONDS = env_int("MAILBOX_PORTAL_IDLE_SECONDS", 30 * 60)
 MAILBOX_PORTAL_MAX_SECONDS = env_int("MAILBOX_PORTAL_MAX_SECONDS", 12 * 3600)
 MAILBOX_PORTAL_LOGIN_ATTEMPTS = env_int("MAILBOX_PORTAL_LOGIN_ATTEMPTS", 5)  # per IP + address
@@ -491,6 +492,12 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+# "Open webmail" in /mailbox/ is a form whose answer redirects to the webmail: when that is on
+# another origin (`make up`: the portal on :8000, webmail on the edge), the CSP must allow it.
+if urlsplit(MAILHOST_WEBMAIL_URL).scheme in ("http", "https"):
+    _webmail = urlsplit(MAILHOST_WEBMAIL_URL)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(
+        f"{_webmail.scheme}://{_webmail.netloc}")
 
 # --- Inbound filtering (README "Inbound mail"; docs/inbound.md) ---------------------------------
 # Rspamd scores every message arriving on the MX port (SPF, DKIM, DMARC, ARC, spam rules,

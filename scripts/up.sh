@@ -21,6 +21,9 @@ export MAILHOST_TRUSTED_PROXIES="${MAILHOST_TRUSTED_PROXIES:-127.0.0.1}"
 # a real MX on the internet).
 export MAILHOST_RESOLVER_MODE="${MAILHOST_RESOLVER_MODE:-local}"
 WEB_PORT="${MAILHOST_WEB_PORT:-8000}"
+EDGE_URL="https://${MAILHOST_HOSTNAME:-mail.localhost}:${MAILHOST_HTTPS_PORT:-2443}"
+# Webmail is served by the edge; "Open webmail" in /mailbox/ (on :$WEB_PORT here) goes there.
+export MAILHOST_WEBMAIL_URL="${MAILHOST_WEBMAIL_URL:-$EDGE_URL/webmail/}"
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
@@ -62,7 +65,8 @@ Mailhost is running.
   Portal      http://127.0.0.1:$WEB_PORT/mail-admin/   (Django admin: /admin/)
   Log in as   ${MAILHOST_ADMIN_EMAIL:-admin@localhost}
   Password    $(cat "$VAR/admin-password")
-  Edge        https://${MAILHOST_HOSTNAME:-mail.localhost}:${MAILHOST_HTTPS_PORT:-2443}/  (self-signed until a certificate is issued)
+  Edge        $EDGE_URL/  (self-signed until a certificate is issued)
+  Webmail     $MAILHOST_WEBMAIL_URL  (or "Open webmail" at http://127.0.0.1:$WEB_PORT/mailbox/)
   Mail        SMTP 127.0.0.1:${MAILHOST_SMTP_PORT:-2525}, submission :${MAILHOST_SUBMISSION_PORT:-2587}, IMAP :${MAILHOST_IMAP_PORT:-2143}
   Logs        var/log/
 Stop everything with: make down

@@ -10,8 +10,8 @@ from mailboxes.portal_views import SESSION_LOGIN_AT, WEBMAIL_SESSION, portal_pag
 from webmail import services
 
 
+@portal_page  # first: anyone not signed in is sent to the sign-in page, whatever the method
 @require_POST
-@portal_page
 def open_webmail(request):
     session = request.session
     if not session.get(WEBMAIL_SESSION):

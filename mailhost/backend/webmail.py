@@ -57,6 +57,7 @@ WEBMAIL_FPM_SOCKET = "run/webmail/php-fpm.sock"
 WEBMAIL_FPM_PID = "run/webmail/php-fpm.pid"
 
 MASTER_LOGIN = "webmail-sso"  # Dovecot's master login for SSO sessions (loopback only)
+PASSWORD_URL = "/mailbox/password/"  # the portal's page, on the same host as /webmail/
 TOKEN_SECONDS = 60  # a token is redeemed by the browser's next request: a minute is plenty
 # Roundcube's stock plugins the project turns on, besides its own.
 PLUGINS = ("mailhost_sso", "managesieve")
@@ -130,6 +131,8 @@ def render_roundcube_config(wm: WebmailConfig) -> str:
         ("mailhost_sso_store", _php(f"{s}/{WEBMAIL_SSO_DB}")),
         ("mailhost_sso_secret", _php(f"{s}/{WEBMAIL_MASTER_SECRET}")),
         ("mailhost_sso_master", _php(MASTER_LOGIN)),
+        # Settings > Password links here: the portal changes passwords (same rules, same audit).
+        ("mailhost_password_url", _php(PASSWORD_URL)),
     ]
     lines = ["<?php", f"# {HEADER}", "$config = [];"]
     lines += [f"$config[{_php(name)}] = {value};" for name, value in settings]

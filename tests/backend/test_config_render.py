@@ -56,7 +56,7 @@ SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc", "/etc/n
                 "/etc/ssl/certs", "/etc/nginx/fastcgi_params"}
 # URL paths the edge routes (not files).
 URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem",  # + a glob tail
-             "/webmail", "/webmail/", "/webmail/index.php",
+             "/webmail", "/webmail/", "/webmail/index.php", "/mailbox/password/",
              "/dav", "/dav/", "/.well-known/caldav", "/.well-known/carddav"}
 
 

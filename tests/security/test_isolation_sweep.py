@@ -138,6 +138,7 @@ WRITER_REFUSED: dict[str, tuple[set[int], str]] = {
         {405}, "POST only: it hands an import's generated passwords out once"
     ),
     "GET mailboxes:domain_verify": ({405}, "POST only"),
+    "GET mailbox:webmail": ({405}, "POST only: a sign-on token comes from the form, never a link"),
     "GET mailboxes:domain_mark_verified": ({405}, "POST only"),
     "POST /domains/{name}/dns/publish": (
         {409}, "needs an RFC 2136 server set up for the domain (tests/identity/test_publish.py)"

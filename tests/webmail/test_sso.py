@@ -185,3 +185,15 @@ def test_password_logins_are_banned_by_the_browsers_address_and_app_passwords_wo
     assert not Browser(webmail, source=attacker).password_login(anna.address, PASSWORD).signed_in
     # ...while the holder, elsewhere, still gets in.
     assert Browser(webmail, source="127.0.0.12").password_login(anna.address, PASSWORD).signed_in
+
+
+def test_webmail_sends_password_changes_to_the_portal(client, webmail, stack_node):
+    (anna,) = holders(stack_node, webmail, "anna")
+    sign_in(client, anna)
+    holder = Browser(webmail)
+    assert holder.redeem(open_webmail(client)).signed_in
+    settings_page = holder.get("/webmail/?_task=settings")
+    assert "plugin.mailhost-password" in settings_page.text
+    page = holder.get("/webmail/?_task=settings&_action=plugin.mailhost-password&_framed=1")
+    assert 'href="/mailbox/password/" target="_top"' in page.text
+    assert 'name="_newpasswd"' not in page.text  # no second way to set a password

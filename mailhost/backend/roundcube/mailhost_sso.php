@@ -21,6 +21,8 @@ class mailhost_sso extends rcube_plugin
         $this->add_hook('authenticate', [$this, 'authenticate']);
         $this->add_hook('login_after', [$this, 'login_after']);
         $this->add_hook('storage_connect', [$this, 'storage_connect']);
+        $this->add_hook('settings_actions', [$this, 'settings_actions']);
+        $this->register_action('plugin.mailhost-password', [$this, 'password_page']);
         if (!empty($_SESSION['mailhost_sso'])) {
             $this->use_master_login();
             $org = $_SESSION['mailhost_sso']['organisation'] ?? '';
@@ -98,6 +100,32 @@ class mailhost_sso extends rcube_plugin
             $_SESSION['mailhost_sso'] = $this->grant;
         }
         return $args;
+    }
+
+    /**
+     * Settings > Password: the mailbox password is changed in the portal (/mailbox/password/),
+     * by the same service as everywhere (rules, audit, every other session ended), never here.
+     */
+    function settings_actions($args)
+    {
+        $args['actions'][] = ['action' => 'plugin.mailhost-password', 'class' => 'password',
+                              'label' => 'password', 'title' => 'password'];
+        return $args;
+    }
+
+    function password_page()
+    {
+        $rc = rcmail::get_instance();
+        $url = (string) $rc->config->get('mailhost_password_url');
+        $rc->output->set_pagetitle($rc->gettext('password'));
+        $rc->output->add_handler('plugin.body', function () use ($url) {
+            return html::div(['class' => 'formcontent'],
+                html::p(null, rcube::Q('Your mailbox password is changed in your mailbox portal, '
+                    . 'with the same rules as for every mail app.'))
+                . html::a(['href' => $url, 'target' => '_top', 'class' => 'button mainaction'],
+                    rcube::Q('Change the password in the portal')));
+        });
+        $rc->output->send('plugin');
     }
 
     private function master()

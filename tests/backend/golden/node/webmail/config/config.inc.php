@@ -29,3 +29,4 @@ $config['x_frame_options'] = 'sameorigin';
 $config['mailhost_sso_store'] = '/srv/mh/node/webmail/sso/sso.sqlite';
 $config['mailhost_sso_secret'] = '/srv/mh/node/webmail/secrets/master.pw';
 $config['mailhost_sso_master'] = 'webmail-sso';
+$config['mailhost_password_url'] = '/mailbox/password/';
