@@ -11,7 +11,7 @@ from mailboxes.selectors import domain_get, domain_list
 from mailhost.backend.postqueue import ACTIONS
 from mailhost.errors import Invalid, NotFound
 from routing.models import TlsMode
-from routing.queue import QUEUES, queue_list, queue_list_all
+from routing.queue import QUEUES, queue_list, queue_list_all, queued_get
 from routing.selectors import relay_get, relay_list
 from routing.services import RelayInput, queue_act, relay_delete, relay_set, relay_test
 from tenants.pages import confirm_then_post, operator_page, require_page_write
@@ -154,6 +154,7 @@ def staff_queue_action_page(request, queue_id, action):
 def _act(request, queue_id, action, *, organisation, back):
     if action not in ACTIONS:
         raise NotFound("That page was not found.")
+    queued_get(request.actor, organisation, queue_id)  # the actor's, and still queued
 
     def perform():
         queue_act(actor=request.actor, organisation=organisation, queue_id=queue_id,
