@@ -1,7 +1,7 @@
 """Reads of relays, always through the actor's organisations."""
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from mailboxes.models import Domain
 from mailhost.errors import NotFound
@@ -31,11 +31,14 @@ def relay_of(domain: Domain) -> Relay | None:
 
 
 def spf_includes_of(domain: Domain) -> tuple[str, ...]:
-    """What the domain's SPF record must include: its relay's include; with no relay of its
-    own or its organisation's, the install-wide default relay's (if mail leaves by one)."""
-    relay = relay_of(domain)
-    if relay is not None:
-        return (relay.spf_include,) if relay.spf_include else ()
+    """What the domain's SPF record must include: its relay's include (its own relay, else its
+    organisation's); with neither, the install-wide default relay's. One query."""
+    found = dict(Relay.objects.filter(organisation_id=domain.organisation_id)
+                 .filter(Q(domain=domain) | Q(domain__isnull=True))
+                 .values_list("domain_id", "spf_include"))
+    if found:
+        include = found.get(domain.id, found.get(None, ""))
+        return (include,) if include else ()
     if settings.MAILHOST_RELAY_DEFAULT_HOST and settings.MAILHOST_RELAY_DEFAULT_SPF_INCLUDE:
         return (settings.MAILHOST_RELAY_DEFAULT_SPF_INCLUDE,)
     return ()
