@@ -23,13 +23,6 @@ def relay_get(actor: Actor, organisation: Organisation, relay_id: int) -> Relay:
     return relay
 
 
-def relay_of(domain: Domain) -> Relay | None:
-    """The relay the domain's mail leaves by: its own, else its organisation's."""
-    return (Relay.objects.filter(domain=domain).first()
-            or Relay.objects.filter(organisation_id=domain.organisation_id,
-                                    domain__isnull=True).first())
-
-
 def spf_includes_of(domain: Domain) -> tuple[str, ...]:
     """What the domain's SPF record must include: its relay's include (its own relay, else its
     organisation's); with neither, the install-wide default relay's. One query."""
