@@ -209,7 +209,7 @@ class StaffQueueQuery(Schema):
     queue: QueueName | None = None
 
 
-@staff_router.get("/queue", response={200: list[QueuedOut], READ_ERRORS: ErrorOut},
+@staff_router.get("/queue", response={200: list[QueuedOut], READ_ERRORS | {403}: ErrorOut},
                   summary="Every message in every node's queue")
 def staff_queue_get(request, query: Query[StaffQueueQuery]):
     now = dt.datetime.now(dt.UTC)

@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from mailboxes.models import Domain
@@ -33,19 +33,15 @@ def relay_get(actor: Actor, organisation: Organisation, relay_id: int) -> Relay:
     return relay
 
 
-def relay_of(domain: Domain) -> Relay | None:
-    """The relay the domain's mail leaves by: its own, else its organisation's."""
-    return (Relay.objects.filter(domain=domain).first()
-            or Relay.objects.filter(organisation_id=domain.organisation_id,
-                                    domain__isnull=True).first())
-
-
 def spf_includes_of(domain: Domain) -> tuple[str, ...]:
-    """What the domain's SPF record must include: its relay's include; with no relay of its
-    own or its organisation's, the install-wide default relay's (if mail leaves by one)."""
-    relay = relay_of(domain)
-    if relay is not None:
-        return (relay.spf_include,) if relay.spf_include else ()
+    """What the domain's SPF record must include: its relay's include (its own relay, else its
+    organisation's); with neither, the install-wide default relay's. One query."""
+    found = dict(Relay.objects.filter(organisation_id=domain.organisation_id)
+                 .filter(Q(domain=domain) | Q(domain__isnull=True))
+                 .values_list("domain_id", "spf_include"))
+    if found:
+        include = found.get(domain.id, found.get(None, ""))
+        return (include,) if include else ()
     if settings.MAILHOST_RELAY_DEFAULT_HOST and settings.MAILHOST_RELAY_DEFAULT_SPF_INCLUDE:
         return (settings.MAILHOST_RELAY_DEFAULT_SPF_INCLUDE,)
     return ()

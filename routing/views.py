@@ -16,7 +16,7 @@ from mailhost.backend.postqueue import ACTIONS
 from mailhost.errors import DomainError, Invalid, NotFound
 from routing.forms import TlsPolicyForm
 from routing.models import TlsMode
-from routing.queue import QUEUES, queue_list, queue_list_all
+from routing.queue import QUEUES, queue_list, queue_list_all, queued_get
 from routing.selectors import (
     relay_get,
     relay_list,
@@ -174,6 +174,7 @@ def staff_queue_action_page(request, queue_id, action):
 def _act(request, queue_id, action, *, organisation, back):
     if action not in ACTIONS:
         raise NotFound("That page was not found.")
+    queued_get(request.actor, organisation, queue_id)  # the actor's, and still queued
 
     def perform():
         queue_act(actor=request.actor, organisation=organisation, queue_id=queue_id,

@@ -53,8 +53,11 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess:
 
 
 def read_queue(state_dir: Path) -> list[QueueEntry]:
-    """Every message in the node's queue, oldest first."""
+    """Every message in the node's queue, oldest first. A node whose Postfix was never set
+    up (no main.cf) holds no mail."""
     postfix_dir, spool = Path(state_dir) / "postfix", Path(state_dir) / "spool"
+    if not (postfix_dir / "main.cf").exists():
+        return []
     done = _run(["postqueue", "-c", str(postfix_dir), "-j"])
     if done.returncode != 0:
         raise QueueError(f"postqueue -j failed: {done.stderr.strip()[:500]}")

@@ -118,9 +118,12 @@ def parse_policy_map(text: str) -> dict[str, str]:
     return policies
 
 
-def postfix_main_cf_lines(state_dir: str, tls: OutboundTls) -> list[str]:
+def postfix_main_cf_lines(state_dir: str, tls: OutboundTls,
+                          first_maps: list[str] | None = None) -> list[str]:
+    """`first_maps`: tables asked before the per-domain overrides (the relays' TLS modes,
+    keyed by next hop, which no recipient domain matches)."""
     s = PurePosixPath(state_dir)
-    maps = [f"texthash:{s / POLICY_MAP}"]
+    maps = [*(first_maps or []), f"texthash:{s / POLICY_MAP}"]
     if tls.mta_sts_enforce:
         maps.append(f"socketmap:unix:{s / MTASTS_SOCKET}:{MTASTS_SOCKETMAP_NAME}")
     trust = f"smtp_tls_CAfile = {tls.ca_file}" if tls.ca_file else (

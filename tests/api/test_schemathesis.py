@@ -65,6 +65,15 @@ SEMANTIC = {
     "DELETE /api/v1/suppressions/{value}": f"value: {_ADDRESS}, or a domain name that parses",
     "POST /api/v1/webhooks": "url: an https URL whose host resolves to public addresses only",
     "POST /api/v1/app-senders": f"addresses: each {_ADDRESS} the organisation may send as",
+    "PUT /api/v1/domains/{name}/relay": "host: a host name or IP address on public addresses "
+    "only; username and password printable without spaces, both or neither; spf_include: a "
+    "domain name",
+    "PUT /api/v1/relays/organisation": "host: a host name or IP address on public addresses "
+    "only; username and password printable without spaces, both or neither; spf_include: a "
+    "domain name",
+    "POST /api/v1/relays/{relay_id}/test": f"to: {_ADDRESS}; a relay of the organisation",
+    "POST /api/v1/queue/{queue_id}/{action}": "queue_id: a message of the organisation's in "
+    "the mail queue",
     "POST /api/v1/reports": "file: a DMARC aggregate report (XML, gzip or zip), an RFC 6591 "
     "failure report or an RFC 8460 TLS report about a hosted domain; anything else is "
     "recorded and refused (422)",

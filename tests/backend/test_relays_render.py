@@ -1,8 +1,11 @@
 """The relay tables (mailhost/backend/relays.py): keyed by sender domain and next hop, the
 strictest TLS mode of a shared relay, and no hostile value reaching a table line."""
 
+from dataclasses import replace
+
 import pytest
 
+from mailhost.backend.config import NodeConfig, render_postfix_main_cf
 from mailhost.backend.relays import (
     RELAY_HOSTS,
     RELAY_PASSWORDS,
@@ -11,6 +14,7 @@ from mailhost.backend.relays import (
     UnsafeRelay,
     render_relay_files,
 )
+from tests.backend.test_config_render import CONFIG
 
 
 def lines(files, path):
@@ -60,3 +64,18 @@ def test_no_relay_renders_three_empty_tables():
 def test_it_refuses_values_that_would_break_a_table(relay):
     with pytest.raises(UnsafeRelay):
         render_relay_files([relay])
+
+
+def test_the_default_relay_and_lifetime_reach_main_cf(settings):
+    settings.MAILHOST_RELAY_DEFAULT_HOST = "smtp.isp.example"
+    settings.MAILHOST_RELAY_DEFAULT_PORT = 465
+    settings.SMTP_OUTBOUND_TTL_SECS = 3600
+    cfg = NodeConfig.from_settings(state_dir=CONFIG.state_dir, ports=CONFIG.ports)
+    main_cf = render_postfix_main_cf(cfg).splitlines()
+    assert "relayhost = [smtp.isp.example]:465" in main_cf
+    assert "maximal_queue_lifetime = 3600s" in main_cf
+    assert "bounce_queue_lifetime = 3600s" in main_cf
+    for bad in ({"default_relay": "evil host:25"}, {"default_relay": "x.example:0"},
+                {"queue_lifetime_seconds": 5}):
+        with pytest.raises(ValueError):
+            replace(CONFIG, **bad)

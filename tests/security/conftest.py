@@ -16,7 +16,7 @@ from identity.models import DkimKey
 from mailboxes.models import MailboxImport
 from mailhost.crypto import encrypt
 from mailhost.passwords import hash_password
-from routing.models import TlsPolicy
+from routing.models import Relay, TlsPolicy
 from tenants.access import SYSTEM, Actor
 from tenants.models import Membership
 from tenants.services import api_token_create, invitation_create
@@ -64,6 +64,8 @@ def everything(domain, organisation) -> Everything:  # noqa: F811
         webhook=hook, event=event, payload={"id": f"evt_{event.pk}", "type": "message.bounced"},
         state="dead", attempts=8)
     tls_policy = TlsPolicy.objects.create(domain=domain.name, level="secure")
+    relay = Relay.objects.create(organisation=organisation, domain=domain,
+                                 host="smtp.relay.example", port=587)
     values = {
         "domain": tls_policy.domain,
         "org": organisation.slug, "name": domain.name, "address": mailbox.address,
@@ -72,6 +74,7 @@ def everything(domain, organisation) -> Everything:  # noqa: F811
         "pk": Membership.objects.get(user=owner.user).pk, "ip": "192.0.2.1",
         "slug": organisation.slug, "message_id": message.id.hex, "value": suppression.value,
         "login": app_sender.login, "webhook_id": hook.pk, "delivery_id": hook_delivery.pk,
+        "relay_id": relay.pk, "queue_id": "0123456789A", "action": "hold",
     }
     by_name = {
         "mailboxes:alias": {"address": alias.address},

@@ -170,6 +170,13 @@ PATH_PARAMS: dict[str, Callable[[World], object]] = {
     # Outbound TLS policies (routing/, staff only): one for A's domain name (API and page).
     "tls-policies/<domain>": lambda a: tls_policy(a).domain,
     "tls/<domain>": lambda a: tls_policy(a).domain,
+    # Outbound routes (routing/): a relay; a queued message and an action on it. The sweep
+    # runs no node, so A's queue is empty: the queue id names nothing anyone may act on
+    # (tests/routing/test_queue.py acts on real messages, and B's refusal of A's).
+    "relays/<relay_id>": lambda a: relay(a).pk,
+    "queue/<queue_id>": lambda a: f"{VICTIM.upper()}0001",
+    "{queue_id}/<action>": lambda a: "hold",
+    "<str:queue_id>/<action>": lambda a: "hold",
 }
 
 
@@ -177,6 +184,17 @@ def tls_policy(a: World):
     from routing.models import TlsPolicy
 
     return TlsPolicy.objects.get_or_create(domain=a.domain.name, defaults={"level": "secure"})[0]
+
+
+def relay(a: World):
+    from routing.models import Relay
+
+    # On loopback, which relays may not use: the test action is refused (422) at once
+    # instead of reaching out; tests/pages/test_relays.py tests against a fake relay.
+    return Relay.objects.get_or_create(
+        organisation=a.org, domain=a.domain,
+        defaults={"host": "127.0.0.1", "port": 2525, "username": "victim-relay",
+                  "password_encrypted": encrypt(b"victim-relay-password")})[0]
 
 
 def sent_message(a: World):
@@ -279,6 +297,7 @@ QUERY_PARAMS: dict[str, Callable[[World], object] | None] = {
     "until": None,
     "key": None,
     "recipient": None,
+    "queue": None,
     "tag": None,
     "webhook": lambda a: webhook(a).pk,
     "state": None,
@@ -345,6 +364,9 @@ API_BODIES: dict[str, Callable[[World], object]] = {
     "POST /webhooks": lambda a: {"url": "https://93.184.215.14/sweep"},
     "POST /staff/tls-policies": lambda a: {"domain": f"partner.{a.domain.name}",
                                            "level": "dane-only"},
+    "PUT /domains/{name}/relay": lambda a: {"host": "93.184.215.14", "port": 587},
+    "PUT /relays/organisation": lambda a: {"host": "93.184.215.14", "port": 587},
+    "POST /relays/{relay_id}/test": lambda a: {"to": "sweep@example.net"},
 }
 
 # URL name → a valid form for a POST to that page (pages without one are posted empty:
@@ -393,6 +415,9 @@ PAGE_FORMS: dict[str, Callable[[World], dict]] = {
     "mailbox:app_passwords": lambda a: {"name": "Sweep tablet"},
     "delivery:suppressions": lambda a: {"value": "sweep@example.net"},
     "delivery:webhooks": lambda a: {"url": "https://93.184.215.14/sweep"},
+    "routing:relays": lambda a: {"domain": a.domain.name, "host": "93.184.215.14",
+                                 "port": "587", "tls_mode": "required"},
+    "routing:relay_test": lambda a: {"to": "sweep@example.net"},
 }
 
 # URL name → the query string a page needs (a page that takes a filter naming an object).

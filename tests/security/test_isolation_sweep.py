@@ -108,6 +108,8 @@ READ_PAGES = {
     "mailboxes:home": "the organisation chooser",
     "mailboxes:dashboard": "the dashboard",
     "delivery:sent": "the sent mail list",
+    "routing:queue": "the organisation's queued mail",
+    "routing_staff:queue": "every node's queued mail (staff)",
     "delivery:sent_message": "a sent message's timeline",
     "mailboxes:search": "search results",
     "mailboxes:domains": "the domain list",
@@ -147,6 +149,18 @@ WRITER_REFUSED: dict[str, tuple[set[int], str]] = {
         {503}, "sends through the mail node, which this sweep does not run (tests/delivery/ "
         "test_send_api.py sends for real)"
     ),
+    **{
+        request: ({404}, "the sweep runs no node, so no message is queued to act on "
+                         "(tests/routing/test_queue.py acts on real ones)")
+        for request in ("POST /queue/{queue_id}/{action}", "GET routing:queue_action",
+                        "POST routing:queue_action", "POST /staff/queue/{queue_id}/{action}",
+                        "GET routing_staff:queue_action", "POST routing_staff:queue_action")
+    },
+    **{
+        request: ({422}, "the sample relay is on loopback, which relays may not use "
+                         "(tests/pages/test_relays.py tests a fake relay)")
+        for request in ("POST /relays/{relay_id}/test", "POST routing:relay_test")
+    },
 }
 # Writes whose writer sample succeeds without changing any row, and why.
 WRITER_NO_CHANGE: dict[str, str] = {
@@ -158,6 +172,7 @@ WRITER_NO_CHANGE: dict[str, str] = {
     "POST tenants:unsuspend": "A is not suspended (tests/pages/test_onboarding.py lifts one)",
     "POST mailboxes:domain_verify": "the sample .test domain is verified at creation",
     "POST mailboxes:domain_mark_verified": "the sample .test domain is verified at creation",
+    "POST routing_staff:queue": "a read-only page (staff's queue list): a POST shows it",
 }
 # Operations only a person (a signed-in session) may do, not an API token, and why: A's
 # read-write token is refused (403) and changes nothing; A's owner's session does them.
@@ -197,6 +212,10 @@ STAFF_ONLY: dict[str, str] = {
     },
     "routing:tls": "outbound TLS policies and failures are install-wide (staff's)",
     "routing:tls_remove": "outbound TLS policies are install-wide (staff's)",
+    "GET /staff/queue": "every organisation's queued mail (bounces too) is staff's to see",
+    "POST /staff/queue/{queue_id}/{action}": "acting on any organisation's queued mail",
+    "routing_staff:queue": "every organisation's queued mail is staff's to see",
+    "routing_staff:queue_action": "acting on any organisation's queued mail",
 }
 
 # Known holes fixed on another branch: (request id, actor) → the finding. Strict: once the fix
