@@ -1,5 +1,7 @@
+from delivery.models import SendingQuota
 from identity.models import DkimKey
 from mailboxes.models import Domain
+from mailhost.backend import outbound, quotas
 from tests.factories import DomainFactory, MailboxFactory, UserFactory
 from tests.pages.conftest import client_for
 
@@ -143,3 +145,20 @@ def test_it_deletes_an_empty_domain(owner_client, domain):
     response = owner_client.post("/mail-admin/acme/domains/acme.test/delete/")
     assert response.status_code == 302
     assert not Domain.objects.filter(pk=domain.pk).exists()
+
+
+def test_it_shows_the_domains_sending_limits_and_use_as_the_node_counts(viewer_client, domain,
+                                                                        tmp_path):
+    page = viewer_client.get("/mail-admin/acme/domains/acme.test/").content.decode()
+    assert "No sending limits are set" in page
+    domain.node.state_dir = str(tmp_path)
+    domain.node.save(update_fields=["state_dir"])
+    quota = SendingQuota.objects.create(organisation=domain.organisation, hourly=5,
+                                        max_queued=3, login_hourly=2)
+    limits = tuple(getattr(quota, name) for name in quotas.LIMIT_COLUMNS[2:])
+    outbound.apply(tmp_path, outbound.OutboundSnap(
+        limits=frozenset({("acme.test", quota.scope, *limits)})))
+    quotas.charge(tmp_path / quotas.QUOTAS_DB, "news@acme.test", 1, queue_id="Q1")
+    page = viewer_client.get("/mail-admin/acme/domains/acme.test/").content.decode()
+    assert "Sending limits and use" in page and "Organisation (all its domains)" in page
+    assert "1 of 5" in page and "1 of 3" in page and "2 / —" in page

@@ -1,5 +1,6 @@
 """The "Sent mail" pages: the organisation's messages, filters, one message's timeline."""
 
+import datetime as dt
 import uuid
 
 from django.utils import timezone
@@ -46,8 +47,15 @@ def test_it_shows_a_timeline(viewer_client, domain):
         dsn="5.1.1", reply="550 5.1.1 User unknown", relay="mx.example.org[192.0.2.1]:25",
         tls="none", source="log", node_name="default", node_event_id=1,
     )
+    DeliveryEvent.objects.create(
+        message=message, recipient="customer@example.org", status="deferred",
+        at=timezone.now(), dsn="4.2.0", reply="451 4.2.0 later", source="log",
+        next_attempt_at=dt.datetime(2026, 12, 1, 15, 36, 7, tzinfo=dt.UTC),
+        node_name="default", node_event_id=2,
+    )
     content = viewer_client.get(f"{BASE}{message.id.hex}/").content
     assert b"550 5.1.1 User unknown" in content and b"mx.example.org" in content
+    assert b"next attempt 15:36:07" in content
 
 
 def test_it_hides_another_tenants_mail(stranger_client, owner_client, domain):
