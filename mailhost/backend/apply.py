@@ -321,7 +321,10 @@ class ManagedFiles:
             else:
                 target.unlink(missing_ok=True)
                 self.manifest.pop(change.path, None)
-        for relative, spec in desired.items():  # adopt files that were already right
-            self.manifest.setdefault(relative, sha256(spec.data))
+        # Adopt files that were already right, and correct a stale recorded hash: a writer
+        # killed between renaming a file into place and saving the manifest leaves the new file
+        # under the old hash, and the next pass finds the file right and writes nothing.
+        for relative, spec in desired.items():
+            self.manifest[relative] = sha256(spec.data)
         if self.manifest != before or not self.manifest_path.exists():
             self._save()
