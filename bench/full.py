@@ -37,6 +37,8 @@ def run_reconcile_child(ctx: Ctx, label: str) -> dict:
     result = json.loads(lines[-1].removeprefix("RESULT "))
     result["process_wall_seconds"] = round(wall, 3)
     result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # KiB on Linux
+    # CPU time is what the reconcile costs; wall time also holds the machine's other load.
+    result["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
     result["seconds"] = round(result["seconds"], 3)
     return result
 

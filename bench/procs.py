@@ -117,7 +117,7 @@ def start_worker(env: BenchEnv, queue: str, *, mode: str = "incremental") -> Chi
         "-n", f"bench-{os.getpid()}@%h",
     ]
     worker = Child("worker", argv, log, child_env)
-    _wait(lambda: b" ready." in log.read_bytes(), worker, "the Celery worker", 60)
+    _wait(lambda: b" ready." in log.read_bytes(), worker, "the Celery worker", 180)
     return worker
 
 
@@ -141,7 +141,7 @@ def start_web(env: BenchEnv) -> Child:
             return False
         return True
 
-    _wait(answers, web, "gunicorn", 60)
+    _wait(answers, web, "gunicorn", 180)  # generous: the machine may be shared and busy
     return web
 
 

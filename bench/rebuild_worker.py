@@ -37,13 +37,18 @@ def rebuild_everything(node, config=None) -> int:
     from mailhost.backend.apply import ManagedFiles
     from mailhost.backend.config import NodeConfig
     from mailhost.backend.stack import Stack
-    from nodes import reconcile
+    from nodes import reconcile, snapshot
 
     config = config or NodeConfig.from_settings(state_dir=Path(node.state_dir))
     with reconcile.node_lock(config.state_dir):
         node.refresh_from_db()
         target = node.desired_revision
         plan = reconcile.plan_full(node, config)
+        mailboxes = snapshot.mailboxes(node)
+        plan.files |= reconcile._sieve_specs([m for m in mailboxes if m.sieve is not None])[0]
+        rows = reconcile._render_rows(
+            str(config.state_dir), snapshot.domains(node), mailboxes, snapshot.aliases(node)
+        )
         stack = Stack(config)
         stack.prepare()
         for relative, spec in plan.files.items():
@@ -58,7 +63,7 @@ def rebuild_everything(node, config=None) -> int:
                     conn.executemany(
                         f"INSERT INTO {table} ({','.join(names)}) "  # noqa: S608
                         f"VALUES ({','.join('?' * len(names))})",
-                        plan.rows.get(table, ()),
+                        rows.get(table, ()),
                     )
         finally:
             conn.close()

@@ -32,13 +32,15 @@ def _instrument() -> None:
     from nodes import reconcile, snapshot
 
     _timed(snapshot, "domains", "snapshot")
-    _timed(snapshot, "mailboxes", "snapshot")
-    _timed(snapshot, "aliases", "snapshot")
     _timed(snapshot, "active_dkim_keys", "snapshot")
-    _timed(reconcile, "_render_rows", "render rows")
+    # The rows stream: database cursors, rendering, the merge with the lookup store and the
+    # batched writes are interleaved, so they are one phase (the commit apart).
+    _timed(reconcile, "_stream_rows", "rows: stream, render, merge, write")
+    _timed(apply.LookupSync, "commit", "rows: commit")
     _timed(reconcile, "render_static_files", "render static")
-    _timed(reconcile, "diff_rows", "diff rows (read SQLite)")
-    _timed(reconcile, "write_rows", "write rows")
+    _timed(reconcile, "_dkim_specs", "DKIM files (keys decrypted)")
+    _timed(reconcile, "_inbound_specs", "inbound files (+ local-mode hosted zone)")
+    _timed(reconcile, "_edge_specs", "edge sites")
     _timed(apply.ManagedFiles, "plan", "plan files")
     _timed(apply.ManagedFiles, "apply", "write files")
     _timed(stack.Stack, "prepare", "prepare dirs")

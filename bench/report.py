@@ -1,6 +1,7 @@
 """The results table: one row per scenario metric, with its target and pass/miss.
 
-Targets are the benchmark issue's, stated for the full size on a 2-core machine. A missed
+Targets are the benchmark issues', stated for the full size on a 2-core machine; at
+1,000,000 mailboxes, issue 12's (MILLION). A missed
 target is reported, never an error: only failures to run make the command exit non-zero.
 """
 
@@ -54,11 +55,15 @@ def _size(n: int) -> str:
     return f"{n:,}"
 
 
+MILLION = 1_000_000  # issue 12's size: its targets apply from here on
+
+
 def _live_rows(table: Table, scenario: str, label: str, runs: list[dict]) -> None:
     for run in runs:
         live, api = run["live_ms"], run["api_ms"]
+        limit = 100 if run["mailboxes"] >= MILLION else 250
         table.add(scenario, _size(run["mailboxes"]), label, live["median"], live["p95"], " ms",
-                  "p95 ≤ 250 ms", live["p95"] is not None and live["p95"] <= 250)
+                  f"p95 ≤ {limit} ms", live["p95"] is not None and live["p95"] <= limit)
         table.add(scenario, _size(run["mailboxes"]), "  row in node store",
                   run["row_visible_ms"]["median"], run["row_visible_ms"]["p95"], " ms")
         table.add(scenario, _size(run["mailboxes"]), "  API response", api["median"],
@@ -70,7 +75,9 @@ def _live_rows(table: Table, scenario: str, label: str, runs: list[dict]) -> Non
     if len(runs) >= 2 and runs[0]["live_ms"]["p95"]:
         ratio = runs[-1]["live_ms"]["p95"] / runs[0]["live_ms"]["p95"]
         size = f"{_size(runs[-1]['mailboxes'])} vs {_size(runs[0]['mailboxes'])}"
-        table.add(scenario, size, "p95 ratio", None, round(ratio, 2), "×", "≤ 1.5×", ratio <= 1.5)
+        limit = 1.2 if runs[-1]["mailboxes"] >= MILLION else 1.5
+        table.add(scenario, size, "p95 ratio", None, round(ratio, 2), "×", f"≤ {limit}×",
+                  ratio <= limit)
 
 
 def build(results: dict) -> Table:
@@ -82,19 +89,29 @@ def build(results: dict) -> Table:
         _live_rows(table, "B2", "rotate → new in, old out", s["B2"])
     if b3 := s.get("B3"):
         size = f"{_size(b3['rows'])} into {_size(b3['mailboxes_before'])}"
-        table.add("B3", size, "bulk → all live", b3["total_seconds"], None, " s", "≤ 60 s",
-                  b3["total_seconds"] <= 60)
+        limit = 15 if b3["mailboxes_before"] >= MILLION else 60
+        table.add("B3", size, "bulk → all live", b3["total_seconds"], None, " s", f"≤ {limit} s",
+                  b3["total_seconds"] <= limit)
         table.add("B3", size, "  of which hashing", b3["hashing"]["seconds_for_all_rows"], None,
                   " s", f"{b3['hashing_share_of_total']:.0%} of total")
     for b4 in s.get("B4", []):
         size = _size(b4["mailboxes"])
         full, noop = b4["full"], b4["noop"]
+        empty, idle = (60, 5) if b4["mailboxes"] >= MILLION else (20, 2)
         table.add("B4", size, "full reconcile from empty", full["seconds"], None, " s",
-                  "≤ 20 s", full["seconds"] <= 20)
-        table.add("B4", size, "no-op full reconcile", noop["seconds"], None, " s", "≤ 2 s",
-                  noop["seconds"] <= 2)
+                  f"≤ {empty} s", full["seconds"] <= empty)
+        if "cpu_seconds" in full:
+            table.add("B4", size, "  of which CPU (process)", full["cpu_seconds"], None, " s")
+        table.add("B4", size, "no-op full reconcile", noop["seconds"], None, " s", f"≤ {idle} s",
+                  noop["seconds"] <= idle)
+        if "cpu_seconds" in noop:
+            table.add("B4", size, "  of which CPU (process)", noop["cpu_seconds"], None, " s")
+        if "self_maxrss_mb" in full:  # the Python process; the figure below adds its children
+            own = max(full["self_maxrss_mb"], noop["self_maxrss_mb"])
+            table.add("B4", size, "reconcile peak RSS (process)", round(own, 1), None, " MB",
+                      "≤ 500 MB", own <= 500)
         peak = max(full["peak_rss_mb"], noop["peak_rss_mb"])
-        table.add("B4", size, "reconcile peak RSS", peak, None, " MB", "≤ 500 MB", peak <= 500)
+        table.add("B4", size, "  incl. config validators run", peak, None, " MB")
     if worker := s.get("worker_peak_rss_mb"):
         peak = max(v for v in worker.values() if v is not None)
         table.add("B4", "", "worker peak RSS (B1–B7)", peak, None, " MB", "≤ 500 MB",
@@ -155,9 +172,10 @@ def _list_rows(table: Table, runs: list[dict]) -> None:
             if key not in run:
                 continue
             server = run[key]["server_ms"]
-            ok = server["median"] <= 100 if not key.endswith("deep") else None
+            limit = 50 if run["mailboxes"] >= MILLION else 100
+            ok = server["median"] <= limit if not key.endswith("deep") else None
             table.add("B5", _size(run["mailboxes"]), f"{label} (server)", server["median"],
-                      server["p95"], " ms", "median ≤ 100 ms" if ok is not None else "", ok)
+                      server["p95"], " ms", f"median ≤ {limit} ms" if ok is not None else "", ok)
             http = run[key]["http_ms"]
             table.add("B5", _size(run["mailboxes"]), f"{label} (HTTP)", http["median"],
                       http["p95"], " ms")

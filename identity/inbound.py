@@ -25,7 +25,7 @@ from identity.models import (
     SenderRuleKind,
 )
 from identity.records import zone_line
-from identity.selectors import domain_records
+from identity.selectors import domains_records
 from mailboxes.models import Domain, Mailbox
 from mailboxes.selectors import domain_get, domain_list
 from mailhost.backend.inbound import (
@@ -306,8 +306,8 @@ def _hosted_zone_lines(node: MailNode, config) -> list[str]:
     ttl = 300
     lines = [f"{config.hostname}. {ttl} IN A 127.0.0.1"]
     live = Domain.objects.filter(node=node, status="active", verified_at__isnull=False)
-    for domain in live.select_related("organisation"):
-        for record in domain_records(domain):
+    for _, records in domains_records(live.select_related("organisation")):
+        for record in records:
             if record.key == "verification":
                 continue  # never "publish" an ownership token on the node's own resolver
             lines.append(zone_line(record, ttl=ttl))

@@ -5,6 +5,8 @@ MTA-STS policy and the BIMI logo) take no actor: senders and mail clients fetch 
 """
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -97,10 +99,15 @@ def verification_record(domain: Domain) -> Record | None:
     return None if token is None else ownership_record(domain.name, token)
 
 
-def posture_snapshot(domain: Domain, posture: DomainPosture | None = None) -> PostureSnap:
+def posture_snapshot(
+    domain: Domain, posture: DomainPosture | None = None, keys: list[DkimKey] | None = None
+) -> PostureSnap:
+    """`posture` and `keys` (its dns_keys, in selector order) when the caller read them for
+    many domains at once; else read here."""
     posture = posture or posture_of(domain)
     keys = tuple(
-        DkimKeySnap(k.selector, k.algorithm, k.public_key, k.state) for k in dns_keys(domain)
+        DkimKeySnap(k.selector, k.algorithm, k.public_key, k.state)
+        for k in (dns_keys(domain) if keys is None else keys)
     )
     return PostureSnap(
         domain=domain.name,
@@ -134,6 +141,25 @@ def posture_dmarc(posture: DomainPosture) -> dmarc.Dmarc:
 
 def domain_records(domain: Domain) -> list[Record]:
     return expected_records(posture_snapshot(domain))
+
+
+def domains_records(domains: QuerySet[Domain]) -> Iterator[tuple[Domain, list[Record]]]:
+    """domain_records for many domains in three queries, not two per domain (a node's hosted
+    zone lists every live domain: 20,000 queries at 10,000 domains)."""
+    postures = {
+        p.domain_id: p for p in DomainPosture.objects.filter(domain__in=domains.values("pk"))
+    }
+    keys: dict[int, list[DkimKey]] = defaultdict(list)
+    dns = DkimKey.objects.filter(domain__in=domains.values("pk"), state__in=DNS_STATES)
+    for key in dns.only("domain_id", "selector", "algorithm", "public_key", "state").order_by(
+        "domain_id", "selector"
+    ):
+        keys[key.domain_id].append(key)
+    for domain in domains.iterator(chunk_size=2000):
+        posture = postures.get(domain.pk) or DomainPosture(
+            domain=domain, **posture_defaults(domain.name)
+        )
+        yield domain, expected_records(posture_snapshot(domain, posture, keys[domain.pk]))
 
 
 def domain_zone(actor: Actor, name: str, *, organisation=None) -> str:

@@ -40,7 +40,7 @@ from mailboxes.services import (
     BulkResult,
     BulkRow,
     address_parts,
-    alias_create,
+    alias_create_or_get,
     alias_delete,
     alias_update,
     domain_create,
@@ -795,46 +795,16 @@ def aliases_list(request, query: Query[AliasQuery]):
 )
 def aliases_create(request, payload: AliasIn):
     """Create an alias or catch-all (201); 200 if it exists with these destinations."""
-    actor = request.auth
-    local_part, domain = _domain_of(actor, payload.address)
-    try:
-        with transaction.atomic():
-            alias = alias_create(
-                actor=actor, domain=domain, local_part=local_part,
-                destinations=payload.destinations,
-            )
-            if not payload.active:
-                alias = alias_update(actor=actor, alias=alias, active=False)
-    except Conflict as exc:
-        if exc.code != "address_taken":
-            raise
-        existing = _existing_alias(actor, domain, local_part)
-        if existing is None:  # a mailbox holds the address
-            raise
-        given = {"active": payload.active} if "active" in payload.model_fields_set else {}
-        if sorted(existing.destinations) != sorted(_normalised(payload.destinations)):
-            given["destinations"] = payload.destinations
-        _refuse_differences(existing.address, existing, given)
-        return Status(200, existing)
+    local_part, domain = _domain_of(request.auth, payload.address)
+    alias, created = alias_create_or_get(
+        actor=request.auth, domain=domain, local_part=local_part,
+        destinations=payload.destinations,
+        active=payload.active if "active" in payload.model_fields_set else None,
+    )
+    if not created:
+        return Status(200, alias)
     alias.domain = domain
     return Status(201, alias)
-
-
-def _normalised(addresses: list[str]) -> list[str]:
-    try:
-        return [f"{local}@{domain}" for local, domain in map(split_address, addresses)]
-    except InvalidName:
-        return addresses
-
-
-def _existing_alias(actor: Actor, domain: Domain, local_part: str) -> Alias | None:
-    local = "" if local_part in ("", "*") else local_part.lower()
-    return (
-        alias_list(actor, domain=domain)
-        .filter(local_part=local)
-        .select_related("domain__node")
-        .first()
-    )
 
 
 def _alias_for_write(actor: Actor, address: str) -> Alias:

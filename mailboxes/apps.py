@@ -18,6 +18,8 @@ class MailboxesConfig(AppConfig):
         node_state.register("domains", snapshot.domains)
         node_state.register("mailboxes", snapshot.mailboxes)
         node_state.register("aliases", snapshot.aliases)
+        node_state.register("mailboxes_by_address", snapshot.mailboxes_by_address)
+        node_state.register("aliases_by_address", snapshot.aliases_by_address)
         node_state.register("live_domain_names", snapshot.live_domain_names)
 
         # A domain added, disabled or removed is (not) answered for at once, in this process;

@@ -6,8 +6,11 @@ transaction and only the files that changed, then record the revision. Its cost 
 size of the change, not on the number of mailboxes.
 
 Full (periodic, and `manage.py reconcile`): render everything, diff every row and managed file,
-repair what differs. Run after the incremental pass, whatever it still finds is drift (a row or
-file changed by hand), which is reported on the node and then repaired.
+repair what differs. Its rows are never all in memory: mailboxes and aliases stream from the
+database in address order and are merged with the lookup store's rows read in the same order
+(mailhost.backend.apply.LookupSync), all writes in one SQLite transaction. Run after the
+incremental pass, whatever it still finds is drift (a row or file changed by hand), which is
+reported on the node and then repaired.
 
 What the node is rendered from comes from the apps, through nodes.snapshot; when it runs is
 nodes.scheduling's business.
@@ -25,13 +28,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.db import transaction
 from django.utils import timezone
 
 from mailhost.backend import dav, lookup
 from mailhost.backend.apply import (
     FileChange,
     FileSpec,
+    LookupSync,
     ManagedFiles,
+    RowChanges,
     RowDiff,
     diff_rows,
     write_rows,
@@ -51,12 +57,16 @@ from mailhost.backend.render import (
     OPENDKIM_SIGNING_TABLE,
     Rows,
     alias_rows,
+    alias_table_rows,
     dkim_files,
     domain_rows,
+    domain_table_rows,
     empty_rows,
     mailbox_rows,
+    mailbox_table_rows,
     merge,
     role_rows,
+    role_table_rows,
     sieve_files,
     src_of,
 )
@@ -76,9 +86,10 @@ MAX_STORED_DRIFT = 200  # drift lines kept on the node row (the log and report k
 
 @dataclass
 class Plan:
-    """What a reconcile wants: rows for `srcs` (all when None) and files in `file_scope`."""
+    """What a reconcile wants: rows for `srcs` (all when None) and files in `file_scope`.
+    `rows` None: every row of the node, streamed by `execute` (the full pass)."""
 
-    rows: Rows
+    rows: Rows | None
     srcs: set[str] | None
     files: dict[str, FileSpec]
     static: dict[str, FileSpec]  # node config, written (validated) by the stack runner
@@ -90,7 +101,7 @@ class Plan:
 @dataclass
 class Report:
     revision: int
-    rows: RowDiff
+    rows: RowDiff | RowChanges
     files: list[FileChange]
     drift: list[str] = field(default_factory=list)
     reloaded: list[str] = field(default_factory=list)
@@ -245,23 +256,65 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
 
 
 def plan_full(node: MailNode, config: NodeConfig) -> Plan:
-    domains = snapshot.domains(node)
-    mailboxes = snapshot.mailboxes(node)
-    aliases = snapshot.aliases(node)
+    """Files and static config; the rows (and the portal's Sieve files, which come with the
+    mailboxes) are streamed by `execute`."""
     static = {path: FileSpec(data) for path, data in render_static_files(config).items()}
     files = _dkim_specs(node, config)
-    # Only mailboxes with a script render a file (the full pass needs no scope of paths).
-    sieve, _ = _sieve_specs([m for m in mailboxes if m.sieve is not None and not m.deleted])
-    files |= sieve
     files |= _inbound_specs(node, config)
     files |= _edge_specs(node, config)
     files |= _relay_specs(node)
     files |= _tls_policy_specs(node, config)
-    rows = _render_rows(str(config.state_dir), domains, mailboxes, aliases)
-    return Plan(
-        rows=rows, srcs=None, files=files, static=static, file_scope=None, mailboxes=mailboxes,
-        outbound=snapshot.outbound(node),
-    )
+    return Plan(rows=None, srcs=None, files=files, static=static, file_scope=None, mailboxes=[],
+                outbound=snapshot.outbound(node))
+
+
+@dataclass
+class _Streamed:
+    sieve: dict[str, FileSpec] = field(default_factory=dict)  # of mailboxes with a script
+    deleted_homes: list[str] = field(default_factory=list)  # archived once the rows commit
+
+
+def _stream_rows(
+    node: MailNode, config: NodeConfig, sync: LookupSync, managed: ManagedFiles, *, restore: bool
+) -> _Streamed:
+    """Push every row of the node into `sync`, table by table in key order: domains and role
+    routes (one per domain: sorted here), then mailboxes and aliases merged by address as they
+    stream from the database. Archived homes of mailboxes that are back are restored on the way
+    (before the rows commit, as in the incremental pass); deleted ones are only noted."""
+    state_dir = str(config.state_dir)
+    domains = snapshot.domains(node)
+    for render in (domain_table_rows, role_table_rows):
+        for table, row in sorted((p for d in domains for p in render(d)), key=_row_address):
+            sync.push(table, row)
+    del domains
+    streamed, archived_ids, moved = _Streamed(), _archived_ids(config.state_dir), set()
+    aliases = snapshot.aliases_by_address(node)
+    alias = next(aliases, None)
+    push_all = sync.push_all
+    for mailbox in snapshot.mailboxes_by_address(node):
+        while alias is not None and alias.address < mailbox.address:
+            push_all(alias_table_rows(alias))
+            alias = next(aliases, None)
+        if mailbox.deleted:
+            streamed.deleted_homes.append(mailbox.home_id)
+        elif (
+            restore
+            and mailbox.home_id in archived_ids
+            and _move_home(config.state_dir, mailbox.home_id, restore=True)
+        ):
+            moved.add(mailbox.home_id)
+        if mailbox.sieve is not None and not mailbox.deleted:
+            streamed.sieve |= _sieve_specs([mailbox])[0]
+        push_all(mailbox_table_rows(mailbox, state_dir))
+    while alias is not None:
+        push_all(alias_table_rows(alias))
+        alias = next(aliases, None)
+    _forget_homes(managed, moved)
+    return streamed
+
+
+def _row_address(pair: tuple[str, tuple]) -> str:
+    return pair[1][1]
 
 
 # --- applying --------------------------------------------------------------------------------
@@ -287,23 +340,36 @@ def _sync_maildirs(
     delivers into a fresh, empty home while the real one sits in archive/. Managed files of a
     home that moved are forgotten: the manifest lists live files only, and the file plan then
     takes a restored home's portal scripts as it finds them."""
-    live_root, archive_root = state_dir / "mail", state_dir / "archive"
-    # One listing of archive/ (deleted mailboxes, usually few) instead of a stat per mailbox:
-    # a full pass covers every mailbox, and 100,000 paths + stats cost ~1 s.
-    try:
-        archived_ids = set(os.listdir(archive_root))
-    except FileNotFoundError:
-        archived_ids = set()
+    archived_ids = _archived_ids(state_dir) if restore else set()
     moved = set()
     for mailbox in mailboxes:
         if mailbox.deleted == restore or (restore and mailbox.home_id not in archived_ids):
             continue  # not this direction, or nothing archived to restore
-        live, archived = live_root / mailbox.home_id, archive_root / mailbox.home_id
-        source, target = (archived, live) if restore else (live, archived)
-        if source.exists() and not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
+        if _move_home(state_dir, mailbox.home_id, restore=restore):
             moved.add(mailbox.home_id)
+    _forget_homes(managed, moved)
+
+
+def _archived_ids(state_dir: Path) -> set[str]:
+    # One listing of archive/ (deleted mailboxes, usually few) instead of a stat per mailbox:
+    # a full pass covers every mailbox, and 100,000 paths + stats cost ~1 s.
+    try:
+        return set(os.listdir(state_dir / "archive"))
+    except FileNotFoundError:
+        return set()
+
+
+def _move_home(state_dir: Path, home_id: str, *, restore: bool) -> bool:
+    live, archived = state_dir / "mail" / home_id, state_dir / "archive" / home_id
+    source, target = (archived, live) if restore else (live, archived)
+    if source.exists() and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        return True
+    return False
+
+
+def _forget_homes(managed: ManagedFiles, moved: set[str]) -> None:
     if moved:
         managed.forget(
             [p for p in managed.manifest if p.startswith("mail/") and p.split("/")[1] in moved]
@@ -396,8 +462,8 @@ def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = F
     if not dry_run:
         stack.prepare()  # directories, owners and the lookup store's schema: idempotent
     managed = ManagedFiles(config.state_dir)
-    if plan.file_scope is None:  # the full pass, which also writes every before script
-        retire_legacy_scripts(config.state_dir, managed, dry_run=dry_run)
+    if plan.rows is None:
+        return _execute_full(node, config, plan, stack, managed, dry_run=dry_run)
     if not dry_run:
         _sync_maildirs(config.state_dir, plan.mailboxes, managed, restore=True)
     files = managed.plan(plan.files | plan.static, plan.file_scope)
@@ -415,15 +481,53 @@ def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = F
             conn.close()
     _sync_maildirs(config.state_dir, plan.mailboxes, managed, restore=False)
     # Calendars and contacts live in the home (mail/<home>/dav); Radicale finds them by address.
-    dav.sync_links(config.state_dir, plan.mailboxes, full=plan.srcs is None, uid=MAIL_UID,
-                   gid=MAIL_GID)
+    dav.sync_links(config.state_dir, plan.mailboxes, full=False, uid=MAIL_UID, gid=MAIL_GID)
+    _apply_files(config, stack, managed, plan.files, plan.static, files, report)
+    return report
+
+
+def _execute_full(
+    node: MailNode, config: NodeConfig, plan: Plan, stack: Stack, managed: ManagedFiles, *,
+    dry_run: bool,
+) -> Report:  # fmt: skip
+    """The full pass: rows merged as they stream, in one SQLite transaction that commits
+    before any file is written (as the incremental pass writes rows before files)."""
+    retire_legacy_scripts(config.state_dir, managed, dry_run=dry_run)
+    with LookupSync(config.lookup_db, dry_run=dry_run) as sync:
+        # In a transaction, the database cursors stream (autocommit would make PostgreSQL
+        # materialise each result WITH HOLD before the first row).
+        with transaction.atomic():
+            streamed = _stream_rows(node, config, sync, managed, restore=not dry_run)
+        rows = sync.finish()
+        desired = plan.files | streamed.sieve
+        files = managed.plan(desired | plan.static, None)
+        report = Report(revision=node.desired_revision, rows=rows, files=files)
+        if plan.outbound is not None:
+            report.outbound = apply_outbound(config.state_dir, plan.outbound, dry_run=dry_run)
+        if dry_run:
+            return report
+        sync.commit()
+    moved = {h for h in streamed.deleted_homes if _move_home(config.state_dir, h, restore=False)}
+    _forget_homes(managed, moved)
+    # Calendars and contacts: every link, from a second stream of the mailboxes once the rows
+    # are committed (sync_links keeps one entry per address: not bounded like the rows).
+    with transaction.atomic():
+        dav.sync_links(config.state_dir, snapshot.mailboxes_by_address(node), full=True,
+                       uid=MAIL_UID, gid=MAIL_GID)
+    _apply_files(config, stack, managed, desired, plan.static, files, report)
+    return report
+
+
+def _apply_files(
+    config: NodeConfig, stack: Stack, managed: ManagedFiles, desired: dict[str, FileSpec],
+    static: dict[str, FileSpec], files: list[FileChange], report: Report,
+) -> None:  # fmt: skip
     _ensure_homes(config.state_dir, files)
-    managed.apply(plan.files, [c for c in files if c.path not in plan.static])
+    managed.apply(desired, [c for c in files if c.path not in static])
     _remove_compiled(config.state_dir, files)
-    if any(c.path in plan.static for c in files):
+    if any(c.path in static for c in files):
         stack.write_config()  # validates before it renames, and marks the files managed
     report.reloaded = _reload(stack, files)
-    return report
 
 
 def _all_added(rows: Rows) -> RowDiff:

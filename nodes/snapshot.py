@@ -2,14 +2,16 @@
 
 The node control plane imports no app. Each app that owns part of a node's state registers the
 function that reads it, from its own `AppConfig.ready()` (mailboxes: domains, mailboxes,
-aliases and the names of the live domains; identity: DKIM keys and the inbound policy files;
-delivery: the outbound policy stores, i.e. suppressions, sending quotas, application senders),
+aliases — as lists, and as streams in address order for the full pass — and the names of the
+live domains; identity: DKIM keys and the inbound policy files; delivery: the outbound policy
+stores, i.e. suppressions, sending quotas, application senders; routing: relays and the TLS
+policy map),
 and the reconciler reads through the functions below. Every source must be registered before a
 reconcile runs; a missing one is a programming error and fails loudly rather than rendering an
 empty node.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
@@ -17,9 +19,8 @@ from mailhost.backend.outbound import OutboundSnap
 from mailhost.backend.relays import RelaySnap
 
 SOURCES = (
-    "domains", "mailboxes", "aliases", "live_domain_names", "dkim_keys", "inbound_files",
-    "outbound", "relays",
-    "tls_policy_files",
+    "domains", "mailboxes", "aliases", "mailboxes_by_address", "aliases_by_address",
+    "live_domain_names", "dkim_keys", "inbound_files", "outbound", "relays", "tls_policy_files",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -56,6 +57,17 @@ def aliases(
 ) -> list[AliasSnap]:
     """The node's aliases: all, those with `ids`, or those of the domains `domain_ids`."""
     return _reader("aliases")(node, ids=ids, domain_ids=domain_ids)
+
+
+def mailboxes_by_address(node) -> Iterator[MailboxSnap]:
+    """Every mailbox of the node in address order (byte order), streamed: the full reconcile
+    merges them with the lookup store's rows, so a million mailboxes are never all in memory."""
+    return _reader("mailboxes_by_address")(node)
+
+
+def aliases_by_address(node) -> Iterator[AliasSnap]:
+    """Every alias of the node in address order (byte order), streamed."""
+    return _reader("aliases_by_address")(node)
 
 
 def live_domain_names(node) -> list[str]:

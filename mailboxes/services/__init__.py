@@ -10,6 +10,7 @@ One module per sub-domain; everything public is re-exported here, so callers imp
 
 from mailboxes.services.aliases import (  # noqa: F401
     alias_create,
+    alias_create_or_get,
     alias_delete,
     alias_update,
 )

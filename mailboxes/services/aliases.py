@@ -52,6 +52,46 @@ def alias_create(
 
 
 @transaction.atomic
+def alias_create_or_get(
+    *, actor: Actor, domain: Domain, local_part: str, destinations: list[str],
+    active: bool | None = None,
+) -> tuple[Alias, bool]:  # fmt: skip
+    """Create an alias (`True`), or return the one already at that address when it has these
+    destinations, and this `active` when one is given (`False`): a create whose answer was
+    lost can be sent again. Another alias there is 409 `exists_with_different_attributes`
+    naming what differs; a mailbox there is 409 `address_taken`. `active=False` creates the
+    alias switched off, in the same transaction."""
+    try:
+        with transaction.atomic():
+            alias = alias_create(
+                actor=actor, domain=domain, local_part=local_part, destinations=destinations
+            )
+            if active is False:
+                alias = alias_update(actor=actor, alias=alias, active=False)
+            return alias, True
+    except Conflict as exc:
+        if exc.code != "address_taken":
+            raise
+        existing = (
+            Alias.objects.filter(domain=domain, local_part=_alias_local_part(local_part))
+            .select_related("domain__node")
+            .first()
+        )
+        if existing is None:  # a mailbox holds the address
+            raise
+    differ = [] if active is None or existing.active == active else ["active"]
+    if sorted(existing.destinations) != sorted(_destinations(destinations)):
+        differ.append("destinations")
+    if differ:
+        raise Conflict(
+            f"{existing.address} already exists with a different {', '.join(differ)}.",
+            field=differ[0],
+            code="exists_with_different_attributes",
+        )
+    return existing, False
+
+
+@transaction.atomic
 def alias_update(
     *, actor: Actor, alias: Alias, destinations: list[str] | None = None, active: bool | None = None
 ) -> Alias:

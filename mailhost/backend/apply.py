@@ -1,9 +1,11 @@
 """Applying rendered state to a node: lookup rows and managed files. All I/O lives here.
 
 Rows: the difference between the rendered rows and the rows in the lookup store is written in
-one short SQLite transaction (a killed worker leaves the previous commit). Files: only changed
-files are written, each atomically; a manifest of content hashes marks them as managed, so a
-hand edit (or removal) is detected as drift and repaired.
+one SQLite transaction (a killed worker leaves the previous commit): for a few objects as a
+diff of two small sets (`diff_rows`, `write_rows`), for the whole node as a streamed merge in
+key order (`LookupSync`), so a full pass holds a bounded number of rows at any size.
+Files: only changed files are written, each atomically; a manifest of content hashes marks them
+as managed, so a hand edit (or removal) is detected as drift and repaired.
 """
 
 import json
@@ -70,18 +72,177 @@ def write_rows(conn: sqlite3.Connection, diff: RowDiff) -> None:
     """Apply a diff in one transaction: deletes first, so a renamed address can be reused."""
     with conn:
         for table, rows in diff.removed.items():
-            columns = ("src",) + lookup.TABLES[table]
-            where = " AND ".join(f"{c} = ?" for c in columns)
-            conn.executemany(f"DELETE FROM {table} WHERE {where}", rows)  # noqa: S608
+            _write(conn, table, rows, set())
         for table, rows in diff.added.items():
-            columns = ("src",) + lookup.TABLES[table]
-            marks = ",".join("?" * len(columns))
             # REPLACE: a key still held by a stale row of another object goes to the new owner;
             # the full reconcile would report that stale row as drift anyway.
-            conn.executemany(
-                f"INSERT OR REPLACE INTO {table} ({','.join(columns)}) VALUES ({marks})",  # noqa: S608
-                rows,
-            )
+            _write(conn, table, set(), rows)
+
+
+# --- the full pass: a streamed merge -----------------------------------------------------------
+
+MAX_DESCRIBED = 1000  # row changes a streamed pass describes (a wiped node changes every row)
+CHUNK_ROWS = 4000  # rendered rows per table merged at a time (plus the rest of one address)
+WRITER_CACHE_KIB = 65536  # the writer's page cache: index pages stay hot during a bulk load
+
+
+class RowOrderError(RuntimeError):
+    """Desired rows arrived out of address order: merging them could delete rows still wanted."""
+
+
+@dataclass
+class RowChanges:
+    """What a streamed full pass changes in the lookup store: counts, and the first
+    MAX_DESCRIBED changes described. A changed row counts as one removed and one added."""
+
+    added: int = 0
+    removed: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return self.added + self.removed
+
+    def note(self, table: str, removed: set[tuple], added: set[tuple]) -> None:
+        self.removed += len(removed)
+        self.added += len(added)
+        room = MAX_DESCRIBED - len(self.lines)
+        if room > 0:
+            lines = [f"- {table} {row[1:]!r}"[:300] for row in sorted(removed)[:room]]
+            lines += [f"+ {table} {row[1:]!r}"[:300] for row in sorted(added)[:room]]
+            self.lines += lines[:room]
+
+    def describe(self) -> list[str]:
+        more = self.count - len(self.lines)
+        if more <= 0:
+            return list(self.lines)
+        return [*self.lines, f"… and {more:,} more row changes ({self.count:,} in all)"]
+
+
+class LookupSync:
+    """The full pass's row apply, for a node of any size: rendered rows are pushed in address
+    order, and each table is brought to them a range of addresses at a time. For each range the
+    store's rows in it are read (its primary key index; SQLite's BINARY order is byte order,
+    Python's str order for UTF-8) and the two sets compared, as the incremental diff does:
+    memory holds one range per table, never the node. A range ends between two addresses, so
+    every row of an address is compared at once, whichever objects rendered it.
+
+    All writes go into ONE SQLite transaction, committed by `commit()`: a killed process
+    leaves the previous commit, the old rows or the new, never a mix. The store's rows are read
+    through a second connection, which sees that last commit while the writer's transaction is
+    open (WAL). A dry run, or a pass that finds nothing to change, never opens a write
+    transaction.
+
+        with LookupSync(path) as sync:
+            for rows in rendered_objects_in_address_order:
+                sync.push_all(rows)  # [(table, row), …]
+            changes = sync.finish()
+            sync.commit()
+    """
+
+    def __init__(self, path: Path, *, dry_run: bool = False):
+        self.changes = RowChanges()
+        self._dry_run = dry_run
+        self._path = Path(path)
+        self._reader = lookup.connect(self._path) if self._path.exists() else None
+        self._writer: sqlite3.Connection | None = None
+        self._in_transaction = False
+        self._pending: dict[str, list[tuple]] = {table: [] for table in lookup.TABLES}
+        self._done_up_to: dict[str, str | None] = dict.fromkeys(lookup.TABLES)  # last range end
+
+    def push(self, table: str, row: tuple) -> None:
+        self.push_all([(table, row)])
+
+    def push_all(self, rows: list[tuple[str, tuple]]) -> None:
+        """The rows of one object (or more), each table's in address order after the rows
+        pushed before them."""
+        pending = self._pending
+        for table, row in rows:
+            buffer = pending[table]
+            buffer.append(row)
+            if len(buffer) > CHUNK_ROWS and buffer[-1][1] != buffer[-2][1]:
+                # A new address starts: merge everything before it.
+                pending[table] = [buffer.pop()]
+                self._merge(table, buffer, end=buffer[-1][1])
+
+    def finish(self) -> RowChanges:
+        """No more rows: merge what is pending, to the end of every table. Writes pending (not
+        committed)."""
+        for table, buffer in self._pending.items():
+            self._pending[table] = []
+            self._merge(table, buffer, end=None)
+        return self.changes
+
+    def _merge(self, table: str, rows: list[tuple], *, end: str | None) -> None:
+        """Bring the table's rows with addresses in (the last range's end, `end`] to `rows`."""
+        start = self._done_up_to[table]
+        addresses = [row[1] for row in rows]
+        if addresses != sorted(addresses) or (addresses and start is not None
+                                              and addresses[0] <= start):
+            raise RowOrderError(f"{table}: rows out of address order after {start!r}")
+        desired, current = set(rows), self._current(table, start, end)
+        removed, added = current - desired, desired - current
+        self._done_up_to[table] = end
+        if removed or added:
+            self.changes.note(table, removed, added)
+            if not self._dry_run:
+                _write(self._begin(), table, removed, added)
+
+    def _current(self, table: str, start: str | None, end: str | None) -> set[tuple]:
+        if self._reader is None:
+            return set()
+        columns = ", ".join(("src",) + lookup.TABLES[table])
+        key = lookup.TABLES[table][0]
+        bounds = [(f"{key} > ?", start), (f"{key} <= ?", end)]
+        where = " AND ".join(cond for cond, value in bounds if value is not None) or "1"
+        values = [value for _, value in bounds if value is not None]
+        query = f"SELECT {columns} FROM {table} WHERE {where}"  # noqa: S608 (fixed names)
+        return set(self._reader.execute(query, values))
+
+    def _begin(self) -> sqlite3.Connection:
+        if self._writer is None:
+            self._writer = lookup.connect(self._path)
+            self._writer.isolation_level = None  # transactions by hand: BEGIN … COMMIT
+            self._writer.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+        if not self._in_transaction:
+            self._writer.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+        return self._writer
+
+    def commit(self) -> None:
+        if self._in_transaction:
+            self._writer.execute("COMMIT")
+            self._in_transaction = False
+
+    def close(self) -> None:
+        try:
+            if self._in_transaction:
+                self._writer.execute("ROLLBACK")
+                self._in_transaction = False
+        finally:
+            for conn in (self._reader, self._writer):
+                if conn is not None:
+                    conn.close()
+
+    def __enter__(self) -> "LookupSync":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _write(conn: sqlite3.Connection, table: str, removed: set[tuple], added: set[tuple]) -> None:
+    """Deletes first, so a key that changed owner or values is free for its new row."""
+    columns = ("src",) + lookup.TABLES[table]
+    if removed:
+        where = " AND ".join(f"{c} = ?" for c in columns)
+        conn.executemany(f"DELETE FROM {table} WHERE {where}", removed)  # noqa: S608
+    if added:
+        marks = ",".join("?" * len(columns))
+        conn.executemany(
+            f"INSERT OR REPLACE INTO {table} ({','.join(columns)}) VALUES ({marks})",  # noqa: S608
+            added,
+        )
 
 
 @dataclass
@@ -160,7 +321,10 @@ class ManagedFiles:
             else:
                 target.unlink(missing_ok=True)
                 self.manifest.pop(change.path, None)
-        for relative, spec in desired.items():  # adopt files that were already right
-            self.manifest.setdefault(relative, sha256(spec.data))
+        # Adopt files that were already right, and correct a stale recorded hash: a writer
+        # killed between renaming a file into place and saving the manifest leaves the new file
+        # under the old hash, and the next pass finds the file right and writes nothing.
+        for relative, spec in desired.items():
+            self.manifest[relative] = sha256(spec.data)
         if self.manifest != before or not self.manifest_path.exists():
             self._save()

@@ -29,6 +29,16 @@ TABLES: dict[str, tuple[str, ...]] = {
     "sender_logins": ("address", "login"),
     "role_routes": ("address", "target"),
 }
+# How many leading columns of TABLES[table] are its primary key. The first is always the
+# address (or name): the full reconcile merges the store a range of those at a time.
+KEYS: dict[str, int] = {
+    "domains": 1,
+    "mailboxes": 1,
+    "app_passwords": 2,
+    "aliases": 1,
+    "sender_logins": 2,
+    "role_routes": 1,
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS domains (

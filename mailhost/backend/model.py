@@ -5,6 +5,7 @@ everything below `mailhost.backend` works on them alone.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailhost.backend.sieve import SieveSpec
 
@@ -22,8 +23,10 @@ class DomainSnap:
     role_target: str = ""
 
 
-@dataclass(frozen=True)
-class MailboxSnap:
+class MailboxSnap(NamedTuple):
+    """Immutable like the others, but a NamedTuple: a full reconcile builds one per mailbox
+    (a million at a time), and a frozen dataclass costs ~3× as much to construct."""
+
     id: int
     address: str
     password_hash: str

@@ -13,6 +13,7 @@ from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 from mailhost.backend.sieve import render_scripts
 
 Rows = dict[str, set[tuple]]  # table → rows, each row starting with its `src`
+TableRow = tuple[str, tuple]  # (table, row): one row of one table
 
 # A hosted address (mailbox, alias, sender login): the one local-part grammar Postfix
 # (recipient_delimiter = +) and Dovecot (auth_username_chars) both serve, the same as
@@ -67,79 +68,100 @@ def _mail_root(state_dir: str) -> str:
     return str(PurePosixPath(state_dir) / "mail")
 
 
+def domain_table_rows(domain: DomainSnap) -> list[TableRow]:
+    if not (domain.active and domain.verified):
+        return []
+    return [("domains", (src_of("domain", domain.id), _check(_SAFE_DOMAIN, domain.name, "domain")))]
+
+
 def domain_rows(domain: DomainSnap) -> Rows:
-    rows = empty_rows()
-    if domain.active and domain.verified:
-        rows["domains"].add(
-            (src_of("domain", domain.id), _check(_SAFE_DOMAIN, domain.name, "domain"))
-        )
-    return rows
+    return as_rows(domain_table_rows(domain))
 
 
 # Role addresses every hosted domain accepts: postmaster (RFC 5321 4.5.1) and abuse (RFC 2142).
 ROLE_LOCAL_PARTS = ("abuse", "postmaster")
 
 
-def role_rows(domain: DomainSnap) -> Rows:
+def role_table_rows(domain: DomainSnap) -> list[TableRow]:
     """The domain's role addresses and where they go. Postfix's alias query gives a mailbox or
     alias the organisation created at the same address precedence, and sends the role address
     to the operator mailbox while the target cannot receive (mailhost.backend.config
     .postfix_role_query), so a deleted target never makes postmaster@ bounce. Nothing may send
     as a role address: these rows give no sender login."""
-    rows = empty_rows()
     if not (domain.active and domain.verified):
-        return rows
+        return []
     name = _check(_SAFE_DOMAIN, domain.name, "domain")
     target = domain.role_target and _check(_SAFE_ADDRESS, domain.role_target, "role target")
     src = src_of("roles", domain.id)
-    for local in ROLE_LOCAL_PARTS:
-        rows["role_routes"].add((src, f"{local}@{name}", target))
-    return rows
+    return [("role_routes", (src, f"{local}@{name}", target)) for local in ROLE_LOCAL_PARTS]
 
 
-def mailbox_rows(mailbox: MailboxSnap, state_dir: str) -> Rows:
+def role_rows(domain: DomainSnap) -> Rows:
+    return as_rows(role_table_rows(domain))
+
+
+def mailbox_table_rows(mailbox: MailboxSnap, state_dir: str) -> list[TableRow]:
     """A deleted mailbox renders nothing: its address stops working at once. Neither does one
-    on a domain whose ownership is not verified: its address may be someone else's."""
-    rows = empty_rows()
+    on a domain whose ownership is not verified: its address may be someone else's.
+
+    (table, row) pairs: the full reconcile merges them with the lookup store's rows as they
+    stream from the database, in address order."""
     if mailbox.deleted or not mailbox.domain_verified:
-        return rows
+        return []
     src = src_of("mailbox", mailbox.id)
     address = _check(_SAFE_HOSTED_ADDRESS, mailbox.address, "address")
     if address.startswith("@"):
         raise UnsafeValue(f"refusing to render mailbox address {address!r}")
     _check(_SAFE_HASH, mailbox.password_hash, "password hash")
-    rows["mailboxes"].add(
+    can_login = mailbox.can_login
+    rows: list[TableRow] = [(
+        "mailboxes",
         (
             src,
             address,
             mailbox.password_hash,
             mailbox_home(state_dir, mailbox.home_id),
             mailbox.quota_mb * 1024 * 1024,
-            int(mailbox.can_login),
+            int(can_login),
             int(mailbox.can_receive),
-        )
-    )
-    if mailbox.can_login:
+        ),
+    )]  # fmt: skip
+    if can_login:
         for app_hash in mailbox.app_password_hashes:
-            rows["app_passwords"].add((src, address, _check(_SAFE_HASH, app_hash, "password hash")))
-        rows["sender_logins"].add((src, address, address))
+            rows.append(
+                ("app_passwords", (src, address, _check(_SAFE_HASH, app_hash, "password hash")))
+            )
+        rows.append(("sender_logins", (src, address, address)))
     return rows
 
 
-def alias_rows(alias: AliasSnap) -> Rows:
+def mailbox_rows(mailbox: MailboxSnap, state_dir: str) -> Rows:
+    return as_rows(mailbox_table_rows(mailbox, state_dir))
+
+
+def alias_table_rows(alias: AliasSnap) -> list[TableRow]:
     """Destinations that are logins may also send as the alias (Postfix checks the login)."""
-    rows = empty_rows()
     if not (alias.active and alias.domain_active and alias.domain_verified):
-        return rows
+        return []
     src = src_of("alias", alias.id)
     address = _check(_SAFE_HOSTED_ADDRESS, alias.address, "alias address")
     destinations = [_check(_SAFE_ADDRESS, d, "destination") for d in alias.destinations]
     if not destinations:
         raise UnsafeValue(f"alias {address!r} has no destinations")
-    rows["aliases"].add((src, address, ",".join(destinations)))
+    rows: list[TableRow] = [("aliases", (src, address, ",".join(destinations)))]
     if not address.startswith("@"):
-        for destination in destinations:
-            rows["sender_logins"].add((src, address, destination))
+        rows += [("sender_logins", (src, address, d)) for d in destinations]
+    return rows
+
+
+def alias_rows(alias: AliasSnap) -> Rows:
+    return as_rows(alias_table_rows(alias))
+
+
+def as_rows(pairs: list[TableRow]) -> Rows:
+    rows = empty_rows()
+    for table, row in pairs:
+        rows[table].add(row)
     return rows
 
 

@@ -525,7 +525,7 @@ class Stack:
 
     def _validate_edge(self, candidate: Path) -> None:
         _run(["nginx", "-t", "-q", "-e", str(self.log_file("edge")), "-c", str(candidate)],
-             what="nginx -t")
+             what="nginx -t", timeout=SLOW_TOOL_TIMEOUT)
 
     def _validate_unbound(self, candidate: Path) -> None:
         _run(["unbound-checkconf", str(candidate)], what="unbound-checkconf")
@@ -588,7 +588,7 @@ class Stack:
             self.cfg.path(stale).unlink(missing_ok=True)
         conf = str(self.cfg.path("rspamd/rspamd.conf"))
         _run(["rspamd", "-c", conf, *self.rspamd_vars(), "-u", RSPAMD_USER, "-g", RSPAMD_USER],
-             what="rspamd start")
+             what="rspamd start", timeout=SLOW_TOOL_TIMEOUT)
 
     def _start_unbound(self) -> None:
         self.pid_file("unbound").unlink(missing_ok=True)
@@ -608,7 +608,7 @@ class Stack:
     def _start_edge(self) -> None:
         self.pid_file("edge").unlink(missing_ok=True)
         _run(["nginx", "-e", str(self.log_file("edge")), "-c", str(self.cfg.path(EDGE_CONF))],
-             what="nginx start")
+             what="nginx start", timeout=SLOW_TOOL_TIMEOUT)
 
     def _start_webmail(self) -> None:
         self.pid_file("webmail").unlink(missing_ok=True)
@@ -922,7 +922,14 @@ def _ensure_dir(path: Path, mode: int, uid: int = 0, gid: int = 0) -> None:
     os.chmod(path, mode)  # after chown: chown clears the setgid bit
 
 
-def _run(argv: list[str], *, what: str) -> str:
+# Tools whose time grows with the node or is long when cold: nginx reads every live domain's
+# sites (and their certificates) to check or start, Rspamd compiles its regex cache on a first
+# start. At 10,000 domains, on a busy 2-core machine, both took over 60 s (the benchmark's full
+# reconcile and stack start failed on it).
+SLOW_TOOL_TIMEOUT = 600
+
+
+def _run(argv: list[str], *, what: str, timeout: int = 60) -> str:
     """Run a tool with a clean environment; return its output, raise StackError on failure.
 
     Output goes to a file, not a pipe: a daemon that forks keeps inherited pipes open, and
@@ -932,12 +939,13 @@ def _run(argv: list[str], *, what: str) -> str:
         try:
             proc = subprocess.run(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=_DAEMON_ENV, timeout=60, start_new_session=True, check=False,
+                env=_DAEMON_ENV, timeout=timeout, start_new_session=True, check=False,
             )
         except FileNotFoundError as exc:
             raise StackError(f"{what}: {argv[0]} is not installed ({exc})") from None
         except subprocess.TimeoutExpired:
-            raise StackError(f"{what} did not finish within 60 s: {' '.join(argv)}") from None
+            command = " ".join(argv)
+            raise StackError(f"{what} did not finish within {timeout} s: {command}") from None
         out.seek(0)
         text = out.read().decode(errors="replace")
     if proc.returncode != 0:
