@@ -280,7 +280,7 @@ class FailureQuery(Schema):
     domain: Text(253) | None = None
 
 
-@tls_router.get("/tls-policies", response={200: TlsPolicyListOut, READ_ERRORS: ErrorOut},
+@tls_router.get("/tls-policies", response={200: TlsPolicyListOut, READ_ERRORS | {403}: ErrorOut},
             summary="Outbound TLS policies per recipient domain")
 def tls_policies_list(request):
     items = tls_policy_list(request.auth)
@@ -299,7 +299,7 @@ def tls_policies_set(request, payload: TlsPolicyIn):
     return Status(201 if created else 200, policy)
 
 
-@tls_router.get("/tls-policies/{domain}", response={200: TlsPolicyOut, READ_ERRORS: ErrorOut},
+@tls_router.get("/tls-policies/{domain}", response={200: TlsPolicyOut, READ_ERRORS | {403}: ErrorOut},
             summary="One recipient domain's outbound TLS policy")
 def tls_policies_get(request, domain: DomainName):
     return tls_policy_get(request.auth, domain)
@@ -311,7 +311,7 @@ def tls_policies_delete(request, domain: DomainName):
     return tls_policy_delete(actor=request.auth, domain=domain)
 
 
-@tls_router.get("/tls-failures", response={200: TlsFailureListOut, READ_ERRORS: ErrorOut},
+@tls_router.get("/tls-failures", response={200: TlsFailureListOut, READ_ERRORS | {403}: ErrorOut},
             summary="TLS failures toward recipient domains (RFC 8460 result types)")
 def tls_failures(request, query: Query[FailureQuery]):
     """Per domain (the last 30 days) and the latest failures, of one domain or all."""

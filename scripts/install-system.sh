@@ -19,6 +19,7 @@ PACKAGES=(
   php8.2-fpm php8.2-sqlite3 roundcube roundcube-sqlite3 roundcube-plugins  # webmail (mailhost/backend/webmail.py)
   sqlite3 openssl python3-venv procps iproute2
   curl  # scripts/up.sh waits for the portal with it; the README's API examples use it
+  ca-certificates  # the trust store outbound TLS verifies destinations against (/etc/ssl/certs)
 )
 # `scripts/install-system.sh docker` (make test-docker): also what builds and runs docker/.
 if [ "${1:-}" = docker ]; then

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from mailhost.backend.tls_policy import POLICY_MAP, TlsPolicySnap, render_policy_map
-from tests.routing.tls_world import start_world, stop_world
+from tests.routing.tls_world import start_stack_in_ns, start_world, stop_world
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.stack
@@ -88,3 +88,22 @@ def test_a_per_domain_override_demands_verified_tls_from_a_partner(world):
     assert [(f["policy_type"], f["result_type"]) for f in failures] == [
         ("local", "certificate-host-mismatch")]
     assert world.received(peer, "partner after") == []
+
+
+def test_with_the_mta_sts_resolver_down_mail_waits_instead_of_going_without_its_policy(world):
+    # An enforce-mode policy and an MX whose certificate verifies: only a missing policy
+    # lookup can stop the mail (an opportunistic attempt would deliver it).
+    peer = world.peer("sts-down")
+    world.stack.stop_daemon("mta-sts")
+    try:
+        world.send(f"later@{peer.domain}", "sts resolver down")
+        pattern = re.compile(rf"to=<later@{re.escape(peer.domain)}>, .*?dsn=(?P<dsn>[\d.]+), "
+                             r"status=(?P<status>\w+) \((?P<reply>.*)\)")
+        attempt = wait_for(lambda: pattern.search(world.log()), timeout=60)
+        # Postfix's answer to a failed policy lookup; the MX is never even tried.
+        assert (attempt["status"], attempt["dsn"], attempt["reply"]) == (
+            "deferred", "4.7.5", "client TLS configuration problem")
+        assert world.received(peer, "sts resolver down") == []
+        assert not re.search(rf"to=<later@{re.escape(peer.domain)}>, .*status=sent", world.log())
+    finally:
+        start_stack_in_ns(world)  # back for whatever runs next

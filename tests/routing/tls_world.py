@@ -108,6 +108,8 @@ PEERS = [
     Peer("sts-ok", "127.0.0.2", [f"mx-sts-ok.{ZONE}"], sts=True),
     # A certificate from a trusted CA, for another name: the policy's MX does not verify.
     Peer("sts-bad", "127.0.0.3", [f"elsewhere.{ZONE}"], sts=True),
+    # A good one, for the test that stops the MTA-STS resolver.
+    Peer("sts-down", "127.0.0.7", [f"mx-sts-down.{ZONE}"], sts=True),
     Peer("dane-ok", "127.0.0.4", ["not-checked.invalid"], tlsa="match"),
     Peer("dane-bad", "127.0.0.5", ["not-checked.invalid"], tlsa="wrong"),
     # No policy anywhere but the portal's override ("secure"): a certificate for another name.
@@ -237,12 +239,7 @@ def start_world() -> TlsWorld:
         Path(f"/etc/netns/{ns}/resolv.conf").write_text("nameserver 127.0.0.1\n"
                                                         "options trust-ad\n")
         _prepare(world, ca, certs)
-        pickled = work / "cfg.pickle"
-        pickled.write_bytes(pickle.dumps(cfg))
-        world.in_ns([sys.executable, "-c", "import pickle, sys; "
-                     "from mailhost.backend.stack import Stack; "
-                     "Stack(pickle.loads(open(sys.argv[1], 'rb').read())).start()",
-                     str(pickled)], cwd=PROJECT, env=_env())
+        start_stack_in_ns(world)
         world._peers_proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, str(PROJECT / "tests/routing/tls_peers.py"),
              str(work / "peers.json")], cwd=PROJECT, env=_env(),
@@ -255,6 +252,16 @@ def start_world() -> TlsWorld:
         stop_world(world)
         raise
     return world
+
+
+def start_stack_in_ns(world: TlsWorld) -> None:
+    """`Stack.start()` run inside the namespace: every daemon starts there (and lives there)."""
+    pickled = world.work / "cfg.pickle"
+    pickled.write_bytes(pickle.dumps(world.stack.cfg))
+    world.in_ns([sys.executable, "-c", "import pickle, sys; "
+                 "from mailhost.backend.stack import Stack; "
+                 "Stack(pickle.loads(open(sys.argv[1], 'rb').read())).start()",
+                 str(pickled)], cwd=PROJECT, env=_env())
 
 
 def _env() -> dict[str, str]:
