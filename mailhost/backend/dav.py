@@ -68,7 +68,7 @@ def render_radicale_conf(*, state_dir: Path | str, port: int) -> str:
         "# Managed by Mailhost (mailhost/backend/dav.py); local edits are overwritten.",
         "[server]",
         f"hosts = 127.0.0.1:{int(port)}",
-        "# The edge passes /dav/... unchanged; Radicale strips it (the edge sets X-Forwarded-*).",
+        "# The edge passes the path unchanged; Radicale strips this prefix (behind a proxy).",
         f"script_name = {URL_PREFIX}",
         "max_connections = 20",
         "max_content_length = 10000000",
