@@ -64,6 +64,7 @@ Mailhost is running.
   Password    $(cat "$VAR/admin-password")
   Edge        https://${MAILHOST_HOSTNAME:-mail.localhost}:${MAILHOST_HTTPS_PORT:-2443}/  (self-signed until a certificate is issued)
   Mail        SMTP 127.0.0.1:${MAILHOST_SMTP_PORT:-2525}, submission :${MAILHOST_SUBMISSION_PORT:-2587}, IMAP :${MAILHOST_IMAP_PORT:-2143}
+  Calendars   https://${MAILHOST_HOSTNAME:-mail.localhost}:${MAILHOST_HTTPS_PORT:-2443}/dav/  (CalDAV/CardDAV, a mailbox's address and password)
   Logs        var/log/
 Stop everything with: make down
 MSG
