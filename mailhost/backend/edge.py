@@ -208,10 +208,9 @@ def render_edge_conf(
         *_proxy(edge.upstream, "            "),
         "        }",
     ]
-    for prefix, upstream in (("/webmail/", edge.webmail_upstream),):
-        if upstream:
-            lines += [f"        location {prefix} {{", *_proxy(upstream, "            "),
-                      "        }"]
+    if edge.webmail_upstream:
+        lines += ["        location /webmail/ {", *_proxy(edge.webmail_upstream, "            "),
+                  "        }"]
     if edge.dav_upstream:
         lines += _dav_locations(edge, https_port)
     lines += [
