@@ -35,6 +35,7 @@ _PORT_VARS = {
     "resolver": "MAILHOST_RESOLVER_PORT",
     "http": "MAILHOST_HTTP_PORT",
     "https": "MAILHOST_HTTPS_PORT",
+    "dav": "MAILHOST_DAV_PORT",
 }
 
 

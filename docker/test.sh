@@ -45,9 +45,9 @@ start=$SECONDS
 IMAGE=$(docker/build.sh)
 echo "test-docker: image $IMAGE built in $((SECONDS - start)) s"
 
-read -r SMTP SUB SUBS IMAP IMAPS SIEVE INTERNAL POLICY RESOLVER HTTP HTTPS WEB REDIS < <(
+read -r SMTP SUB SUBS IMAP IMAPS SIEVE INTERNAL POLICY RESOLVER HTTP HTTPS WEB REDIS DAV < <(
   python3 -c 'import socket
-socks = [socket.socket() for _ in range(13)]
+socks = [socket.socket() for _ in range(14)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 HOST=mail.docker-test.example
@@ -70,6 +70,7 @@ MAILHOST_HTTP_PORT=$HTTP
 MAILHOST_HTTPS_PORT=$HTTPS
 MAILHOST_WEB_PORT=$WEB
 MAILHOST_REDIS_PORT=$REDIS
+MAILHOST_DAV_PORT=$DAV
 DEBUG=false
 MAILHOST_HTTPS=true
 ENV
@@ -105,4 +106,11 @@ raw = socket.create_connection(('127.0.0.1', $IMAPS), 10)
 print(context.wrap_socket(raw, server_hostname='$HOST').recv(512).decode().strip())" || true)
 case "$imaps" in "* OK"*) ;; *) imaps= ;; esac
 [ -n "$imaps" ] || fail "no IMAP greeting over TLS on IMAPS"
-echo "test-docker: ok (SMTP '$banner', IMAPS '$imaps', HTTP redirects to HTTPS)"
+# Calendars: the well-known URI redirects to /dav/, where Radicale asks for a login.
+location=$(curl -ksS -o /dev/null -w '%{redirect_url}' --resolve "$HOST:$HTTPS:127.0.0.1" \
+  "https://$HOST:$HTTPS/.well-known/caldav")
+[ "$location" = "https://$HOST:$HTTPS/dav/" ] || fail "/.well-known/caldav redirect: '$location'"
+dav=$(curl -ksS -o /dev/null -w '%{http_code}' -X PROPFIND --resolve "$HOST:$HTTPS:127.0.0.1" \
+  "https://$HOST:$HTTPS/dav/")
+[ "$dav" = 401 ] || fail "PROPFIND /dav/ without a login: $dav (want 401 from Radicale)"
+echo "test-docker: ok (SMTP '$banner', IMAPS '$imaps', HTTP redirects to HTTPS, /dav/ asks for a login)"

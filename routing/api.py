@@ -299,8 +299,9 @@ def tls_policies_set(request, payload: TlsPolicyIn):
     return Status(201 if created else 200, policy)
 
 
-@tls_router.get("/tls-policies/{domain}", response={200: TlsPolicyOut, READ_ERRORS | {403}: ErrorOut},
-            summary="One recipient domain's outbound TLS policy")
+@tls_router.get("/tls-policies/{domain}",
+                response={200: TlsPolicyOut, READ_ERRORS | {403}: ErrorOut},
+                summary="One recipient domain's outbound TLS policy")
 def tls_policies_get(request, domain: DomainName):
     return tls_policy_get(request.auth, domain)
 

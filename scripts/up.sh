@@ -68,6 +68,7 @@ Mailhost is running.
   Edge        $EDGE_URL/  (self-signed until a certificate is issued)
   Webmail     $MAILHOST_WEBMAIL_URL  (or "Open webmail" at http://127.0.0.1:$WEB_PORT/mailbox/)
   Mail        SMTP 127.0.0.1:${MAILHOST_SMTP_PORT:-2525}, submission :${MAILHOST_SUBMISSION_PORT:-2587}, IMAP :${MAILHOST_IMAP_PORT:-2143}
+  Calendars   https://${MAILHOST_HOSTNAME:-mail.localhost}:${MAILHOST_HTTPS_PORT:-2443}/dav/  (CalDAV/CardDAV, a mailbox's address and password)
   Logs        var/log/
 Stop everything with: make down
 MSG

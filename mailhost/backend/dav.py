@@ -68,7 +68,7 @@ def render_radicale_conf(*, state_dir: Path | str, port: int) -> str:
         "# Managed by Mailhost (mailhost/backend/dav.py); local edits are overwritten.",
         "[server]",
         f"hosts = 127.0.0.1:{int(port)}",
-        "# The edge passes /dav/... unchanged; Radicale strips it (the edge sets X-Forwarded-*).",
+        "# The edge passes the path unchanged; Radicale strips this prefix (behind a proxy).",
         f"script_name = {URL_PREFIX}",
         "max_connections = 20",
         "max_content_length = 10000000",
@@ -140,11 +140,10 @@ def sync_links(
     A live mailbox gets its home's dav/ directory (and the home, owned by `uid`/`gid`, if
     Dovecot has not made it yet) and a link; a deleted one loses its link once its home moved
     to archive/ (its collections went with it). `full`: `mailboxes` is every mailbox, so a
-    link named by no live address (a renamed or purged mailbox's) goes too. One listing of
-    the directory, no stat per mailbox. Returns what it changed, in words."""
+    link named by no live address (a renamed or purged mailbox's) goes too, found by one
+    listing of the directory. Returns what it changed, in words."""
     root = state_dir / COLLECTION_ROOT
     root.mkdir(parents=True, exist_ok=True)
-    existing = _current_links(root)
     wanted: dict[str, str] = {}
     gone: dict[str, str] = {}
     for mailbox in mailboxes:
@@ -154,6 +153,11 @@ def sync_links(
             gone[mailbox.address] = mailbox.home_id
         else:
             wanted[mailbox.address] = mailbox.home_id
+    # The full pass lists the directory once; an incremental one looks at its addresses only,
+    # so its cost follows the change, not the number of mailboxes.
+    existing = _current_links(root) if full else {
+        address: _link_at(root / address) for address in {*wanted, *gone}
+    }
     changed = []
     for address, home_id in sorted(wanted.items()):
         target = link_target(home_id)
@@ -183,6 +187,13 @@ def _current_links(root: Path) -> dict[str, str | None]:
                 continue
             found[entry.name] = os.readlink(entry.path) if entry.is_symlink() else None
     return found
+
+
+def _link_at(path: Path) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:  # nothing there, or a real directory
+        return None
 
 
 def _ensure_home_dav(state_dir: Path, home_id: str, uid: int, gid: int) -> None:

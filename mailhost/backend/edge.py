@@ -217,10 +217,9 @@ def render_edge_conf(
             public_dir=_path(s, WEBMAIL_PUBLIC), fpm_socket=_path(s, WEBMAIL_FPM_SOCKET),
             headers=_edge_headers(edge.headers, "                "),
         )
-    for prefix, upstream in (("/webmail/", edge.webmail_upstream),):
-        if upstream and not edge.webmail:
-            lines += [f"        location {prefix} {{", *_proxy(upstream, "            "),
-                      "        }"]
+    elif edge.webmail_upstream:
+        lines += ["        location /webmail/ {", *_proxy(edge.webmail_upstream, "            "),
+                  "        }"]
     if edge.dav_upstream:
         lines += _dav_locations(edge, https_port)
     lines += [

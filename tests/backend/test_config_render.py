@@ -225,3 +225,18 @@ def test_the_edge_makes_room_for_webmail_and_dav_only_once_they_have_an_upstream
     conf = render_static_files(served)["edge/nginx.conf"].decode()
     assert "location /webmail/ {\n            proxy_pass http://127.0.0.1:9001;" in conf
     assert "location /dav/ {\n            proxy_pass http://127.0.0.1:5232;" in conf
+
+
+def test_the_node_serves_dav_from_its_own_radicale_unless_told_another_upstream():
+    conf = RENDERED["edge/nginx.conf"].decode()
+    assert "location /dav/ {\n            proxy_pass http://127.0.0.1:5232;" in conf
+    # The client's address as the edge saw it, never a header the client sent.
+    assert "proxy_set_header X-Remote-Addr $remote_addr;" in conf
+    assert "location = /.well-known/caldav {" in conf
+    elsewhere = replace(CONFIG, edge=replace(CONFIG.edge, dav_upstream="127.0.0.1:6000"))
+    conf = render_static_files(elsewhere)["edge/nginx.conf"].decode()
+    assert "proxy_pass http://127.0.0.1:6000;" in conf and ":5232" not in conf
+    radicale = RENDERED["dav/radicale.conf"].decode()
+    assert "hosts = 127.0.0.1:5232\n" in radicale  # loopback only
+    assert "type = owner_only\n" in radicale
+    assert f"dovecot_socket = {STATE}/run/dovecot/auth-dav\n" in radicale

@@ -231,3 +231,13 @@ def test_it_advertises_ports_that_answer_on_a_dev_install(mail_stack, settings):
         reply = connection.getresponse()
         assert reply.status == 200
         assert autodiscover_says(reply.read())["IMAP"][1] == srv["srv:imaps"][1]
+        # A calendar app, following _caldavs._tcp, asks the SRV target's port for the
+        # well-known URI (RFC 6764): that is the edge, which sends it on to /dav/.
+        target, dav_port = srv["srv:caldavs"]
+        assert srv["srv:carddavs"] == (target, dav_port)
+        edge = http.client.HTTPSConnection("127.0.0.1", dav_port, timeout=10,
+                                           context=ssl._create_unverified_context())
+        edge.request("GET", "/.well-known/caldav", headers={"Host": f"{target}:{dav_port}"})
+        redirect = edge.getresponse()
+        assert redirect.status == 301
+        assert redirect.getheader("Location") == f"https://{target}:{dav_port}/dav/"
