@@ -47,6 +47,7 @@ class NodeChange(models.Model):
         ALIAS = "alias"
         DKIM = "dkim"
         ROLES = "roles"  # a domain's postmaster@/abuse@ routing (object_id: the domain)
+        FORWARDING = "forwarding"  # SRS secrets or the ARC key (object_id: 0, install-wide)
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()

@@ -11,10 +11,12 @@ empty node.
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mailhost.backend.forwarding import ForwardingSnap
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 
 SOURCES = (
     "domains", "mailboxes", "aliases", "live_domain_names", "dkim_keys", "inbound_files",
+    "forwarding",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -67,3 +69,8 @@ def active_dkim_keys(node) -> list[DkimSnap]:
 def inbound_files(node, config) -> dict[str, bytes]:
     """{path relative to the state dir: content} of the node's inbound policy files."""
     return _reader("inbound_files")(node, config)
+
+
+def forwarding(node) -> ForwardingSnap:
+    """The SRS secrets (signing one first) and the ARC key the node's forwarding path uses."""
+    return _reader("forwarding")(node)

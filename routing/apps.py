@@ -1,6 +1,28 @@
+"""Outbound routes and transport security: relays (smarthosts), SRS and ARC for forwarded
+mail, the outbound TLS policy (MTA-STS, DANE) and the queue as operators see it."""
 from django.apps import AppConfig
 
 
 class RoutingConfig(AppConfig):
     name = "routing"
     verbose_name = "Outbound routes and transport security"
+
+    def ready(self) -> None:
+        from identity.records import Record
+        from identity.selectors import INSTALL_RECORDS
+        from nodes import snapshot as node_state
+        from routing import tasks  # noqa: F401
+        from routing.srs import arc_public_record, forwarding_snapshot
+
+        # What a node is rendered from: the forwarding path's secrets and key.
+        node_state.register("forwarding", forwarding_snapshot)
+
+        def arc_record() -> list[Record]:
+            found = arc_public_record()
+            if found is None:
+                return []
+            name, value = found
+            return [Record("arc", name, "TXT", value,
+                           "ARC: the key forwarded mail is sealed with (operator's zone)")]
+
+        INSTALL_RECORDS.append(arc_record)
