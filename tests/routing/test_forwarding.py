@@ -12,7 +12,8 @@ import pytest
 
 from identity.records import zone_line
 from identity.selectors import domain_records
-from mailboxes.services import alias_create
+from mailboxes.models import Mailbox
+from mailboxes.services import alias_create, mailbox_set_forwarding
 from mailhost.backend.forwarding import srs0_address, srs_timestamp
 from mailhost.crypto import decrypt
 from nodes.reconcile import reconcile_incremental
@@ -190,3 +191,24 @@ def test_it_never_relays_through_the_srs_domain_to_an_address_of_the_attackers_c
             smtp_send(mail_stack, "smtp", "spammer@spam.example", address,
                       make_message("spammer@spam.example", address, "relay me"))
     assert internet.received_by(victim) == []  # refused at RCPT: nothing was queued
+
+
+def test_it_forwards_a_mailboxs_sieve_redirect_the_same_way(forwarding, stack_node, mail_stack,
+                                                             internet, knot):
+    """A mailbox's own forward (Sieve redirect, with a copy kept) leaves like an alias's: the
+    author's address behind an SRS return path, sealed; the mailbox keeps its copy."""
+    domain, _ = forwarding
+    target = internet_address("sieve")
+    mailbox = Mailbox.objects.get(domain=domain.domain, local_part="ceo")
+    mailbox_set_forwarding(actor=SYSTEM, mailbox=mailbox, forward_to=[target], keep_copy=True)
+    reconcile_incremental(stack_node)
+    sender = f"dave@{unique_domain('orig').removesuffix('.test')}.example"
+    subject = "sieve forward"
+    message = make_message(sender, domain.address("ceo"), subject)
+    wait_for(lambda: _try_send(mail_stack, sender, domain.address("ceo"), message), timeout=30)
+    (received,) = wait_for(lambda: internet.received_by(target), timeout=30)
+
+    srs = srs0_address(_signing_secret(), sender, day=_today(), srs_domain=mail_stack.cfg.srs)
+    assert received.mail_from == srs.lower()
+    cv, _results, comment = dkim.arc_verify(received.data, dnsfunc=_arc_dns(knot, domain))
+    assert cv == dkim.CV_Pass, comment
