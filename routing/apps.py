@@ -12,7 +12,7 @@ class RoutingConfig(AppConfig):
         from identity.selectors import INSTALL_RECORDS
         from nodes import snapshot as node_state
         from routing import tasks  # noqa: F401
-        from routing.srs import arc_public_record, forwarding_snapshot
+        from routing.srs_snapshot import arc_public_record, forwarding_snapshot
 
         # What a node is rendered from: the forwarding path's secrets and key.
         node_state.register("forwarding", forwarding_snapshot)

@@ -14,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from identity import dkim
-from mailhost.backend.forwarding import ArcSnap, ForwardingSnap, new_secret
-from mailhost.crypto import decrypt, encrypt
+from mailhost.backend.forwarding import new_secret
+from mailhost.crypto import encrypt
 from nodes.changes import node_default, record_change
 from nodes.models import MailNode, NodeChange
 from routing.models import ArcKey, SrsSecret
@@ -111,27 +111,3 @@ def forwarding_ensure(*, actor: Actor) -> list[str]:
         arc_key_rotate(actor=actor)
         made.append("ARC key")
     return made
-
-
-def forwarding_snapshot(node: MailNode) -> ForwardingSnap | None:
-    """The node's forwarding state (registered as the `forwarding` node state source): the
-    signing secret first, then those still in their grace period; None until the portal has
-    a secret (the node then keeps the one it made for itself)."""
-    del node  # install-wide: every node forwards with the same secrets and key
-    rows = list(SrsSecret.objects.order_by("-signing", "-created_at", "-id")
-                .values_list("secret_encrypted", flat=True))
-    if not rows:
-        return None
-    arc = ArcKey.objects.filter(active=True).first()
-    return ForwardingSnap(
-        srs_secrets=tuple(decrypt(token).decode() for token in rows),
-        arc=ArcSnap(arc.domain, arc.selector, decrypt(arc.private_key_encrypted)) if arc else None,
-    )
-
-
-def arc_public_record() -> tuple[str, str] | None:
-    """(name, TXT value) of the active ARC key, for every domain's record set."""
-    arc = ArcKey.objects.filter(active=True).first()
-    if arc is None:
-        return None
-    return arc.dns_name, dkim.txt_value("rsa", arc.public_key)

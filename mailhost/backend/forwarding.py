@@ -1,11 +1,14 @@
 """Forwarding that survives DMARC: SRS (postsrsd) and ARC sealing (Rspamd). Pure renderers.
 
-A message that an alias (or a mailbox's forward) sends on to an address not hosted here
-leaves through its own path, so that nothing else is rewritten or sealed:
+A message that an alias sends on to an address not hosted here leaves through its own path,
+so that nothing else is rewritten or sealed:
 
-  1. The queue manager picks the transport by recipient: a `forward_targets` row of the
-     lookup store whose domain is not hosted maps to `mailhost-forward`, an SMTP client that
-     hands the message to the loopback-only forwarding listener (master.cf).
+  1. The queue manager picks the transport by sender (sender_dependent_default_transport_maps):
+     a message leaving for another domain with a sender neither hosted here nor in the SRS
+     domain can only be forwarded (nothing else may relay), and goes to `mailhost-forward`,
+     an SMTP client that hands it to the loopback-only forwarding listener (master.cf).
+     A null sender goes direct (nothing to rewrite). A mailbox's Sieve forward leaves with
+     the mailbox as envelope sender (SPF passes, signed for its domain): not this path.
   2. That listener runs Rspamd (its `{daemon_name}` is `mailhost-forward`), which ARC-seals
      the message with the install's ARC key (`sign_condition` below), reusing the
      Authentication-Results the MX listener wrote, and a cleanup of its own

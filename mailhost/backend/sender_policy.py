@@ -14,9 +14,8 @@ lookup store. `check` returns nothing when the message may go on to the DKIM sig
   go, not who wrote the message, and receivers neither authenticate nor display it as author.
 * Internal (2526, loopback only): Dovecot's Sieve actions and the portal. Pigeonhole is set to
   send vacation replies and notifications with the mailbox that received the message as
-  envelope sender (sieve_*_envelope_from = recipient), so the envelope sender is the identity
-  of whoever caused the message; redirects keep the original sender (the forwarding path
-  gives it an SRS address, mailhost/backend/forwarding.py). An auto-generated message
+  envelope sender, and redirects with the same (sieve_*_envelope_from = recipient), so the
+  envelope sender is the identity of whoever caused the message. An auto-generated message
   (any Auto-Submitted field whose value is not exactly "no") must carry a header From (and a
   Sender, if any) that identity may send as: a script's `vacation :from` or `notify :from`
   cannot claim another tenant's address. A message that is not auto-generated is a forward

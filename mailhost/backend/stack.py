@@ -600,6 +600,7 @@ class Stack:
             f"opendkim -x {self.opendkim_conf}",
             f"/usr/sbin/opendkim -x {self.opendkim_conf}",
             f"nginx: master process nginx -e {self.log_file('edge')} -c {self.cfg.path(EDGE_CONF)}",
+            f"postsrsd -s {self.cfg.path(SRS_SECRETS)} ",  # and the children serving Postfix
         )
         found = set()
         for entry in os.listdir("/proc"):

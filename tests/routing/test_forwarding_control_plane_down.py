@@ -23,7 +23,7 @@ ALIAS = (
     "domain=Domain.objects.get(name='acme.test'), local_part='old', "
     "destinations=['me@gmail.example'])"
 )
-ARC_RECORD = "from routing.srs import arc_public_record; print(*arc_public_record())"
+ARC_RECORD = "from routing.srs_snapshot import arc_public_record; print(*arc_public_record())"
 
 
 def test_it_forwards_with_srs_and_arc_and_returns_bounces_with_the_control_plane_stopped(

@@ -13,13 +13,8 @@ from mailhost.errors import Forbidden
 from nodes.changes import node_default
 from nodes.models import NodeChange
 from routing.models import ArcKey, SrsSecret
-from routing.srs import (
-    arc_key_rotate,
-    forwarding_ensure,
-    forwarding_snapshot,
-    srs_prune,
-    srs_rotate,
-)
+from routing.srs import arc_key_rotate, forwarding_ensure, srs_prune, srs_rotate
+from routing.srs_snapshot import forwarding_snapshot
 from tenants.access import SYSTEM, Actor
 from tenants.models import AuditEvent
 from tests.factories import DomainFactory, MembershipFactory
