@@ -21,6 +21,7 @@ case "$role" in
     python manage.py collectstatic --noinput -v0
     python manage.py ensurestaff --email "${MAILHOST_ADMIN_EMAIL:-admin@localhost}" \
       --password-file "$VAR/admin-password"
+    python manage.py rotatesrs --ensure >/dev/null  # SRS secret and ARC key, if missing
     python manage.py stack start
     python manage.py reconcile --full >/dev/null
     celery -A mailhost worker --beat --concurrency 2 \

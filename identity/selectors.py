@@ -6,7 +6,7 @@ MTA-STS policy and the BIMI logo) take no actor: senders and mail clients fetch 
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -139,8 +139,14 @@ def posture_dmarc(posture: DomainPosture) -> dmarc.Dmarc:
     )
 
 
+# Install-wide records that every domain's record set lists with the operator's own (the ARC
+# key, routing/): filled by the apps above identity in their ready(), called per listing.
+INSTALL_RECORDS: list[Callable[[], list[Record]]] = []
+
+
 def domain_records(domain: Domain) -> list[Record]:
-    return expected_records(posture_snapshot(domain))
+    extra = [record for provider in INSTALL_RECORDS for record in provider()]
+    return expected_records(posture_snapshot(domain)) + extra
 
 
 def domains_records(domains: QuerySet[Domain]) -> Iterator[tuple[Domain, list[Record]]]:

@@ -400,6 +400,11 @@ MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS = env_int("MAILHOST_HOSTED_DOMAIN_CACHE_SEC
 MAILHOST_DKIM_ROTATION_DAYS = env_int("MAILHOST_DKIM_ROTATION_DAYS", 180)  # 0: never automatic
 MAILHOST_DKIM_SWITCH_DELAY_MINUTES = env_int("MAILHOST_DKIM_SWITCH_DELAY_MINUTES", 60)
 MAILHOST_DKIM_GRACE_DAYS = env_int("MAILHOST_DKIM_GRACE_DAYS", 7)
+# Forwarding (README "Outbound", "Forwarding: SRS and ARC"): the domain of SRS return paths
+# and the ARC seal's d= (empty: the mail host name), and how long a replaced SRS secret still
+# verifies bounces (postsrsd itself refuses SRS addresses older than 21 days).
+MAILHOST_SRS_DOMAIN = env_str("MAILHOST_SRS_DOMAIN", "").strip().lower().rstrip(".")
+MAILHOST_SRS_GRACE_DAYS = env_int("MAILHOST_SRS_GRACE_DAYS", 21)
 # A domain whose ownership is not verified yet is checked this often for its TXT token.
 MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES = env_int("MAILHOST_DOMAIN_VERIFY_INTERVAL_MINUTES", 10)
 # The report intake (README "Reports"): at every hosted domain these local parts are delivered
@@ -424,6 +429,8 @@ SMTP_OUTBOUND_MTA_STS_ENFORCE = env_bool("SMTP_OUTBOUND_MTA_STS_ENFORCE", True)
 MAILHOST_OUTBOUND_TLS_CA_FILE = env_str("MAILHOST_OUTBOUND_TLS_CA_FILE", "")
 CELERY_BEAT_SCHEDULE |= {
     "routing-tls-failures": {"task": "routing.collect_tls_failures", "schedule": 60},
+    # SRS secret and ARC key exist; replaced SRS secrets leave after their grace period.
+    "forwarding-keys": {"task": "routing.forwarding_housekeep", "schedule": 3600},
     "dns-checks-due": {"task": "identity.check_due", "schedule": 60},
     "dkim-rotations": {"task": "identity.rotate_due", "schedule": 3600},
 }

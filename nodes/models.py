@@ -52,6 +52,7 @@ class NodeChange(models.Model):
         OUTBOUND = "outbound"
         RELAY = "relay"  # the relay tables (object_id: the relay; all are re-rendered)
         TLS_POLICY = "tls_policy"  # outbound TLS per recipient domain (object_id: the policy)
+        FORWARDING = "forwarding"  # SRS secrets or the ARC key (object_id: 0, install-wide)
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()

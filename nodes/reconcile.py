@@ -46,6 +46,7 @@ from mailhost.backend.certificates import domain_spec
 from mailhost.backend.config import MAIL_GID, MAIL_UID, NodeConfig, render_static_files
 from mailhost.backend.edge import EDGE_SITES, EdgeSite, render_edge_sites
 from mailhost.backend.files import write_atomic
+from mailhost.backend.forwarding import ARC_CONF, ARC_DIR, SRS_SECRETS, forwarding_files
 from mailhost.backend.model import MailboxSnap
 from mailhost.backend.outbound import OutboundDiff, OutboundSnap
 from mailhost.backend.outbound import apply as apply_outbound
@@ -142,6 +143,35 @@ def _sieve_specs(mailboxes: list[MailboxSnap]) -> tuple[dict[str, FileSpec], set
             if data is not None:
                 specs[path] = FileSpec(data, mode=0o600, uid=MAIL_UID, gid=MAIL_GID)
     return specs, scope
+
+
+def _forwarding_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
+    """postsrsd's secrets (root only), the ARC key (Rspamd's alone) and Rspamd's ARC config;
+    nothing until the portal has a secret (the node keeps the one it made itself)."""
+    snap = snapshot.forwarding(node)
+    if snap is None:
+        return {}
+    try:
+        rspamd = pwd.getpwnam("_rspamd")
+        rspamd_ids = rspamd.pw_uid, rspamd.pw_gid
+    except KeyError:
+        rspamd_ids = -1, -1
+    specs = {}
+    for path, data in forwarding_files(str(config.state_dir), snap).items():
+        if path == SRS_SECRETS:
+            specs[path] = FileSpec(data, mode=0o600)
+        elif path.startswith(ARC_DIR + "/"):
+            specs[path] = FileSpec(data, mode=0o600, uid=rspamd_ids[0], gid=rspamd_ids[1])
+        else:
+            specs[path] = FileSpec(data)
+    return specs
+
+
+def _forwarding_scope(config: NodeConfig, specs: dict[str, FileSpec]) -> set[str]:
+    """The forwarding files a pass owns: the new ones and every managed ARC key (an old key
+    leaves when the portal replaced it)."""
+    managed = ManagedFiles(config.state_dir).manifest
+    return set(specs) | {p for p in managed if p.startswith(ARC_DIR + "/")}
 
 
 def _inbound_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
@@ -241,6 +271,10 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
         tls = _tls_policy_specs(node, config)
         files |= tls
         scope |= set(tls)
+    if ids[NodeChange.Kind.FORWARDING]:  # SRS secrets or the ARC key
+        forwarding = _forwarding_specs(node, config)
+        files |= forwarding
+        scope |= _forwarding_scope(config, forwarding)
     if domain_ids:  # a domain came, went live or left: the edge's sites
         edge = _edge_specs(node, config)
         files |= edge
@@ -264,6 +298,7 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     files |= _edge_specs(node, config)
     files |= _relay_specs(node)
     files |= _tls_policy_specs(node, config)
+    files |= _forwarding_specs(node, config)
     return Plan(rows=None, srcs=None, files=files, static=static, file_scope=None, mailboxes=[],
                 outbound=snapshot.outbound(node))
 
@@ -445,11 +480,15 @@ def _written_by_portal(script: Path) -> bool:
         return False
 
 
+# A changed file below these directories makes the named daemon reload (postsrsd: restart).
+_RELOADS = {"postfix": "postfix", "dovecot": "dovecot", "opendkim": "opendkim",
+            "unbound": "unbound", "edge": "edge", "srs": "postsrsd", ARC_DIR: "rspamd"}
+
+
 def _reload(stack: Stack, changes: list[FileChange]) -> list[str]:
-    daemons = sorted(
-        {c.path.split("/", 1)[0] for c in changes}
-        & {"postfix", "dovecot", "opendkim", "unbound", "edge"}
-    )
+    daemons = {_RELOADS.get(c.path.split("/", 1)[0]) for c in changes}
+    daemons |= {"rspamd" for c in changes if c.path == ARC_CONF}
+    daemons = sorted(daemons - {None})
     if not daemons or not stack.is_running():
         return []
     for daemon in daemons:

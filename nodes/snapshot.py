@@ -4,8 +4,8 @@ The node control plane imports no app. Each app that owns part of a node's state
 function that reads it, from its own `AppConfig.ready()` (mailboxes: domains, mailboxes,
 aliases — as lists, and as streams in address order for the full pass — and the names of the
 live domains; identity: DKIM keys and the inbound policy files; delivery: the outbound policy
-stores, i.e. suppressions, sending quotas, application senders; routing: relays and the TLS
-policy map),
+stores, i.e. suppressions, sending quotas, application senders; routing: relays, the TLS
+policy map and the forwarding path's SRS secrets and ARC key),
 and the reconciler reads through the functions below. Every source must be registered before a
 reconcile runs; a missing one is a programming error and fails loudly rather than rendering an
 empty node.
@@ -14,6 +14,7 @@ empty node.
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from mailhost.backend.forwarding import ForwardingSnap
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 from mailhost.backend.outbound import OutboundSnap
 from mailhost.backend.relays import RelaySnap
@@ -21,6 +22,7 @@ from mailhost.backend.relays import RelaySnap
 SOURCES = (
     "domains", "mailboxes", "aliases", "mailboxes_by_address", "aliases_by_address",
     "live_domain_names", "dkim_keys", "inbound_files", "outbound", "relays", "tls_policy_files",
+    "forwarding",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -97,3 +99,6 @@ def relays(node) -> list[RelaySnap]:
 def tls_policy_files(node, config) -> dict[str, bytes]:
     """{path relative to the state dir: content} of the outbound TLS policy map (routing)."""
     return _reader("tls_policy_files")(node, config)
+def forwarding(node) -> ForwardingSnap:
+    """The SRS secrets (signing one first) and the ARC key the node's forwarding path uses."""
+    return _reader("forwarding")(node)

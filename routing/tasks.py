@@ -9,6 +9,8 @@ from django.db import OperationalError
 from routing import node
 from routing.services import tls_outcomes_collect
 from routing.services.tls_policy import BATCH
+from routing.srs import forwarding_ensure, srs_prune
+from tenants.commands import command_actor
 
 logger = logging.getLogger(__name__)
 
@@ -26,3 +28,10 @@ def collect_tls_failures() -> int:
         except (OperationalError, sqlite3.Error, OSError) as exc:
             logger.warning("TLS outcomes of %s not collected: %s", name, exc)
     return total
+
+
+@shared_task(name="routing.forwarding_housekeep")
+def forwarding_housekeep() -> dict:
+    """Hourly: the SRS secret and ARC key exist; replaced SRS secrets past their grace go."""
+    actor = command_actor("forwarding housekeeping")
+    return {"made": forwarding_ensure(actor=actor), "pruned": srs_prune(actor=actor)}

@@ -9,6 +9,7 @@ PACKAGES=(
   dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved dovecot-sqlite
   opendkim opendkim-tools
   rspamd unbound dns-root-data ldnsutils  # inbound: filtering and the node's resolver
+  postsrsd  # forwarding: SRS (mailhost/backend/forwarding.py), run by the stack runner
   libmilter-dev gcc python3-dev
   swaks libnet-ssleay-perl libio-socket-ssl-perl
   knot knot-dnsutils

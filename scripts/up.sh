@@ -31,6 +31,7 @@ python manage.py migrate --noinput -v0
 python manage.py collectstatic --noinput -v0
 python manage.py ensurestaff --email "${MAILHOST_ADMIN_EMAIL:-admin@localhost}" \
   --password-file "$VAR/admin-password"
+python manage.py rotatesrs --ensure >/dev/null  # SRS secret and ARC key, if missing
 python manage.py stack start
 
 if ! running web; then

@@ -55,6 +55,14 @@ from mailhost.backend.dav import (
     render_radicale_conf,
 )
 from mailhost.backend.edge import ACME_LIVE, EDGE_CONF, NODE_CERT, EdgeConfig, render_edge_conf
+from mailhost.backend.forwarding import (
+    DEFAULT_FORWARD_PORT,
+    DEFAULT_SRS_FORWARD_PORT,
+    DEFAULT_SRS_REVERSE_PORT,
+    FORWARD_CLEANUP,
+    FORWARD_DAEMON_NAME,
+    FORWARD_TRANSPORT,
+)
 from mailhost.backend.inbound import (
     RSPAMD_MILTER_SOCKET,
     SPAM_SIEVE,
@@ -99,7 +107,7 @@ OPENDKIM_USER = "opendkim"
 
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
-    "resolver", "http", "https", "dav",
+    "resolver", "http", "https", "dav", "forward", "srs", "srs_reverse",
 )
 DEFAULT_INTERNAL_PORT = 2526
 # The ban policy server Dovecot asks on every login; loopback only, like "internal".
@@ -170,7 +178,7 @@ class NodeConfig:
     # Where a domain's postmaster@ and abuse@ go when its own target cannot receive
     # (MAILHOST_OPERATOR_MAILBOX); "" for nowhere.
     operator_mailbox: str = ""
-    # Test harness only (MAILHOST_TEST_INTERNET_MX, "127.0.0.1:PORT"): mail for *.example goes
+    # Test harness only (MAILHOST_TEST_INTERNET_MX, "127.0.0.1:PORT"): mail for other domains goes
     # to the tests' fake internet MX there, and the queue retries within seconds. Empty in
     # production: Postfix then finds MX hosts in DNS like any sender.
     internet_mx: str = ""
@@ -190,6 +198,9 @@ class NodeConfig:
     queue_lifetime_seconds: int = DEFAULT_QUEUE_LIFETIME
     # Outbound TLS posture: default level, DANE, DNSSEC, MTA-STS (tls_policy.py).
     outbound_tls: OutboundTls = OutboundTls()
+    # The domain of forwarded mail's SRS return paths (MAILHOST_SRS_DOMAIN); "" for the mail
+    # host name. See mailhost/backend/forwarding.py.
+    srs_domain: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -215,6 +226,10 @@ class NodeConfig:
         ports.setdefault("authpolicy", env_int("MAILHOST_AUTHPOLICY_PORT", DEFAULT_AUTHPOLICY_PORT))
         ports.setdefault("resolver", env_int("MAILHOST_RESOLVER_PORT", DEFAULT_RESOLVER_PORT))
         ports.setdefault("dav", env_int("MAILHOST_DAV_PORT", DEFAULT_DAV_PORT))
+        ports.setdefault("forward", env_int("MAILHOST_FORWARD_PORT", DEFAULT_FORWARD_PORT))
+        ports.setdefault("srs", env_int("MAILHOST_SRS_PORT", DEFAULT_SRS_FORWARD_PORT))
+        ports.setdefault("srs_reverse",
+                         env_int("MAILHOST_SRS_REVERSE_PORT", DEFAULT_SRS_REVERSE_PORT))
         values = {
             "state_dir": state,
             "hostname": settings.MAILHOST_HOSTNAME,
@@ -239,6 +254,7 @@ class NodeConfig:
                 getattr(settings, "SMTP_OUTBOUND_TTL_SECS", DEFAULT_QUEUE_LIFETIME)
             ),
             "outbound_tls": outbound_tls_from_settings(settings),
+            "srs_domain": getattr(settings, "MAILHOST_SRS_DOMAIN", ""),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -248,6 +264,11 @@ class NodeConfig:
     # Paths the runner and the reconciler share (absolute).
     def path(self, relative: str) -> Path:
         return self.state_dir / relative
+
+    @property
+    def srs(self) -> str:
+        """The SRS domain in force: MAILHOST_SRS_DOMAIN, else the mail host name."""
+        return self.srs_domain or self.hostname
 
     @property
     def lookup_db(self) -> Path:
@@ -425,6 +446,8 @@ def _check(cfg: NodeConfig) -> None:
         )
     if not _HOSTNAME.match(cfg.hostname):
         raise ValueError(f"hostname {cfg.hostname!r} is not a lower-case host name")
+    if cfg.srs_domain and (not _HOSTNAME.match(cfg.srs_domain) or ".." in cfg.srs_domain):
+        raise ValueError(f"srs_domain {cfg.srs_domain!r} is not a lower-case domain name")
     ipaddress.ip_address(cfg.bind_address)  # raises ValueError
     missing = [name for name in PORT_NAMES if name not in cfg.ports]
     if missing:
@@ -606,6 +629,32 @@ def postfix_intake_query(cfg: NodeConfig) -> str:
             f"WHERE {report_intake_condition(cfg)}")
 
 
+# The domain part of the key '%s' (the whole key when it has no '@').
+_KEY_DOMAIN = "substr('%s', instr('%s', '@') + 1)"
+
+
+def postfix_forwards_query(cfg: NodeConfig) -> str:
+    """sender_dependent_default_transport_maps: mail that leaves for another domain with a
+    sender neither hosted here nor in the SRS domain can only be forwarded mail (nothing else
+    may relay), so it goes through the forwarding listener (SRS, ARC). A null sender ('<>')
+    goes direct: a forwarded bounce has no return path to rewrite."""
+    return (
+        f"SELECT '{FORWARD_TRANSPORT}:[127.0.0.1]:{cfg.ports['forward']}' "  # noqa: S608
+        f"WHERE instr('%s', '@') > 0 AND {_KEY_DOMAIN} <> '{cfg.srs}' "
+        f"AND NOT EXISTS (SELECT 1 FROM domains WHERE name = {_KEY_DOMAIN})"
+    )
+
+
+def postfix_srs_exempt_query(cfg: NodeConfig) -> str:
+    """The forwarding cleanup's first sender_canonical map: a sender of a hosted domain, or
+    one already in the SRS domain, maps to itself (postsrsd is not asked). The SRS domain is
+    a checked host name (NodeConfig): no quote, no %."""
+    return (
+        "SELECT '%s' WHERE EXISTS (SELECT 1 FROM domains WHERE name = "  # noqa: S608
+        f"{_KEY_DOMAIN}) OR {_KEY_DOMAIN} = '{cfg.srs}'"
+    )
+
+
 def postfix_map(cfg: NodeConfig, name: str) -> str:
     return f"sqlite:{cfg.path(f'postfix/sqlite-{name}.cf')}"
 
@@ -628,6 +677,8 @@ def render_postfix_sqlite_maps(cfg: NodeConfig) -> dict[str, str]:
             query = query.replace(placeholder, text)
         queries[name] = (LOOKUP_DB, query)
     queries["report-intake"] = (LOOKUP_DB, postfix_intake_query(cfg))
+    queries["forwards"] = (LOOKUP_DB, postfix_forwards_query(cfg))
+    queries["srs-exempt"] = (LOOKUP_DB, postfix_srs_exempt_query(cfg))
     queries |= POSTFIX_STORE_QUERIES
     return {
         f"postfix/sqlite-{name}.cf": _lines(
@@ -676,6 +727,12 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         f"virtual_mailbox_maps = {postfix_map(cfg, 'mailboxes')}, "
         f"{postfix_map(cfg, 'report-intake')}",
         f"virtual_alias_maps = {postfix_map(cfg, 'aliases')}",
+        "# Forwarded mail's return paths (SRS0=…@<SRS domain>, mailhost/backend/forwarding.py):",
+        "# postsrsd's reverse table maps a valid one back to the original sender, in smtpd's",
+        "# recipient check too; a forged or expired one is unknown (550 5.1.1).",
+        f"virtual_alias_domains = {cfg.srs}",
+        f"recipient_canonical_maps = tcp:127.0.0.1:{cfg.ports['srs_reverse']}",
+        "recipient_canonical_classes = envelope_recipient",
         f"virtual_transport = lmtp:unix:{s}/run/dovecot/lmtp",
         "# Mailboxes first, then application senders (send-only logins, mailhost/backend/",
         "# senders.py): an address a mailbox owns is never an application's.",
@@ -688,6 +745,9 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "# spool (the reports-intake service in master.cf), never to a mailbox: the worker reads",
         "# the spool, and reports keep arriving while the portal is down.",
         f"transport_maps = {_transport_maps(cfg)}",
+        "# Forwarded mail (a sender not hosted here, to another domain) leaves through the",
+        "# forwarding listener: SRS and ARC (mailhost/backend/forwarding.py).",
+        f"sender_dependent_default_transport_maps = {postfix_map(cfg, 'forwards')}",
         "",
         "# Login protection: an address the ban store bans (too many failed logins on any",
         "# service, see mailhost/backend/bans.py) gets 421 and is disconnected. The MX port",
@@ -749,6 +809,9 @@ def _relay_lines(cfg: NodeConfig) -> list[str]:
     if cfg.default_relay:
         host, _, port = cfg.default_relay.rpartition(":")
         default = nexthop(host, int(port))
+    elif cfg.internet_mx:  # test harness: the fake internet MX takes what no relay takes
+        host, _, port = cfg.internet_mx.rpartition(":")
+        default = nexthop(host, int(port))
     return [
         "",
         "# Relays: a hosted domain's mail goes through its relay (or its organisation's), chosen",
@@ -774,11 +837,7 @@ def _relay_lines(cfg: NodeConfig) -> list[str]:
 
 
 def _transport_maps(cfg: NodeConfig) -> str:
-    maps = f"{postfix_map(cfg, 'verp')}, {postfix_map(cfg, 'report-intake')}"
-    if cfg.internet_mx:  # the tests' one seam to "the internet" (see below)
-        host, port = cfg.internet_mx.rsplit(":", 1)
-        maps += f", inline:{{ .example=smtp:[{host}]:{port} }}"
-    return maps
+    return f"{postfix_map(cfg, 'verp')}, {postfix_map(cfg, 'report-intake')}"
 
 
 POSTFIX_BACKOFF = (300, 4000)  # Postfix's defaults, which main.cf keeps outside the tests
@@ -791,9 +850,10 @@ def _internet_mx_lines(cfg: NodeConfig) -> list[str]:
         return []
     return [
         "",
-        "# Test harness only (MAILHOST_TEST_INTERNET_MX): *.example is the tests' internet, a",
-        "# fake MX on loopback (transport_maps above); deferred mail is retried within",
-        "# seconds, not minutes.",
+        "# Test harness only (MAILHOST_TEST_INTERNET_MX): every other domain is the tests'",
+        "# internet, a fake MX on loopback: the relayhost above unless a default relay is set",
+        "# (the lowest next hop, so forwarded mail and relays still take their own paths",
+        "# first); deferred mail is retried within seconds, not minutes.",
         "queue_run_delay = 1s",
         f"minimal_backoff_time = {TEST_BACKOFF[0]}s",
         f"maximal_backoff_time = {TEST_BACKOFF[1]}s",
@@ -866,6 +926,15 @@ def render_postfix_master_cf(cfg: NodeConfig) -> str:
         "# Client submission over implicit TLS.",
         *_smtpd(bind(cfg.ports["submissions"]), "submissions",
                 ("smtpd_tls_wrappermode=yes", *_SUBMISSION_OPTIONS)),
+        "# Loopback-only forwarding hop (mailhost/backend/forwarding.py): what aliases send",
+        "# on to other domains comes back in here, to be ARC-sealed by Rspamd and to get an",
+        "# SRS return path from its own cleanup.",
+        *_smtpd(_host_port("127.0.0.1")(cfg.ports["forward"]), "forward", (
+            f"milter_macro_daemon_name={FORWARD_DAEMON_NAME}",
+            f"cleanup_service_name={FORWARD_CLEANUP}",
+            "smtpd_client_restrictions=permit_mynetworks,reject",
+            "smtpd_relay_restrictions=permit_mynetworks,reject",
+        )),
         "# Loopback-only re-injection: Dovecot's Sieve redirect and vacation, local services.",
         *_smtpd(_host_port("127.0.0.1")(cfg.ports["internal"]), "internal", (
             "smtpd_client_restrictions=permit_mynetworks,reject",
@@ -873,6 +942,7 @@ def render_postfix_master_cf(cfg: NodeConfig) -> str:
         )),
     ]
     lines += [_master_line(*service) for service in _MASTER_SERVICES]
+    lines += _forwarding_services(cfg)
     lines += [
         "# The report intake: virtual(8) writes each report message into one maildir.",
         _master_line(REPORT_TRANSPORT, "unix", "-", "n", "n", "-", "-", "virtual"),
@@ -884,6 +954,25 @@ def render_postfix_master_cf(cfg: NodeConfig) -> str:
         "  -o virtual_mailbox_limit=0",  # message_size_limit already bounds each report
     ]
     return _lines(*lines)
+
+
+def _forwarding_services(cfg: NodeConfig) -> list[str]:
+    """The forwarding path's transport (to the forwarding listener, plain SMTP on loopback,
+    whatever the outbound TLS or relay policy) and the cleanup that gives SRS addresses."""
+    return [
+        "# Forwarded mail to the forwarding listener (mailhost/backend/forwarding.py).",
+        _master_line(FORWARD_TRANSPORT, "unix", "-", "-", "n", "-", "-", "smtp"),
+        f"  -o syslog_name=postfix/{FORWARD_TRANSPORT}",
+        "  -o smtp_tls_security_level=none",
+        "  -o smtp_tls_policy_maps=",
+        "  -o smtp_sasl_auth_enable=no",
+        "# The forwarding listener's cleanup: SRS for senders not hosted here (postsrsd).",
+        _master_line(FORWARD_CLEANUP, "unix", "n", "-", "n", "-", "0", "cleanup"),
+        f"  -o syslog_name=postfix/{FORWARD_CLEANUP}",
+        f"  -o sender_canonical_maps={postfix_map(cfg, 'srs-exempt')},"
+        f"tcp:127.0.0.1:{cfg.ports['srs']}",
+        "  -o sender_canonical_classes=envelope_sender",
+    ]
 
 
 def _host_port(address: str) -> Callable[[int], str]:

@@ -383,9 +383,8 @@ def render_rspamd_local(state_dir: Path, hostname: str, resolver_port: int,
             "skip_authenticated = true;",
         ),
         "local.d/dkim_signing.conf": _lines(f"# {HEADER}", "# OpenDKIM signs.", "enabled = false;"),
-        "local.d/arc.conf": _lines(f"# {HEADER}", "# Verify ARC; never seal.",
-                                   "sign_local = false;", "sign_authenticated = false;",
-                                   "use_domain = \"header\";", "selector = \"\";"),
+        # local.d/arc.conf: the reconciler's (mailhost/backend/forwarding.py): ARC verifies on
+        # every listener and seals forwarded mail only.
         "local.d/force_actions.conf": _render_force_actions(),
         "rspamd.local.lua": _render_local_lua(),
         "rspamd.conf.local.override": _lines(

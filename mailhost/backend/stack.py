@@ -58,6 +58,16 @@ from mailhost.backend.edge import (
     EDGE_TEMP,
 )
 from mailhost.backend.files import write_atomic
+from mailhost.backend.forwarding import (
+    ARC_CONF,
+    ARC_DIR,
+    POSTSRSD_PID,
+    POSTSRSD_USER,
+    SRS_SECRETS,
+    new_secret,
+    render_arc_conf,
+    render_srs_secrets,
+)
 from mailhost.backend.inbound import (
     FIXTURE_ZONES_DIR,
     GREYLIST_BYPASS_MAP,
@@ -176,12 +186,14 @@ PYTHON_DAEMONS: dict[str, PythonDaemon] = {
     ),
 }
 # Start order: what Postfix and Dovecot talk to comes first.
-DAEMONS = ("unbound", "opendkim", "rspamd", *PYTHON_DAEMONS, "dovecot", "postfix", "webmail",
+DAEMONS = ("unbound", "opendkim", "rspamd", "postsrsd", *PYTHON_DAEMONS, "dovecot", "postfix",
+           "webmail",
            "edge")
 _EXECUTABLES = {
     "unbound": "/usr/sbin/unbound",
     "rspamd": "/usr/bin/rspamd",
     "opendkim": "/usr/sbin/opendkim",
+    "postsrsd": "/usr/sbin/postsrsd",
     "dovecot": "/usr/sbin/dovecot",
     "postfix": "/usr/lib/postfix/sbin/master",
     "edge": "/usr/sbin/nginx",
@@ -243,6 +255,7 @@ class Stack:
             "opendkim": self.cfg.path("run/opendkim/opendkim.pid"),
             "rspamd": self.cfg.path(RSPAMD_PID),
             "unbound": self.cfg.path(UNBOUND_PID),
+            "postsrsd": self.cfg.path(POSTSRSD_PID),
             "edge": self.cfg.path(EDGE_PID),
             "webmail": self.cfg.path(WEBMAIL_FPM_PID),
         }[daemon]
@@ -251,7 +264,7 @@ class Stack:
         return self.cfg.path(f"log/{daemon}.log")
 
     def address(self, port_name: str) -> tuple[str, int]:
-        loopback = ("internal", "authpolicy", "resolver", "dav")
+        loopback = ("internal", "authpolicy", "resolver", "dav", "forward", "srs", "srs_reverse")
         host = "127.0.0.1" if port_name in loopback else self.cfg.bind_address
         return host, self.cfg.ports[port_name]
 
@@ -281,6 +294,7 @@ class Stack:
         self._prepare_edge()
         if self.cfg.edge.webmail:
             self._prepare_webmail()
+        self._prepare_forwarding()
         for daemon in PYTHON_DAEMONS:
             _ensure_dir(self.cfg.path(f"run/{daemon}"), 0o755)
         self._prepare_dav()
@@ -328,6 +342,21 @@ class Stack:
         for rel, data in empty.items():
             if not self.cfg.path(rel).exists():  # the reconciler and the guard fill them
                 write_atomic(self.cfg.path(rel), data, mode=0o644)
+
+    def _prepare_forwarding(self) -> None:
+        """postsrsd's secrets (root only: it reads them before it drops to nobody) and the ARC
+        key directory (Rspamd's alone). Until the reconciler writes the portal's, a node has a
+        secret of its own and verifies ARC without sealing: it starts and forwards alone."""
+        _ensure_dir(self.cfg.path("srs"), 0o700)
+        _ensure_dir(self.cfg.path("run/postsrsd"), 0o755)
+        _ensure_dir(self.cfg.path(ARC_DIR), 0o700, *_ids(RSPAMD_USER))
+        _ensure_dir(self.cfg.path(ARC_CONF).parent, 0o755)
+        if not self.cfg.path(SRS_SECRETS).exists():
+            secret = render_srs_secrets((new_secret(secrets.token_bytes(24)),))
+            write_atomic(self.cfg.path(SRS_SECRETS), secret, mode=0o600)
+        if not self.cfg.path(ARC_CONF).exists():
+            arc_conf = render_arc_conf(str(self.cfg.state_dir), None).encode()
+            write_atomic(self.cfg.path(ARC_CONF), arc_conf, mode=0o644)
 
     def _prepare_edge(self) -> None:
         """The edge's directories: its buffers (its workers' user writes them), the ACME
@@ -599,6 +628,34 @@ class Stack:
             stale.unlink(missing_ok=True)
         _run(["opendkim", "-x", str(self.opendkim_conf)], what="opendkim start")
 
+    def _start_postsrsd(self) -> None:
+        """postsrsd 1.x (Debian 12): flags only, no config file. It reads the secrets file once
+        at start (first line signs, every line verifies): a new file means a restart."""
+        self.pid_file("postsrsd").unlink(missing_ok=True)
+        _run(["postsrsd", "-s", str(self.cfg.path(SRS_SECRETS)), "-d", self.cfg.srs,
+              "-l", "127.0.0.1", "-4", "-f", str(self.cfg.ports["srs"]),
+              "-r", str(self.cfg.ports["srs_reverse"]), "-p", str(self.pid_file("postsrsd")),
+              "-u", POSTSRSD_USER, "-D"], what="postsrsd start")
+
+    def reload_postsrsd(self) -> None:
+        """A restart (postsrsd keeps no state; Postfix retries a table lookup that failed).
+        postsrsd serves each connection from a child of its own, and Postfix's cleanup keeps
+        its table connections open: the children go too, or they would go on signing with the
+        old secrets."""
+        pid = self.pid("postsrsd")
+        if pid is not None:
+            processes = _descendants({pid})
+            for child, _started in processes:
+                _signal(child, signal.SIGTERM)
+            _wait_exit({child for child, _started in processes}, timeout=5.0)
+            _kill_survivors(processes)
+        self._start_postsrsd()
+        deadline = time.monotonic() + 10.0
+        while not (_tcp_accepts(self.address("srs")) and _tcp_accepts(self.address("srs_reverse"))):
+            if time.monotonic() > deadline:
+                raise StackError(f"postsrsd is not answering after a restart.\n{self.log_tails()}")
+            time.sleep(0.02)
+
     def _start_dovecot(self) -> None:
         _run(["dovecot", "-c", str(self.dovecot_conf)], what="dovecot start")
 
@@ -640,7 +697,8 @@ class Stack:
         leftovers = self.processes()
         pids = {daemon: self.pid(daemon) for daemon in DAEMONS}  # webmail's too, if left on
         # OpenDKIM first: its grace period runs while the others stop.
-        for daemon in ("opendkim", "rspamd", "unbound", *PYTHON_DAEMONS, "dovecot", "webmail",
+        for daemon in ("opendkim", "rspamd", "unbound", "postsrsd", *PYTHON_DAEMONS, "dovecot",
+                       "webmail",
                        "edge"):
             if pids[daemon]:
                 logger.info("stopping %s (pid %s)", daemon, pids[daemon])
@@ -697,6 +755,7 @@ class Stack:
             f"/usr/sbin/opendkim -x {self.opendkim_conf}",
             f"nginx: master process nginx -e {self.log_file('edge')} -c {self.cfg.path(EDGE_CONF)}",
             f"php-fpm: master process ({self.cfg.path(WEBMAIL_FPM_CONF)})",
+            f"postsrsd -s {self.cfg.path(SRS_SECRETS)} ",  # and the children serving Postfix
         )
         found = set()
         for entry in os.listdir("/proc"):
@@ -761,7 +820,24 @@ class Stack:
         pid = self.pid("rspamd")
         if pid is None:
             raise StackError("Rspamd is not running")
+        before = self._children(pid)
         os.kill(pid, signal.SIGHUP)
+        # Done when the old workers are gone and new ones run: until then a message may still
+        # be scanned on the old config (the forwarding tests' ARC key, for one).
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            now = self._children(pid)
+            if now and not now & before:
+                return
+            time.sleep(0.02)
+        logger.warning("Rspamd's workers did not all restart within 30 s of SIGHUP")
+
+    @staticmethod
+    def _children(pid: int) -> set[int]:
+        try:
+            return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+        except (FileNotFoundError, ProcessLookupError):
+            return set()
 
     def reload_unbound(self) -> None:
         """SIGHUP: unbound re-reads its config, hosted.conf and the fixture zones."""
@@ -863,6 +939,8 @@ class Stack:
             ("Rspamd milter socket",
              lambda: _unix_accepts(self.cfg.path(RSPAMD_MILTER_SOCKET))),
             ("Rspamd controller", lambda: _unix_accepts(self.cfg.path(RSPAMD_CONTROLLER_SOCKET))),
+            ("postsrsd", lambda: _tcp_accepts(self.address("srs"))
+             and _tcp_accepts(self.address("srs_reverse"))),
             *((spec.what, lambda spec=spec: spec.ready(self)) for spec in PYTHON_DAEMONS.values()),
             ("Dovecot LMTP", lambda: _unix_greets(self.lmtp_socket, b"220")),
             ("Dovecot IMAP", lambda: _tcp_greets(self.address("imap"), b"* OK")),
@@ -871,6 +949,7 @@ class Stack:
             ("Postfix SMTP", lambda: _tcp_greets(self.address("smtp"), b"220")),
             ("Postfix submission", lambda: _tcp_greets(self.address("submission"), b"220")),
             ("Postfix internal", lambda: _tcp_greets(self.address("internal"), b"220")),
+            ("Postfix forward", lambda: _tcp_greets(self.address("forward"), b"220")),
             ("Postfix submissions",
              lambda: _tcp_greets(self.address("submissions"), b"220", tls=True)),
             ("Dovecot IMAPS", lambda: _tcp_greets(self.address("imaps"), b"* OK", tls=True)),
@@ -1041,6 +1120,14 @@ def _unix_accepts(path: Path) -> bool:
         except OSError:
             return False
     return True
+
+
+def _tcp_accepts(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def _dns_answers(address: tuple[str, int]) -> bool:

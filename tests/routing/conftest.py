@@ -40,6 +40,7 @@ def hosted_domains(stack_node, mail_stack):
 
 @pytest.fixture
 def internet(mail_stack):
+    """The fake internet MX that the session's stack sends all *.example mail to."""
     host, port = mail_stack.cfg.internet_mx.rsplit(":", 1)
     mx, controller = fake_mx.start(host, int(port))
     try:
@@ -69,3 +70,4 @@ def deferred(hosted_domains, internet, mail_stack):
     for queue_id in made:
         subprocess.run(["postsuper", "-c", str(mail_stack.postfix_dir), "-d", queue_id],
                        capture_output=True)
+

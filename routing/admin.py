@@ -1,0 +1,41 @@
+from django.contrib import admin, messages
+
+from mailhost.http import client_ip
+from routing.models import ArcKey, SrsSecret
+from routing.srs import srs_rotate
+from tenants.access import Actor
+
+
+@admin.register(SrsSecret)
+class SrsSecretAdmin(admin.ModelAdmin):
+    """Secrets are never shown; staff rotate them with the action (or manage.py rotatesrs)."""
+
+    list_display = ("created_at", "signing", "superseded_at")
+    fields = ("created_at", "signing", "superseded_at")
+    readonly_fields = fields
+    actions = ["rotate"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Rotate the SRS secret (the old one verifies for the grace period)")
+    def rotate(self, request, queryset):
+        srs_rotate(actor=Actor(user=request.user, ip=client_ip(request)))
+        self.message_user(request, "A new SRS secret signs from the next reconcile on.",
+                          messages.SUCCESS)
+
+
+@admin.register(ArcKey)
+class ArcKeyAdmin(admin.ModelAdmin):
+    list_display = ("domain", "selector", "active", "created_at")
+    fields = ("domain", "selector", "public_key", "active", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
