@@ -118,16 +118,20 @@ def parse_policy_map(text: str) -> dict[str, str]:
     return policies
 
 
-def postfix_main_cf_lines(state_dir: str, tls: OutboundTls) -> list[str]:
+def postfix_main_cf_lines(state_dir: str, tls: OutboundTls, *,
+                          first_maps: list[str] = ()) -> list[str]:
+    """`first_maps` are looked up before the per-domain overrides (the relays' TLS table,
+    keyed by next hop): Postfix takes one smtp_tls_policy_maps setting only."""
     s = PurePosixPath(state_dir)
-    maps = [f"texthash:{s / POLICY_MAP}"]
+    maps = [*first_maps, f"texthash:{s / POLICY_MAP}"]
     if tls.mta_sts_enforce:
         maps.append(f"socketmap:unix:{s / MTASTS_SOCKET}:{MTASTS_SOCKETMAP_NAME}")
     trust = f"smtp_tls_CAfile = {tls.ca_file}" if tls.ca_file else (
         f"smtp_tls_CApath = {DEFAULT_CA_PATH}")
     return [
-        "# Outbound TLS (mailhost/backend/tls_policy.py): per-domain overrides first, then",
-        "# MTA-STS (the node's resolver daemon, mailhost/backend/mtasts.py), then the default.",
+        "# Outbound TLS (mailhost/backend/tls_policy.py): relays' TLS modes, per-domain",
+        "# overrides, then MTA-STS (the node's resolver daemon, mailhost/backend/mtasts.py),",
+        "# then the default.",
         f"smtp_tls_security_level = {tls.default_level}",
         f"smtp_dns_support_level = {'dnssec' if tls.dnssec_validate else 'enabled'}",
         f"smtp_tls_policy_maps = {', '.join(maps)}",
