@@ -8,6 +8,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from delivery.models import Message, Recipient, Suppression
 from identity.models import InboundFlow
 from nodes.changes import node_default
 from reports.services import report_submit
@@ -90,3 +91,33 @@ def test_it_serves_what_the_status_checks_measured_and_the_inbound_outcomes(
     assert found[("mailhost_status_checks", (("group", "daemons"), ("state", "problem")))] == 1
     assert found[("mailhost_inbound_messages_7d",
                   (("node", node.name), ("outcome", "rejected")))] == 7
+    assert found[("mailhost_queue_messages_by_queue",
+                  (("node", node.name), ("queue", "deferred")))] == 1
+    assert found[("mailhost_queue_messages_by_queue",
+                  (("node", node.name), ("queue", "active")))] == 0
+
+
+def test_it_serves_delivery_figures_by_status_and_the_suppressions(settings):
+    settings.MAILHOST_METRICS_TOKEN = TOKEN
+    domain = DomainFactory(name="sender.example")
+    org, node = domain.organisation, domain.node.name
+    message = Message.objects.create(organisation=org, domain=domain, sender="a@sender.example",
+                                     message_id="<m1@sender.example>", size=10)
+    for address, status in (("x@rcpt.example", "delivered"), ("y@rcpt.example", "delivered"),
+                            ("z@rcpt.example", "deferred")):
+        Recipient.objects.create(message=message, address=address, kind="to", status=status)
+    Suppression.objects.create(organisation=org, scope="address", value="gone@rcpt.example",
+                               reason="hard_bounce")
+    status_record([checks.Result(f"node:{node}:deferred", "queue", "deferred", State.OK,
+                                 "1 deferred.", data={"deferred": 1, "oldest_seconds": 5})])
+    found = samples(scrape())
+    rcpts = "mailhost_delivery_recipients"
+    assert found[(rcpts, (("node", node), ("status", "delivered")))] == 2
+    assert found[(rcpts, (("node", node), ("status", "deferred")))] == 1
+    assert found[("mailhost_suppressions", (("reason", "hard_bounce"), ("scope", "address")))] == 1
+    assert found[("mailhost_queue_deferred_messages", (("node", node),))] == 1
+
+    Recipient.objects.filter(status="deferred").update(status="bounced")
+    found = samples(scrape())
+    assert (rcpts, (("node", node), ("status", "deferred"))) not in found
+    assert found[(rcpts, (("node", node), ("status", "bounced")))] == 1
