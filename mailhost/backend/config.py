@@ -400,6 +400,8 @@ def inbound_config_from_settings(settings) -> InboundConfig:
         max_recipients=value("MAILHOST_SMTP_MAX_RECIPIENTS", default.max_recipients),
         xclient_hosts=tuple(value("MAILHOST_SMTP_XCLIENT_HOSTS", ())),
         hs_cache_dir=Path(cache) if cache else None,
+        history_rows=value("MAILHOST_RSPAMD_HISTORY_ROWS", default.history_rows),
+        bayes_expire_days=value("MAILHOST_RSPAMD_BAYES_EXPIRE_DAYS", default.bayes_expire_days),
     )
 
 
