@@ -21,7 +21,7 @@ NODE_NAME = "bench"
 HOSTNAME = "mail.bench.test"
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
-    "resolver", "http", "https",
+    "resolver", "http", "https", "stats",
 )
 _PORT_VARS = {
     "smtp": "MAILHOST_SMTP_PORT",
@@ -35,6 +35,7 @@ _PORT_VARS = {
     "resolver": "MAILHOST_RESOLVER_PORT",
     "http": "MAILHOST_HTTP_PORT",
     "https": "MAILHOST_HTTPS_PORT",
+    "stats": "MAILHOST_DOVECOT_STATS_PORT",
 }
 
 

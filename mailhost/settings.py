@@ -224,6 +224,8 @@ MAILHOST_PORTS = {
     "https": env_int("MAILHOST_HTTPS_PORT", 2443),
     # Loopback-only: Radicale (CalDAV/CardDAV), which the edge serves at /dav/.
     "dav": env_int("MAILHOST_DAV_PORT", 5232),
+    # Loopback-only: Dovecot's counters (OpenMetrics) from its stats process.
+    "stats": env_int("MAILHOST_DOVECOT_STATS_PORT", 2529),
 }
 # Certificates (mailhost/backend/certificates.py; README "Certificates"). ACME is off while the
 # directory URL is empty (operator-provided certificates); Let's Encrypt's is

@@ -99,7 +99,7 @@ OPENDKIM_USER = "opendkim"
 
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
-    "resolver", "http", "https", "dav",
+    "resolver", "http", "https", "dav", "stats",
 )
 DEFAULT_INTERNAL_PORT = 2526
 # The ban policy server Dovecot asks on every login; loopback only, like "internal".
@@ -108,6 +108,8 @@ DEFAULT_AUTHPOLICY_PORT = 2527
 DEFAULT_RESOLVER_PORT = 2553
 # Radicale (CalDAV/CardDAV, mailhost/backend/dav.py); loopback only, the edge serves it at /dav/.
 DEFAULT_DAV_PORT = 5232
+# Dovecot's stats process serves its counters (OpenMetrics) here; loopback only.
+DEFAULT_STATS_PORT = 2529
 # The dev/test relaxations exempt these from Dovecot's penalty and from bans; attack tests use
 # other loopback addresses (127.0.0.9, …) and meet the production rules.
 DEV_TRUSTED = ("127.0.0.1/32", "::1/128")
@@ -215,6 +217,7 @@ class NodeConfig:
         ports.setdefault("authpolicy", env_int("MAILHOST_AUTHPOLICY_PORT", DEFAULT_AUTHPOLICY_PORT))
         ports.setdefault("resolver", env_int("MAILHOST_RESOLVER_PORT", DEFAULT_RESOLVER_PORT))
         ports.setdefault("dav", env_int("MAILHOST_DAV_PORT", DEFAULT_DAV_PORT))
+        ports.setdefault("stats", env_int("MAILHOST_DOVECOT_STATS_PORT", DEFAULT_STATS_PORT))
         values = {
             "state_dir": state,
             "hostname": settings.MAILHOST_HOSTNAME,
@@ -1152,6 +1155,27 @@ def _dovecot_services(cfg: NodeConfig, p: Mapping[str, int]) -> list[str]:
         f"  unix_listener {DOVECOT_AUTH_SOCKET.rsplit('/', 1)[1]} {{",
         "    mode = 0600",
         "  }",
+        "}",
+        "# Dovecot's own counters in the OpenMetrics format, on loopback only (GET /metrics):",
+        "# logins, IMAP commands and LMTP deliveries by outcome.",
+        "service stats {",
+        "  inet_listener http {",
+        "    address = 127.0.0.1",
+        f"    port = {p['stats']}",
+        "  }",
+        "}",
+        "metric auth_success {",
+        "  filter = event=auth_request_finished AND success=yes",
+        "}",
+        "metric auth_failure {",
+        "  filter = event=auth_request_finished AND NOT success=yes",
+        "}",
+        "metric imap_command {",
+        "  filter = event=imap_command_finished",
+        "  group_by = cmd_name tagged_reply_state",
+        "}",
+        "metric mail_delivery {",
+        "  filter = event=mail_delivery_finished",
         "}",
     ]
 

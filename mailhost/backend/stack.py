@@ -251,7 +251,7 @@ class Stack:
         return self.cfg.path(f"log/{daemon}.log")
 
     def address(self, port_name: str) -> tuple[str, int]:
-        loopback = ("internal", "authpolicy", "resolver", "dav")
+        loopback = ("internal", "authpolicy", "resolver", "dav", "stats")
         host = "127.0.0.1" if port_name in loopback else self.cfg.bind_address
         return host, self.cfg.ports[port_name]
 

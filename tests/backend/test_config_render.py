@@ -34,6 +34,7 @@ CONFIG = NodeConfig(
         "http": 2080,
         "https": 2443,
         "dav": 5232,
+        "stats": 2529,
     },
     dev=True,
     dkim_require_safe_keys=True,

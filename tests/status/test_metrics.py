@@ -2,10 +2,14 @@
 
 import io
 import time
+import urllib.request
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from delivery.models import Message, Recipient, Suppression
@@ -18,6 +22,7 @@ from status.services import status_record
 from tenants.access import SYSTEM
 from tests.factories import DomainFactory, MailboxFactory
 from tests.reports.corpus import aggregate, billion_laughs
+from tests.stack import imap_login, unique_domain, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +126,27 @@ def test_it_serves_delivery_figures_by_status_and_the_suppressions(settings):
     found = samples(scrape())
     assert (rcpts, (("node", node), ("status", "deferred"))) not in found
     assert found[(rcpts, (("node", node), ("status", "bounced")))] == 1
+
+
+def _dovecot_counters(stack) -> dict:
+    """Dovecot's stats listener, scraped and parsed as OpenMetrics (prometheus_client)."""
+    host, port = stack.address("stats")
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in openmetrics_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.stack
+def test_dovecot_serves_its_own_counters_on_loopback_and_they_move_with_real_logins(mail_stack):
+    before = _dovecot_counters(mail_stack)
+    failures = before.get(("dovecot_auth_failure_total", ()), 0)
+    assert not imap_login(mail_stack, f"nobody@{unique_domain()}", "wrong password")
+    after = wait_for(lambda: (c := _dovecot_counters(mail_stack)).get(
+        ("dovecot_auth_failure_total", ()), 0) > failures and c)
+    assert after[("dovecot_auth_failure_total", ())] == failures + 1
+    success = ("dovecot_auth_success_total", ())
+    assert after[success] == before[success]
