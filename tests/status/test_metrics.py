@@ -14,15 +14,24 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from delivery.models import Message, Recipient, Suppression
 from identity.models import InboundFlow
+from mailboxes.services import domain_create, mailbox_create
 from nodes.changes import node_default
+from nodes.reconcile import reconcile_incremental
 from reports.services import report_submit
 from status import checks
 from status.models import State
 from status.services import status_record
 from tenants.access import SYSTEM
-from tests.factories import DomainFactory, MailboxFactory
+from tests.factories import DomainFactory, MailboxFactory, OrganisationFactory
 from tests.reports.corpus import aggregate, billion_laughs
-from tests.stack import imap_login, unique_domain, wait_for
+from tests.stack import (
+    fetch_inbox,
+    imap_login,
+    make_message,
+    smtp_send,
+    unique_domain,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +159,22 @@ def test_dovecot_serves_its_own_counters_on_loopback_and_they_move_with_real_log
     assert after[("dovecot_auth_failure_total", ())] == failures + 1
     success = ("dovecot_auth_success_total", ())
     assert after[success] == before[success]
+
+
+@pytest.mark.stack
+def test_dovecots_delivery_and_login_counters_move_after_real_mail(stack_node, mail_stack):
+    name = unique_domain("stats")
+    domain = domain_create(actor=SYSTEM, organisation=OrganisationFactory(), name=name)
+    address, password = f"carol@{name}", "stats password 1"
+    mailbox_create(actor=SYSTEM, domain=domain, local_part="carol", password=password)
+    reconcile_incremental(stack_node)
+    before = _dovecot_counters(mail_stack)
+    delivered = ("dovecot_mail_delivery_total", ())
+    smtp_send(mail_stack, "internal", f"sender@{name}", address,
+              make_message(f"sender@{name}", address, "counted"))
+    after = wait_for(lambda: (c := _dovecot_counters(mail_stack))[delivered]
+                     > before[delivered] and c)
+    assert after[delivered] == before[delivered] + 1
+    assert [m["Subject"] for m in fetch_inbox(mail_stack, address, password)] == ["counted"]
+    success = ("dovecot_auth_success_total", ())
+    assert _dovecot_counters(mail_stack)[success] >= before[success] + 1
