@@ -222,7 +222,8 @@ def test_an_old_message_in_the_queue_is_a_problem(tmp_path, settings):
     result = checks.queue_result("n", "n", tmp_path, now=NOW)
     assert result.state == State.PROBLEM and result.evidence == (
         "1 message; the oldest has waited 2 days.")
-    assert result.data == {"size": 1, "oldest_seconds": 2 * 86400}
+    assert result.data == {"size": 1, "oldest_seconds": 2 * 86400, "queues": {
+        "maildrop": 0, "incoming": 0, "active": 0, "deferred": 1, "hold": 0}}
 
 
 def test_the_disk_check_names_the_part_that_grows_most(tmp_path):
