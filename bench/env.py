@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
+from mailhost.backend.config import PORT_NAMES
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "var" / "bench"
 # One engineer's run must not drop another's database: both may be moved (BENCH_DB_NAME,
@@ -19,10 +21,6 @@ BENCH_DB = os.environ.get("BENCH_DB_NAME", "mailhost_bench")
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "9"))
 NODE_NAME = "bench"
 HOSTNAME = "mail.bench.test"
-PORT_NAMES = (
-    "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
-    "resolver", "http", "https",
-)
 _PORT_VARS = {
     "smtp": "MAILHOST_SMTP_PORT",
     "submission": "MAILHOST_SUBMISSION_PORT",
@@ -36,7 +34,12 @@ _PORT_VARS = {
     "http": "MAILHOST_HTTP_PORT",
     "https": "MAILHOST_HTTPS_PORT",
     "dav": "MAILHOST_DAV_PORT",
+    "forward": "MAILHOST_FORWARD_PORT",
+    "srs": "MAILHOST_SRS_PORT",
+    "srs_reverse": "MAILHOST_SRS_REVERSE_PORT",
+    "stats": "MAILHOST_DOVECOT_STATS_PORT",
 }
+assert set(_PORT_VARS) == set(PORT_NAMES), "every port the node needs gets a free one"
 
 
 @dataclass

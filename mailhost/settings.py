@@ -224,6 +224,8 @@ MAILHOST_PORTS = {
     "https": env_int("MAILHOST_HTTPS_PORT", 2443),
     # Loopback-only: Radicale (CalDAV/CardDAV), which the edge serves at /dav/.
     "dav": env_int("MAILHOST_DAV_PORT", 5232),
+    # Loopback-only: Dovecot's counters (OpenMetrics) from its stats process.
+    "stats": env_int("MAILHOST_DOVECOT_STATS_PORT", 2531),
 }
 # Certificates (mailhost/backend/certificates.py; README "Certificates"). ACME is off while the
 # directory URL is empty (operator-provided certificates); Let's Encrypt's is
@@ -524,6 +526,10 @@ MAILHOST_GREYLIST_EXPIRE_SECONDS = env_int("MAILHOST_GREYLIST_EXPIRE_SECONDS", 8
 MAILHOST_GREYLIST_BREAKER_DEFERRED = env_int("MAILHOST_GREYLIST_BREAKER_DEFERRED", 500)
 # Rspamd's Redis (greylisting, rate limits, Bayes): node-local; empty turns those off.
 MAILHOST_RSPAMD_REDIS_URL = env_str("MAILHOST_RSPAMD_REDIS_URL", REDIS_URL)
+# Retention in Rspamd's Redis: rows of scan history kept, and days a Bayes token lives after it
+# was last learned (0: never expires).
+MAILHOST_RSPAMD_HISTORY_ROWS = env_int("MAILHOST_RSPAMD_HISTORY_ROWS", 200)
+MAILHOST_RSPAMD_BAYES_EXPIRE_DAYS = env_int("MAILHOST_RSPAMD_BAYES_EXPIRE_DAYS", 100)
 # Rspamd's compiled regex cache (~50 MB; a cold compile takes ~20 s). Empty: in the node dir.
 MAILHOST_RSPAMD_CACHE_DIR = env_str("MAILHOST_RSPAMD_CACHE_DIR", "")
 # The resolver: "recursive" (production: resolves the internet, validating DNSSEC, through

@@ -101,26 +101,28 @@ def node_results(node_name: str, cfg: NodeConfig, *, previous: dict[str, dict],
 def queue_result(prefix: str, node_name: str, spool: Path, *, now: dt.datetime) -> Result:
     title = f"{node_name}: mail queue"
     count, oldest = 0, None
+    queues = dict.fromkeys(QUEUE_DIRS, 0)
     try:
         for name in QUEUE_DIRS:
             for root, _dirs, files in os.walk(spool / name, onerror=_raise):
                 for file in files:
                     mtime = os.stat(os.path.join(root, file)).st_mtime
                     count += 1
+                    queues[name] += 1
                     oldest = mtime if oldest is None else min(oldest, mtime)
     except OSError as exc:
         return Result(f"{prefix}:queue", "queue", title, State.UNKNOWN,
                       f"The queue could not be read: {exc.strerror or exc}.")
     if not count:
         return Result(f"{prefix}:queue", "queue", title, State.OK, "Empty.",
-                      data={"size": 0, "oldest_seconds": 0})
+                      data={"size": 0, "oldest_seconds": 0, "queues": queues})
     age = max(0, int(now.timestamp() - oldest))
     evidence = f"{count} message{'s' if count != 1 else ''}; the oldest has waited {_age(age)}."
     too_old = age > settings.MAILHOST_STATUS_QUEUE_MAX_AGE_HOURS * 3600
     too_big = count > settings.MAILHOST_STATUS_QUEUE_MAX_SIZE
     state = State.PROBLEM if too_old or too_big else State.OK
     return Result(f"{prefix}:queue", "queue", title, state, evidence,
-                  data={"size": count, "oldest_seconds": age})
+                  data={"size": count, "oldest_seconds": age, "queues": queues})
 
 
 def deferred_results(node_name: str, items: list[Queued] | None, *, stored: dict[str, int],

@@ -3,7 +3,8 @@
 Read from the database at each scrape by one collector, so every web process answers the
 same and nothing is counted in process memory: organisations, domains, mailboxes, each mail
 node's revisions and lag; what the status checks last measured on each node (queue, disks,
-certificate, daemons); inbound filtering outcomes; the report log, and the last 14 days of
+certificate, daemons, Postfix's queues one by one); inbound filtering outcomes; outgoing
+delivery (recipients by status, suppressions); the report log, and the last 14 days of
 DMARC alignment and TLS sessions per domain (reports.metrics). Closed unless
 MAILHOST_METRICS_TOKEN is set; a scraper sends it as `Authorization: Bearer <token>`
 (Prometheus: `authorization: {credentials: …}`).
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from delivery.models import Recipient, Suppression
 from identity.models import InboundFlow, NodeInboundStatus
 from mailboxes.models import Domain, Mailbox
 from nodes.models import MailNode
@@ -51,6 +53,7 @@ class PortalCollector:
         yield from report_metrics(_gauge)
         yield from _status_metrics()
         yield from _inbound_metrics()
+        yield from _delivery_metrics()
 
 
 def _status_metrics():
@@ -58,6 +61,7 @@ def _status_metrics():
     daemons, and how many checks are in each state."""
     checks = list(StatusCheck.objects.values_list("key", "group", "state", "data"))
     queue, oldest, disk, days_left, cert, up = [], [], [], [], [], []
+    by_queue, deferred = [], []
     for key, group, state, data in checks:
         parts = key.split(":")
         if parts[0] != "node" or len(parts) < 3:
@@ -66,6 +70,9 @@ def _status_metrics():
         if group == "queue" and "size" in data:
             queue.append(((node,), data["size"]))
             oldest.append(((node,), data["oldest_seconds"]))
+            by_queue += [((node, name), n) for name, n in data.get("queues", {}).items()]
+        elif group == "queue" and parts[2:] == ["deferred"] and "deferred" in data:
+            deferred.append(((node,), data["deferred"]))
         elif group == "disk" and "percent" in data:
             disk.append(((node, parts[3]), data["percent"] / 100))
             if data.get("days_left") is not None:
@@ -75,6 +82,11 @@ def _status_metrics():
         elif group == "daemons":
             up.append(((node, parts[3]), 1 if state == "ok" else 0))
     yield _gauge("mailhost_queue_messages", "Messages in a node's Postfix queue.", ["node"], queue)
+    yield _gauge("mailhost_queue_messages_by_queue", "Messages in each of a node's Postfix "
+                 "queues (maildrop, incoming, active, deferred, hold).", ["node", "queue"],
+                 by_queue)
+    yield _gauge("mailhost_queue_deferred_messages", "Messages Postfix defers on a node, as "
+                 "postqueue lists them.", ["node"], deferred)
     yield _gauge("mailhost_queue_oldest_seconds", "Age of the oldest queued message.", ["node"],
                  oldest)
     yield _gauge("mailhost_disk_used_ratio", "Use of a node's volume (0-1).",
@@ -102,6 +114,22 @@ def _inbound_metrics():
                  "Greylisting fails open on the node because a dependency is down (1).",
                  ["node"], [((name,), int(is_open)) for name, is_open in
                             NodeInboundStatus.objects.values_list("node__name", "breaker_open")])
+
+
+def _delivery_metrics():
+    """Outgoing mail the portal sent (delivery/): recipients by status and node, and the
+    suppression list by scope and reason."""
+    recipients = (Recipient.objects.values("message__domain__node__name", "status")
+                  .annotate(n=Count("id")).order_by())
+    yield _gauge("mailhost_delivery_recipients", "Recipients of sent messages by their "
+                 "delivery status (queued, deferred, delivered, bounced, expired, suppressed).",
+                 ["node", "status"],
+                 [((r["message__domain__node__name"], r["status"]), r["n"]) for r in recipients])
+    suppressions = (Suppression.objects.values("scope", "reason").annotate(n=Count("id"))
+                    .order_by())
+    yield _gauge("mailhost_suppressions", "Addresses and domains on the suppression lists.",
+                 ["scope", "reason"],
+                 [((r["scope"], r["reason"]), r["n"]) for r in suppressions])
 
 
 def _gauge(name: str, documentation: str, labels: list[str], samples) -> GaugeMetricFamily:

@@ -107,7 +107,7 @@ OPENDKIM_USER = "opendkim"
 
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
-    "resolver", "http", "https", "dav", "forward", "srs", "srs_reverse",
+    "resolver", "http", "https", "dav", "forward", "srs", "srs_reverse", "stats",
 )
 DEFAULT_INTERNAL_PORT = 2526
 # The ban policy server Dovecot asks on every login; loopback only, like "internal".
@@ -116,6 +116,8 @@ DEFAULT_AUTHPOLICY_PORT = 2527
 DEFAULT_RESOLVER_PORT = 2553
 # Radicale (CalDAV/CardDAV, mailhost/backend/dav.py); loopback only, the edge serves it at /dav/.
 DEFAULT_DAV_PORT = 5232
+# Dovecot's stats process serves its counters (OpenMetrics) here; loopback only.
+DEFAULT_STATS_PORT = 2531
 # The dev/test relaxations exempt these from Dovecot's penalty and from bans; attack tests use
 # other loopback addresses (127.0.0.9, …) and meet the production rules.
 DEV_TRUSTED = ("127.0.0.1/32", "::1/128")
@@ -230,6 +232,7 @@ class NodeConfig:
         ports.setdefault("srs", env_int("MAILHOST_SRS_PORT", DEFAULT_SRS_FORWARD_PORT))
         ports.setdefault("srs_reverse",
                          env_int("MAILHOST_SRS_REVERSE_PORT", DEFAULT_SRS_REVERSE_PORT))
+        ports.setdefault("stats", env_int("MAILHOST_DOVECOT_STATS_PORT", DEFAULT_STATS_PORT))
         values = {
             "state_dir": state,
             "hostname": settings.MAILHOST_HOSTNAME,
@@ -421,6 +424,8 @@ def inbound_config_from_settings(settings) -> InboundConfig:
         max_recipients=value("MAILHOST_SMTP_MAX_RECIPIENTS", default.max_recipients),
         xclient_hosts=tuple(value("MAILHOST_SMTP_XCLIENT_HOSTS", ())),
         hs_cache_dir=Path(cache) if cache else None,
+        history_rows=value("MAILHOST_RSPAMD_HISTORY_ROWS", default.history_rows),
+        bayes_expire_days=value("MAILHOST_RSPAMD_BAYES_EXPIRE_DAYS", default.bayes_expire_days),
     )
 
 
@@ -1242,6 +1247,27 @@ def _dovecot_services(cfg: NodeConfig, p: Mapping[str, int]) -> list[str]:
         f"  unix_listener {DOVECOT_AUTH_SOCKET.rsplit('/', 1)[1]} {{",
         "    mode = 0600",
         "  }",
+        "}",
+        "# Dovecot's own counters in the OpenMetrics format, on loopback only (GET /metrics):",
+        "# logins, IMAP commands and LMTP deliveries by outcome.",
+        "service stats {",
+        "  inet_listener http {",
+        "    address = 127.0.0.1",
+        f"    port = {p['stats']}",
+        "  }",
+        "}",
+        "metric auth_success {",
+        "  filter = event=auth_request_finished AND success=yes",
+        "}",
+        "metric auth_failure {",
+        "  filter = event=auth_request_finished AND NOT success=yes",
+        "}",
+        "metric imap_command {",
+        "  filter = event=imap_command_finished",
+        "  group_by = cmd_name tagged_reply_state",
+        "}",
+        "metric mail_delivery {",
+        "  filter = event=mail_delivery_finished",
         "}",
     ]
 

@@ -129,6 +129,10 @@ class InboundConfig:
     # Rspamd's compiled regex cache; None: <state>/rspamd/hs.
     hs_cache_dir: Path | None = None
     map_watch_seconds: int = 2
+    # Retention in Rspamd's Redis: rows of scan history the controller keeps (its history
+    # module's `nrows`), and how long Bayes tokens live unless learned again (0: for ever).
+    history_rows: int = 200
+    bayes_expire_days: int = 100
 
     def __post_init__(self) -> None:
         if self.resolver_mode not in ("local", "recursive"):
@@ -144,9 +148,11 @@ class InboundConfig:
         numbers = (self.greylist_delay_seconds, self.greylist_expire_seconds,
                    self.breaker_deferred_threshold, self.breaker_interval_seconds,
                    self.connection_rate_limit, self.message_rate_limit, self.max_recipients,
-                   self.map_watch_seconds)
+                   self.map_watch_seconds, self.history_rows)
         if any(not isinstance(n, int) or n < 1 for n in numbers):
             raise ValueError("inbound limits, delays and thresholds must be whole numbers ≥ 1")
+        if not isinstance(self.bayes_expire_days, int) or self.bayes_expire_days < 0:
+            raise ValueError("bayes_expire_days must be a whole number ≥ 0 (0: never)")
 
 
 def _upstream(value: str) -> tuple[str, int]:
@@ -402,6 +408,18 @@ def render_rspamd_local(state_dir: Path, hostname: str, resolver_port: int,
             "# Greylisting, rate limits and Bayes keep their state here; without Redis they are",
             "# off and scanning goes on.",
             *redis,
+        )
+        files["local.d/history_redis.conf"] = _lines(
+            f"# {HEADER}",
+            "# Scan history (the controller's /history): the newest rows only",
+            "# (MAILHOST_RSPAMD_HISTORY_ROWS); older ones are trimmed at each scan.",
+            f"nrows = {cfg.history_rows};",
+        )
+        files["local.d/classifier-bayes.conf"] = _lines(
+            f"# {HEADER}",
+            "# Rspamd's bayes_expiry module gives significant Bayes tokens this lifetime from",
+            "# their last learn (MAILHOST_RSPAMD_BAYES_EXPIRE_DAYS; -1: they never expire).",
+            f"expire = {cfg.bayes_expire_days * 86400 if cfg.bayes_expire_days else -1};",
         )
     del hostname  # the authserv-id comes from Postfix's {daemon_name}
     return dict(sorted(files.items()))

@@ -264,7 +264,8 @@ class Stack:
         return self.cfg.path(f"log/{daemon}.log")
 
     def address(self, port_name: str) -> tuple[str, int]:
-        loopback = ("internal", "authpolicy", "resolver", "dav", "forward", "srs", "srs_reverse")
+        loopback = ("internal", "authpolicy", "resolver", "dav", "forward", "srs", "srs_reverse",
+                    "stats")
         host = "127.0.0.1" if port_name in loopback else self.cfg.bind_address
         return host, self.cfg.ports[port_name]
 

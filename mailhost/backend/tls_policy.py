@@ -129,8 +129,9 @@ def postfix_main_cf_lines(state_dir: str, tls: OutboundTls,
     trust = f"smtp_tls_CAfile = {tls.ca_file}" if tls.ca_file else (
         f"smtp_tls_CApath = {DEFAULT_CA_PATH}")
     return [
-        "# Outbound TLS (mailhost/backend/tls_policy.py): per-domain overrides first, then",
-        "# MTA-STS (the node's resolver daemon, mailhost/backend/mtasts.py), then the default.",
+        "# Outbound TLS (mailhost/backend/tls_policy.py): relays' TLS modes, per-domain",
+        "# overrides, then MTA-STS (the node's resolver daemon, mailhost/backend/mtasts.py),",
+        "# then the default.",
         f"smtp_tls_security_level = {tls.default_level}",
         f"smtp_dns_support_level = {'dnssec' if tls.dnssec_validate else 'enabled'}",
         f"smtp_tls_policy_maps = {', '.join(maps)}",

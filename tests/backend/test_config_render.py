@@ -37,6 +37,7 @@ CONFIG = NodeConfig(
         "forward": 2528,
         "srs": 2529,
         "srs_reverse": 2530,
+        "stats": 2531,
     },
     dev=True,
     dkim_require_safe_keys=True,

@@ -2,11 +2,13 @@
 a local-mode resolver. Pure: compared with golden files (tests/backend/golden/inbound/)."""
 
 import os
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from mailhost.backend.config import inbound_config_from_settings
 from mailhost.backend.inbound import (
     InboundConfig,
     InboundPolicySnap,
@@ -14,6 +16,8 @@ from mailhost.backend.inbound import (
     SenderRule,
     UnsafeInboundValue,
     render_local_data,
+    render_rspamd_conf,
+    render_rspamd_local,
     render_settings_map,
     render_unbound_conf,
 )
@@ -94,6 +98,8 @@ def test_it_quotes_txt_local_data():
     {"greylist_score": 7.0},
     {"max_recipients": 0},
     {"xclient_hosts": ("not an address",)},
+    {"history_rows": 0},
+    {"bayes_expire_days": -1},
 ])
 def test_it_refuses_an_inbound_config_that_would_break_the_files(change):
     with pytest.raises(ValueError):
@@ -115,3 +121,33 @@ def test_it_reports_broken_inbound_settings_as_a_system_check(settings):
     settings.MAILHOST_RESOLVER_MODE = "local"
     settings.MAILHOST_INBOUND_JUNK_SCORE, settings.MAILHOST_INBOUND_REJECT_SCORE = 9, 8
     assert [e.id for e in check_inbound_settings(None)] == ["mailhost.E030"]
+
+
+def _rspamd_reads(tmp_path: Path, cfg: InboundConfig, section: str) -> str:
+    """What Rspamd itself makes of the rendered files: `rspamadm configdump` of a section."""
+    from mailhost.backend.stack import RSPAMD_CONFDIR
+
+    (tmp_path / "rspamd/local.d").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "rspamd/rspamd.conf").write_text(render_rspamd_conf(tmp_path))
+    for rel, text in render_rspamd_local(tmp_path, "mail.test", 2553, cfg).items():
+        (tmp_path / "rspamd" / rel).write_text(text)
+    out = subprocess.run(
+        ["rspamadm", f"--var=CONFDIR={RSPAMD_CONFDIR}", f"--var=LOCAL_CONFDIR={tmp_path}/rspamd",
+         f"--var=DBDIR={tmp_path}/rspamd/db", f"--var=RUNDIR={tmp_path}",
+         f"--var=LOGDIR={tmp_path}", "configdump", "-c", f"{tmp_path}/rspamd/rspamd.conf",
+         section], capture_output=True, text=True, check=True, timeout=120)
+    return out.stdout
+
+
+def test_rspamds_history_and_bayes_retention_come_from_the_settings(settings, tmp_path):
+    settings.MAILHOST_RSPAMD_REDIS_URL = "redis://127.0.0.1:6379/3"
+    settings.MAILHOST_RSPAMD_HISTORY_ROWS = 42
+    settings.MAILHOST_RSPAMD_BAYES_EXPIRE_DAYS = 7
+    cfg = inbound_config_from_settings(settings)
+    assert "nrows = 42;" in _rspamd_reads(tmp_path, cfg, "history_redis")
+    assert "expire = 604800;" in _rspamd_reads(tmp_path, cfg, "classifier")
+    never = replace(cfg, bayes_expire_days=0)  # bayes_expiry: a negative expire persists tokens
+    assert "expire = -1;" in _rspamd_reads(tmp_path, never, "classifier")
+    defaults = replace(InboundConfig(), redis=cfg.redis)
+    assert "nrows = 200;" in _rspamd_reads(tmp_path, defaults, "history_redis")
+    assert "expire = 8640000;" in _rspamd_reads(tmp_path, defaults, "classifier")

@@ -2,21 +2,36 @@
 
 import io
 import time
+import urllib.request
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
+from delivery.models import Message, Recipient, Suppression
 from identity.models import InboundFlow
+from mailboxes.services import domain_create, mailbox_create
 from nodes.changes import node_default
+from nodes.reconcile import reconcile_incremental
 from reports.services import report_submit
 from status import checks
 from status.models import State
 from status.services import status_record
 from tenants.access import SYSTEM
-from tests.factories import DomainFactory, MailboxFactory
+from tests.factories import DomainFactory, MailboxFactory, OrganisationFactory
 from tests.reports.corpus import aggregate, billion_laughs
+from tests.stack import (
+    fetch_inbox,
+    imap_login,
+    make_message,
+    smtp_send,
+    unique_domain,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +105,76 @@ def test_it_serves_what_the_status_checks_measured_and_the_inbound_outcomes(
     assert found[("mailhost_status_checks", (("group", "daemons"), ("state", "problem")))] == 1
     assert found[("mailhost_inbound_messages_7d",
                   (("node", node.name), ("outcome", "rejected")))] == 7
+    assert found[("mailhost_queue_messages_by_queue",
+                  (("node", node.name), ("queue", "deferred")))] == 1
+    assert found[("mailhost_queue_messages_by_queue",
+                  (("node", node.name), ("queue", "active")))] == 0
+
+
+def test_it_serves_delivery_figures_by_status_and_the_suppressions(settings):
+    settings.MAILHOST_METRICS_TOKEN = TOKEN
+    domain = DomainFactory(name="sender.example")
+    org, node = domain.organisation, domain.node.name
+    message = Message.objects.create(organisation=org, domain=domain, sender="a@sender.example",
+                                     message_id="<m1@sender.example>", size=10)
+    for address, status in (("x@rcpt.example", "delivered"), ("y@rcpt.example", "delivered"),
+                            ("z@rcpt.example", "deferred")):
+        Recipient.objects.create(message=message, address=address, kind="to", status=status)
+    Suppression.objects.create(organisation=org, scope="address", value="gone@rcpt.example",
+                               reason="hard_bounce")
+    status_record([checks.Result(f"node:{node}:deferred", "queue", "deferred", State.OK,
+                                 "1 deferred.", data={"deferred": 1, "oldest_seconds": 5})])
+    found = samples(scrape())
+    rcpts = "mailhost_delivery_recipients"
+    assert found[(rcpts, (("node", node), ("status", "delivered")))] == 2
+    assert found[(rcpts, (("node", node), ("status", "deferred")))] == 1
+    assert found[("mailhost_suppressions", (("reason", "hard_bounce"), ("scope", "address")))] == 1
+    assert found[("mailhost_queue_deferred_messages", (("node", node),))] == 1
+
+    Recipient.objects.filter(status="deferred").update(status="bounced")
+    found = samples(scrape())
+    assert (rcpts, (("node", node), ("status", "deferred"))) not in found
+    assert found[(rcpts, (("node", node), ("status", "bounced")))] == 1
+
+
+def _dovecot_counters(stack) -> dict:
+    """Dovecot's stats listener, scraped and parsed as OpenMetrics (prometheus_client)."""
+    host, port = stack.address("stats")
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in openmetrics_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.stack
+def test_dovecot_serves_its_own_counters_on_loopback_and_they_move_with_real_logins(mail_stack):
+    before = _dovecot_counters(mail_stack)
+    failures = before.get(("dovecot_auth_failure_total", ()), 0)
+    assert not imap_login(mail_stack, f"nobody@{unique_domain()}", "wrong password")
+    after = wait_for(lambda: (c := _dovecot_counters(mail_stack)).get(
+        ("dovecot_auth_failure_total", ()), 0) > failures and c)
+    assert after[("dovecot_auth_failure_total", ())] == failures + 1
+    success = ("dovecot_auth_success_total", ())
+    assert after[success] == before[success]
+
+
+@pytest.mark.stack
+def test_dovecots_delivery_and_login_counters_move_after_real_mail(stack_node, mail_stack):
+    name = unique_domain("stats")
+    domain = domain_create(actor=SYSTEM, organisation=OrganisationFactory(), name=name)
+    address, password = f"carol@{name}", "stats password 1"
+    mailbox_create(actor=SYSTEM, domain=domain, local_part="carol", password=password)
+    reconcile_incremental(stack_node)
+    before = _dovecot_counters(mail_stack)
+    delivered = ("dovecot_mail_delivery_total", ())
+    smtp_send(mail_stack, "internal", f"sender@{name}", address,
+              make_message(f"sender@{name}", address, "counted"))
+    after = wait_for(lambda: (c := _dovecot_counters(mail_stack))[delivered]
+                     > before[delivered] and c)
+    assert after[delivered] == before[delivered] + 1
+    assert [m["Subject"] for m in fetch_inbox(mail_stack, address, password)] == ["counted"]
+    success = ("dovecot_auth_success_total", ())
+    assert _dovecot_counters(mail_stack)[success] >= before[success] + 1

@@ -72,6 +72,38 @@ def test_a_stopped_dovecot_is_a_problem_in_one_cycle_and_alerts_once(
     assert (back.previous, back.state) == (State.PROBLEM, State.OK)
 
 
+@pytest.mark.stack
+@pytest.mark.django_db
+@pytest.mark.parametrize("daemon", ["dav", "webmail", "mta-sts"])
+def test_a_stopped_dav_webmail_or_mta_sts_daemon_is_a_problem_on_the_page_and_health(
+    mail_stack, stack_node, daemon
+):
+    """Radicale, Roundcube's php-fpm and the MTA-STS resolver are watched like the others:
+    stopping the real process turns its check into a problem the staff page and /health show."""
+    key = f"node:{stack_node.name}:daemon:{daemon}"
+    status_check_node(stack_node)
+    assert _state(key) == State.OK
+    mail_stack.stop_daemon(daemon)
+    try:
+        assert mail_stack.pid(daemon) is None
+        alerts = status_check_node(stack_node)
+        assert [(a.key, a.previous, a.state) for a in alerts if a.key == key] == [
+            (key, State.OK, State.PROBLEM)]
+        assert StatusCheck.objects.get(key=key).evidence == "Not running."
+        staff = Client()
+        staff.force_login(UserFactory(is_superuser=True))
+        page = staff.get("/mail-admin/status/").content.decode()
+        assert f'data-check="{key}"' in page
+        health = Client().get("/api/v1/health").json()["checks"]
+        assert "daemons" in health["problem_groups"]
+    finally:
+        mail_stack.start()
+    wait_for(lambda: mail_stack.pid(daemon))
+    status_check_node(stack_node)
+    assert _state(key) == State.OK
+    assert "daemons" not in Client().get("/api/v1/health").json()["checks"]["problem_groups"]
+
+
 @pytest.mark.dns
 @pytest.mark.django_db
 def test_a_dnsbl_listing_served_by_the_resolver_is_shown_with_its_removal_link(
@@ -190,7 +222,8 @@ def test_an_old_message_in_the_queue_is_a_problem(tmp_path, settings):
     result = checks.queue_result("n", "n", tmp_path, now=NOW)
     assert result.state == State.PROBLEM and result.evidence == (
         "1 message; the oldest has waited 2 days.")
-    assert result.data == {"size": 1, "oldest_seconds": 2 * 86400}
+    assert result.data == {"size": 1, "oldest_seconds": 2 * 86400, "queues": {
+        "maildrop": 0, "incoming": 0, "active": 0, "deferred": 1, "hold": 0}}
 
 
 def test_the_disk_check_names_the_part_that_grows_most(tmp_path):
