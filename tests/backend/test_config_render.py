@@ -61,7 +61,8 @@ SYSTEM_PATHS = {"/usr/share/dns/root.key", "/bin/sh", "/usr/bin/rspamc", "/etc/n
 # URL paths the edge routes (not files).
 URL_PATHS = {"/.well-known/acme-challenge/", "/.edge/unavailable", "/cert.pem",  # + a glob tail
              "/webmail", "/webmail/", "/webmail/index.php", "/mailbox/password/",
-             "/dav", "/dav/", "/.well-known/caldav", "/.well-known/carddav"}
+             "/dav", "/dav/", "/.well-known/caldav", "/.well-known/carddav",
+             "/metrics"}  # Dovecot stats' OpenMetrics path
 
 
 @pytest.mark.parametrize("relative", sorted(RENDERED))
