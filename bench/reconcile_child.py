@@ -28,7 +28,7 @@ def _timed(owner, name: str, phase: str) -> None:
 
 
 def _instrument() -> None:
-    from mailhost.backend import apply, stack
+    from mailhost.backend import apply, dav, stack
     from nodes import reconcile, snapshot
 
     _timed(snapshot, "domains", "snapshot")
@@ -47,6 +47,8 @@ def _instrument() -> None:
     _timed(stack.Stack, "write_config", "write + validate config")
     _timed(reconcile, "_sync_maildirs", "maildirs")
     _timed(reconcile, "_mark_applied", "record (Postgres)")
+    # The full pass's DAV links: a second stream of the mailboxes, one entry per address.
+    _timed(dav, "sync_links", "DAV links (second stream)")
     _timed(reconcile, "reconcile_incremental", "incremental pre-pass")
 
 

@@ -131,6 +131,23 @@ class Runner:
                                     inbound.throughput, ctx, rounds=size.mail_rounds,
                                     per_round=size.mail_per_round))
 
+    def run_mail_only(self) -> None:
+        """`--only B6`: seed the largest level, bring the node up (B4), then B6 alone."""
+        from bench import full, mailflow, seed
+
+        ctx, size = self.ctx, self.ctx.size
+        domains = size.levels[-1]
+        if self.step(f"seed {domains * seed.PER_DOMAIN:,} mailboxes", seed.grow, ctx.tenant,
+                     domains=domains) is None:
+            raise BenchError("seeding failed")
+        seed.analyze()
+        ctx.domains = domains
+        if self.step("B4 full reconcile", full.apply_from_empty, ctx) is None:
+            raise BenchError("the node could not be reconciled")
+        self.record("B6", self.step(f"B6 mail throughput at {ctx.mailboxes:,}",
+                                    mailflow.throughput, ctx, rounds=size.mail_rounds,
+                                    per_round=size.mail_per_round))
+
     def run_send_only(self) -> None:
         """`--only B9`: seed the first level, bring the node up (B4), start the web and the
         worker, then B9 alone."""
@@ -239,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--keep-db", action="store_true", help="keep mailhost_bench afterwards")
-    parser.add_argument("--only", choices=["B8", "B9"], help="run one scenario (after seeding)")
+    parser.add_argument("--only", choices=["B6", "B8", "B9"],
+                        help="run one scenario (after seeding)")
     args = parser.parse_args(argv)
 
     env = bench_env.configure()
@@ -259,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         runner.setup()
-        if args.only == "B8":
+        if args.only == "B6":
+            runner.run_mail_only()
+        elif args.only == "B8":
             runner.run_inbound_only()
         elif args.only == "B9":
             runner.run_send_only()
