@@ -520,7 +520,7 @@ def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = F
             conn.close()
     _sync_maildirs(config.state_dir, plan.mailboxes, managed, restore=False)
     # Calendars and contacts live in the home (mail/<home>/dav); Radicale finds them by address.
-    dav.sync_links(config.state_dir, plan.mailboxes, full=False, uid=MAIL_UID, gid=MAIL_GID)
+    dav.sync_links(config.state_dir, plan.mailboxes, uid=MAIL_UID, gid=MAIL_GID)
     _apply_files(config, stack, managed, plan.files, plan.static, files, report)
     return report
 
@@ -548,11 +548,9 @@ def _execute_full(
         sync.commit()
     moved = {h for h in streamed.deleted_homes if _move_home(config.state_dir, h, restore=False)}
     _forget_homes(managed, moved)
-    # Calendars and contacts: every link, from a second stream of the mailboxes once the rows
-    # are committed (sync_links keeps one entry per address: not bounded like the rows).
-    with transaction.atomic():
-        dav.sync_links(config.state_dir, snapshot.mailboxes_by_address(node), full=True,
-                       uid=MAIL_UID, gid=MAIL_GID)
+    # Calendars and contacts: every link, from the rows just committed (bounded: a cursor on
+    # the store and one walk of the links, nothing held per mailbox).
+    dav.sync_links_from_store(config.state_dir, config.lookup_db, uid=MAIL_UID, gid=MAIL_GID)
     _apply_files(config, stack, managed, desired, plan.static, files, report)
     return report
 

@@ -31,6 +31,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from mailhost.backend import lookup
 from mailhost.backend.model import MailboxSnap
 
 logger = logging.getLogger(__name__)
@@ -133,15 +134,14 @@ def link_target(home_id: str) -> str:
 
 
 def sync_links(
-    state_dir: Path, mailboxes: Iterable[MailboxSnap], *, full: bool, uid: int, gid: int
+    state_dir: Path, mailboxes: Iterable[MailboxSnap], *, uid: int, gid: int
 ) -> list[str]:
-    """Make collection-root/ hold exactly one link per live mailbox of `mailboxes`, to its home.
+    """The incremental pass: the links of these mailboxes' addresses, looked at one by one.
 
     A live mailbox gets its home's dav/ directory (and the home, owned by `uid`/`gid`, if
     Dovecot has not made it yet) and a link; a deleted one loses its link once its home moved
-    to archive/ (its collections went with it). `full`: `mailboxes` is every mailbox, so a
-    link named by no live address (a renamed or purged mailbox's) goes too, found by one
-    listing of the directory. Returns what it changed, in words."""
+    to archive/ (its collections went with it). Its cost follows the change, not the number of
+    mailboxes. Returns what it changed, in words."""
     root = state_dir / COLLECTION_ROOT
     root.mkdir(parents=True, exist_ok=True)
     wanted: dict[str, str] = {}
@@ -153,40 +153,52 @@ def sync_links(
             gone[mailbox.address] = mailbox.home_id
         else:
             wanted[mailbox.address] = mailbox.home_id
-    # The full pass lists the directory once; an incremental one looks at its addresses only,
-    # so its cost follows the change, not the number of mailboxes.
-    existing = _current_links(root) if full else {
-        address: _link_at(root / address) for address in {*wanted, *gone}
-    }
     changed = []
     for address, home_id in sorted(wanted.items()):
-        target = link_target(home_id)
-        if existing.get(address) == target:
-            continue
-        _ensure_home_dav(state_dir, home_id, uid, gid)
-        if _replace_link(root, address, target):
+        if _ensure_link(state_dir, root, address, home_id, uid, gid):
             changed.append(f"+ dav link {address}")
     for address, home_id in sorted(gone.items()):
-        if address not in wanted and existing.get(address) == link_target(home_id):
+        if address not in wanted and _link_at(root / address) == link_target(home_id):
             (root / address).unlink()
             changed.append(f"- dav link {address}")
-    if full:
-        for address, target in sorted(existing.items()):
-            if target is not None and address not in wanted and address not in gone:
-                (root / address).unlink()
-                changed.append(f"- dav link {address}")
     return changed
 
 
-def _current_links(root: Path) -> dict[str, str | None]:
-    """{name: link target} of collection-root/ (None for a real directory); dot files skipped."""
-    found: dict[str, str | None] = {}
-    with os.scandir(root) as entries:
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            found[entry.name] = os.readlink(entry.path) if entry.is_symlink() else None
-    return found
+def sync_links_from_store(state_dir: Path, lookup_db: Path, *, uid: int, gid: int) -> int:
+    """The full pass: collection-root/ made to match the node's committed lookup store, whose
+    mailboxes table holds exactly the live mailboxes of verified domains, in bounded memory:
+    the store's mailboxes read through a cursor (one readlink each), then one walk of the
+    directory asking the store about each link's name (a renamed or purged mailbox's link
+    goes). Nothing is held per mailbox. Returns how many links it changed."""
+    root = state_dir / COLLECTION_ROOT
+    root.mkdir(parents=True, exist_ok=True)
+    mail_root = f"{state_dir}/mail/"
+    changed = 0
+    conn = lookup.connect(lookup_db)
+    try:
+        for address, home in conn.execute("SELECT address, home FROM mailboxes"):
+            if _SAFE_ADDRESS.match(address) and home.startswith(mail_root):
+                changed += _ensure_link(state_dir, root, address, home[len(mail_root):], uid, gid)
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_symlink():
+                    continue
+                live = conn.execute("SELECT 1 FROM mailboxes WHERE address = ?", (entry.name,))
+                if live.fetchone() is None:
+                    os.unlink(entry.path)
+                    changed += 1
+    finally:
+        conn.close()
+    return changed
+
+
+def _ensure_link(state_dir: Path, root: Path, address: str, home_id: str, uid: int,
+                 gid: int) -> bool:
+    target = link_target(home_id)
+    if _link_at(root / address) == target:
+        return False
+    _ensure_home_dav(state_dir, home_id, uid, gid)
+    return _replace_link(root, address, target)
 
 
 def _link_at(path: Path) -> str | None:
