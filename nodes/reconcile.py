@@ -150,7 +150,7 @@ def _forwarding_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]
     nothing until the portal has a secret (the node keeps the one it made itself)."""
     snap = snapshot.forwarding(node)
     if snap is None:
-        return {}
+        return _forwarding_kept(config)
     try:
         rspamd = pwd.getpwnam("_rspamd")
         rspamd_ids = rspamd.pw_uid, rspamd.pw_gid
@@ -165,6 +165,21 @@ def _forwarding_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]
         else:
             specs[path] = FileSpec(data)
     return specs
+
+
+def _forwarding_kept(config: NodeConfig) -> dict[str, FileSpec]:
+    """No secret in the portal (yet, or any more): the forwarding files the reconciler wrote
+    before stay as they are, so a full pass never leaves postsrsd without a secret or Rspamd
+    without its ARC config (the stack runner makes the node's own when there are none)."""
+    kept = {}
+    for path in ManagedFiles(config.state_dir).manifest:
+        if path in (SRS_SECRETS, ARC_CONF) or path.startswith(ARC_DIR + "/"):
+            current = config.path(path)
+            if current.exists():
+                info = current.stat()
+                kept[path] = FileSpec(current.read_bytes(), mode=info.st_mode & 0o7777,
+                                      uid=info.st_uid, gid=info.st_gid)
+    return kept
 
 
 def _forwarding_scope(config: NodeConfig, specs: dict[str, FileSpec]) -> set[str]:
