@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from tests.delivery import fake_mx
+from tests.delivery.conftest import internet  # noqa: F401  (the fake internet MX fixture)
 from tests.delivery.support import internet_address
 from tests.inbound.conftest import PASSWORD, host_domain
 from tests.routing import fake_relay
@@ -39,18 +39,7 @@ def hosted_domains(stack_node, mail_stack):
 
 
 @pytest.fixture
-def internet(mail_stack):
-    """The fake internet MX that the session's stack sends all *.example mail to."""
-    host, port = mail_stack.cfg.internet_mx.rsplit(":", 1)
-    mx, controller = fake_mx.start(host, int(port))
-    try:
-        yield mx
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def deferred(hosted_domains, internet, mail_stack):
+def deferred(hosted_domains, internet, mail_stack):  # noqa: F811
     """A factory: a message of a new hosted domain that the fake MX keeps deferring, once
     Postfix has it in the deferred queue; the test's messages are deleted afterwards."""
     made = []
