@@ -7,7 +7,7 @@ Fixtures:
   queries for them get SERVFAIL. Stopped at the end of the test.
 - `silent_dns`: `127.0.0.1@PORT` of a UDP and a TCP socket that never answer (timeouts).
 
-See /work/shared/notes/dns.md for the facts this relies on.
+The facts this relies on are in the shared notes on DNS (dns.md).
 """
 
 import base64
