@@ -5,7 +5,7 @@ import re
 import smtplib
 from pathlib import Path
 
-from mailhost.backend.config import EVENTS_DB, NodeConfig
+from mailhost.backend.config import NodeConfig
 from mailhost.backend.quotas import QUOTAS_DB
 from mailhost.errors import Invalid, QuotaExceeded, Unavailable
 from nodes.changes import record_change
@@ -51,11 +51,6 @@ def _refused(rcpt: str, code: int, reply: bytes) -> Exception:
     if 500 <= code < 600:
         return Invalid(text, field="to", code="recipient_refused")
     return Unavailable(text)
-
-
-def events_store(node: MailNode) -> tuple[str, Path]:
-    """(node name, path of the node's event store written by its event agent)."""
-    return node.name, Path(node.state_dir) / EVENTS_DB
 
 
 def all_nodes() -> list[MailNode]:

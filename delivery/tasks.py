@@ -1,34 +1,22 @@
 """Celery tasks of the outbound channel."""
 
-import logging
-import sqlite3
-
 from celery import shared_task
-from django.db import OperationalError
 
 from delivery import node
 from delivery.models import WebhookDelivery, WebhookState
 from delivery.services.events import BATCH, events_collect
 from delivery.services.retention import messages_purge
 from delivery.services.webhooks import due_ids, webhook_attempt
+from nodes.collect import collect_from_every_node
 from nodes.scheduling import schedule_reconcile
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(name="delivery.collect_events", ignore_result=True)
 def collect_events() -> int:
     """Pull every node's new delivery events (the node keeps them until we do)."""
-    total = 0
-    for mail_node in node.all_nodes():
-        name, store = node.events_store(mail_node)
-        try:
-            while (taken := events_collect(node_name=name, store=store)) == BATCH:
-                total += taken
-            total += taken
-        except (OperationalError, sqlite3.Error, OSError) as exc:
-            logger.warning("delivery events of %s not collected: %s", name, exc)
-    return total
+    return collect_from_every_node(
+        lambda name, store: events_collect(node_name=name, store=store),
+        batch=BATCH, what="delivery events")
 
 
 @shared_task(name="delivery.sync_node", ignore_result=True)

@@ -1,9 +1,6 @@
 """What the routing app puts on a node: the per-domain TLS policy map (nodes.snapshot source
-"tls_policy_files"), and where a node keeps the TLS outcomes its event agent recorded."""
+"tls_policy_files")."""
 
-from pathlib import Path
-
-from mailhost.backend.config import EVENTS_DB
 from mailhost.backend.tls_policy import POLICY_MAP, TlsPolicySnap, render_policy_map
 from nodes.models import MailNode
 from routing.models import TlsPolicy
@@ -15,10 +12,3 @@ def tls_policy_files(node: MailNode, config) -> dict[str, bytes]:
              for p in TlsPolicy.objects.order_by("domain")]
     return {POLICY_MAP: render_policy_map(snaps).encode()}
 
-
-def all_nodes() -> list[MailNode]:
-    return list(MailNode.objects.order_by("name"))
-
-
-def events_store(node: MailNode) -> tuple[str, Path]:
-    return node.name, Path(node.state_dir) / EVENTS_DB

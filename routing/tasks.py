@@ -1,33 +1,20 @@
 """Celery tasks of the routing app."""
 
-import logging
-import sqlite3
-
 from celery import shared_task
-from django.db import OperationalError
 
-from routing import node
+from nodes.collect import collect_from_every_node
 from routing.services import tls_outcomes_collect
 from routing.services.tls_policy import BATCH
 from routing.srs import forwarding_ensure, srs_prune
 from tenants.commands import command_actor
 
-logger = logging.getLogger(__name__)
-
 
 @shared_task(name="routing.collect_tls_failures", ignore_result=True)
 def collect_tls_failures() -> int:
     """Pull every node's new TLS failures and success counts (the node keeps them until then)."""
-    total = 0
-    for mail_node in node.all_nodes():
-        name, store = node.events_store(mail_node)
-        try:
-            while (taken := tls_outcomes_collect(node_name=name, store=store)) == BATCH:
-                total += taken
-            total += taken
-        except (OperationalError, sqlite3.Error, OSError) as exc:
-            logger.warning("TLS outcomes of %s not collected: %s", name, exc)
-    return total
+    return collect_from_every_node(
+        lambda name, store: tls_outcomes_collect(node_name=name, store=store),
+        batch=BATCH, what="TLS outcomes")
 
 
 @shared_task(name="routing.forwarding_housekeep")
