@@ -15,7 +15,6 @@ from tenants.access import SYSTEM
 from tenants.models import AuditEvent
 from tests.api.conftest import ApiClient, make_token
 from tests.routing import fake_relay
-from tests.stack import free_ports
 
 PUBLIC = "192.0.2.0/24"  # stands for the public internet here
 
@@ -108,13 +107,8 @@ def test_the_api_sets_lists_and_removes_relays(org, other_org, domain):
 
 @pytest.fixture
 def live_relay():
-    port = free_ports(1)[0]
-    relay, controller = fake_relay.start("127.0.0.1", port, username="acme", password="right")
-    relay.port = port
-    try:
+    with fake_relay.running(username="acme", password="right") as relay:
         yield relay
-    finally:
-        controller.stop()
 
 
 def test_the_test_action_reports_the_relays_reply(owner_client, org, domain, live_relay):

@@ -8,21 +8,15 @@ from tests.inbound.conftest import PASSWORD, host_domain
 from tests.routing import fake_relay
 from tests.routing.support import postqueue
 from tests.security.two_tenants import forget_rows
-from tests.stack import free_ports, make_message, smtp_send, wait_for
+from tests.stack import make_message, smtp_send, wait_for
 
 
 @pytest.fixture
 def relay_host(settings):
     """A fake smarthost on loopback (login relay-user / relay-pass), which relays may use."""
     settings.MAILHOST_RELAY_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    port = free_ports(1)[0]
-    relay, controller = fake_relay.start("127.0.0.1", port, username="relay-user",
-                                         password="relay-pass")
-    relay.port = port
-    try:
+    with fake_relay.running() as relay:
         yield relay
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

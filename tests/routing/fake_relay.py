@@ -6,6 +6,8 @@ import datetime as dt
 import ssl
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.stack import free_ports
 
 
 @dataclass
@@ -96,3 +100,15 @@ def start(host: str, port: int, *, username: str, password: str,
                             auth_require_tls=True)
     controller.start()
     return relay, controller
+
+
+@contextmanager
+def running(*, username: str = "relay-user", password: str = "relay-pass") -> Iterator[FakeRelay]:
+    """A fake relay on a free loopback port (`relay.port`) for the length of the block."""
+    port = free_ports(1)[0]
+    relay, controller = start("127.0.0.1", port, username=username, password=password)
+    relay.port = port
+    try:
+        yield relay
+    finally:
+        controller.stop()

@@ -8,21 +8,15 @@ import pytest
 from tests.control_plane import control_plane, throwaway_services  # noqa: F401 (fixtures)
 from tests.delivery.support import published_txt
 from tests.routing import fake_relay
-from tests.stack import free_ports, make_message, smtp_send, wait_for
+from tests.stack import make_message, smtp_send, wait_for
 
 pytestmark = pytest.mark.stack
 
 
 @pytest.fixture
 def relay_host():
-    port = free_ports(1)[0]
-    relay, controller = fake_relay.start("127.0.0.1", port, username="relay-user",
-                                         password="relay-pass")
-    relay.port = port
-    try:
+    with fake_relay.running() as relay:
         yield relay
-    finally:
-        controller.stop()
 
 
 def test_it_relays_with_database_redis_and_worker_stopped(control_plane, relay_host):  # noqa: F811

@@ -31,10 +31,12 @@ def _attempt(world, domain: str) -> re.Match | None:
     return pattern.search(world.log())
 
 
-def test_mta_sts_delivers_to_the_policy_mx_over_verified_tls(world):
-    peer = world.peer("sts-ok")
-    world.send(f"someone@{peer.domain}", "sts ok")
-    assert wait_for(lambda: world.received(peer, "sts ok"), timeout=60)
+@pytest.mark.parametrize("peer_name", ["sts-ok", "dane-ok"],
+                         ids=["mta-sts policy MX", "dane TLSA verifies"])
+def test_it_delivers_over_verified_tls_when_the_policy_is_met(world, peer_name):
+    peer, subject = world.peer(peer_name), peer_name.replace("-", " ")
+    world.send(f"someone@{peer.domain}", subject)
+    assert wait_for(lambda: world.received(peer, subject), timeout=60)
     assert f"Verified TLS connection established to {peer.mx}[{peer.ip}]:25" in world.log()
     assert world.failures(peer.domain) == []
 
@@ -49,14 +51,6 @@ def test_mta_sts_defers_to_an_mx_whose_certificate_does_not_match_and_records_it
         == [(peer.mx, peer.ip, "sts", "certificate-host-mismatch")]
     assert f"mx: {peer.mx}" in failures[0]["policy"]
     assert world.received(peer, "sts bad") == []  # the peer never got the message
-
-
-def test_dane_delivers_over_tls_the_tlsa_record_verifies(world):
-    peer = world.peer("dane-ok")
-    world.send(f"someone@{peer.domain}", "dane ok")
-    assert wait_for(lambda: world.received(peer, "dane ok"), timeout=60)
-    assert f"Verified TLS connection established to {peer.mx}[{peer.ip}]:25" in world.log()
-    assert world.failures(peer.domain) == []
 
 
 def test_dane_defers_when_no_tlsa_record_matches_and_records_it(world):
