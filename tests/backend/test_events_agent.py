@@ -1,9 +1,9 @@
 """The event agent's log follower and bounce parser, on files (no daemons)."""
 
 import json
-import sqlite3
 
 from mailhost.backend.events import dsn_events, follow, record_bounce
+from tests.backend.event_store import log_text, store_rows
 
 MSG = "0123456789abcdef0123456789abcdef"
 LINES = [
@@ -25,17 +25,12 @@ LINES = [
 
 
 def events(db) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT message, recipient, status, dsn, tls FROM events "
-                            "ORDER BY id").fetchall()
-    finally:
-        conn.close()
+    return store_rows(db, "SELECT message, recipient, status, dsn, tls FROM events ORDER BY id")
 
 
 def test_it_records_each_attempt_once_across_partial_lines_and_restarts(tmp_path):
     log, db = tmp_path / "postfix.log", tmp_path / "events.sqlite"
-    text = "".join(line + "\n" for line in LINES)
+    text = log_text(*LINES)
     cut = text.index("status=sent") + 5  # a line still being written
     log.write_text(text[:cut])
     follow(log, db)
@@ -54,10 +49,10 @@ def test_it_records_each_attempt_once_across_partial_lines_and_restarts(tmp_path
 
 def test_it_reads_a_rotated_log_from_its_start(tmp_path):
     log, db = tmp_path / "postfix.log", tmp_path / "events.sqlite"
-    log.write_text("".join(line + "\n" for line in LINES[:4]))
+    log.write_text(log_text(*LINES[:4]))
     follow(log, db)
     log.unlink()
-    log.write_text("".join(line + "\n" for line in (LINES[0], LINES[4])))
+    log.write_text(log_text(LINES[0], LINES[4]))
     follow(log, db)
     assert [e[2] for e in events(db)] == ["delivered", "deferred"]
 
@@ -99,12 +94,10 @@ SUBMITTED = [
 
 def test_it_records_smtp_and_sendmail_submissions_as_messages(tmp_path):
     log, db = tmp_path / "postfix.log", tmp_path / "events.sqlite"
-    log.write_text("".join(line + "\n" for line in SUBMITTED))
+    log.write_text(log_text(*SUBMITTED))
     follow(log, db)
-    conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT message, recipient, status, reply, source FROM events "
-                        "ORDER BY id").fetchall()
-    conn.close()
+    rows = store_rows(db, "SELECT message, recipient, status, reply, source FROM events "
+                          "ORDER BY id")
     (smtp, _, queued, detail, source), delivered, (pickup, _, _, local, _) = rows
     assert (queued, source) == ("queued", "sub") and len(smtp) == 32
     assert json.loads(detail) == {"sender": "alerts@a.test", "login": "app-acme-alerts",

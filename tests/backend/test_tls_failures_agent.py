@@ -2,7 +2,6 @@
 Postfix log lines, on files (the real daemons: tests/routing/test_outbound_tls.py)."""
 
 import json
-import sqlite3
 
 import pytest
 
@@ -14,26 +13,19 @@ from mailhost.backend.tls_policy import (
     render_policy_map,
     result_type,
 )
+from tests.backend.event_store import log_text, store_rows
 
 SMTP = "Dec 01 15:31:01 mail postfix/smtp"
 
 
-def _lines(*lines: str) -> str:
-    return "".join(line + "\n" for line in lines)
-
-
 def failures(db) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT domain, mx_host, mx_ip, policy_type, policy, result_type "
-                            "FROM tls_failures ORDER BY id").fetchall()
-    finally:
-        conn.close()
+    return store_rows(db, "SELECT domain, mx_host, mx_ip, policy_type, policy, result_type "
+                          "FROM tls_failures ORDER BY id")
 
 
 def test_it_records_a_dane_mismatch_once_per_attempt_and_domain(tmp_path):
     log, db = tmp_path / "postfix.log", tmp_path / "events.sqlite"
-    log.write_text(_lines(
+    log.write_text(log_text(
         f"{SMTP}[30]: Untrusted TLS connection established to mx.b.example[192.0.2.5]:25: "
         "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)",
         f"{SMTP}[30]: 7EF: to=<a@b.example>, relay=mx.b.example[192.0.2.5]:25, delay=0.2, "
@@ -51,7 +43,7 @@ def test_it_names_the_override_and_the_certificate_problem(tmp_path):
     log, db, policies = (tmp_path / "postfix.log", tmp_path / "events.sqlite",
                          tmp_path / "tls-policy")
     policies.write_text(render_policy_map([TlsPolicySnap("partner.example", "secure")]))
-    log.write_text(_lines(
+    log.write_text(log_text(
         f"{SMTP}[31]: certificate verification failed for mx.partner.example[192.0.2.6]:25: "
         "untrusted issuer /CN=Some CA",
         f"{SMTP}[31]: 8AA: to=<a@partner.example>, relay=mx.partner.example[192.0.2.6]:25, "
@@ -72,7 +64,7 @@ def test_it_names_the_override_and_the_certificate_problem(tmp_path):
 
 def test_it_counts_tls_sessions_that_succeeded_per_day_and_domain(tmp_path):
     log, db = tmp_path / "postfix.log", tmp_path / "events.sqlite"
-    log.write_text(_lines(
+    log.write_text(log_text(
         f"{SMTP}[40]: Verified TLS connection established to mx.b.example[192.0.2.5]:25: "
         "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)",
         f"{SMTP}[40]: 9AA: to=<a@b.example>, relay=mx.b.example[192.0.2.5]:25, delay=0.2, "
@@ -81,10 +73,7 @@ def test_it_counts_tls_sessions_that_succeeded_per_day_and_domain(tmp_path):
         "delays=0/0/0.1/0, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
     ))
     follow(log, db)
-    conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT domain, successes FROM tls_sessions").fetchall()
-    conn.close()
-    assert rows == [("b.example", 2)]
+    assert store_rows(db, "SELECT domain, successes FROM tls_sessions") == [("b.example", 2)]
 
 
 @pytest.mark.parametrize(("reply", "note", "policy", "expected"), [
