@@ -114,36 +114,35 @@ class Runner:
 
     # --- the run -----------------------------------------------------------------------------
 
-    def run_inbound_only(self) -> None:
-        """`--only B8`: seed the largest level, bring the node up (B4), then B8 alone."""
-        from bench import full, inbound, seed
+    def seed_and_reconcile(self, domains: int) -> None:
+        """Seed `domains` domains of mailboxes and bring the node up to them (B4, unrecorded):
+        what every `--only` scenario stands on."""
+        from bench import full, seed
 
-        ctx, size = self.ctx, self.ctx.size
-        domains = size.levels[-1]
-        if self.step(f"seed {domains * seed.PER_DOMAIN:,} mailboxes", seed.grow, ctx.tenant,
+        if self.step(f"seed {domains * seed.PER_DOMAIN:,} mailboxes", seed.grow, self.ctx.tenant,
                      domains=domains) is None:
             raise BenchError("seeding failed")
         seed.analyze()
-        ctx.domains = domains
-        if self.step("B4 full reconcile", full.apply_from_empty, ctx) is None:
+        self.ctx.domains = domains
+        if self.step("B4 full reconcile", full.apply_from_empty, self.ctx) is None:
             raise BenchError("the node could not be reconciled")
+
+    def run_inbound_only(self) -> None:
+        """`--only B8`: seed the largest level, bring the node up (B4), then B8 alone."""
+        from bench import inbound
+
+        ctx, size = self.ctx, self.ctx.size
+        self.seed_and_reconcile(size.levels[-1])
         self.record("B8", self.step(f"B8 inbound throughput at {ctx.mailboxes:,}",
                                     inbound.throughput, ctx, rounds=size.mail_rounds,
                                     per_round=size.mail_per_round))
 
     def run_mail_only(self) -> None:
         """`--only B6`: seed the largest level, bring the node up (B4), then B6 alone."""
-        from bench import full, mailflow, seed
+        from bench import mailflow
 
         ctx, size = self.ctx, self.ctx.size
-        domains = size.levels[-1]
-        if self.step(f"seed {domains * seed.PER_DOMAIN:,} mailboxes", seed.grow, ctx.tenant,
-                     domains=domains) is None:
-            raise BenchError("seeding failed")
-        seed.analyze()
-        ctx.domains = domains
-        if self.step("B4 full reconcile", full.apply_from_empty, ctx) is None:
-            raise BenchError("the node could not be reconciled")
+        self.seed_and_reconcile(size.levels[-1])
         self.record("B6", self.step(f"B6 mail throughput at {ctx.mailboxes:,}",
                                     mailflow.throughput, ctx, rounds=size.mail_rounds,
                                     per_round=size.mail_per_round))
@@ -151,17 +150,7 @@ class Runner:
     def run_send_only(self) -> None:
         """`--only B9`: seed the first level, bring the node up (B4), start the web and the
         worker, then B9 alone."""
-        from bench import full, seed
-
-        ctx = self.ctx
-        domains = ctx.size.levels[0]
-        if self.step(f"seed {domains * seed.PER_DOMAIN:,} mailboxes", seed.grow, ctx.tenant,
-                     domains=domains) is None:
-            raise BenchError("seeding failed")
-        seed.analyze()
-        ctx.domains = domains
-        if self.step("B4 full reconcile", full.apply_from_empty, ctx) is None:
-            raise BenchError("the node could not be reconciled")
+        self.seed_and_reconcile(self.ctx.size.levels[0])
         self.start_services()
         self.run_b9()
 
