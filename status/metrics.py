@@ -21,10 +21,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from delivery.models import Recipient, Suppression
+from delivery.selectors import sending_refusals
 from identity.models import InboundFlow, NodeInboundStatus
 from mailboxes.models import Domain, Mailbox
 from nodes.models import MailNode
@@ -117,8 +118,8 @@ def _inbound_metrics():
 
 
 def _delivery_metrics():
-    """Outgoing mail the portal sent (delivery/): recipients by status and node, and the
-    suppression list by scope and reason."""
+    """Outgoing mail the portal sent (delivery/): recipients by status and node, the
+    suppression list by scope and reason, and what the nodes' sending limits refused."""
     recipients = (Recipient.objects.values("message__domain__node__name", "status")
                   .annotate(n=Count("id")).order_by())
     yield _gauge("mailhost_delivery_recipients", "Recipients of sent messages by their "
@@ -130,6 +131,13 @@ def _delivery_metrics():
     yield _gauge("mailhost_suppressions", "Addresses and domains on the suppression lists.",
                  ["scope", "reason"],
                  [((r["scope"], r["reason"]), r["n"]) for r in suppressions])
+    refused = CounterMetricFamily(
+        "mailhost_sending_refusals", "Messages a node's sending limits refused (SMTP "
+        "submission and the send API), by organisation and limit (recipients, hourly, daily, "
+        "login_hourly, login_daily, queued).", labels=["node", "organisation", "reason"])
+    for node, organisation, reason, n in sending_refusals():
+        refused.add_metric([node, organisation, reason], n)
+    yield refused
 
 
 def _gauge(name: str, documentation: str, labels: list[str], samples) -> GaugeMetricFamily:
