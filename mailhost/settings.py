@@ -574,6 +574,9 @@ MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS = env_int("MAILHOST_REPORT_SUBMISSION_
                                                     90)
 # /metrics (Prometheus text format) answers only with this bearer token; empty: 404.
 MAILHOST_METRICS_TOKEN = env_secret("MAILHOST_METRICS_TOKEN") or ""
+# How long /metrics waits for each node's counters (Dovecot's stats listener) before it
+# serves mailhost_node_source_up 0 for them instead.
+MAILHOST_METRICS_NODE_TIMEOUT_MS = env_int("MAILHOST_METRICS_NODE_TIMEOUT_MS", 1500)
 CELERY_BEAT_SCHEDULE |= {
     "report-intake": {"task": "reports.intake_all", "schedule": MAILHOST_REPORT_INTAKE_SECONDS},
 }

@@ -5,7 +5,8 @@ same and nothing is counted in process memory: organisations, domains, mailboxes
 node's revisions and lag; what the status checks last measured on each node (queue, disks,
 certificate, daemons, Postfix's queues one by one); inbound filtering outcomes; outgoing
 delivery (recipients by status, suppressions); the report log, and the last 14 days of
-DMARC alignment and TLS sessions per domain (reports.metrics). Closed unless
+DMARC alignment and TLS sessions per domain (reports.metrics); and each node's own Dovecot and
+Postfix counters, read from the node at the scrape (status.node_metrics). Closed unless
 MAILHOST_METRICS_TOKEN is set; a scraper sends it as `Authorization: Bearer <token>`
 (Prometheus: `authorization: {credentials: …}`).
 """
@@ -31,6 +32,7 @@ from mailboxes.models import Domain, Mailbox
 from nodes.models import MailNode
 from reports.metrics import report_metrics
 from status.models import StatusCheck
+from status.node_metrics import node_families
 from tenants.models import Organisation
 
 INBOUND_DAYS = 7
@@ -55,6 +57,7 @@ class PortalCollector:
         yield from _status_metrics()
         yield from _inbound_metrics()
         yield from _delivery_metrics()
+        yield from node_families()
 
 
 def _status_metrics():
