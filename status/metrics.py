@@ -31,6 +31,7 @@ from identity.models import InboundFlow, NodeInboundStatus
 from mailboxes.models import Domain, Mailbox
 from nodes.models import MailNode
 from reports.metrics import report_metrics
+from routing.selectors import tls_report_counts
 from status.models import StatusCheck
 from status.node_metrics import node_families
 from tenants.models import Organisation
@@ -58,6 +59,9 @@ class PortalCollector:
         yield from _inbound_metrics()
         yield from _delivery_metrics()
         yield from node_families()
+        yield _gauge("mailhost_tls_reports_sent", "Outgoing TLS reports (RFC 8460) by state "
+                     "(sent, failed and awaiting the next run, sending).", ["state"],
+                     [((state,), n) for state, n in sorted(tls_report_counts().items())])
 
 
 def _status_metrics():
