@@ -25,11 +25,14 @@ Store `quotas/quotas.sqlite`:
         usage as scope "refused:<scope>", so the domain page's figure ages out like the rest
 """
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger("mailhost.quotas")
 
 QUOTAS_DB = "quotas/quotas.sqlite"  # relative to the state directory
 LIMIT_COLUMNS = ("sender_domain", "scope", "max_recipients", "hourly", "daily", "max_queued",
@@ -154,17 +157,23 @@ def charge(path: Path, sender: str, recipients: int, now: float | None = None, *
 
 
 def _count_refusal(conn, over: OverQuota, now: float) -> None:
-    """After the refused charge rolled back: the refusal itself is counted (its own write)."""
-    conn.execute("BEGIN IMMEDIATE")
+    """After the refused charge rolled back: the refusal itself is counted (its own write).
+    A store too busy to count it loses the count, never the refusal's own answer."""
     try:
-        conn.execute("INSERT INTO refusals VALUES (?, ?, 1) ON CONFLICT (scope, reason) "
-                     "DO UPDATE SET n = n + 1", (over.scope, over.reason))
-        conn.execute("INSERT INTO usage VALUES (?, ?, 1) ON CONFLICT (scope, period) "
-                     "DO UPDATE SET n = n + 1", (f"refused:{over.scope}", _periods(now)[1][1]))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("INSERT INTO refusals VALUES (?, ?, 1) ON CONFLICT (scope, reason) "
+                         "DO UPDATE SET n = n + 1", (over.scope, over.reason))
+            conn.execute("INSERT INTO usage VALUES (?, ?, 1) ON CONFLICT (scope, period) "
+                         "DO UPDATE SET n = n + 1",
+                         (f"refused:{over.scope}", _periods(now)[1][1]))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error:
+        logger.warning("a %s refusal of %s was not counted", over.reason, over.scope,
+                       exc_info=True)
 
 
 def _prune(conn, now: float) -> None:
