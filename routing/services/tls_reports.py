@@ -188,7 +188,9 @@ def _filename(domain: str, day: dt.date, report_id: str) -> str:
 def report_message(domain: str, day: dt.date, to: str, gz: bytes, report_id: str) -> bytes:
     """The report mail of RFC 8460 §5.3."""
     sender, submitter = settings.MAILHOST_TLSRPT_FROM, _submitter()
-    message = EmailMessage(policy=SMTP)
+    # Unfolded up to RFC 5322's 998: the §5.3 file name stays one plain parameter that
+    # report parsers read (folded, it became an RFC 2231 continuation).
+    message = EmailMessage(policy=SMTP.clone(max_line_length=998))
     message["From"] = sender
     message["To"] = to
     message["Subject"] = f"Report Domain: {domain} Submitter: {submitter} Report-ID: <{report_id}>"

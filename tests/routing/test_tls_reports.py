@@ -136,6 +136,7 @@ def test_it_mails_and_posts_one_report_per_published_rua_and_never_twice(
     [attachment] = [p for p in message.iter_attachments()
                     if p.get_content_type() == "application/tlsrpt+gzip"]
     assert attachment.get_filename().startswith(f"{reporter.name}!{mailed}!")
+    assert f'filename="{reporter.name}!{mailed}!'.encode() in raw  # one plain parameter
     report = json.loads(gzip.decompress(attachment.get_content()))
     assert report["organization-name"] == "Mailhost Test Install"
     [policy] = report["policies"]
