@@ -6,7 +6,8 @@ gzip JSON, signed by the node's OpenDKIM like all our mail) or by HTTPS POST
 
 Each (domain, day, rua) is a TlsReport row: claimed before it is sent, so a rerun (or a second
 worker) never sends it twice; a failure keeps its reason and the next runs retry it for
-RETRY_DAYS. Off unless MAILHOST_TLSRPT_FROM names the sending address.
+RETRY_DAYS; so is a record that could not be read (a row without a rua). Off unless
+MAILHOST_TLSRPT_FROM names the sending address.
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ MAX_RUAS = 5  # per domain: a published list longer than this is cut
 MAX_ADDRESS = 254
 SENDING_STALE = dt.timedelta(hours=1)  # a claim this old was a crashed run: take it again
 HTTPS_TIMEOUT = 30
+LOOKUP = ""  # the rua of a row that stands for a failed record lookup
 
 
 @dataclass(frozen=True)
 class RunResult:
     sent: int = 0
     failed: int = 0
-    skipped: int = 0  # domains without a TLS-RPT record (or whose record could not be read)
+    skipped: int = 0  # domains without a TLS-RPT record
 
 
 def tls_reports_send(*, day: dt.date | None = None) -> RunResult:
@@ -64,7 +66,13 @@ def tls_reports_send(*, day: dt.date | None = None) -> RunResult:
     day = day or (timezone.now().astimezone(dt.UTC).date() - dt.timedelta(days=1))
     sent = failed = skipped = 0
     for domain, report_day in _due(day):
-        ruas = _published_ruas(domain)
+        try:
+            ruas = _published_ruas(domain)
+        except Unknown as exc:
+            _lookup_failed(domain, report_day, str(exc))
+            failed += 1
+            continue
+        TlsReport.objects.filter(domain=domain, day=report_day, rua=LOOKUP).delete()
         if not ruas:
             skipped += 1
             continue
@@ -91,13 +99,21 @@ def _due(day: dt.date) -> list[tuple[str, dt.date]]:
     return due + [item for item in retry if item not in due]
 
 
+def _lookup_failed(domain: str, day: dt.date, why: str) -> None:
+    """The record could not be read (DNS timeout, SERVFAIL): kept as a failed row without a
+    rua, so the staff page says why and the next runs look again."""
+    logger.warning("TLS report %s for %s: its record could not be read: %s", day, domain, why)
+    report, _ = TlsReport.objects.get_or_create(domain=domain, day=day, rua=LOOKUP,
+                                                defaults={"state": TlsReportState.FAILED})
+    report.state, report.attempts = TlsReportState.FAILED, report.attempts + 1
+    report.last_error = f"the _smtp._tls record could not be read: {why}"[:1000]
+    report.save(update_fields=["state", "attempts", "last_error", "updated_at"])
+
+
 def _published_ruas(domain: str) -> list[str]:
-    """The `rua` URIs of the domain's one TLSRPTv1 record (RFC 8460 §3: none if several)."""
-    try:
-        texts = default_lookup().texts(f"_smtp._tls.{domain}", "TXT")
-    except Unknown as exc:
-        logger.info("TLS report for %s: its record could not be read: %s", domain, exc)
-        return []
+    """The `rua` URIs of the domain's one TLSRPTv1 record (RFC 8460 §3: none if several);
+    Unknown when DNS gives no answer either way."""
+    texts = default_lookup().texts(f"_smtp._tls.{domain}", "TXT")
     records = [t for t in texts if t.replace(" ", "").lower().startswith("v=tlsrptv1;")]
     if len(records) != 1:
         return []

@@ -209,3 +209,30 @@ def test_nothing_is_sent_while_no_sending_address_is_set(settings, knot):
     record_outcomes(domain, failures=1, successes=1)
     assert tls_reports_send(day=YESTERDAY).sent == 0
     assert not TlsReport.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_record_that_cannot_be_read_is_a_failure_looked_up_again_next_run(
+    settings, knot, silent_dns, sink
+):
+    posted = net_domain("slowdns")
+    web = sink(f"reports.{posted}")
+    settings.MAILHOST_TLSRPT_FROM = "tls-reports@reporter.example"
+    settings.MAILHOST_DNS_RESOLVERS = [silent_dns]
+    settings.MAILHOST_DNS_TIMEOUT_MS = settings.MAILHOST_DNS_LIFETIME_MS = 300
+    record_outcomes(posted, failures=1, successes=0)
+
+    assert tls_reports_send(day=YESTERDAY).failed == 1
+    lookup = TlsReport.objects.get(domain=posted)
+    assert (lookup.rua, lookup.state) == ("", "failed")
+    assert "_smtp._tls record could not be read" in lookup.last_error
+
+    dns = knot(zones={posted: tlsrpt_zone(f"https://reports.{posted}:{web.port}/in",
+                                          "reports IN A 127.0.0.1")})
+    settings.MAILHOST_DNS_RESOLVERS = [dns.address]
+    settings.MAILHOST_OUTBOUND_TLS_CA_FILE = web.ca_file
+    settings.MAILHOST_TLSRPT_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    assert tls_reports_send(day=YESTERDAY + dt.timedelta(days=1)).sent == 1
+    assert [(r.rua, r.state) for r in TlsReport.objects.filter(domain=posted)] == [
+        (f"https://reports.{posted}:{web.port}/in", "sent")]
+    assert len(web.posts) == 1
