@@ -458,7 +458,8 @@ class UsageOut(Schema):
     scope: str
     limits: dict[str, int | None]
     used: dict[str, int] = Field(description="Messages this hour (hourly) and today (daily), "
-                                 "and waiting in the queue now (queued), as the node counts.")
+                                 "waiting in the queue now (queued), and refused by a limit "
+                                 "today (refused), as the node counts.")
 
 
 @router.get("/domains/{name}/sending-quota", response={200: list[UsageOut], READ_ERRORS: ErrorOut},

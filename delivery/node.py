@@ -6,7 +6,7 @@ import smtplib
 from pathlib import Path
 
 from mailhost.backend.config import NodeConfig
-from mailhost.backend.quotas import QUOTAS_DB
+from mailhost.backend.quotas import QUOTAS_DB, refusals
 from mailhost.errors import Invalid, QuotaExceeded, Unavailable
 from nodes.changes import record_change
 from nodes.models import MailNode, NodeChange
@@ -63,6 +63,12 @@ def node_get(node_id: int) -> MailNode | None:
 
 def quotas_store(node: MailNode) -> Path:
     return Path(node.state_dir) / QUOTAS_DB
+
+
+def quota_refusals() -> dict[str, dict[tuple[str, str], int]]:
+    """{node name: {(scope, reason): messages refused}}, as each node's quota store counts."""
+    return {mail_node.name: refusals(quotas_store(mail_node))
+            for mail_node in MailNode.objects.all()}
 
 
 def record_outbound_change(organisation) -> None:

@@ -75,3 +75,25 @@ def quota_usage(domain: Domain) -> dict[str, dict]:
                                          ).select_related("domain")
     return {q.scope: {"limits": q.limits(), "used": usage(store, q.scope)}
             for q in quotas if q.domain_id in (None, domain.id)}
+
+
+def sending_refusals() -> list[tuple[str, str, str, int]]:
+    """(node, organisation slug, reason, messages) the nodes' sending limits refused since
+    each node's store began (for /metrics: the system's read, no actor). A domain's own limit
+    counts for its organisation, so the labels stay bounded by organisations x reasons; a
+    scope whose organisation or domain is gone is left out."""
+    per_node = node.quota_refusals()
+    scopes = {scope for counts in per_node.values() for scope, _ in counts}
+    org_ids = {int(s[4:]) for s in scopes if s.startswith("org:") and s[4:].isdigit()}
+    domains = [s[7:] for s in scopes if s.startswith("domain:")]
+    slugs = dict(Organisation.objects.filter(id__in=org_ids).values_list("id", "slug"))
+    owner = {f"org:{pk}": slug for pk, slug in slugs.items()}
+    owner |= {f"domain:{name}": slug for name, slug in
+              Domain.objects.filter(name__in=domains).values_list("name", "organisation__slug")}
+    summed: dict[tuple[str, str, str], int] = {}
+    for node_name, counts in per_node.items():
+        for (scope, reason), n in counts.items():
+            if scope in owner:
+                key = (node_name, owner[scope], reason)
+                summed[key] = summed.get(key, 0) + n
+    return [(*key, n) for key, n in sorted(summed.items())]

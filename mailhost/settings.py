@@ -5,6 +5,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlparse, urlsplit
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from mailhost.env import (
@@ -429,7 +430,17 @@ SMTP_OUTBOUND_DNSSEC_VALIDATE = env_bool("SMTP_OUTBOUND_DNSSEC_VALIDATE", True)
 SMTP_OUTBOUND_MTA_STS_ENFORCE = env_bool("SMTP_OUTBOUND_MTA_STS_ENFORCE", True)
 # A CA bundle for verifying destinations (and MTA-STS policy hosts) instead of the system's.
 MAILHOST_OUTBOUND_TLS_CA_FILE = env_str("MAILHOST_OUTBOUND_TLS_CA_FILE", "")
+# Outgoing TLS reports (RFC 8460; README "Outbound", TLS reports): sent daily from this address
+# (at a hosted domain, so the node's OpenDKIM signs them); empty: none are sent. The report's
+# organization-name (default: the address's domain), and the networks an https: report URI may
+# point into besides public addresses (as MAILHOST_WEBHOOK_ALLOWED_NETWORKS).
+MAILHOST_TLSRPT_FROM = env_str("MAILHOST_TLSRPT_FROM", "")
+MAILHOST_TLSRPT_ORGANISATION = env_str("MAILHOST_TLSRPT_ORGANISATION", "")
+MAILHOST_TLSRPT_ALLOWED_NETWORKS = env_list("MAILHOST_TLSRPT_ALLOWED_NETWORKS", [])
+MAILHOST_TLSRPT_SEND_HOUR = env_int("MAILHOST_TLSRPT_SEND_HOUR", 1)  # UTC
 CELERY_BEAT_SCHEDULE |= {
+    "routing-tls-reports": {"task": "routing.send_tls_reports",
+                            "schedule": crontab(hour=MAILHOST_TLSRPT_SEND_HOUR, minute=7)},
     "routing-tls-failures": {"task": "routing.collect_tls_failures", "schedule": 60},
     # SRS secret and ARC key exist; replaced SRS secrets leave after their grace period.
     "forwarding-keys": {"task": "routing.forwarding_housekeep", "schedule": 3600},
@@ -574,6 +585,9 @@ MAILHOST_REPORT_SUBMISSION_RETENTION_DAYS = env_int("MAILHOST_REPORT_SUBMISSION_
                                                     90)
 # /metrics (Prometheus text format) answers only with this bearer token; empty: 404.
 MAILHOST_METRICS_TOKEN = env_secret("MAILHOST_METRICS_TOKEN") or ""
+# How long /metrics waits for each node's counters (Dovecot's stats listener) before it
+# serves mailhost_node_source_up 0 for them instead.
+MAILHOST_METRICS_NODE_TIMEOUT_MS = env_int("MAILHOST_METRICS_NODE_TIMEOUT_MS", 1500)
 CELERY_BEAT_SCHEDULE |= {
     "report-intake": {"task": "reports.intake_all", "schedule": MAILHOST_REPORT_INTAKE_SECONDS},
 }

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from mailhost.http import client_ip
-from routing.models import ArcKey, SrsSecret
+from routing.models import ArcKey, SrsSecret, TlsReport
 from routing.srs import srs_rotate
 from tenants.access import Actor
 
@@ -33,6 +33,25 @@ class ArcKeyAdmin(admin.ModelAdmin):
     list_display = ("domain", "selector", "active", "created_at")
     fields = ("domain", "selector", "public_key", "active", "created_at")
     readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TlsReport)
+class TlsReportAdmin(admin.ModelAdmin):
+    """Outgoing TLS reports as the daily run left them; the run alone writes them."""
+
+    list_display = ("day", "domain", "rua", "state", "attempts", "sent_at")
+    list_filter = ("state",)
+    search_fields = ("domain",)
+    readonly_fields = ("domain", "day", "rua", "report_id", "state", "attempts",
+                       "failure_sessions", "success_sessions", "last_error", "sent_at",
+                       "updated_at")
+    fields = readonly_fields
 
     def has_add_permission(self, request):
         return False

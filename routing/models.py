@@ -180,3 +180,38 @@ class ArcKey(models.Model):
     @property
     def dns_name(self) -> str:
         return f"{self.selector}._domainkey.{self.domain}"
+
+
+class TlsReportState(models.TextChoices):
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class TlsReport(models.Model):
+    """One outgoing RFC 8460 report: a recipient domain's day, to one of the `rua` URIs it
+    publishes. Unique per (domain, day, rua), so a rerun never sends it twice; a failure keeps
+    its reason and is retried by the next runs (routing.services.tls_reports)."""
+
+    domain = models.CharField(max_length=253)
+    day = models.DateField()
+    rua = models.CharField(max_length=500)
+    report_id = models.CharField(max_length=200)
+    state = models.CharField(max_length=10, choices=TlsReportState.choices,
+                             default=TlsReportState.SENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    failure_sessions = models.PositiveIntegerField(default=0)
+    success_sessions = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day", "domain", "rua"]
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "day", "rua"],
+                                    name="routing_tlsreport_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.domain} → {self.rua} ({self.state})"

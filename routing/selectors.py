@@ -15,7 +15,7 @@ from django.utils import timezone
 from mailboxes.models import Domain
 from mailhost.errors import NotFound
 from mailhost.names import InvalidName, normalise_domain
-from routing.models import Relay, TlsFailure, TlsPolicy, TlsSessionCount
+from routing.models import Relay, TlsFailure, TlsPolicy, TlsReport, TlsSessionCount
 from tenants.access import Actor, require_read, require_staff
 from tenants.models import Organisation
 
@@ -124,3 +124,15 @@ def tls_report_rows(*, domain: str, start: dt.datetime, end: dt.datetime):
         domain=domain, day__gte=start.date(), day__lt=end.date(),
     ).aggregate(n=Sum("successes"))["n"] or 0
     return list(grouped), successes
+
+
+def tls_report_list(actor: Actor, *, limit: int = 100) -> list[TlsReport]:
+    """The latest outgoing TLS reports (sent, failed or being sent), newest day first."""
+    require_staff(actor, "see TLS reports")
+    return list(TlsReport.objects.order_by("-day", "domain", "rua")[:limit])
+
+
+def tls_report_counts() -> dict[str, int]:
+    """{state: outgoing TLS reports} (for /metrics: the system's read, no actor)."""
+    return dict(TlsReport.objects.values("state").annotate(n=Count("id"))
+                .values_list("state", "n").order_by())

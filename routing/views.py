@@ -24,6 +24,7 @@ from routing.selectors import (
     tls_failure_summary,
     tls_policy_get,
     tls_policy_list,
+    tls_report_list,
 )
 from routing.services import (
     RelayInput,
@@ -215,6 +216,7 @@ def tls_page(request):
         "section": "outbound-tls", "settings_rows": _settings(), "policies": policies,
         "form": form, "summary": tls_failure_summary(request.actor), "domain": domain,
         "failures": tls_failure_list(request.actor, domain=domain or None)[:100],
+        "reports": tls_report_list(request.actor), "tlsrpt_from": settings.MAILHOST_TLSRPT_FROM,
     }
     return render(request, "routing/tls.html", context, status=400 if form.errors else 200)
 

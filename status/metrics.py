@@ -5,7 +5,8 @@ same and nothing is counted in process memory: organisations, domains, mailboxes
 node's revisions and lag; what the status checks last measured on each node (queue, disks,
 certificate, daemons, Postfix's queues one by one); inbound filtering outcomes; outgoing
 delivery (recipients by status, suppressions); the report log, and the last 14 days of
-DMARC alignment and TLS sessions per domain (reports.metrics). Closed unless
+DMARC alignment and TLS sessions per domain (reports.metrics); and each node's own Dovecot and
+Postfix counters, read from the node at the scrape (status.node_metrics). Closed unless
 MAILHOST_METRICS_TOKEN is set; a scraper sends it as `Authorization: Bearer <token>`
 (Prometheus: `authorization: {credentials: …}`).
 """
@@ -21,15 +22,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from delivery.models import Recipient, Suppression
+from delivery.selectors import sending_refusals
 from identity.models import InboundFlow, NodeInboundStatus
 from mailboxes.models import Domain, Mailbox
 from nodes.models import MailNode
 from reports.metrics import report_metrics
+from routing.selectors import tls_report_counts
 from status.models import StatusCheck
+from status.node_metrics import node_families
 from tenants.models import Organisation
 
 INBOUND_DAYS = 7
@@ -54,6 +58,10 @@ class PortalCollector:
         yield from _status_metrics()
         yield from _inbound_metrics()
         yield from _delivery_metrics()
+        yield from node_families()
+        yield _gauge("mailhost_tls_reports_sent", "Outgoing TLS reports (RFC 8460) by state "
+                     "(sent, failed and awaiting the next run, sending).", ["state"],
+                     [((state,), n) for state, n in sorted(tls_report_counts().items())])
 
 
 def _status_metrics():
@@ -117,8 +125,8 @@ def _inbound_metrics():
 
 
 def _delivery_metrics():
-    """Outgoing mail the portal sent (delivery/): recipients by status and node, and the
-    suppression list by scope and reason."""
+    """Outgoing mail the portal sent (delivery/): recipients by status and node, the
+    suppression list by scope and reason, and what the nodes' sending limits refused."""
     recipients = (Recipient.objects.values("message__domain__node__name", "status")
                   .annotate(n=Count("id")).order_by())
     yield _gauge("mailhost_delivery_recipients", "Recipients of sent messages by their "
@@ -130,6 +138,13 @@ def _delivery_metrics():
     yield _gauge("mailhost_suppressions", "Addresses and domains on the suppression lists.",
                  ["scope", "reason"],
                  [((r["scope"], r["reason"]), r["n"]) for r in suppressions])
+    refused = CounterMetricFamily(
+        "mailhost_sending_refusals", "Messages a node's sending limits refused (SMTP "
+        "submission and the send API), by organisation and limit (recipients, hourly, daily, "
+        "login_hourly, login_daily, queued).", labels=["node", "organisation", "reason"])
+    for node, organisation, reason, n in sending_refusals():
+        refused.add_metric([node, organisation, reason], n)
+    yield refused
 
 
 def _gauge(name: str, documentation: str, labels: list[str], samples) -> GaugeMetricFamily:

@@ -19,6 +19,9 @@ mailhost.backend.config). Two inputs, one SQLite file of events on the node (eve
   and address, the policy Postfix applied (PolicyLookup) and the RFC 8460 result type
   (mailhost/backend/tls_policy.py); TLS sessions that succeeded are counted per day and
   domain. Together they are what a TLS-RPT report (RFC 8460) is built from.
+* **Delivery counters** (same log, same transaction): every `to=` line, of any message, counts
+  one attempt by delivery agent (smtp, lmtp, …) and outcome (sent, deferred, bounced, expired)
+  in `counters`, which only grows; the portal's /metrics reads it (status/node_metrics.py).
 * **SMTP and sendmail submissions.** A message submitted with SMTP AUTH (smtpd's
   `sasl_username=` line) or by `sendmail` on the host (pickup's `uid=` line) has no VERP
   sender: at qmgr's first `from=` line it gets a message id of its own and a `queued` event
@@ -91,6 +94,9 @@ CREATE TABLE IF NOT EXISTS tls_failures (
 CREATE TABLE IF NOT EXISTS tls_sessions (
     day TEXT NOT NULL, domain TEXT NOT NULL, successes INTEGER NOT NULL,
     PRIMARY KEY (day, domain));
+CREATE TABLE IF NOT EXISTS counters (
+    service TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (service, status));
 """ + CURSOR_SCHEMA
 STATUSES = {"sent": "delivered", "deferred": "deferred", "bounced": "bounced",
             "expired": "expired"}
@@ -123,6 +129,8 @@ DEFAULT_BACKOFF = (300, 4000)
 SWEEP_SECONDS = 60  # how often queued entries are checked against the queue
 SWEEP_AFTER = 300  # a queued entry this old that Postfix does not hold is forgotten
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")  # where messages wait
+# Delivery agents counted by name (anything else is "other"), so the counters stay few.
+COUNTED_SERVICES = ("smtp", "lmtp", "local", "virtual", "pipe", "error", "discard", "relay")
 
 
 def log_time(stamp: str, now: dt.datetime | None = None) -> str:
@@ -193,6 +201,7 @@ def apply_line(conn: sqlite3.Connection, line: str,
         if "status=expired" in found["rest"]:
             _expire(conn, found["qid"], log_time(match["time"]))
     elif found := _TO.match(text):
+        _count_attempt(conn, match["service"], found["status"])
         if match["service"].endswith("smtp"):
             _tls_outcome(conn, found, pid, log_time(match["time"]), policy or PolicyLookup())
         _delivery_line(conn, found, pid, log_time(match["time"]), backoff)
@@ -201,6 +210,30 @@ def apply_line(conn: sqlite3.Connection, line: str,
         conn.execute("DELETE FROM submission WHERE queue_id = ?", (found["qid"],))
         return found["qid"]
     return None
+
+
+def _count_attempt(conn, service: str, status: str) -> None:
+    """Every delivery attempt Postfix logs (any message), by agent and outcome: counters that
+    only grow, served by the portal's /metrics. The portal never prunes them."""
+    agent = service.rpartition("/")[2]
+    agent = agent if agent in COUNTED_SERVICES else "other"
+    status = status if status in ("sent", "deferred", "bounced", "expired") else "other"
+    conn.execute("INSERT INTO counters VALUES (?, ?, 1) ON CONFLICT (service, status) "
+                 "DO UPDATE SET n = n + 1", (agent, status))
+
+
+def delivery_counters(db: Path) -> dict[tuple[str, str], int]:
+    """{(agent, status): attempts} since the store began; read-only, {} if there is none."""
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
+    try:
+        return {(service, status): n for service, status, n in
+                conn.execute("SELECT service, status, n FROM counters")}
+    except sqlite3.OperationalError:  # an agent from before the counters
+        return {}
+    finally:
+        conn.close()
 
 
 def _submitted(conn, qid: str, login: str, via: str) -> None:

@@ -19,13 +19,20 @@ Store `quotas/quotas.sqlite`:
   queued(queue_id, scope, at)   messages accepted and not yet removed from Postfix's queue:
         the milter adds them, the event agent removes them at qmgr's `removed` line and sweeps
         out those Postfix never queued (refused later, connection dropped)
+  refusals(scope, reason, n)   messages the limits refused, per scope and reason (recipients,
+        hourly, daily, login_hourly, login_daily, queued), since the store began: a counter
+        (/metrics), never pruned and bounded by scopes x reasons; today's refusals also go to
+        usage as scope "refused:<scope>", so the domain page's figure ages out like the rest
 """
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger("mailhost.quotas")
 
 QUOTAS_DB = "quotas/quotas.sqlite"  # relative to the state directory
 LIMIT_COLUMNS = ("sender_domain", "scope", "max_recipients", "hourly", "daily", "max_queued",
@@ -40,7 +47,10 @@ CREATE TABLE IF NOT EXISTS queued (
     queue_id TEXT NOT NULL, scope TEXT NOT NULL, at INTEGER NOT NULL,
     PRIMARY KEY (queue_id, scope));
 CREATE INDEX IF NOT EXISTS queued_scope ON queued (scope);
+CREATE TABLE IF NOT EXISTS refusals (
+    scope TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (scope, reason));
 """
+REFUSAL_REASONS = ("recipients", "hourly", "daily", "login_hourly", "login_daily", "queued")
 ADDED_COLUMNS = ("max_queued", "login_hourly", "login_daily")  # absent from older stores
 QUEUED_RETRY_SECONDS = 60  # what a full queue tells the sender (and the API's Retry-After)
 
@@ -51,6 +61,8 @@ class OverQuota(Exception):
     status: str  # "4.7.1" or "5.7.1"
     text: str
     retry_after: int = 0
+    scope: str = ""  # the limit's scope ("org:<id>", "domain:<name>")
+    reason: str = ""  # one of REFUSAL_REASONS
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -82,24 +94,25 @@ def _check(conn, scope: str, limits: tuple, recipients: int, login: str | None,
     max_recipients, hourly, daily, max_queued, login_hourly, login_daily = limits
     if max_recipients is not None and recipients > max_recipients:
         raise OverQuota("550", "5.7.1", f"at most {max_recipients} recipients per "
-                        "message may be sent from this domain")
+                        "message may be sent from this domain", 0, scope, "recipients")
     for (name, period, wait), limit in zip(_periods(now), (hourly, daily), strict=True):
         if limit is not None and _used(conn, scope, period) + 1 > limit:
             raise OverQuota("451", "4.7.1", f"{name} sending limit of {limit} "
-                            f"messages reached; retry in {wait} s", wait)
+                            f"messages reached; retry in {wait} s", wait, scope, name)
     if login:
         for (name, period, wait), limit in zip(_periods(now), (login_hourly, login_daily),
                                                strict=True):
             if limit is not None and _used(conn, f"login:{login}", period) + 1 > limit:
                 raise OverQuota("451", "4.7.1", f"{name} sending limit of {limit} messages "
-                                f"per login reached for {login}; retry in {wait} s", wait)
+                                f"per login reached for {login}; retry in {wait} s", wait,
+                                scope, f"login_{name}")
     if max_queued is not None:
         waiting = conn.execute("SELECT count(*) FROM queued WHERE scope = ?",
                                (scope,)).fetchone()[0]
         if waiting + 1 > max_queued:
             raise OverQuota("451", "4.7.1", f"queued messages limit of {max_queued} reached "
                             f"({waiting} waiting); retry in {QUEUED_RETRY_SECONDS} s",
-                            QUEUED_RETRY_SECONDS)
+                            QUEUED_RETRY_SECONDS, scope, "queued")
 
 
 def charge(path: Path, sender: str, recipients: int, now: float | None = None, *,
@@ -136,8 +149,31 @@ def charge(path: Path, sender: str, recipients: int, now: float | None = None, *
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+    except OverQuota as over:
+        _count_refusal(conn, over, now)
+        raise
     finally:
         conn.close()
+
+
+def _count_refusal(conn, over: OverQuota, now: float) -> None:
+    """After the refused charge rolled back: the refusal itself is counted (its own write).
+    A store too busy to count it loses the count, never the refusal's own answer."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("INSERT INTO refusals VALUES (?, ?, 1) ON CONFLICT (scope, reason) "
+                         "DO UPDATE SET n = n + 1", (over.scope, over.reason))
+            conn.execute("INSERT INTO usage VALUES (?, ?, 1) ON CONFLICT (scope, period) "
+                         "DO UPDATE SET n = n + 1",
+                         (f"refused:{over.scope}", _periods(now)[1][1]))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error:
+        logger.warning("a %s refusal of %s was not counted", over.reason, over.scope,
+                       exc_info=True)
 
 
 def _prune(conn, now: float) -> None:
@@ -174,9 +210,9 @@ def sweep_queued(path: Path, in_queue: Iterable[str], *, older_than: float,
 
 
 def usage(path: Path, scope: str, now: float | None = None) -> dict[str, int]:
-    """Messages counted this hour and today for `scope`, and those of it in the queue now (what
-    the domain page and the API show)."""
-    empty = {"hourly": 0, "daily": 0, "queued": 0}
+    """Messages counted this hour and today for `scope`, those of it in the queue now, and
+    those its limits refused today (what the domain page and the API show)."""
+    empty = {"hourly": 0, "daily": 0, "queued": 0, "refused": 0}
     if not Path(path).exists():
         return empty
     now = time.time() if now is None else now
@@ -185,8 +221,23 @@ def usage(path: Path, scope: str, now: float | None = None) -> dict[str, int]:
         out = {name: _used(conn, scope, period) for name, period, _ in _periods(now)}
         out["queued"] = conn.execute("SELECT count(*) FROM queued WHERE scope = ?",
                                      (scope,)).fetchone()[0]
+        out["refused"] = _used(conn, f"refused:{scope}", _periods(now)[1][1])
         return out
     except sqlite3.OperationalError:
         return empty
+    finally:
+        conn.close()
+
+
+def refusals(path: Path) -> dict[tuple[str, str], int]:
+    """{(scope, reason): messages refused} since the store began (for /metrics)."""
+    if not Path(path).exists():
+        return {}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return {(scope, reason): n for scope, reason, n in
+                conn.execute("SELECT scope, reason, n FROM refusals")}
+    except sqlite3.OperationalError:  # a store from before refusals were counted
+        return {}
     finally:
         conn.close()

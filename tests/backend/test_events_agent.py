@@ -2,7 +2,7 @@
 
 import json
 
-from mailhost.backend.events import dsn_events, follow, record_bounce
+from mailhost.backend.events import delivery_counters, dsn_events, follow, record_bounce
 from tests.backend.event_store import log_text, store_rows
 
 MSG = "0123456789abcdef0123456789abcdef"
@@ -106,3 +106,19 @@ def test_it_records_smtp_and_sendmail_submissions_as_messages(tmp_path):
     assert delivered[:3] == (smtp, "ops@b.example", "delivered")
     assert json.loads(local)["login"] == "uid 1001" and json.loads(local)["via"] == "sendmail"
     assert pickup != smtp
+
+
+def test_it_counts_every_attempt_by_agent_and_outcome_once_across_restarts(tmp_path):
+    log, db = tmp_path / "postfix.log", tmp_path / "events.sqlite"
+    assert delivery_counters(db) == {}  # no store yet: nothing, not an error
+    lmtp = ("Dec 01 15:32:00 mail postfix/lmtp[30]: 7EF: to=<c@a.test>, relay=mail[private/"
+            "dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 Ok)")
+    odd = ("Dec 01 15:32:01 mail postfix/custom-agent[31]: 7F0: to=<d@a.test>, relay=x, "
+           "delay=1, delays=0/0/0/1, dsn=5.0.0, status=bounced (no)")
+    log.write_text(log_text(*LINES, lmtp, odd))
+    follow(log, db)
+    follow(log, db)  # nothing new: nothing counted twice
+    # Every message counts (5CD has no VERP sender and is no event), agents outside the
+    # known few are "other", so the labels stay few.
+    assert delivery_counters(db) == {("smtp", "sent"): 2, ("smtp", "deferred"): 1,
+                                     ("lmtp", "sent"): 1, ("other", "bounced"): 1}

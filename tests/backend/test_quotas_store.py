@@ -29,7 +29,9 @@ def test_it_refuses_a_message_while_the_queue_holds_the_limit_and_frees_it_on_re
     assert (full.value.code, full.value.status) == ("451", "4.7.1")
     assert "queued messages limit of 2" in full.value.text
     assert full.value.retry_after == quotas.QUEUED_RETRY_SECONDS
-    assert quotas.usage(path, "org:1", NOW) == {"hourly": 2, "daily": 2, "queued": 2}
+    assert quotas.usage(path, "org:1", NOW) == {"hourly": 2, "daily": 2, "queued": 2,
+                                                "refused": 1}
+    assert quotas.refusals(path) == {("org:1", "queued"): 1}
 
     log, events = tmp_path / "postfix.log", tmp_path / "events.sqlite"
     log.write_text("Dec 01 15:31:00 mail postfix/qmgr[10]: Q1: removed\n")
@@ -55,6 +57,7 @@ def test_it_holds_each_login_to_its_own_hourly_rate(tmp_path):
         quotas.charge(path, "news@a.test", 1, NOW, login="news@a.test")
     assert over.value.status == "4.7.1" and "per login" in over.value.text
     assert 0 < over.value.retry_after <= 3600
+    assert quotas.refusals(path) == {("org:1", "login_hourly"): 1}
     quotas.charge(path, "news@a.test", 1, NOW, login="other@a.test")  # another login may
     quotas.charge(path, "news@a.test", 1, NOW)  # and the send API (no login) is not bound by it
     quotas.charge(path, "news@a.test", 1, NOW + 3600, login="news@a.test")  # the next hour

@@ -4,12 +4,15 @@ submission (451 4.7.1, 550 5.7.1) alike; set by staff; another organisation is n
 import smtplib
 
 import pytest
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 from nodes.reconcile import reconcile_incremental
 from tenants.access import SYSTEM
 from tenants.services import staff_token_create
 from tests.api.conftest import ApiClient
 from tests.delivery.support import internet_address
+from tests.factories import MembershipFactory
 from tests.inbound.conftest import PASSWORD
 from tests.stack import make_message, smtp_send, wait_for
 
@@ -54,7 +57,8 @@ def test_it_holds_the_api_and_smtp_submission_to_the_hourly_limit(sender, stack_
     assert usage == [{"scope": f"org:{organisation.id}",
                       "limits": {"hourly": 2, "daily": None, "max_recipients": 3,
                                  "max_queued": None, "login_hourly": None, "login_daily": None},
-                      "used": {"hourly": 2, "daily": 2, "queued": 2}}]
+                      "used": {"hourly": 2, "daily": 2, "queued": 2,
+                               "refused": 3}}]  # too many recipients, API and SMTP over
 
     other, other_client = sender()  # another organisation is not bound by it
     assert send(other_client, other, internet_address()).status_code == 202
@@ -115,3 +119,41 @@ def test_it_holds_each_smtp_login_to_its_own_hourly_rate(sender, stack_node, mai
               login=(ceo, PASSWORD))
     assert send(client, hosted, to).status_code == 202
     wait_for(lambda: len(internet.received_by(to)) == 3, timeout=40)
+
+
+def _refusals_scraped(token: str) -> dict:
+    text = Client().get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    return {tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text.content.decode())
+            for sample in family.samples if sample.name == "mailhost_sending_refusals_total"}
+
+
+def test_it_counts_refusals_per_organisation_in_metrics_and_on_the_domain_page(
+    sender, stack_node, mail_stack, settings
+):
+    settings.MAILHOST_METRICS_TOKEN = "scrape-token-refusals"
+    hosted, _client = sender()
+    organisation = hosted.domain.organisation
+    assert staff().send("PUT", f"/staff/organisations/{organisation.slug}/sending-quota",
+                        {"domain": hosted.name, "hourly": 1}).status_code == 200
+    reconcile_incremental(stack_node)
+    news = hosted.address("news")
+    to = internet_address()
+    smtp_send(mail_stack, "submission", news, to, make_message(news, to, "first"),
+              login=(news, PASSWORD))
+    for attempt in range(2):  # the sender tries twice more; both are turned away
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            smtp_send(mail_stack, "submission", news, to,
+                      make_message(news, to, f"again {attempt}"), login=(news, PASSWORD))
+        assert refused.value.smtp_code == 451
+
+    labels = (("node", stack_node.name), ("organisation", organisation.slug),
+              ("reason", "hourly"))
+    assert _refusals_scraped(settings.MAILHOST_METRICS_TOKEN)[labels] == 2
+
+    viewer = Client()
+    viewer.force_login(MembershipFactory(organisation=organisation, role="viewer").user)
+    page = viewer.get(f"/mail-admin/{organisation.slug}/domains/{hosted.name}/")
+    text = page.content.decode()
+    assert page.status_code == 200 and "Refused today" in text
+    assert '<td data-label="Refused today" class="num">2</td>' in text

@@ -1,6 +1,9 @@
 """/metrics, scraped as Prometheus would and parsed with prometheus_client's own parser."""
 
 import io
+import os
+import socket
+import tempfile
 import time
 import urllib.request
 
@@ -178,3 +181,64 @@ def test_dovecots_delivery_and_login_counters_move_after_real_mail(stack_node, m
     assert [m["Subject"] for m in fetch_inbox(mail_stack, address, password)] == ["counted"]
     success = ("dovecot_auth_success_total", ())
     assert _dovecot_counters(mail_stack)[success] >= before[success] + 1
+
+
+def _node_samples(node: str) -> dict:
+    """/metrics' samples labelled with `node`, by (name, the other labels)."""
+    return {
+        (name, tuple((k, v) for k, v in labels if k != "node")): value
+        for (name, labels), value in samples(scrape()).items() if ("node", node) in labels
+    }
+
+
+@pytest.mark.stack
+def test_it_relays_each_nodes_dovecot_and_postfix_counters_which_move_with_real_mail(
+    settings, stack_node, mail_stack
+):
+    settings.MAILHOST_METRICS_TOKEN = TOKEN
+    name = unique_domain("relay")
+    domain = domain_create(actor=SYSTEM, organisation=OrganisationFactory(), name=name)
+    address, password = f"dave@{name}", "relayed counters 1"
+    mailbox_create(actor=SYSTEM, domain=domain, local_part="dave", password=password)
+    reconcile_incremental(stack_node)
+    before = _node_samples(stack_node.name)
+    for source in ("dovecot", "postfix_queue", "postfix_events"):
+        assert before[("mailhost_node_source_up", (("source", source),))] == 1
+    assert before[("mailhost_node_postfix_queue_messages", (("queue", "deferred"),))] >= 0
+    delivered = ("dovecot_mail_delivery_total", ())
+    lmtp_sent = ("mailhost_node_postfix_deliveries_total", (("agent", "lmtp"),
+                                                            ("status", "sent")))
+
+    smtp_send(mail_stack, "internal", f"sender@{name}", address,
+              make_message(f"sender@{name}", address, "relayed"))
+    after = wait_for(lambda: (now := _node_samples(stack_node.name)).get(lmtp_sent, 0)
+                     > before.get(lmtp_sent, 0) and now[delivered] > before[delivered] and now)
+    assert after[delivered] == before[delivered] + 1
+    assert after[lmtp_sent] == before.get(lmtp_sent, 0) + 1
+    assert [m["Subject"] for m in fetch_inbox(mail_stack, address, password)] == ["relayed"]
+    logins = ("dovecot_auth_success_total", ())
+    assert _node_samples(stack_node.name)[logins] > before[logins]
+
+
+def test_a_node_that_does_not_answer_is_a_zero_not_a_failed_scrape(settings):
+    settings.MAILHOST_METRICS_TOKEN = TOKEN
+    settings.MAILHOST_METRICS_NODE_TIMEOUT_MS = 300
+    silent = socket.socket()  # takes the connection, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    settings.MAILHOST_PORTS = {**settings.MAILHOST_PORTS, "stats": silent.getsockname()[1]}
+    node = node_default()
+    node.state_dir = tempfile.mkdtemp(prefix="mh-gone-")  # no spool, no event store
+    node.save(update_fields=["state_dir"])
+    try:
+        response = scrape()
+    finally:
+        silent.close()
+        os.rmdir(node.state_dir)
+    assert response.status_code == 200
+    found = {key: value for key, value in samples(response).items()
+             if ("node", node.name) in key[1]}
+    for source in ("dovecot", "postfix_queue", "postfix_events"):
+        assert found[("mailhost_node_source_up",
+                      (("node", node.name), ("source", source)))] == 0
+    assert not any(name.startswith("dovecot_") for name, _ in found)
