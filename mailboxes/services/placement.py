@@ -20,7 +20,10 @@ def _count(queryset, node_field: str) -> Coalesce:
 
 def least_loaded_node() -> MailNode:
     """The node with the fewest mailboxes, then the fewest domains; ties go to the install's
-    default node (MAILHOST_NODE_NAME), then by name. The default node when there is none."""
+    default node (MAILHOST_NODE_NAME), then by name. The default node when there is none.
+    With one node nothing is counted (a count walks every mailbox)."""
+    if MailNode.objects.count() <= 1:
+        return MailNode.objects.first() or node_default()
     nodes = MailNode.objects.annotate(
         mailbox_count=_count(Mailbox.objects.filter(deleted_at=None), "domain__node"),
         domain_count=_count(Domain.objects.all(), "node"),
