@@ -241,6 +241,9 @@ def domains_create(request, payload: DomainIn):
             exclude_unset=True, include={"max_mailboxes", "default_quota_mb"}
         )
         _refuse_differences(existing.name, existing, given)
+        if payload.node and existing.node.name != payload.node:  # staff only (403 before)
+            raise Conflict(f"{existing.name} already exists on node {existing.node.name}.",
+                           field="node", code="exists_with_different_attributes") from None
         return Status(200, existing)
     return Status(201, domain_get(request.auth, domain.name, organisation=organisation))
 

@@ -87,6 +87,12 @@ def test_the_api_places_on_the_staff_s_node_and_refuses_a_tenant_s_choice(nodes)
                                       "node": "node-b"})
     assert created.status_code == 201
     assert Domain.objects.get(name="staffs.test").node == node_b
+    replay = staff.post("/domains", {"name": "staffs.test", "organisation": "acme",
+                                     "node": "node-b"})
+    assert replay.status_code == 200
+    elsewhere = staff.post("/domains", {"name": "staffs.test", "organisation": "acme",
+                                        "node": "local"})
+    assert elsewhere.status_code == 409 and elsewhere.json()["field"] == "node"
     unknown = staff.post("/domains", {"name": "unknown.test", "organisation": "acme",
                                       "node": "nowhere"})
     assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_node"
