@@ -28,8 +28,31 @@ def record_change(*, node_id: int, kind: str, object_id: int) -> int:
     revision = record_changes(node_id=node_id, kind=kind)
     NodeChange.objects.create(node_id=node_id, revision=revision, kind=kind, object_id=object_id)
     if kind == NodeChange.Kind.DOMAIN:
-        transaction.on_commit(lambda: record_peer_changes(node_id=node_id))
+        _tell_peers_on_commit(node_id)
     return revision
+
+
+class _PeerNotice:
+    """The on-commit call telling the other nodes about one node's domains."""
+
+    def __init__(self, node_id: int):
+        self.node_id = node_id
+
+    def __call__(self) -> None:
+        record_peer_changes(node_id=self.node_id)
+
+
+def _tell_peers_on_commit(node_id: int) -> None:
+    """Once per node per transaction, however many of its domains change in it (suspending an
+    organisation changes all of its domains: one notice, not one per domain). A notice
+    registered in a savepoint that rolled back is gone from the list, so it is registered
+    again."""
+    connection = transaction.get_connection()
+    pending = connection.run_on_commit if connection.in_atomic_block else []
+    if any(isinstance(call, _PeerNotice) and call.node_id == node_id
+           for _, call, *_ in pending):
+        return
+    transaction.on_commit(_PeerNotice(node_id))
 
 
 def record_peer_changes(*, node_id: int) -> None:

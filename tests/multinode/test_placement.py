@@ -3,6 +3,7 @@ least-loaded node; operators never choose. And the other nodes hear of a node's 
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
 
 from mailboxes import services
 from mailboxes.models import Domain
@@ -129,6 +130,17 @@ def test_a_domain_change_reaches_the_other_nodes_as_a_peer_change(
     assert NodeChange.objects.filter(node=node_b, kind=NodeChange.Kind.PEERS,
                                      object_id=local.pk).exists()
     assert not NodeChange.objects.filter(node=local, kind=NodeChange.Kind.PEERS).exists()
+
+
+def test_many_domain_changes_in_one_transaction_are_one_peer_change(
+    nodes, django_capture_on_commit_callbacks
+):
+    local, node_b = nodes
+    org = OrganisationFactory()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        for name in ("one.test", "two.test", "three.test"):
+            services.domain_create(actor=SYSTEM, organisation=org, name=name, node="local")
+    assert NodeChange.objects.filter(node=node_b, kind=NodeChange.Kind.PEERS).count() == 1
 
 
 def test_the_node_address_command_checks_the_address_and_tells_the_other_nodes(
