@@ -46,7 +46,8 @@ def _tell_peers_on_commit(node_id: int) -> None:
     """Once per node per transaction, however many of its domains change in it (suspending an
     organisation changes all of its domains: one notice, not one per domain). A notice
     registered in a savepoint that rolled back is gone from the list, so it is registered
-    again."""
+    again. (Reads Django's pending on-commit list, `connection.run_on_commit`: entries are
+    (savepoint ids, callable, robust) since Django 4.2.)"""
     connection = transaction.get_connection()
     pending = connection.run_on_commit if connection.in_atomic_block else []
     if any(isinstance(call, _PeerNotice) and call.node_id == node_id
