@@ -166,6 +166,10 @@ class DomainIn(Input):
         None, ge=0, le=10**6, description="Staff only (403 otherwise). Empty: no limit."
     )
     default_quota_mb: Integer | None = _quota()
+    node: Slug | None = Field(
+        None, description="Staff only (403 otherwise): the name of the mail node the domain "
+        "lives on. Empty: the least-loaded node (fewest mailboxes, then fewest domains)."
+    )
 
 
 class DomainPatch(Input):
@@ -223,6 +227,7 @@ def domains_create(request, payload: DomainIn):
             name=payload.name,
             max_mailboxes=payload.max_mailboxes,
             default_quota_mb=payload.default_quota_mb,
+            node=payload.node,
         )
     except Conflict as exc:
         if exc.code != "domain_taken":
@@ -236,6 +241,9 @@ def domains_create(request, payload: DomainIn):
             exclude_unset=True, include={"max_mailboxes", "default_quota_mb"}
         )
         _refuse_differences(existing.name, existing, given)
+        if payload.node and existing.node.name != payload.node:  # staff only (403 before)
+            raise Conflict(f"{existing.name} already exists on node {existing.node.name}.",
+                           field="node", code="exists_with_different_attributes") from None
         return Status(200, existing)
     return Status(201, domain_get(request.auth, domain.name, organisation=organisation))
 

@@ -21,10 +21,18 @@ class DomainAddForm(forms.Form):
         help_text="For new mailboxes; each mailbox can differ.",
     )
 
-    def __init__(self, *args, staff: bool = False, **kwargs):
+    node = forms.ChoiceField(
+        label="Mail node", required=False,
+        help_text="The node its mail lives on. Automatic: the node with the fewest mailboxes.",
+    )
+
+    def __init__(self, *args, staff: bool = False, node_choices=(), **kwargs):
         super().__init__(*args, **kwargs)
-        if not staff:  # the mail service's staff set limits, not the organisation
+        if not staff:  # the mail service's staff set limits and nodes, not the organisation
             del self.fields["max_mailboxes"]
+            del self.fields["node"]
+        else:
+            self.fields["node"].choices = [("", "Automatic (least loaded)"), *node_choices]
 
 
 class DomainEditForm(forms.Form):

@@ -459,3 +459,10 @@ def addresses_outside_hosted_grammar() -> list[tuple[str, str, str]]:
             if not HOSTED_LOCAL_PART.match(local_part):
                 found.append((kind, f"{local_part}@{domain_name}", slug))
     return found
+
+
+def node_choices() -> list[tuple[str, str]]:
+    """(name, label with its domain count) of every mail node: the staff's domain form."""
+    nodes = MailNode.objects.annotate(domain_count=Count("domains")).order_by("name")
+    return [(n.name, f"{n.name} ({n.domain_count} domain{'s' if n.domain_count != 1 else ''})")
+            for n in nodes]

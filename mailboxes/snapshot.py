@@ -15,6 +15,7 @@ from django.db.models.functions import Cast, Collate, Concat
 from mailboxes.models import Alias, AppPassword, Domain, Mailbox
 from mailboxes.selectors import first_admin_addresses, live_domain_q
 from mailhost.backend.model import AliasSnap, DomainSnap, MailboxSnap
+from mailhost.backend.peers import PeerRoute
 from mailhost.backend.sieve import SieveSpec, VacationSpec
 from nodes.models import MailNode
 
@@ -42,6 +43,14 @@ def live_domain_names(node: MailNode) -> list[str]:
     """The names of the node's served domains (the edge gives each its service hosts)."""
     return list(Domain.objects.filter(live_domain_q(), node=node)
                 .order_by("name").values_list("name", flat=True))
+
+
+def peer_routes(node: MailNode) -> list[PeerRoute]:
+    """Every live domain of the other nodes that have an SMTP address, and that address. A name
+    is live (verified) on one node at most, so none of this node's domains is routed away."""
+    rows = (Domain.objects.filter(live_domain_q()).exclude(node=node).exclude(node__smtp_host="")
+            .values_list("name", "node__smtp_host", "node__smtp_port"))
+    return [PeerRoute(domain=name, host=host, port=port) for name, host, port in rows]
 
 
 def domains(node: MailNode, ids: Iterable[int] | None = None) -> list[DomainSnap]:

@@ -31,7 +31,7 @@ from mailboxes.forms import (
 )
 from mailboxes.models import MailboxStatus
 from mailhost.backend.certificates import MAIL_HOST
-from mailhost.errors import Conflict, DomainError, Invalid, NotFound
+from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from mailhost.keyset import keyset_page
 from nodes.certificates import certificate_statuses
 from tenants.pages import (
@@ -179,7 +179,9 @@ def domain_list(request):
 @operator_page
 def domain_add(request):
     require_page_write(request)
-    form = DomainAddForm(request.POST or None, staff=request.role == "staff")
+    staff = request.role == "staff"
+    form = DomainAddForm(request.POST or None, staff=staff,
+                         node_choices=selectors.node_choices() if staff else ())
     if request.method == "POST" and form.is_valid():
         try:
             domain = services.domain_create(
@@ -188,8 +190,9 @@ def domain_add(request):
                 name=form.cleaned_data["name"],
                 max_mailboxes=form.cleaned_data.get("max_mailboxes"),
                 default_quota_mb=form.cleaned_data["default_quota_mb"],
+                node=form.cleaned_data.get("node") or None,
             )
-        except Invalid as exc:
+        except (Invalid, Forbidden) as exc:
             form_errors_from(form, exc)
         except Conflict as exc:
             form_errors_from(form, exc)

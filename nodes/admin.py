@@ -8,6 +8,8 @@ class MailNodeAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "state_dir",
+        "smtp_host",
+        "smtp_port",
         "desired_revision",
         "applied_revision",
         "applied_at",
@@ -20,6 +22,9 @@ class MailNodeAdmin(admin.ModelAdmin):
         "last_error",
         "last_drift",
         "last_drift_at",
+        # Set with `manage.py nodeaddress`: the other nodes' transports follow it.
+        "smtp_host",
+        "smtp_port",
     ]
 
 

@@ -23,10 +23,51 @@ def node_default() -> MailNode:
 
 
 def record_change(*, node_id: int, kind: str, object_id: int) -> int:
-    """Bump the node's desired revision, log what changed, and schedule a reconcile on commit."""
+    """Bump the node's desired revision, log what changed, and schedule a reconcile on commit.
+    A domain's change also reaches the other nodes, on commit: their transports to it."""
     revision = record_changes(node_id=node_id, kind=kind)
     NodeChange.objects.create(node_id=node_id, revision=revision, kind=kind, object_id=object_id)
+    if kind == NodeChange.Kind.DOMAIN:
+        _tell_peers_on_commit(node_id)
     return revision
+
+
+class _PeerNotice:
+    """The on-commit call telling the other nodes about one node's domains."""
+
+    def __init__(self, node_id: int):
+        self.node_id = node_id
+
+    def __call__(self) -> None:
+        record_peer_changes(node_id=self.node_id)
+
+
+def _tell_peers_on_commit(node_id: int) -> None:
+    """Once per node per transaction, however many of its domains change in it (suspending an
+    organisation changes all of its domains: one notice, not one per domain). A notice
+    registered in a savepoint that rolled back is gone from the list, so it is registered
+    again. (Reads Django's pending on-commit list, `connection.run_on_commit`: entries are
+    (savepoint ids, callable, robust) since Django 4.2.)"""
+    connection = transaction.get_connection()
+    pending = connection.run_on_commit if connection.in_atomic_block else []
+    if any(isinstance(call, _PeerNotice) and call.node_id == node_id
+           for _, call, *_ in pending):
+        return
+    transaction.on_commit(_PeerNotice(node_id))
+
+
+def record_peer_changes(*, node_id: int) -> None:
+    """Tell every other node that `node_id`'s domains changed (their transports to it).
+
+    After the domain's own commit and one node per transaction, never in the domain's: two
+    domains changing on two nodes at once would otherwise each hold its node's row and wait for
+    the other's (a deadlock). Lost if the process dies in between; the periodic full reconcile
+    renders the transports from scratch and repairs that."""
+    for other in MailNode.objects.exclude(pk=node_id).order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            revision = record_changes(node_id=other, kind=NodeChange.Kind.PEERS)
+            NodeChange.objects.create(node_id=other, revision=revision,
+                                      kind=NodeChange.Kind.PEERS, object_id=node_id)
 
 
 def record_changes(*, node_id: int, kind: str) -> int:

@@ -19,6 +19,11 @@ class MailNode(models.Model):
     last_error = models.TextField(blank=True)
     last_drift = models.JSONField(default=list, blank=True)
     last_drift_at = models.DateTimeField(null=True, blank=True)
+    # Where the other nodes deliver this node's domains (their Postfix renders a transport
+    # `smtp:[smtp_host]:smtp_port` for each, mailhost/backend/peers.py): its MX listener as
+    # the other nodes reach it. Empty: the others find its domains' MX in DNS like any sender.
+    smtp_host = models.CharField(max_length=253, blank=True)
+    smtp_port = models.PositiveIntegerField(default=25)
 
     class Meta:
         db_table = "mailboxes_mailnode"  # moved from mailboxes/ with its rows (no data moved)
@@ -27,6 +32,9 @@ class MailNode(models.Model):
             models.CheckConstraint(
                 condition=Q(applied_revision__lte=models.F("desired_revision")),
                 name="node_applied_not_ahead",
+            ),
+            models.CheckConstraint(
+                condition=Q(smtp_port__gte=1, smtp_port__lte=65535), name="node_smtp_port_range"
             ),
         ]
 
@@ -53,6 +61,9 @@ class NodeChange(models.Model):
         RELAY = "relay"  # the relay tables (object_id: the relay; all are re-rendered)
         TLS_POLICY = "tls_policy"  # outbound TLS per recipient domain (object_id: the policy)
         FORWARDING = "forwarding"  # SRS secrets or the ARC key (object_id: 0, install-wide)
+        # Another node's live domains changed (object_id: that node): the transports to the
+        # other nodes (mailhost/backend/peers.py) are re-rendered whole.
+        PEERS = "peers"
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()

@@ -50,6 +50,7 @@ from mailhost.backend.forwarding import ARC_CONF, ARC_DIR, SRS_SECRETS, forwardi
 from mailhost.backend.model import MailboxSnap
 from mailhost.backend.outbound import OutboundDiff, OutboundSnap
 from mailhost.backend.outbound import apply as apply_outbound
+from mailhost.backend.peers import render_peer_transport
 from mailhost.backend.relays import SECRET_FILES as RELAY_SECRET_FILES
 from mailhost.backend.relays import render_relay_files
 from mailhost.backend.render import (
@@ -204,6 +205,12 @@ def _relay_specs(node: MailNode) -> dict[str, FileSpec]:
         else FileSpec(data)
         for path, data in render_relay_files(snapshot.relays(node)).items()
     }
+def _peer_specs(node: MailNode) -> dict[str, FileSpec]:
+    """The transports to the other nodes' domains (rendered whole: one line per domain)."""
+    return {path: FileSpec(data)
+            for path, data in render_peer_transport(snapshot.peer_routes(node)).items()}
+
+
 def _tls_policy_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
     return {path: FileSpec(data) for path, data in snapshot.tls_policy_files(node, config).items()}
 
@@ -286,6 +293,10 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
         tls = _tls_policy_specs(node, config)
         files |= tls
         scope |= set(tls)
+    if ids[NodeChange.Kind.PEERS]:  # another node's live domains: the transports to it
+        peers = _peer_specs(node)
+        files |= peers
+        scope |= set(peers)
     if ids[NodeChange.Kind.FORWARDING]:  # SRS secrets or the ARC key
         forwarding = _forwarding_specs(node, config)
         files |= forwarding
@@ -314,6 +325,7 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     files |= _relay_specs(node)
     files |= _tls_policy_specs(node, config)
     files |= _forwarding_specs(node, config)
+    files |= _peer_specs(node)
     return Plan(rows=None, srcs=None, files=files, static=static, file_scope=None, mailboxes=[],
                 outbound=snapshot.outbound(node))
 

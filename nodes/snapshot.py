@@ -3,7 +3,8 @@
 The node control plane imports no app. Each app that owns part of a node's state registers the
 function that reads it, from its own `AppConfig.ready()` (mailboxes: domains, mailboxes,
 aliases — as lists, and as streams in address order for the full pass — and the names of the
-live domains; identity: DKIM keys and the inbound policy files; delivery: the outbound policy
+live domains, and the live domains of the other nodes with where those take mail; identity:
+DKIM keys and the inbound policy files; delivery: the outbound policy
 stores, i.e. suppressions, sending quotas, application senders; routing: relays, the TLS
 policy map and the forwarding path's SRS secrets and ARC key),
 and the reconciler reads through the functions below. Every source must be registered before a
@@ -17,12 +18,13 @@ from typing import Any
 from mailhost.backend.forwarding import ForwardingSnap
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 from mailhost.backend.outbound import OutboundSnap
+from mailhost.backend.peers import PeerRoute
 from mailhost.backend.relays import RelaySnap
 
 SOURCES = (
     "domains", "mailboxes", "aliases", "mailboxes_by_address", "aliases_by_address",
     "live_domain_names", "dkim_keys", "inbound_files", "outbound", "relays", "tls_policy_files",
-    "forwarding",
+    "forwarding", "peer_routes",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -102,3 +104,7 @@ def tls_policy_files(node, config) -> dict[str, bytes]:
 def forwarding(node) -> ForwardingSnap:
     """The SRS secrets (signing one first) and the ARC key the node's forwarding path uses."""
     return _reader("forwarding")(node)
+def peer_routes(node) -> list[PeerRoute]:
+    """The live domains of every other node that takes mail from its peers (has an SMTP
+    address), with that address: the node's transports to them (mailhost/backend/peers.py)."""
+    return _reader("peer_routes")(node)

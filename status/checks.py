@@ -10,10 +10,12 @@ Two kinds, run in two places:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
 import shutil
+import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,6 +270,51 @@ def reconcile_results(now: dt.datetime) -> list[Result]:
             State.OK if view["ok"] else State.PROBLEM,
             f"{view['detail']} {view['lag']} change{'s' if view['lag'] != 1 else ''} waiting.",
             data={"lag": view["lag"]}))
+    return results
+
+
+NODE_PROBE_SECONDS = 5.0  # a node's MX listener greets within this, or it counts as down
+
+
+def smtp_greeting(host: str, port: int, timeout: float = NODE_PROBE_SECONDS) -> str:
+    """The first line a node's MX listener sends ("220 …"); OSError when none comes. Only the
+    greeting, then QUIT: no HELO, so the probe never counts as a client that sent mail."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        line = sock.makefile("rb").readline(512).decode("ascii", "replace").strip()
+        with contextlib.suppress(OSError):
+            sock.sendall(b"QUIT\r\n")
+    if not line.startswith("220"):
+        raise OSError(f"greeted with {line[:80]!r}" if line else "closed without a greeting")
+    return line
+
+
+def node_reach_results(greeting=smtp_greeting) -> list[Result]:
+    """From the portal: does each node's MX listener (MailNode.smtp_host/smtp_port, where the
+    other nodes deliver) answer? A node that does not is down for mail, and the evidence
+    names exactly the domains it hosts. Nodes without an address are not probed."""
+    results = []
+    hosted = defaultdict(list)
+    for node_id, name in Domain.objects.order_by("name").values_list("node_id", "name"):
+        hosted[node_id].append(name)
+    for node in MailNode.objects.exclude(smtp_host="").order_by("name"):
+        domains = hosted[node.pk]
+        key, title = f"reach:{node.name}", f"{node.name}: SMTP"
+        where = f"{node.smtp_host}:{node.smtp_port}"
+        try:
+            greeting(node.smtp_host, node.smtp_port)
+        except OSError as exc:
+            named = ", ".join(domains) if domains else "none"
+            results.append(Result(
+                key, "nodes", title, State.PROBLEM,
+                f"{node.name} does not answer SMTP at {where} ({exc or type(exc).__name__}). "
+                f"Domains affected ({len(domains)}): {named}.",
+                data={"domains": domains}))
+            continue
+        results.append(Result(key, "nodes", title, State.OK,
+                              f"Answers SMTP at {where}; hosts {len(domains)} domain"
+                              f"{'s' if len(domains) != 1 else ''}.",
+                              data={"domains": domains}))
     return results
 
 

@@ -108,8 +108,9 @@ def _deferred_results(node: MailNode, now: dt.datetime) -> list[Result]:
 
 def status_check_portal(*, lookup: DnsLookup | None = None,
                         now: dt.datetime | None = None) -> list[StatusAlert]:
-    """In the worker: reconcile lag, the mail host's DNS, DNSBL listings (cached for
-    MAILHOST_DNSBL_CACHE_SECONDS), and each domain's record verdicts."""
+    """In the worker: reconcile lag, whether each node answers SMTP, the mail host's DNS,
+    DNSBL listings (cached for MAILHOST_DNSBL_CACHE_SECONDS), and each domain's record
+    verdicts."""
     now = now or timezone.now()
     lookup = lookup or default_lookup()
     fresh = set(StatusCheck.objects.filter(
@@ -118,8 +119,10 @@ def status_check_portal(*, lookup: DnsLookup | None = None,
     ).values_list("key", flat=True))
     results = [
         *checks.reconcile_results(now),
+        *checks.node_reach_results(),
         *checks.host_dns_results(lookup),
         *checks.dnsbl_results(lookup, skip=fresh),
         *checks.domain_results(),
     ]
-    return status_record(results, replace=("dnsbl:", "dns:", "domain:"), keep=fresh, now=now)
+    return status_record(results, replace=("dnsbl:", "dns:", "domain:", "reach:"), keep=fresh,
+                         now=now)

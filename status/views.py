@@ -8,7 +8,8 @@ from status.selectors import housekeeping_runs, status_alerts, status_checks
 from tenants.pages import operator_page
 
 GROUPS = {
-    "daemons": "Daemons", "reconcile": "Reconcile", "queue": "Mail queue", "disk": "Disk",
+    "nodes": "Mail nodes", "daemons": "Daemons", "reconcile": "Reconcile", "queue": "Mail queue",
+    "disk": "Disk",
     "tls": "Certificates", "dns": "Mail host DNS", "dnsbl": "Blocklists",
     "domains": "Domains", "housekeeping": "Housekeeping",
 }

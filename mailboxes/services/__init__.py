@@ -63,6 +63,10 @@ from mailboxes.services.mailboxes import (  # noqa: F401
 from mailboxes.services.organisations import (  # noqa: F401
     organisation_set_suspended,
 )
+from mailboxes.services.placement import (  # noqa: F401
+    least_loaded_node,
+    node_for_new_domain,
+)
 from mailboxes.services.retention import (  # noqa: F401
     mailbox_purge_expired,
 )

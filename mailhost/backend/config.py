@@ -73,6 +73,7 @@ from mailhost.backend.inbound import (
     smtp_inbound_options,
 )
 from mailhost.backend.lookup import LOOKUP_DB
+from mailhost.backend.peers import PEER_TRANSPORT
 from mailhost.backend.quotas import QUOTAS_DB
 from mailhost.backend.relays import RELAY_HOSTS, RELAY_PASSWORDS, RELAY_TLS, nexthop
 from mailhost.backend.senders import DOVECOT_QUERY as SENDERS_DOVECOT_QUERY
@@ -842,7 +843,10 @@ def _relay_lines(cfg: NodeConfig) -> list[str]:
 
 
 def _transport_maps(cfg: NodeConfig) -> str:
-    return f"{postfix_map(cfg, 'verp')}, {postfix_map(cfg, 'report-intake')}"
+    """VERP bounces and report intake first (hosted addresses), then the domains other nodes
+    host: to those nodes over SMTP (mailhost/backend/peers.py)."""
+    return (f"{postfix_map(cfg, 'verp')}, {postfix_map(cfg, 'report-intake')}, "
+            f"texthash:{cfg.path(PEER_TRANSPORT)}")
 
 
 POSTFIX_BACKOFF = (300, 4000)  # Postfix's defaults, which main.cf keeps outside the tests

@@ -87,6 +87,7 @@ from mailhost.backend.inbound import (
     rspamd_hs_cache,
 )
 from mailhost.backend.inbound_guard import CLOSED_MAP, dns_answers
+from mailhost.backend.peers import render_peer_transport
 from mailhost.backend.quotas import QUOTAS_DB
 from mailhost.backend.relays import SECRET_FILES as RELAY_SECRET_FILES
 from mailhost.backend.relays import render_relay_files
@@ -375,7 +376,9 @@ class Stack:
     def _prepare_relays(self, postfix_gid: int) -> None:
         """The relay tables main.cf names (texthash: Postfix will not start without them),
         empty until the reconciler writes them; the password table root:postfix 0640."""
-        for rel, data in render_relay_files([]).items():
+        # The transports to other nodes (peers.py): the same, and empty on a lone node.
+        tables = render_relay_files([]) | render_peer_transport([])
+        for rel, data in tables.items():
             if not self.cfg.path(rel).exists():
                 secret = rel in RELAY_SECRET_FILES
                 write_atomic(self.cfg.path(rel), data, mode=0o640 if secret else 0o644,

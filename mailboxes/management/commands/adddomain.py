@@ -14,8 +14,10 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True, help="organisation slug")
         parser.add_argument("--max-mailboxes", type=int, default=None)
         parser.add_argument("--default-quota-mb", type=int, default=None)
+        parser.add_argument("--node", default=None,
+                            help="the mail node it lives on (default: the least-loaded node)")
 
-    def handle(self, *args, name, org, max_mailboxes, default_quota_mb, **options):
+    def handle(self, *args, name, org, max_mailboxes, default_quota_mb, node, **options):
         actor = command_actor("adddomain")
         with domain_errors_as_command_errors():
             domain = domain_create(
@@ -24,9 +26,10 @@ class Command(BaseCommand):
                 name=name,
                 max_mailboxes=max_mailboxes,
                 default_quota_mb=default_quota_mb,
+                node=node,
             )
         key = domain.dkim_keys.get()
-        self.stdout.write(f"Hosting {domain.display_name} ({domain.name}).")
+        self.stdout.write(f"Hosting {domain.display_name} ({domain.name}) on node {domain.node}.")
         self.stdout.write(f"Publish: {key.dns_name}. TXT \"{key.txt_value}\"")
         if not domain.is_verified:
             record = verification_record(domain)
