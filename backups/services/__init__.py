@@ -7,6 +7,7 @@ from backups.services.keys import (
     keys_export,
     keys_export_json,
     keys_import,
+    organisation_backup_delete,
     organisation_key,
 )
 from backups.services.restore import restore_run
@@ -15,6 +16,6 @@ from backups.services.runs import quiet
 
 __all__ = [
     "backup_run", "install_key", "key_prefix", "keys_export", "keys_export_json", "keys_import",
-    "new_snapshot_id", "organisation_key", "prune_target", "quiet", "restore_run",
-    "snapshots_to_keep", "verify_target",
+    "new_snapshot_id", "organisation_backup_delete", "organisation_key", "prune_target", "quiet",
+    "restore_run", "snapshots_to_keep", "verify_target",
 ]

@@ -55,23 +55,44 @@ def key_prefix(row: BackupKey) -> str:
     return f"install/{row.id}" if row.install else f"org/{row.id}"
 
 
-def keys_export() -> dict:
-    """Every backup key, still wrapped by the install key: safe to store beside the backups,
-    useless without DKIM_ENCRYPTION_KEY."""
+def keys_export(*, organisation: Organisation | None = None, unwrapped: bool = False) -> dict:
+    """Every backup key (or one organisation's), still wrapped by the install key: safe to
+    store beside the backups, useless without DKIM_ENCRYPTION_KEY. `unwrapped` adds the raw
+    key, for handing one organisation its backup (its key + its corner of the target)."""
     rows = BackupKey.objects.select_related("organisation").order_by("created_at")
-    return {
-        "format": EXPORT_FORMAT,
-        "exported_at": timezone.now().isoformat(),
-        "keys": [
-            {"id": str(row.id), "install": row.install, "wrapped": row.wrapped,
-             "organisation": row.organisation.slug if row.organisation else None}
-            for row in rows
-        ],
-    }
+    if organisation is not None:
+        rows = rows.filter(organisation=organisation)
+    keys = []
+    for row in rows:
+        entry = {"id": str(row.id), "install": row.install, "wrapped": row.wrapped,
+                 "organisation": row.organisation.slug if row.organisation else None,
+                 "prefix": key_prefix(row)}
+        if unwrapped:
+            entry["key"] = base64.b64encode(unwrap(row)).decode()
+        keys.append(entry)
+    return {"format": EXPORT_FORMAT, "exported_at": timezone.now().isoformat(), "keys": keys}
 
 
-def keys_export_json() -> bytes:
-    return json.dumps(keys_export(), indent=2, sort_keys=True).encode()
+def keys_export_json(**options) -> bytes:
+    return json.dumps(keys_export(**options), indent=2, sort_keys=True).encode()
+
+
+@transaction.atomic
+def organisation_backup_delete(*, actor: Actor, organisation: Organisation, target) -> int:
+    """Forget one organisation's backups: every object and manifest under its key's prefix on
+    `target`, then the key itself (copies elsewhere stay unreadable). Others are untouched.
+    Returns how many files were deleted."""
+    require_staff(actor, "delete backups")
+    row = BackupKey.objects.filter(organisation=organisation).first()
+    if row is None:
+        return 0
+    names = list(target.list(key_prefix(row)))
+    for name in names:
+        target.delete(name)
+    audit_record(actor=actor, organisation_id=organisation.pk, action="backup.delete",
+                 target_type="backup_key", target=str(row.id), after={"files": len(names)})
+    row.delete()
+    return len(names)
 
 
 @transaction.atomic

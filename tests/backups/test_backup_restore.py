@@ -1,11 +1,14 @@
 """Back up real mail (delivered over SMTP, filed and flagged over IMAP) to a directory and to
 S3 (moto's server), wipe it, restore it, and check over IMAP what the holder sees."""
 
+import base64
+import json
+
 import pytest
 from django.core.management import CommandError, call_command
 
 from backups.crypto import BackupUnreadable
-from backups.models import BackupRun
+from backups.models import BackupKey, BackupRun
 from backups.selectors import scope_resolve
 from backups.services import backup_run, key_prefix, organisation_key, restore_run
 from backups.services.storage import KeyStore
@@ -143,6 +146,19 @@ def test_one_organisations_key_cannot_read_anothers_backup(reconcile_worker, mai
             as_b.get(name, None)
     raw = b"".join((tmp_path / key_prefix(row_a) / n).read_bytes() for n in names)
     assert b"private" not in raw and org_a.slug.encode() not in raw
+
+    # Hand-over: A's raw key and A's corner of the target are all A needs.
+    call_command("backupkeys", "export", str(tmp_path / "a.json"), organisation=org_a.slug,
+                 unwrapped=True)
+    (entry,) = json.loads((tmp_path / "a.json").read_text())["keys"]
+    handed = KeyStore(target, entry["prefix"], base64.b64decode(entry["key"]))
+    assert handed.get_json(handed.manifests()[0])["mailboxes"][0]["address"] == box.address
+    # Deletion: A's backups and key go; B's stay readable.
+    call_command("backup", organisation=org_b.slug, target=f"dir:{tmp_path}")
+    call_command("backupkeys", "delete", organisation=org_a.slug, target=f"dir:{tmp_path}")
+    assert not list(target.list(key_prefix(row_a)))
+    assert not BackupKey.objects.filter(organisation=org_a).exists()
+    call_command("backupverify", target=f"dir:{tmp_path}")
 
 
 def test_prune_drops_what_is_past_retention_and_keeps_referenced_objects(

@@ -3,7 +3,8 @@
 The layers, lowest first (docs/architecture.md):
 
     mailhost/backend <- mailhost (library) <- nodes <- tenants <- mailboxes <- identity, bans
-        <- delivery, reports <- routing <- status <- pages/API/admin/commands <- project wiring
+        <- delivery, reports <- routing <- status <- backups <- pages/API/admin/commands
+        <- project wiring
 
 A module may import from its own layer and the layers below; apps on one layer (identity,
 bans) do not import each other. Interface modules (pages, API routers, admin, management
