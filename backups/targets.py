@@ -104,8 +104,9 @@ class S3Target:
         self.client.upload_fileobj(source, self.bucket, self._key(name))
 
     def get(self, name: str, target: BinaryIO) -> None:
-        try:
-            self.client.download_fileobj(self.bucket, self._key(name), target)
+        try:  # one GET (download_fileobj would HEAD first, then GET)
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
+            shutil.copyfileobj(body, target, 1024 * 1024)
         except ClientError as exc:
             raise TargetError(f"{self.label}: {name}: {exc}") from None
 

@@ -72,6 +72,15 @@ def _count(run: BackupRun, store: KeyStore) -> None:
 def _backup_organisation(organisation, mailboxes, label, snapshot, target, run, progress):
     row, key = organisation_key(organisation)
     store = KeyStore(target, key_prefix(row), key)
+    try:
+        return _backup_organisation_into(store, key, organisation, mailboxes, label, snapshot,
+                                          run, progress)
+    finally:
+        store.close()
+
+
+def _backup_organisation_into(store, key, organisation, mailboxes, label, snapshot, run,
+                              progress):
     entries = []
     for mailbox in mailboxes:
         entry = _backup_mailbox(store, mailbox)
@@ -102,6 +111,7 @@ def _backup_mailbox(store: KeyStore, mailbox: Mailbox) -> dict:
                 "size": message.size, "sha256": sha, "object": name,
             })
         folders = mailsnap.folders_of(root)
+        store.flush()  # the uploads read from the copy, which goes next
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {
@@ -115,6 +125,14 @@ def _backup_mailbox(store: KeyStore, mailbox: Mailbox) -> dict:
 def _backup_install(snapshot: str, target: Target, progress: Progress) -> KeyStore:
     row, key = install_key()
     store = KeyStore(target, key_prefix(row), key)
+    try:
+        _backup_install_into(store, key, snapshot, progress)
+    finally:
+        store.close()
+    return store
+
+
+def _backup_install_into(store: KeyStore, key: bytes, snapshot: str, progress: Progress) -> None:
     items = []
     with install_items() as paths:
         for kind, label, path in paths:
@@ -122,11 +140,11 @@ def _backup_install(snapshot: str, target: Target, progress: Progress) -> KeySto
             items.append({"kind": kind, "label": label, "object": name, "sha256": sha,
                           "size": path.stat().st_size})
             progress(f"install: {kind} {label} ({path.stat().st_size} bytes)")
+        store.flush()
     manifest = {"format": MANIFEST_FORMAT, "snapshot": snapshot, "scope": "install",
                 "created": timezone.now().isoformat(), "items": items}
     store.put_json(f"manifests/{label_tag(key, 'install')}/{snapshot}", manifest)
     store.verify_uploaded()
-    return store
 
 
 def target_put_keys(target: Target, snapshot: str) -> None:

@@ -56,6 +56,13 @@ def restore_run(*, actor: Actor, scope: Scope, target: Target, snapshot: str = "
 def _restore_organisation(organisation, mailboxes, scope, target, snapshot, progress):
     row, key = organisation_key(organisation)
     store = KeyStore(target, key_prefix(row), key)
+    try:
+        return _restore_from(store, key, organisation, mailboxes, scope, snapshot, progress)
+    finally:
+        store.close()
+
+
+def _restore_from(store, key, organisation, mailboxes, scope, snapshot, progress):
     manifest_name = find_manifest(store, key, organisation, scope, snapshot)
     manifest = store.get_json(manifest_name)
     entries = {entry["address"]: entry for entry in manifest["mailboxes"]}
@@ -98,18 +105,19 @@ def _prepare(store: KeyStore, mailbox: Mailbox, entry: dict, progress: Progress)
     workdir = mailsnap.private_dir("mhrs")
     plan = _Plan(mailbox=mailbox, entry=entry, workdir=workdir, staged=[])
     checked: set[str] = set()
+    jobs: list[tuple[str, Path | None]] = []
     (workdir / "in").mkdir()
     for index, item in enumerate(entry["messages"]):
         if (item["folder"], item["guid"]) in present:
-            if item["object"] not in checked:
-                store.get(item["object"], None)
+            if item["object"] not in checked:  # there already: only checked
+                jobs.append((item["object"], None))
                 checked.add(item["object"])
             continue
         path = workdir / "in" / str(index)
-        with open(path, "wb") as out:
-            store.get(item["object"], out)
+        jobs.append((item["object"], path))
         checked.add(item["object"])
         plan.staged.append((_snap_message(item), path))
+    store.get_many(jobs)
     progress(f"{mailbox.address}: {len(entry['messages'])} messages checked, "
              f"{len(plan.staged)} to restore")
     return plan

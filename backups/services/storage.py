@@ -4,6 +4,8 @@ import hashlib
 import io
 import json
 import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -11,6 +13,9 @@ from backups.crypto import BackupUnreadable, decrypt_stream, encrypt_stream, obj
 from backups.targets import Target
 
 SPOOL = 8 * 1024 * 1024  # encrypted objects up to this size stay in memory before upload
+# Object stores answer each request after a round trip: a few in flight hide it. Memory stays
+# bounded: each transfer holds at most one SPOOL.
+TRANSFERS = 4
 
 
 def file_sha256(path: Path) -> str:
@@ -31,6 +36,42 @@ class KeyStore:
         self._known: set[str] | None = None
         self.uploaded: list[str] = []  # relative names written by this run
         self.bytes_written = 0
+        self._lock = threading.Lock()
+        self._pending: list[Future] = []
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _submit(self, fn, *args) -> Future:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(TRANSFERS, thread_name_prefix="backup")
+        return self._pool.submit(fn, *args)
+
+    def flush(self) -> None:
+        """Wait for the uploads put_file started; the first failure is raised."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        """Stop the transfer threads; after a failure, uploads not yet started are dropped
+        (the run failed: no manifest names them)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        self._pending = []
+
+    def get_many(self, jobs: list[tuple[str, Path | None]]) -> None:
+        """Decrypt and check several objects, each into its file (None: check only), a few
+        at a time. The first failure is raised, naming its object."""
+        def fetch(name: str, path: Path | None) -> None:
+            if path is None:
+                self.get(name, None)
+                return
+            with open(path, "wb") as out:
+                self.get(name, out)
+
+        futures = [self._submit(fetch, name, path) for name, path in jobs]
+        for future in futures:
+            future.result()
 
     def known_objects(self) -> set[str]:
         if self._known is None:  # one listing per run, not one HEAD per message
@@ -43,10 +84,13 @@ class KeyStore:
         sha = file_sha256(path)
         name = f"objects/{object_name(self.key, sha)}"
         if name not in self.known_objects():
-            with open(path, "rb") as source:
-                self._put(name, source)
             self.known_objects().add(name)
+            self._pending.append(self._submit(self._put_path, name, path))
         return name, sha
+
+    def _put_path(self, name: str, path: Path) -> None:
+        with open(path, "rb") as source:
+            self._put(name, source)
 
     def put_json(self, name: str, document: dict) -> None:
         self._put(name, io.BytesIO(json.dumps(document, sort_keys=True).encode()))
@@ -54,10 +98,12 @@ class KeyStore:
     def _put(self, name: str, source: BinaryIO) -> None:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL) as sealed:
             encrypt_stream(self.key, name, source, sealed)
-            self.bytes_written += sealed.tell()
+            size = sealed.tell()
             sealed.seek(0)
             self.target.put(f"{self.prefix}/{name}", sealed)
-        self.uploaded.append(name)
+        with self._lock:
+            self.bytes_written += size
+            self.uploaded.append(name)
 
     def get(self, name: str, out: BinaryIO | None) -> str:
         """Decrypt one object into `out` (None: check only); its sha256. A content-addressed
@@ -85,6 +131,8 @@ class KeyStore:
 
     def verify_uploaded(self) -> int:
         """Read back every object this run wrote: tag and hash. Returns how many."""
-        for name in self.uploaded:
-            self.get(name, None)
+        self.flush()
+        futures = [self._submit(self.get, name, None) for name in self.uploaded]
+        for future in futures:
+            future.result()
         return len(self.uploaded)

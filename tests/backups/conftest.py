@@ -1,5 +1,6 @@
 """moto's S3 server on loopback (a real S3 API over HTTP), one bucket per test."""
 
+import logging
 import uuid
 
 import boto3
@@ -12,6 +13,7 @@ from tests.stack import free_ports
 @pytest.fixture(scope="session")
 def s3_server():
     port = free_ports(1)[0]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

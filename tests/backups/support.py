@@ -41,15 +41,23 @@ def imap_session(stack: Stack, address: str):
             client.logout()
 
 
-def file_and_flag(stack: Stack, address: str) -> None:
-    """What a mail client does: a folder tree, a message moved there, flags and a keyword."""
+def file_and_flag(stack: Stack, address: str, flagged: str, answered: str, filed: str) -> None:
+    """What a mail client does: a folder tree, a message moved there, flags and a keyword
+    (messages picked by subject: delivery order is not arrival order)."""
     with imap_session(stack, address) as client:
         client.create("Archive/2024")
         client.select("INBOX")
-        client.store("1", "+FLAGS", "(\\Seen \\Flagged $Project)")
-        client.store("2", "+FLAGS", "(\\Answered \\Seen)")
-        client.copy("3", "Archive/2024")
-        client.store("3", "+FLAGS", "(\\Deleted)")
+
+        def number(subject: str) -> bytes:
+            _, found = client.search(None, "SUBJECT", f'"{subject}"')
+            (num,) = found[0].split()
+            return num
+
+        client.store(number(flagged), "+FLAGS", "(\\Seen \\Flagged $Project)")
+        client.store(number(answered), "+FLAGS", "(\\Answered \\Seen)")
+        moved = number(filed)
+        client.copy(moved, "Archive/2024")
+        client.store(moved, "+FLAGS", "(\\Deleted)")
         client.expunge()
         client.create("Empty")
 

@@ -42,7 +42,7 @@ def test_it_restores_a_wiped_mailbox_with_folders_flags_and_keywords(
     _, (box,) = hosted_mailboxes(reconcile_worker, OrganisationFactory(), unique_domain("bk"),
                                  "fern")
     deliver(mail_stack, box.address, "one", "two", "three")
-    file_and_flag(mail_stack, box.address)
+    file_and_flag(mail_stack, box.address, "one", "two", "three")
     before = mail_state(mail_stack, box.address)
     assert ("Archive/2024", "three", frozenset()) in before
     assert ("INBOX", "one", frozenset({"\\Seen", "\\Flagged", "$Project"})) in before
@@ -115,7 +115,7 @@ def test_it_restores_a_whole_domain(reconcile_worker, mail_stack, tmp_path):
     domain, boxes = hosted_mailboxes(reconcile_worker, org, unique_domain("dom"), "ann", "bob")
     for box in boxes:
         deliver(mail_stack, box.address, *(f"to {box.local_part} {n}" for n in (1, 2, 3)))
-    file_and_flag(mail_stack, boxes[0].address)
+    file_and_flag(mail_stack, boxes[0].address, "to ann 1", "to ann 2", "to ann 3")
     before = {box.address: mail_state(mail_stack, box.address) for box in boxes}
     call_command("backup", domain=domain.name, target=f"dir:{tmp_path}")
     for box in boxes:
