@@ -11,10 +11,12 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from backups.crypto import label_tag
-from backups.models import BackupKey
+from backups.models import BackupKey, BackupRun
 from backups.services import install_key, key_prefix, organisation_key
 from backups.services.storage import KeyStore
-from backups.targets import DirTarget
+from backups.targets import DirTarget, TargetError
+from backups.tasks import backup_install, run_backup
+from mailhost.backend import mailsnap
 from nodes.changes import node_default
 from tests.factories import OrganisationFactory
 
@@ -89,3 +91,49 @@ def test_keys_import_refuses_a_file_wrapped_by_another_install_key(tmp_path, set
     with pytest.raises(CommandError, match="not a Mailhost backup keys export"):
         call_command("backupkeys", "import", str(tmp_path / "junk.json"))
     assert not BackupKey.objects.exists()
+
+
+def test_the_scheduled_backup_is_off_without_a_target_and_backs_up_and_prunes_with_one(
+    tmp_path, settings
+):
+    settings.MAILHOST_BACKUP_DIR, settings.MAILHOST_BACKUP_S3_BUCKET = "", ""
+    assert backup_install() is None
+    assert not BackupRun.objects.exists()
+
+    settings.MAILHOST_BACKUP_DIR = str(tmp_path)
+    run_id = backup_install()
+
+    assert BackupRun.objects.get(pk=run_id).status == "ok"
+    assert list(BackupRun.objects.order_by("pk").values_list("kind", "status")) == [
+        ("backup", "ok"), ("prune", "ok")]
+    assert list((tmp_path / "keys").iterdir())
+
+
+def test_a_backup_staff_queued_runs_in_its_task(tmp_path, settings):
+    settings.MAILHOST_BACKUP_DIR, settings.MAILHOST_BACKUP_S3_BUCKET = str(tmp_path), ""
+    queued = BackupRun.objects.create(scope="install", target="default")
+
+    run_backup(queued.pk, "default")
+
+    queued.refresh_from_db()
+    assert (queued.status, queued.target) == ("ok", f"dir:{tmp_path}")
+    assert queued.snapshot and queued.finished_at
+
+
+def test_a_target_refuses_names_that_leave_it(tmp_path):
+    target = DirTarget(tmp_path / "t")
+    for name in ("../escape", "/etc/passwd", "a/../../b", "", ".hidden"):
+        with pytest.raises(TargetError):
+            target.put(name, io.BytesIO(b"x"))
+    assert not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize("folder", ["../../etc", "INBOX/../..", "a//b", "x/cur"])
+def test_a_restore_refuses_folder_names_that_leave_the_staging_maildir(tmp_path, folder):
+    source = tmp_path / "msg"
+    source.write_bytes(b"Subject: x\n\nx\n")
+    message = mailsnap.SnapMessage(folder=folder, guid="1.M1P1.host", flags=(), keywords=(),
+                                   date=0, size=14)
+    with pytest.raises(mailsnap.MailSnapshotError, match="refusing the folder name"):
+        mailsnap.stage_maildir(tmp_path / "stage", [(message, source)])
+    assert source.exists()
