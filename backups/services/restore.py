@@ -3,8 +3,11 @@ check every object it needs (nothing reaches Dovecot if one fails: the error nam
 hand the missing messages to Dovecot with their folders, flags, keywords and dates. Messages
 already there (same folder, same GUID) are left alone, so a second restore adds nothing.
 
-Portal rows are not recreated here: a mailbox must exist to get its mail back (a deleted
-mailbox is brought back first with the portal's own restore, within its retention)."""
+Portal rows: a mailbox restore needs the mailbox (it puts mail back). A domain or
+organisation restore also recreates the mailboxes of the snapshot that no longer exist, in
+domains the organisation still has, with their password hashes, and applies that to the node
+before the mail goes in. Domains are not recreated (ownership proof, DKIM: the portal's own
+flow)."""
 
 import shutil
 from dataclasses import dataclass
@@ -18,9 +21,11 @@ from backups.services.keys import key_prefix, organisation_key
 from backups.services.runs import Progress, quiet, recorded_run
 from backups.services.storage import KeyStore
 from backups.targets import Target
-from mailboxes.models import Mailbox
+from mailboxes.models import Domain, Mailbox
+from mailboxes.services import mailbox_recreate
 from mailhost.backend import mailsnap
 from mailhost.errors import NotFound
+from nodes.reconcile import reconcile_incremental
 from tenants.access import Actor, require_staff
 from tenants.audit import audit_record
 
@@ -40,10 +45,8 @@ def restore_run(*, actor: Actor, scope: Scope, target: Target, snapshot: str = "
                       target=target.label) as run:
         for organisation in scope.organisations:
             mailboxes = scope.mailboxes.get(organisation.pk, [])
-            if not mailboxes:
-                continue
             restored, snap = _restore_organisation(organisation, mailboxes, scope, target,
-                                                   snapshot, progress)
+                                                   snapshot, progress, actor)
             run.messages += restored
             run.snapshot = snap
             run.save(update_fields=["messages", "snapshot"])
@@ -53,19 +56,22 @@ def restore_run(*, actor: Actor, scope: Scope, target: Target, snapshot: str = "
     return run
 
 
-def _restore_organisation(organisation, mailboxes, scope, target, snapshot, progress):
+def _restore_organisation(organisation, mailboxes, scope, target, snapshot, progress, actor):
     row, key = organisation_key(organisation)
     store = KeyStore(target, key_prefix(row), key)
     try:
-        return _restore_from(store, key, organisation, mailboxes, scope, snapshot, progress)
+        return _restore_from(store, key, organisation, mailboxes, scope, snapshot, progress,
+                             actor)
     finally:
         store.close()
 
 
-def _restore_from(store, key, organisation, mailboxes, scope, snapshot, progress):
+def _restore_from(store, key, organisation, mailboxes, scope, snapshot, progress, actor):
     manifest_name = find_manifest(store, key, organisation, scope, snapshot)
     manifest = store.get_json(manifest_name)
     entries = {entry["address"]: entry for entry in manifest["mailboxes"]}
+    mailboxes = mailboxes + _recreate_missing(actor, organisation, scope, entries, mailboxes,
+                                              progress)
     plans = []
     try:
         for mailbox in mailboxes:
@@ -78,6 +84,30 @@ def _restore_from(store, key, organisation, mailboxes, scope, snapshot, progress
         for plan in plans:
             shutil.rmtree(plan.workdir, ignore_errors=True)
     return restored, manifest["snapshot"]
+
+
+def _recreate_missing(actor, organisation, scope, entries, mailboxes, progress) -> list[Mailbox]:
+    """The snapshot's mailboxes the portal lost, made again (domain/organisation scope only),
+    then applied to their nodes so Dovecot knows them before their mail goes in."""
+    if scope.kind not in ("domain", "organisation"):
+        return []
+    live = {mailbox.address for mailbox in mailboxes}
+    domains = {d.name: d for d in Domain.objects.filter(
+        organisation=organisation, verified_at__isnull=False).select_related("node")}
+    made = []
+    for address, entry in sorted(entries.items()):
+        domain = domains.get(entry["domain"])
+        if address in live or domain is None or (
+                scope.kind == "domain" and scope.label != f"domain:{domain.name}"):
+            continue
+        made.append(mailbox_recreate(
+            actor=actor, domain=domain, local_part=entry["local_part"],
+            password_hash=entry["password_hash"], display_name=entry["display_name"],
+            quota_mb=entry["quota_mb"]))
+        progress(f"{address}: mailbox recreated")
+    for node in {mailbox.domain.node for mailbox in made}:
+        reconcile_incremental(node)
+    return made
 
 
 def find_manifest(store: KeyStore, key: bytes, organisation, scope: Scope, snapshot: str) -> str:

@@ -13,7 +13,9 @@ from backups.selectors import scope_resolve
 from backups.services import backup_run, key_prefix, organisation_key, restore_run
 from backups.services.storage import KeyStore
 from backups.targets import DirTarget, target_from_spec
+from mailboxes import services as mailboxes_services
 from mailhost.backend import mailsnap
+from tenants.access import SYSTEM
 from tenants.commands import command_actor
 from tests.backups.support import (
     PASSWORD,
@@ -25,7 +27,7 @@ from tests.backups.support import (
     mail_state,
 )
 from tests.factories import OrganisationFactory
-from tests.stack import fetch_inbox, unique_domain
+from tests.stack import fetch_inbox, imap_login, unique_domain, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 OPERATOR = command_actor("backup")
@@ -118,11 +120,17 @@ def test_it_restores_a_whole_domain(reconcile_worker, mail_stack, tmp_path):
     file_and_flag(mail_stack, boxes[0].address, "to ann 1", "to ann 2", "to ann 3")
     before = {box.address: mail_state(mail_stack, box.address) for box in boxes}
     call_command("backup", domain=domain.name, target=f"dir:{tmp_path}")
-    for box in boxes:
-        _wipe(mail_stack, box.address)
+    _wipe(mail_stack, boxes[0].address)
+    # bob's mailbox is deleted from the portal altogether: the node forgets it.
+    mailboxes_services.mailbox_delete(actor=SYSTEM, mailbox=boxes[1])
+    wait_for(lambda: not imap_login(mail_stack, boxes[1].address, PASSWORD), 15)
 
     call_command("restore", domain=domain.name, target=f"dir:{tmp_path}")
 
+    # bob is back, with his own password, and so is all the mail of both.
+    assert imap_login(mail_stack, boxes[1].address, PASSWORD)
+    assert {box.address: mail_state(mail_stack, box.address) for box in boxes} == before
+    call_command("restore", domain=domain.name, target=f"dir:{tmp_path}")  # again: no change
     assert {box.address: mail_state(mail_stack, box.address) for box in boxes} == before
     deliver(mail_stack, boxes[1].address, "still delivered")
     messages = fetch_inbox(mail_stack, boxes[1].address, PASSWORD)
