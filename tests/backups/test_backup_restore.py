@@ -140,7 +140,8 @@ def test_it_restores_a_whole_domain(reconcile_worker, mail_stack, tmp_path):
 def test_one_organisations_key_cannot_read_anothers_backup(reconcile_worker, mail_stack,
                                                            tmp_path):
     org_a, org_b = OrganisationFactory(), OrganisationFactory()
-    _, (box,) = hosted_mailboxes(reconcile_worker, org_a, unique_domain("ka"), "amy")
+    _, (box, _empty) = hosted_mailboxes(reconcile_worker, org_a, unique_domain("ka"), "amy",
+                                        "empty")  # never received mail: no home yet
     deliver(mail_stack, box.address, "private")
     call_command("backup", organisation=org_a.slug, target=f"dir:{tmp_path}")
     row_a, _ = organisation_key(org_a)
