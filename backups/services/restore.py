@@ -133,6 +133,14 @@ def _prepare(store: KeyStore, mailbox: Mailbox, entry: dict, progress: Progress)
     """Decrypt and check every object of the mailbox; stage the ones Dovecot lacks."""
     present = mailsnap.existing_messages(dovecot_conf(mailbox), mailbox.address)
     workdir = mailsnap.private_dir("mhrs")
+    try:
+        return _stage(store, mailbox, entry, workdir, present, progress)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)  # decrypted mail never stays behind
+        raise
+
+
+def _stage(store, mailbox, entry, workdir, present, progress) -> _Plan:
     plan = _Plan(mailbox=mailbox, entry=entry, workdir=workdir, staged=[])
     checked: set[str] = set()
     jobs: list[tuple[str, Path | None]] = []
