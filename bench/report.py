@@ -149,6 +149,15 @@ def build(results: dict) -> Table:
         lag = b9["event_lag"]
         table.add("B9", f"{lag['n']} msgs", "event lag MX → API delivered", lag["median_ms"],
                   lag["p95_ms"], " ms", "p95 ≤ 1 s", lag["p95_ms"] <= 1000)
+    if b11 := s.get("B11"):
+        size = f"{b11['messages']:,} msgs"
+        table.add("B11", size, f"backup → S3 MB/s ({b11['megabytes']} MB)",
+                  b11["backup_mb_per_s"], None, " MB/s")
+        table.add("B11", size, "backup msg/s", b11["backup_msg_per_s"], None, "/s")
+        table.add("B11", size, "incremental backup, nothing new", b11["incremental_s"], None,
+                  " s")
+        table.add("B11", size, "restore ← S3 MB/s", b11["restore_mb_per_s"], None, " MB/s")
+        table.add("B11", size, "restore msg/s", b11["restore_msg_per_s"], None, "/s")
     labels = {"B7": ("full render + diff → login", "(the portal's full pass)"),
               "B7_rewrite": ("rewrite all + reload → login", "(docker-mailserver's)")}
     for key, (label, design) in labels.items():

@@ -5,7 +5,8 @@ Order (each size level = N domains × 100 mailboxes, seeded in bulk):
       seed → B4 (full reconcile onto an emptied node, start the stack, no-op reconcile)
       → B1 (create → live) → B2 (rotate → live) → B5 (list pages)
   at the largest level: B7 (worker forced to rebuild everything, two designs)
-      → B6 (mail throughput) → B3 (bulk create; last, as it adds mailboxes)
+      → B6 (mail throughput) → B3 (bulk create; last, as it adds mailboxes) → B9 (send API)
+      → B11 (backup and restore through S3)
 Exit status: 0 when every scenario ran (whatever the timings), 1 when one failed, 2 on a
 set-up failure. Nothing is left running: the runner checks before it exits.
 """
@@ -154,6 +155,30 @@ class Runner:
         self.start_services()
         self.run_b9()
 
+    def run_backup_only(self) -> None:
+        """`--only B11`: seed the first level, bring the node up (B4), then B11 alone."""
+        from bench import full, seed
+
+        ctx = self.ctx
+        domains = ctx.size.levels[0]
+        if self.step(f"seed {domains * seed.PER_DOMAIN:,} mailboxes", seed.grow, ctx.tenant,
+                     domains=domains) is None:
+            raise BenchError("seeding failed")
+        seed.analyze()
+        ctx.domains = domains
+        if self.step("B4 full reconcile", full.apply_from_empty, ctx) is None:
+            raise BenchError("the node could not be reconciled")
+        self.run_b11()
+
+    def run_b11(self) -> None:
+        from bench import backup
+
+        size = self.ctx.size
+        messages, kb = (1000, 20) if size.name == "small" else (5000, 40)
+        self.record("B11", self.step(f"B11 backup/restore of {messages:,} × {kb} kB via S3",
+                                     backup.throughput, self.ctx, messages=messages,
+                                     size=kb * 1000))
+
     def run_b9(self) -> None:
         from bench import outbound
 
@@ -205,6 +230,7 @@ class Runner:
         self.record("B3", self.step(f"B3 bulk {size.bulk_rows:,} into {n:,}", bulk.bulk_create,
                                     ctx, rows=size.bulk_rows))
         self.run_b9()
+        self.run_b11()
 
     # --- tear-down ---------------------------------------------------------------------------
 
@@ -245,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--keep-db", action="store_true", help="keep mailhost_bench afterwards")
-    parser.add_argument("--only", choices=["B6", "B8", "B9"],
+    parser.add_argument("--only", choices=["B6", "B8", "B9", "B11"],
                         help="run one scenario (after seeding)")
     args = parser.parse_args(argv)
 
@@ -272,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             runner.run_inbound_only()
         elif args.only == "B9":
             runner.run_send_only()
+        elif args.only == "B11":
+            runner.run_backup_only()
         else:
             runner.run()
     except Exception as exc:  # BenchError, ChildError, StackError, database down …

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "routing",
     "status",
     "webmail",
+    "backups",
 ]
 
 MIDDLEWARE = [
@@ -627,6 +628,37 @@ MAILHOST_LOG_MAX_BYTES = env_int("MAILHOST_LOG_MAX_BYTES", 50 * 1024 * 1024)
 MAILHOST_LOG_RETENTION_DAYS = env_int("MAILHOST_LOG_RETENTION_DAYS", 30)
 CELERY_BEAT_SCHEDULE |= {
     "housekeeping": {"task": "status.housekeep_all", "schedule": 86400},
+}
+
+# --- Backups (docs/operations.md): off until a target is set -----------------------------
+# A local directory, or S3-compatible storage (S3 wins when a bucket is set). The S3 variables
+# are also read under the bare names the issue and other tools use (S3_BUCKET, S3_ENDPOINT, …).
+def _backup_s3(name: str, default: str = "") -> str:
+    return env_str(f"MAILHOST_BACKUP_{name}", "") or env_str(name, default)
+
+
+def _backup_s3_secret(name: str) -> str:
+    return env_secret(f"MAILHOST_BACKUP_{name}") or env_secret(name) or ""
+
+
+MAILHOST_BACKUP_DIR = env_str("MAILHOST_BACKUP_DIR", "")
+MAILHOST_BACKUP_S3_ENDPOINT = _backup_s3("S3_ENDPOINT")
+MAILHOST_BACKUP_S3_REGION = _backup_s3("S3_REGION")
+MAILHOST_BACKUP_S3_BUCKET = _backup_s3("S3_BUCKET")
+MAILHOST_BACKUP_S3_PREFIX = env_str("MAILHOST_BACKUP_S3_PREFIX", "")
+MAILHOST_BACKUP_S3_ACCESS_KEY_ID = _backup_s3_secret("S3_ACCESS_KEY_ID")
+MAILHOST_BACKUP_S3_SECRET_ACCESS_KEY = _backup_s3_secret("S3_SECRET_ACCESS_KEY")
+MAILHOST_BACKUP_S3_FORCE_PATH_STYLE = env_bool(
+    "MAILHOST_BACKUP_S3_FORCE_PATH_STYLE", env_bool("S3_FORCE_PATH_STYLE", False)
+)
+# Retention: the newest snapshot of each of the last N days, ISO weeks and months is kept.
+MAILHOST_BACKUP_KEEP_DAILY = env_int("MAILHOST_BACKUP_KEEP_DAILY", 7)
+MAILHOST_BACKUP_KEEP_WEEKLY = env_int("MAILHOST_BACKUP_KEEP_WEEKLY", 4)
+MAILHOST_BACKUP_KEEP_MONTHLY = env_int("MAILHOST_BACKUP_KEEP_MONTHLY", 12)
+# The scheduled whole-install backup (then prune); it does nothing while no target is set.
+MAILHOST_BACKUP_SECONDS = env_int("MAILHOST_BACKUP_SECONDS", 86400)
+CELERY_BEAT_SCHEDULE |= {
+    "backup-install": {"task": "backups.backup_install", "schedule": MAILHOST_BACKUP_SECONDS},
 }
 
 # --- Tracing (README "Tracing"; mailhost/tracing.py): off unless OTEL_ENABLED ------------------

@@ -19,6 +19,7 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("mail-admin/bans/", include("bans.urls")),  # before "<org>/" paths
     path("mail-admin/status/", include("status.urls")),
+    path("mail-admin/backups/", include("backups.urls")),  # staff
     path("mail-admin/queue/", include("routing.staff_urls")),  # staff: every node's queue
     # Pages: operators (tenants' paths first: "switch/" is not an organisation) and mailboxes.
     path("mail-admin/", include("tenants.urls")),

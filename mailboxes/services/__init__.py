@@ -54,6 +54,7 @@ from mailboxes.services.imports import (  # noqa: F401
 from mailboxes.services.mailboxes import (  # noqa: F401
     mailbox_create,
     mailbox_delete,
+    mailbox_recreate,
     mailbox_rename,
     mailbox_restore,
     mailbox_set_password,

@@ -59,6 +59,37 @@ def mailbox_create(
 
 
 @transaction.atomic
+def mailbox_recreate(
+    *,
+    actor: Actor,
+    domain: Domain,
+    local_part: str,
+    password_hash: str,
+    display_name: str | None = "",
+    quota_mb: int | None = None,
+) -> Mailbox:
+    """Bring a mailbox back from a backup: as mailbox_create, with the password hash it had
+    (its holder's password keeps working). The address must be free."""
+    require_write(actor, domain.organisation_id, "That domain")
+    if not password_hash.startswith("{"):
+        raise Invalid("That is not a stored password hash.", field="password_hash")
+    local_part = _local_part(local_part)
+    display_name = _display_name(display_name)
+    quota = _quota(quota_mb, domain.default_quota_mb)
+    domain = _lock_domain(domain)
+    _refuse_taken_address(domain, local_part)
+    _refuse_over_limit(domain, "create another")
+    mailbox = Mailbox.objects.create(
+        domain=domain, local_part=local_part, display_name=display_name,
+        password_hash=password_hash, quota_mb=quota,
+    )
+    _changed(mailbox, NodeChange.Kind.MAILBOX)
+    _audit(actor, domain.organisation_id, "mailbox.recreate", mailbox,
+           after=_mailbox_state(mailbox))
+    return mailbox
+
+
+@transaction.atomic
 def mailbox_update(
     *,
     actor: Actor,

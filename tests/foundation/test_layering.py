@@ -3,7 +3,8 @@
 The layers, lowest first (docs/architecture.md):
 
     mailhost/backend <- mailhost (library) <- nodes <- tenants <- mailboxes <- identity, bans
-        <- delivery, reports <- routing <- status <- pages/API/admin/commands <- project wiring
+        <- delivery, reports <- routing <- status <- backups <- pages/API/admin/commands
+        <- project wiring
 
 A module may import from its own layer and the layers below; apps on one layer (identity,
 bans) do not import each other. Interface modules (pages, API routers, admin, management
@@ -21,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = (
     "mailhost", "nodes", "tenants", "mailboxes", "identity", "bans",
-    "delivery", "reports", "routing", "status", "webmail",
+    "delivery", "reports", "routing", "status", "webmail", "backups",
 )
 
 # The project wiring: the composition root that mounts every app.
@@ -36,7 +37,7 @@ INTERFACE_NAMES = {
 }  # fmt: skip
 APP_RANK = {
     "nodes": 2, "tenants": 3, "mailboxes": 4, "identity": 5, "bans": 5, "delivery": 6,
-    "reports": 6, "routing": 7, "status": 8, "webmail": 6,
+    "reports": 6, "routing": 7, "status": 8, "webmail": 6, "backups": 9,
 }  # fmt: skip
 INTERFACE, TOP = 10, 11
 

@@ -427,6 +427,7 @@ PAGE_QUERY: dict[str, Callable[[World], dict]] = {
     "mailboxes:mailbox_new": lambda a: {"domain": a.domain.name},
     "mailboxes:alias_new": lambda a: {"domain": a.domain.name},
     "mailboxes:mailbox_status": lambda a: {"status": "suspended"},
+    "backups:start": lambda a: {"scope": f"organisation:{a.org.slug}"},
 }
 
 

@@ -157,6 +157,11 @@ WRITER_REFUSED: dict[str, tuple[set[int], str]] = {
                         "GET routing_staff:queue_action", "POST routing_staff:queue_action")
     },
     **{
+        request: ({422}, "the sweep sets no backup target (tests/backups/test_page.py sets one "
+                         "and starts a backup)")
+        for request in ("GET backups:start", "POST backups:start")
+    },
+    **{
         request: ({422}, "the sample relay is on loopback, which relays may not use "
                          "(tests/pages/test_relays.py tests a fake relay)")
         for request in ("POST /relays/{relay_id}/test", "POST routing:relay_test")
@@ -164,6 +169,7 @@ WRITER_REFUSED: dict[str, tuple[set[int], str]] = {
 }
 # Writes whose writer sample succeeds without changing any row, and why.
 WRITER_NO_CHANGE: dict[str, str] = {
+    "POST backups:list": "the list answers POST like GET (starting a backup is backups:start)",
     "POST /domains/{name}/dkim/advance": "no rotation is in flight on the sample domain, so no "
     "step is due (tests/identity/test_dkim_rotation.py takes the steps)",
     "POST /domains/{name}/verify": "the sample .test domain is verified at creation",
@@ -216,6 +222,8 @@ STAFF_ONLY: dict[str, str] = {
     "POST /staff/queue/{queue_id}/{action}": "acting on any organisation's queued mail",
     "routing_staff:queue": "every organisation's queued mail is staff's to see",
     "routing_staff:queue_action": "acting on any organisation's queued mail",
+    "backups:list": "backups hold every organisation's mail and the portal database",
+    "backups:start": "a backup covers any organisation (or the whole install)",
 }
 
 # Known holes fixed on another branch: (request id, actor) → the finding. Strict: once the fix

@@ -171,3 +171,22 @@ def test_it_makes_a_catch_all_with_an_empty_local_part(domain):
     assert alias.destinations == ["someone@elsewhere.test"]
     with pytest.raises(Conflict, match="already has a catch-all"):
         services.alias_create(actor=SYSTEM, domain=domain, local_part="", destinations=["a@b.test"])
+
+
+def test_it_recreates_a_mailbox_from_a_backup_with_its_password_hash(domain):
+    stored = MailboxFactory(domain=domain, local_part="gone").password_hash
+    Mailbox.objects.filter(domain=domain).delete()
+
+    mailbox = services.mailbox_recreate(actor=SYSTEM, domain=domain, local_part="gone",
+                                        password_hash=stored, display_name="Gone", quota_mb=5)
+
+    assert (mailbox.password_hash, mailbox.quota_mb, mailbox.display_name) == (stored, 5, "Gone")
+    assert AuditEvent.objects.filter(action="mailbox.recreate").count() == 1
+    assert NodeChange.objects.filter(kind="mailbox", object_id=mailbox.pk).exists()
+    with pytest.raises(Conflict):
+        services.mailbox_recreate(actor=SYSTEM, domain=domain, local_part="gone",
+                                  password_hash=stored)
+    with pytest.raises(Invalid, match="not a stored password hash"):
+        services.mailbox_recreate(actor=SYSTEM, domain=domain, local_part="plain",
+                                  password_hash="hunter2")
+    assert Mailbox.objects.count() == 1
