@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "routing",
     "status",
     "webmail",
+    "mailcrypt",
 ]
 
 MIDDLEWARE = [

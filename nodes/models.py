@@ -53,6 +53,9 @@ class NodeChange(models.Model):
         RELAY = "relay"  # the relay tables (object_id: the relay; all are re-rendered)
         TLS_POLICY = "tls_policy"  # outbound TLS per recipient domain (object_id: the policy)
         FORWARDING = "forwarding"  # SRS secrets or the ARC key (object_id: 0, install-wide)
+        # An organisation turned encryption at rest on or off (object_id: the organisation;
+        # the node's mail_crypt key store is re-rendered whole).
+        MAIL_CRYPT = "mail_crypt"
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()

@@ -5,7 +5,8 @@ function that reads it, from its own `AppConfig.ready()` (mailboxes: domains, ma
 aliases — as lists, and as streams in address order for the full pass — and the names of the
 live domains; identity: DKIM keys and the inbound policy files; delivery: the outbound policy
 stores, i.e. suppressions, sending quotas, application senders; routing: relays, the TLS
-policy map and the forwarding path's SRS secrets and ARC key),
+policy map and the forwarding path's SRS secrets and ARC key; mailcrypt: the organisations'
+encryption-at-rest keys),
 and the reconciler reads through the functions below. Every source must be registered before a
 reconcile runs; a missing one is a programming error and fails loudly rather than rendering an
 empty node.
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from mailhost.backend.forwarding import ForwardingSnap
+from mailhost.backend.mailcrypt import MailCryptKeySnap
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 from mailhost.backend.outbound import OutboundSnap
 from mailhost.backend.relays import RelaySnap
@@ -22,7 +24,7 @@ from mailhost.backend.relays import RelaySnap
 SOURCES = (
     "domains", "mailboxes", "aliases", "mailboxes_by_address", "aliases_by_address",
     "live_domain_names", "dkim_keys", "inbound_files", "outbound", "relays", "tls_policy_files",
-    "forwarding",
+    "forwarding", "mail_crypt_keys",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -102,3 +104,8 @@ def tls_policy_files(node, config) -> dict[str, bytes]:
 def forwarding(node) -> ForwardingSnap:
     """The SRS secrets (signing one first) and the ARC key the node's forwarding path uses."""
     return _reader("forwarding")(node)
+
+
+def mail_crypt_keys(node) -> list[MailCryptKeySnap]:
+    """The encryption-at-rest key pair of each domain of the node whose organisation has one."""
+    return _reader("mail_crypt_keys")(node)
