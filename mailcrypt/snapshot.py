@@ -24,13 +24,9 @@ def mail_crypt_keys(node) -> list[MailCryptKeySnap]:
     domains = Domain.objects.filter(
         node=node, organisation_id__in=keys, verified_at__isnull=False
     ).values_list("organisation_id", "name").order_by("name")
-    snaps = []
-    for org_id, name in domains:
-        key = keys[org_id]
-        snaps.append(MailCryptKeySnap(
-            domain=name,
-            private_key_b64=_b64(crypto.decrypt(key.private_key_encrypted)),
-            public_key_b64=_b64(key.public_key_pem.encode("ascii")),
-            encrypt=key.enabled,
-        ))
-    return snaps
+    # Unwrapped once per organisation; an unreadable one raises (SecretUnreadable) and the
+    # reconcile fails, rather than taking the keys of encrypted mailboxes off the node.
+    unwrapped = {org_id: (_b64(crypto.decrypt(key.private_key_encrypted)),
+                          _b64(key.public_key_pem.encode("ascii")), key.enabled)
+                 for org_id, key in keys.items()}
+    return [MailCryptKeySnap(name, *unwrapped[org_id]) for org_id, name in domains]

@@ -7,6 +7,7 @@ read from the disk; what the user sees is read over IMAP.
 
 import imaplib
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from mailboxes.models import Mailbox
 from mailcrypt.services import organisation_set_encryption
 from mailhost.backend.config import MAIL_GID, MAIL_UID
 from mailhost.backend.files import write_atomic
+from mailhost.backend.mailcrypt import MAIL_CRYPT_DB
 from mailhost.passwords import generate_password
 from nodes.models import MailNode
+from nodes.reconcile import reconcile_full
 from tenants.access import SYSTEM
 from tests.factories import OrganisationFactory
 from tests.stack import (
@@ -186,3 +189,31 @@ def test_it_keeps_the_key_store_root_only(orgs, mail_stack):
     for path in store.iterdir():
         assert path.stat().st_uid == 0 and (path.stat().st_mode & 0o077) == 0, path
     assert os.stat(store).st_uid == 0
+
+
+def test_it_reports_and_repairs_a_key_store_edited_by_hand_naming_no_key(orgs, mail_stack):
+    org_a, org_b = orgs
+    alice, _ = new_mailbox(org_a, "crypt-drift-a")
+    bob, _ = new_mailbox(org_b, "crypt-drift-b")
+    set_encryption(org_a, True)
+    node = MailNode.objects.get()
+    reconcile_full(node)  # the shared stack may hold rows of earlier tests' organisations
+    store = mail_stack.cfg.path(MAIL_CRYPT_DB)
+    conn = sqlite3.connect(store)
+    with conn:  # quietly stop encrypting A, and give B A's key
+        conn.execute("UPDATE mail_crypt_keys SET save_version = 0 WHERE domain = ?",
+                     (alice.domain.name,))
+        conn.execute("INSERT INTO mail_crypt_keys SELECT ?, private_key, public_key, 2 "
+                     "FROM mail_crypt_keys WHERE domain = ?", (bob.domain.name, alice.domain.name))
+    conn.close()
+
+    report = reconcile_full(node)
+
+    assert sorted(report.drift) == sorted([f"+ mail_crypt_keys {alice.domain.name}",
+                                           f"- mail_crypt_keys {bob.domain.name}"])
+    conn = sqlite3.connect(store)
+    rows = dict(conn.execute("SELECT domain, save_version FROM mail_crypt_keys"))
+    conn.close()
+    assert rows.get(alice.domain.name) == 2 and bob.domain.name not in rows
+    deliver(mail_stack, alice, "after repair")
+    assert stored(mail_stack, alice).startswith(CRYPTED_MAGIC)
