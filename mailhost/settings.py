@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "status",
     "webmail",
     "backups",
+    "mailcrypt",
 ]
 
 MIDDLEWARE = [

@@ -64,6 +64,9 @@ class NodeChange(models.Model):
         # Another node's live domains changed (object_id: that node): the transports to the
         # other nodes (mailhost/backend/peers.py) are re-rendered whole.
         PEERS = "peers"
+        # An organisation turned encryption at rest on or off (object_id: the organisation;
+        # the node's mail_crypt key store is re-rendered whole).
+        MAIL_CRYPT = "mail_crypt"
 
     node = models.ForeignKey(MailNode, on_delete=models.CASCADE, related_name="changes")
     revision = models.BigIntegerField()

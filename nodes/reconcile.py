@@ -32,6 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mailhost.backend import dav, lookup
+from mailhost.backend import mailcrypt as mail_crypt_store
 from mailhost.backend.apply import (
     FileChange,
     FileSpec,
@@ -98,6 +99,7 @@ class Plan:
     file_scope: set[str] | None
     mailboxes: list[MailboxSnap]
     outbound: OutboundSnap | None = None  # the outbound policy stores (None: untouched)
+    mail_crypt: set[tuple] | None = None  # the mail_crypt key store's rows (None: untouched)
 
 
 @dataclass
@@ -108,13 +110,15 @@ class Report:
     drift: list[str] = field(default_factory=list)
     reloaded: list[str] = field(default_factory=list)
     outbound: OutboundDiff = field(default_factory=OutboundDiff)
+    mail_crypt: mail_crypt_store.KeyDiff = field(
+        default_factory=lambda: mail_crypt_store.KeyDiff(set(), set()))
 
     @property
     def changed(self) -> bool:
-        return bool(self.rows.count or self.files or self.outbound.count)
+        return bool(self.rows.count or self.files or self.outbound.count or self.mail_crypt.count)
 
     def describe(self) -> list[str]:
-        lines = self.rows.describe() + self.outbound.describe()
+        lines = self.rows.describe() + self.outbound.describe() + self.mail_crypt.describe()
         lines += [f"{'~' if c.action == 'write' else '-'} file {c.path}" for c in self.files]
         return lines
 
@@ -311,8 +315,16 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
     # The outbound stores are small and keyed by sending domain: re-rendered whole when an
     # organisation's policy changed or a domain came, went live or left.
     outbound = snapshot.outbound(node) if domain_ids or ids[NodeChange.Kind.OUTBOUND] else None
+    # The key store too (one row per domain of an organisation with a key): whole, when an
+    # organisation turned encryption on or off or a domain came, was verified or left.
+    keys = (_mail_crypt_rows(node) if domain_ids or ids[NodeChange.Kind.MAIL_CRYPT]
+            else None)
     return Plan(rows=rows, srcs=srcs, files=files, static={}, file_scope=scope,
-                mailboxes=mailboxes, outbound=outbound)
+                mailboxes=mailboxes, outbound=outbound, mail_crypt=keys)
+
+
+def _mail_crypt_rows(node: MailNode) -> set[tuple]:
+    return mail_crypt_store.render_rows(snapshot.mail_crypt_keys(node))
 
 
 def plan_full(node: MailNode, config: NodeConfig) -> Plan:
@@ -327,7 +339,7 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     files |= _forwarding_specs(node, config)
     files |= _peer_specs(node)
     return Plan(rows=None, srcs=None, files=files, static=static, file_scope=None, mailboxes=[],
-                outbound=snapshot.outbound(node))
+                outbound=snapshot.outbound(node), mail_crypt=_mail_crypt_rows(node))
 
 
 @dataclass
@@ -539,6 +551,7 @@ def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = F
         report = Report(revision=node.desired_revision, rows=rows, files=files)
         if plan.outbound is not None:
             report.outbound = apply_outbound(config.state_dir, plan.outbound, dry_run=dry_run)
+        _apply_mail_crypt(config, plan, report, dry_run=dry_run)
         if dry_run:
             return report
         write_rows(conn, rows)
@@ -570,6 +583,7 @@ def _execute_full(
         report = Report(revision=node.desired_revision, rows=rows, files=files)
         if plan.outbound is not None:
             report.outbound = apply_outbound(config.state_dir, plan.outbound, dry_run=dry_run)
+        _apply_mail_crypt(config, plan, report, dry_run=dry_run)
         if dry_run:
             return report
         sync.commit()
@@ -580,6 +594,14 @@ def _execute_full(
     dav.sync_links_from_store(config.state_dir, config.lookup_db, uid=MAIL_UID, gid=MAIL_GID)
     _apply_files(config, stack, managed, desired, plan.static, files, report)
     return report
+
+
+def _apply_mail_crypt(config: NodeConfig, plan: Plan, report: Report, *, dry_run: bool) -> None:
+    """Keys before rows and files: a mailbox of an encrypting organisation never receives
+    mail before its domain's key is on the node."""
+    if plan.mail_crypt is not None:
+        path = config.path(mail_crypt_store.MAIL_CRYPT_DB)
+        report.mail_crypt = mail_crypt_store.apply(path, plan.mail_crypt, dry_run=dry_run)
 
 
 def _apply_files(
@@ -656,7 +678,8 @@ def reconcile_full(
         if dry_run:
             return report
         if incremental_first:
-            report.drift = report.rows.describe() + report.outbound.describe() + [
+            report.drift = report.rows.describe() + report.outbound.describe()
+            report.drift += report.mail_crypt.describe() + [
                 f"file {c.path} was changed by hand" for c in report.files if c.drift
             ]
         drift_fields = {"last_drift": _stored_drift(report.drift)}

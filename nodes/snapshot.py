@@ -6,7 +6,8 @@ aliases — as lists, and as streams in address order for the full pass — and 
 live domains, and the live domains of the other nodes with where those take mail; identity:
 DKIM keys and the inbound policy files; delivery: the outbound policy
 stores, i.e. suppressions, sending quotas, application senders; routing: relays, the TLS
-policy map and the forwarding path's SRS secrets and ARC key),
+policy map and the forwarding path's SRS secrets and ARC key; mailcrypt: the organisations'
+encryption-at-rest keys),
 and the reconciler reads through the functions below. Every source must be registered before a
 reconcile runs; a missing one is a programming error and fails loudly rather than rendering an
 empty node.
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from mailhost.backend.forwarding import ForwardingSnap
+from mailhost.backend.mailcrypt import MailCryptKeySnap
 from mailhost.backend.model import AliasSnap, DkimSnap, DomainSnap, MailboxSnap
 from mailhost.backend.outbound import OutboundSnap
 from mailhost.backend.peers import PeerRoute
@@ -24,7 +26,7 @@ from mailhost.backend.relays import RelaySnap
 SOURCES = (
     "domains", "mailboxes", "aliases", "mailboxes_by_address", "aliases_by_address",
     "live_domain_names", "dkim_keys", "inbound_files", "outbound", "relays", "tls_policy_files",
-    "forwarding", "peer_routes",
+    "forwarding", "peer_routes", "mail_crypt_keys",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -108,3 +110,8 @@ def peer_routes(node) -> list[PeerRoute]:
     """The live domains of every other node that takes mail from its peers (has an SMTP
     address), with that address: the node's transports to them (mailhost/backend/peers.py)."""
     return _reader("peer_routes")(node)
+
+
+def mail_crypt_keys(node) -> list[MailCryptKeySnap]:
+    """The encryption-at-rest key pair of each domain of the node whose organisation has one."""
+    return _reader("mail_crypt_keys")(node)

@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from mailboxes.services import organisation_set_suspended
+from mailcrypt.services import organisation_set_encryption
 from mailhost.admin import OneLineFieldsAdmin
 from mailhost.errors import DomainError
 from tenants.access import Actor
@@ -41,7 +42,7 @@ class OrganisationAdmin(OneLineFieldsAdmin):
     # Suspension reaches the mail node through the service (below), never by editing the row.
     readonly_fields = ["suspended_at"]
     inlines = [MembershipInline]
-    actions = ["suspend", "unsuspend"]
+    actions = ["suspend", "unsuspend", "encrypt_at_rest", "stop_encrypting"]
 
     @admin.action(description="Suspend the selected organisations (stops their mail)")
     def suspend(self, request, queryset):
@@ -50,6 +51,23 @@ class OrganisationAdmin(OneLineFieldsAdmin):
     @admin.action(description="Lift the suspension of the selected organisations")
     def unsuspend(self, request, queryset):
         self._set_suspended(request, queryset, False)
+
+    @admin.action(description="Encrypt new mail of the selected organisations at rest")
+    def encrypt_at_rest(self, request, queryset):
+        self._set_encryption(request, queryset, True)
+
+    @admin.action(description="Stop encrypting new mail (stored mail stays readable)")
+    def stop_encrypting(self, request, queryset):
+        self._set_encryption(request, queryset, False)
+
+    def _set_encryption(self, request, queryset, enabled: bool) -> None:
+        # Through the service: it makes the key, audits, and reaches the nodes.
+        for organisation in queryset:
+            organisation_set_encryption(
+                actor=_actor(request), organisation=organisation, enabled=enabled
+            )
+        state = "encrypted" if enabled else "stored plain"
+        self.message_user(request, f"New mail of {queryset.count()} organisation(s) is {state}.")
 
     def _set_suspended(self, request, queryset, suspended: bool) -> None:
         for organisation in queryset:

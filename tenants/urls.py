@@ -10,6 +10,7 @@ urlpatterns = [
     path("organisations/new/", views.organisation_new, name="organisation_new"),
     path("<slug:org>/suspend/", views.organisation_suspend, name="suspend"),
     path("<slug:org>/unsuspend/", views.organisation_unsuspend, name="unsuspend"),
+    path("<slug:org>/encryption/", views.organisation_encryption, name="encryption"),
     path("<slug:org>/members/", views.members, name="members"),
     path("<slug:org>/members/<int:pk>/role/", views.member_role, name="member_role"),
     path("<slug:org>/members/<int:pk>/remove/", views.member_remove, name="member_remove"),

@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes.services import organisation_set_suspended
+from mailcrypt.selectors import encryption_enabled
+from mailcrypt.services import organisation_set_encryption
 from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from mailhost.http import client_ip
 from tenants import selectors, services
@@ -317,4 +319,44 @@ def _suspension(request, *, suspended: bool):
         button="Lift suspension",
         body="Its domains receive mail again, its mailboxes log in and its tokens work.",
         cancel=back, section="dashboard", danger=False,
+    )
+
+
+@operator_page
+def organisation_encryption(request):
+    """Staff turn the organisation's encryption at rest on or off. The confirmation names
+    the state it asks for, so a repeated or stale POST never flips it back."""
+    require_staff(request.actor, "change encryption at rest")
+    organisation = request.organisation
+    back = reverse("mailboxes:dashboard", args=[organisation.slug])
+
+    def perform():
+        wanted = request.POST.get("enabled")
+        if wanted not in ("on", "off"):
+            raise Invalid("Choose on or off.", field="enabled")
+        organisation_set_encryption(actor=request.actor, organisation=organisation,
+                                    enabled=wanted == "on")
+        done = "now stored encrypted" if wanted == "on" else "stored plain from now on"
+        messages.success(request, f"New mail of {organisation.name} is {done}.")
+        return redirect(back)
+
+    if not encryption_enabled(organisation):
+        return confirm_then_post(
+            request, perform, confirmed_by="enabled", fields={"enabled": "on"},
+            title=f"Encrypt {organisation.name}'s mail at rest?",
+            button="Encrypt mail at rest",
+            body="New mail of its mailboxes is stored encrypted on the mail node with the "
+                 "organisation's own key; mail already stored stays as it is. Mail clients see "
+                 "no difference. It protects copies of the mail storage (stolen disks, "
+                 "backups, the storage provider), not a running node.",
+            cancel=back, section="dashboard", danger=False,
+        )
+    return confirm_then_post(
+        request, perform, confirmed_by="enabled", fields={"enabled": "off"},
+        title=f"Stop encrypting {organisation.name}'s mail at rest?",
+        button="Stop encrypting",
+        body="Encryption at rest is on. Turned off, new mail of its mailboxes is stored plain; "
+             "mail stored encrypted stays encrypted and readable: the organisation's key is "
+             "kept.",
+        cancel=back, section="dashboard",
     )

@@ -73,6 +73,10 @@ from mailhost.backend.inbound import (
     smtp_inbound_options,
 )
 from mailhost.backend.lookup import LOOKUP_DB
+from mailhost.backend.mailcrypt import ITERATE_QUERY as MAIL_CRYPT_ITERATE_QUERY
+from mailhost.backend.mailcrypt import MAIL_CRYPT_DB
+from mailhost.backend.mailcrypt import USER_QUERY as MAIL_CRYPT_USER_QUERY
+from mailhost.backend.mailcrypt import USERDB_CONF as MAIL_CRYPT_USERDB
 from mailhost.backend.peers import PEER_TRANSPORT
 from mailhost.backend.quotas import QUOTAS_DB
 from mailhost.backend.relays import RELAY_HOSTS, RELAY_PASSWORDS, RELAY_TLS, nexthop
@@ -497,6 +501,7 @@ def render_static_files(cfg: NodeConfig) -> dict[str, bytes]:
         "dovecot/sql-passdb.conf.ext": render_dovecot_sql_passdb,
         "dovecot/sql-userdb.conf.ext": render_dovecot_sql_userdb,
         APP_SENDERS_PASSDB: render_dovecot_sql_app_senders,
+        MAIL_CRYPT_USERDB: render_dovecot_sql_mailcrypt_userdb,
         "opendkim/opendkim.conf": render_opendkim_conf,
         "opendkim/TrustedHosts": render_opendkim_trusted_hosts,
         "opendkim/InternalHosts": render_opendkim_internal_hosts,
@@ -1042,6 +1047,39 @@ def render_dovecot_sql_userdb(cfg: NodeConfig) -> str:
     )
 
 
+def render_dovecot_sql_mailcrypt_userdb(cfg: NodeConfig) -> str:
+    return _lines(
+        f"# {HEADER}",
+        "driver = sqlite",
+        f"connect = {cfg.path(MAIL_CRYPT_DB)}",
+        "# The organisation's mail_crypt keys by the login's domain (mailhost/backend/",
+        "# mailcrypt.py); no row: no key, and new mail is stored plain.",
+        f"user_query = {MAIL_CRYPT_USER_QUERY}",
+        f"iterate_query = {MAIL_CRYPT_ITERATE_QUERY}",
+    )
+
+
+def _dovecot_userdbs(cfg: NodeConfig) -> list[str]:
+    """The mailboxes' userdb decides whether a user exists (and may receive); the second only
+    adds the encryption keys of the user's organisation, if it has any."""
+    return [
+        "userdb {",
+        "  driver = sql",
+        f"  args = {cfg.path('dovecot/sql-userdb.conf.ext')}",
+        "  result_success = continue-ok",
+        "  result_failure = return-fail",
+        "  result_internalfail = return-fail",
+        "}",
+        "userdb {",
+        "  driver = sql",
+        f"  args = {cfg.path(MAIL_CRYPT_USERDB)}",
+        "  # No key for the domain: the user found above stands, without encryption.",
+        "  result_failure = return-ok",
+        "  result_internalfail = return-fail",
+        "}",
+    ]
+
+
 def _dovecot_passdbs(cfg: NodeConfig) -> list[str]:
     """The mailbox password first, then each app-password slot: a mismatch continues down the
     chain (result_failure = continue is the default), the first match logs in. Last, the
@@ -1148,10 +1186,7 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         "auth_cache_size = 0",
         "auth_verbose = yes",
         *_dovecot_passdbs(cfg),
-        "userdb {",
-        "  driver = sql",
-        f"  args = {cfg.path('dovecot/sql-userdb.conf.ext')}",
-        "}",
+        *_dovecot_userdbs(cfg),
         *_dovecot_auth_policy(cfg),
         *_dovecot_dev(cfg),
         "",
@@ -1160,7 +1195,9 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         f"first_valid_gid = {MAIL_GID}",
         f"last_valid_gid = {MAIL_GID}",
         "mail_location = maildir:~/Maildir",
-        "mail_plugins = quota",
+        "# mail_crypt for everyone: it encrypts only for users the userdb gives a key and",
+        "# save_version 2 (mailhost/backend/mailcrypt.py), and decrypts whatever is encrypted.",
+        "mail_plugins = quota mail_crypt",
         *_dovecot_namespace(),
         "",
         *_dovecot_services(cfg, p),
@@ -1181,6 +1218,8 @@ def render_dovecot_conf(cfg: NodeConfig) -> str:
         "  quota_vsizes = yes",
         "  # Per user from the userdb (quota_rule = *:bytes=N); 0 means no limit.",
         "  quota_rule = *:bytes=0",
+        "  # Plain unless the userdb says otherwise (an organisation that encrypts at rest).",
+        "  mail_crypt_save_version = 0",
         "  # The user's own scripts (ManageSieve): the reconciler never writes here.",
         f"  sieve = file:~/sieve;active=~/{LEGACY_ACTIVE_SCRIPT}",
         "  # Scripts that run around the user's own, from files the reconciler owns. First the",

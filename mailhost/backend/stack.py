@@ -32,7 +32,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from mailhost.backend import lookup, senders
+from mailhost.backend import lookup, mailcrypt, senders
 from mailhost.backend.apply import FileSpec, ManagedFiles
 from mailhost.backend.bans import BanStore
 from mailhost.backend.config import (
@@ -87,6 +87,7 @@ from mailhost.backend.inbound import (
     rspamd_hs_cache,
 )
 from mailhost.backend.inbound_guard import CLOSED_MAP, dns_answers
+from mailhost.backend.mailcrypt import MAIL_CRYPT_DB
 from mailhost.backend.peers import render_peer_transport
 from mailhost.backend.quotas import QUOTAS_DB
 from mailhost.backend.relays import SECRET_FILES as RELAY_SECRET_FILES
@@ -292,6 +293,9 @@ class Stack:
         self._prepare_lookup(postfix_gid)
         self._prepare_bans(postfix_gid)
         self._prepare_senders(postfix_gid)
+        # The organisations' mail_crypt keys: root's alone (Dovecot's auth-worker reads them).
+        _ensure_dir(self.cfg.path(MAIL_CRYPT_DB).parent, 0o700, 0, 0)
+        mailcrypt.ensure_store(self.cfg.path(MAIL_CRYPT_DB))
         self._prepare_inbound()
         self._prepare_edge()
         if self.cfg.edge.webmail:

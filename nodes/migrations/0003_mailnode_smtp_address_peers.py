@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='nodechange',
             name='kind',
-            field=models.CharField(choices=[('domain', 'Domain'), ('mailbox', 'Mailbox'), ('alias', 'Alias'), ('dkim', 'Dkim'), ('roles', 'Roles'), ('outbound', 'Outbound'), ('relay', 'Relay'), ('tls_policy', 'Tls Policy'), ('forwarding', 'Forwarding'), ('peers', 'Peers')], max_length=10),
+            field=models.CharField(choices=[('domain', 'Domain'), ('mailbox', 'Mailbox'), ('alias', 'Alias'), ('dkim', 'Dkim'), ('roles', 'Roles'), ('outbound', 'Outbound'), ('relay', 'Relay'), ('tls_policy', 'Tls Policy'), ('forwarding', 'Forwarding'), ('peers', 'Peers'), ('mail_crypt', 'Mail Crypt')], max_length=10),
         ),
         migrations.AddConstraint(
             model_name='mailnode',

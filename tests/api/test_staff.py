@@ -143,6 +143,7 @@ def test_it_documents_the_staff_endpoints(anonymous):
         "/api/v1/staff/organisations/{slug}/unsuspend",
         "/api/v1/staff/organisations/{slug}/invitations",
         "/api/v1/staff/organisations/{slug}/sending-quota",
+        "/api/v1/staff/organisations/{slug}/encryption",
         "/api/v1/staff/queue",
         "/api/v1/staff/queue/{queue_id}/{action}",
         "/api/v1/staff/tls-policies",

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = (
     "mailhost", "nodes", "tenants", "mailboxes", "identity", "bans",
-    "delivery", "reports", "routing", "status", "webmail", "backups",
+    "delivery", "reports", "routing", "status", "webmail", "backups", "mailcrypt",
 )
 
 # The project wiring: the composition root that mounts every app.
@@ -37,7 +37,7 @@ INTERFACE_NAMES = {
 }  # fmt: skip
 APP_RANK = {
     "nodes": 2, "tenants": 3, "mailboxes": 4, "identity": 5, "bans": 5, "delivery": 6,
-    "reports": 6, "routing": 7, "status": 8, "webmail": 6, "backups": 9,
+    "reports": 6, "routing": 7, "status": 8, "webmail": 6, "backups": 9, "mailcrypt": 5,
 }  # fmt: skip
 INTERFACE, TOP = 10, 11
 

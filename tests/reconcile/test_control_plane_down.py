@@ -50,3 +50,35 @@ def test_it_delivers_and_serves_imap_with_database_redis_and_worker_stopped(
         return sorted(m["Subject"] for m in messages) if len(messages) == 2 else None
 
     assert wait_for(subjects, timeout=10) == ["role routed", "still flowing"]
+
+
+def test_it_serves_an_encrypted_mailbox_with_the_control_plane_stopped(
+    control_plane,  # noqa: F811
+):
+    plane = control_plane(MAILHOST_OPERATOR_MAILBOX="alice@crypt.test")
+    stack = plane.stack
+    plane.manage("migrate", "-v0")
+    plane.manage("createorg", "crypt", "--name", "Crypt")
+    plane.manage("adddomain", "crypt.test", "--org", "crypt")
+    password = plane.add_mailbox("alice@crypt.test")
+    plane.manage("setencryption", "crypt", "on")
+    plane.manage("stack", "start")
+    plane.manage("reconcile")
+    before = make_message("friend@outside.example", "alice@crypt.test", "before the outage")
+    smtp_send(stack, "smtp", "friend@outside.example", "alice@crypt.test", before)
+    wait_for(lambda: fetch_inbox(stack, "alice@crypt.test", password), timeout=10)
+
+    plane.stop()
+
+    during = make_message("friend@outside.example", "alice@crypt.test", "during the outage")
+    smtp_send(stack, "smtp", "friend@outside.example", "alice@crypt.test", during)
+
+    def subjects():
+        messages = fetch_inbox(stack, "alice@crypt.test", password)
+        return sorted(m["Subject"] for m in messages) if len(messages) == 2 else None
+
+    assert wait_for(subjects, timeout=10) == ["before the outage", "during the outage"]
+    stored = [f.read_bytes() for f in stack.cfg.mail_root.glob("*/Maildir/*/*") if f.is_file()]
+    assert len(stored) == 2
+    assert all(data.startswith(b"CRYPTED") for data in stored)
+    assert not any(b"outage" in data for data in stored)

@@ -205,9 +205,12 @@ STAFF_ONLY: dict[str, str] = {
         )
     },
     "PUT /staff/organisations/{slug}/sending-quota": "sending quotas are limits staff set",
+    "GET /staff/organisations/{slug}/encryption": "encryption at rest is staff's to see",
+    "PUT /staff/organisations/{slug}/encryption": "encryption at rest is staff's to set",
     "tenants:organisation_new": "creating a client organisation is staff's",
     "tenants:suspend": "suspending an organisation is staff's",
     "tenants:unsuspend": "lifting a suspension is staff's",
+    "tenants:encryption": "encryption at rest is staff's to set",
     "mailboxes:domain_mark_verified": "marking a domain verified without DNS is staff's call",
     **{
         f"{method} /staff/tls-{path}": "outbound TLS is install-wide: a policy applies to "
