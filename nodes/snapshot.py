@@ -22,7 +22,7 @@ from mailhost.backend.relays import RelaySnap
 SOURCES = (
     "domains", "mailboxes", "aliases", "mailboxes_by_address", "aliases_by_address",
     "live_domain_names", "dkim_keys", "inbound_files", "outbound", "relays", "tls_policy_files",
-    "forwarding",
+    "forwarding", "rows_inputs", "sieve_mailboxes",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -70,6 +70,18 @@ def mailboxes_by_address(node) -> Iterator[MailboxSnap]:
 def aliases_by_address(node) -> Iterator[AliasSnap]:
     """Every alias of the node in address order (byte order), streamed."""
     return _reader("aliases_by_address")(node)
+
+
+def rows_inputs(node) -> str | None:
+    """A digest of everything in the database the node's rows are rendered from, which any
+    write to it changes; None when the database cannot give one. The full pass uses it to
+    know, without reading them, that the rows it verified last time are still the ones."""
+    return _reader("rows_inputs")(node)
+
+
+def sieve_mailboxes(node) -> list[MailboxSnap]:
+    """The node's mailboxes with a portal Sieve script to render (forwarding or vacation)."""
+    return _reader("sieve_mailboxes")(node)
 
 
 def live_domain_names(node) -> list[str]:
