@@ -2,8 +2,9 @@
 
 The node control plane imports no app. Each app that owns part of a node's state registers the
 function that reads it, from its own `AppConfig.ready()` (mailboxes: domains, mailboxes,
-aliases — as lists, and as streams in address order for the full pass — and the names of the
-live domains; identity: DKIM keys and the inbound policy files; delivery: the outbound policy
+aliases — as lists, and as streams in address order for the full pass — the names of the
+live domains, a digest of what the rows are rendered from and the mailboxes with a portal Sieve
+script; identity: DKIM keys and the inbound policy files; delivery: the outbound policy
 stores, i.e. suppressions, sending quotas, application senders; routing: relays, the TLS
 policy map and the forwarding path's SRS secrets and ARC key),
 and the reconciler reads through the functions below. Every source must be registered before a
