@@ -47,8 +47,9 @@ def _instrument() -> None:
     _timed(stack.Stack, "write_config", "write + validate config")
     _timed(reconcile, "_sync_maildirs", "maildirs")
     _timed(reconcile, "_mark_applied", "record (Postgres)")
-    # The full pass's DAV links: a second stream of the mailboxes, one entry per address.
-    _timed(dav, "sync_links", "DAV links (second stream)")
+    # The full pass's DAV links: from the committed store, one readlink per mailbox.
+    _timed(dav, "sync_links_from_store", "DAV links")
+    _timed(reconcile, "_rows_inputs", "rows inputs digest (Postgres)")
     _timed(reconcile, "reconcile_incremental", "incremental pre-pass")
 
 

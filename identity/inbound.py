@@ -7,15 +7,19 @@ Rspamd re-reads by itself. Nothing here runs on the mail path: the node filters 
 rendered files with the portal, worker, central database and Redis stopped.
 """
 
+import contextlib
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from identity.models import (
     InboundFlow,
@@ -24,8 +28,8 @@ from identity.models import (
     NodeInboundStatus,
     SenderRuleKind,
 )
-from identity.records import zone_line
-from identity.selectors import domains_records
+from identity.records import PostureSnap, expected_records, zone_line
+from identity.selectors import domains_postures
 from mailboxes.models import Domain, Mailbox
 from mailboxes.selectors import domain_get, domain_list
 from mailhost.backend.inbound import (
@@ -300,18 +304,60 @@ def _policy_snaps(node: MailNode) -> list[InboundPolicySnap]:
     return snaps
 
 
+# The hosted zone's lines of one domain, cached under a digest of everything they are
+# rendered from (its PostureSnap and the TTL): a changed domain gets a new key, so no entry is
+# ever stale, and a full pass renders (dnspython, ~1 ms a domain) only domains that changed.
+ZONE_CACHE_PREFIX = "hosted-zone:v1:"
+ZONE_CACHE_SECONDS = 7 * 24 * 3600  # an unused entry (its domain changed or left) goes
+ZONE_CACHE_BATCH = 1000  # keys per round trip
+
+
 def _hosted_zone_lines(node: MailNode, config) -> list[str]:
     """The records the portal generates for every live domain of the node, plus the mail
     host's own address: what a local-mode resolver answers (development and tests)."""
     ttl = 300
     lines = [f"{config.hostname}. {ttl} IN A 127.0.0.1"]
     live = Domain.objects.filter(node=node, status="active", verified_at__isnull=False)
-    for _, records in domains_records(live.select_related("organisation")):
-        for record in records:
-            if record.key == "verification":
-                continue  # never "publish" an ownership token on the node's own resolver
-            lines.append(zone_line(record, ttl=ttl))
+    batch: list[PostureSnap] = []
+    for _, snap in domains_postures(live.select_related("organisation")):
+        batch.append(snap)
+        if len(batch) == ZONE_CACHE_BATCH:
+            lines += _zone_lines_cached(batch, ttl)
+            batch = []
+    lines += _zone_lines_cached(batch, ttl)
     return lines
+
+
+def _zone_lines_cached(snaps: list[PostureSnap], ttl: int) -> list[str]:
+    keys = [_zone_cache_key(snap, ttl) for snap in snaps]
+    try:
+        cached = cache.get_many(keys) if keys else {}
+    except RedisError:  # the cache is a shortcut: without Redis, render everything
+        cached = None
+    lines, fresh = [], {}
+    for key, snap in zip(keys, snaps, strict=True):
+        domain_lines = None if cached is None else cached.get(key)
+        if domain_lines is None:
+            domain_lines = _domain_zone_lines(snap, ttl)
+            fresh[key] = domain_lines
+        lines += domain_lines
+    if fresh and cached is not None:
+        with contextlib.suppress(RedisError):
+            cache.set_many(fresh, timeout=ZONE_CACHE_SECONDS)
+    return lines
+
+
+def _zone_cache_key(snap: PostureSnap, ttl: int) -> str:
+    return ZONE_CACHE_PREFIX + hashlib.sha256(f"{ttl} {snap!r}".encode()).hexdigest()
+
+
+def _domain_zone_lines(snap: PostureSnap, ttl: int) -> list[str]:
+    return [
+        zone_line(record, ttl=ttl)
+        for record in expected_records(snap)
+        # never "publish" an ownership token on the node's own resolver
+        if record.key != "verification"
+    ]
 
 
 def node_inbound_files(node: MailNode, config) -> dict[str, bytes]:

@@ -22,6 +22,8 @@ class MailboxesConfig(AppConfig):
         node_state.register("aliases_by_address", snapshot.aliases_by_address)
         node_state.register("live_domain_names", snapshot.live_domain_names)
         node_state.register("peer_routes", snapshot.peer_routes)
+        node_state.register("rows_inputs", snapshot.rows_inputs)
+        node_state.register("sieve_mailboxes", snapshot.sieve_mailboxes)
 
         # A domain added, disabled or removed is (not) answered for at once, in this process;
         # other web processes notice within MAILHOST_HOSTED_DOMAIN_CACHE_SECONDS.

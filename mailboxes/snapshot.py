@@ -5,19 +5,25 @@ Queries here are set-based (one per table, not one per object) so a full snapsho
 mailboxes costs a handful of queries, and an incremental one costs the same few, filtered by id.
 """
 
+import functools
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import BooleanField, CharField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Cast, Collate, Concat
 
+from mailboxes import selectors
 from mailboxes.models import Alias, AppPassword, Domain, Mailbox
 from mailboxes.selectors import first_admin_addresses, live_domain_q
 from mailhost.backend.model import AliasSnap, DomainSnap, MailboxSnap
 from mailhost.backend.peers import PeerRoute
 from mailhost.backend.sieve import SieveSpec, VacationSpec
 from nodes.models import MailNode
+from tenants.models import Membership, Organisation
 
 BATCH = 5000
 
@@ -279,3 +285,62 @@ def aliases(
         )
         for pk, local, domain, domain_live, destinations, active, verified_at in rows
     ]
+
+
+def _version_sum(table: str, where: str) -> str:
+    """Count and an order-free sum over the rows' (id, xmin): PostgreSQL gives every inserted
+    or updated row version a new xmin, so any write to any column changes the sum."""
+    return (
+        f"(SELECT count(*) || ':' || coalesce(sum(hashint8extended("  # noqa: S608 (fixed names)
+        f"(t.id::bigint << 32) + t.xmin::text::bigint, 0)), 0) FROM {table} t WHERE {where})"
+    )
+
+
+def rows_inputs(node: MailNode) -> str | None:
+    """A digest of every database row the node's lookup rows (and the portal's Sieve files)
+    are rendered from: its domains, their organisations, those organisations' members and
+    their users (role addresses go to the first admin), the domains' mailboxes (with the
+    holders' Sieve settings), app passwords and aliases. Any write to one of those rows
+    changes it. Computed inside PostgreSQL (~0.1 s at 100,000 mailboxes; no row leaves the
+    database); None on another database or inside a transaction (then a full pass reads every
+    row)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        # Inside a transaction, the rows it changes keep its xmin however often it changes
+        # them: the digest cannot see those changes.
+        return None
+    domain, member = Domain._meta.db_table, Membership._meta.db_table
+    domains = f"SELECT id FROM {domain} WHERE node_id = %s"  # noqa: S608 (fixed names)
+    organisations = f"SELECT organisation_id FROM {domain} WHERE node_id = %s"  # noqa: S608
+    members = f"SELECT user_id FROM {member} WHERE organisation_id IN ({organisations})"  # noqa: S608
+    mailboxes = f"SELECT id FROM {Mailbox._meta.db_table} WHERE domain_id IN ({domains})"  # noqa: S608
+    parts = [
+        _version_sum(domain, "node_id = %s"),
+        _version_sum(Organisation._meta.db_table, f"id IN ({organisations})"),
+        _version_sum(member, f"organisation_id IN ({organisations})"),
+        _version_sum(get_user_model()._meta.db_table, f"id IN ({members})"),
+        _version_sum(Mailbox._meta.db_table, f"domain_id IN ({domains})"),
+        _version_sum(AppPassword._meta.db_table, f"mailbox_id IN ({mailboxes})"),
+        _version_sum(Alias._meta.db_table, f"domain_id IN ({domains})"),
+    ]
+    query = "SELECT " + " || ' ' || ".join(parts)
+    with connection.cursor() as cursor:
+        cursor.execute(query, [node.pk] * query.count("%s"))
+        return f"{_snapshot_code()} {cursor.fetchone()[0]}"
+
+
+@functools.cache
+def _snapshot_code() -> str:
+    """This module's and the selectors' source: an upgrade that reads the rows differently
+    makes the next full pass read them all."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(Path(selectors.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def sieve_mailboxes(node: MailNode) -> list[MailboxSnap]:
+    """The node's mailboxes whose holder set forwarding or vacation (usually few): what a full
+    pass that need not read every mailbox renders the portal's Sieve files from."""
+    configured = Mailbox.objects.filter(domain__node=node).exclude(
+        forward_to=[], vacation_enabled=False
+    )
+    return mailboxes(node, ids=list(configured.values_list("pk", flat=True)))

@@ -17,7 +17,9 @@ nodes.scheduling's business.
 """
 
 import fcntl
+import functools
 import grp
+import hashlib
 import logging
 import os
 import pwd
@@ -31,8 +33,9 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from mailhost.backend import dav, lookup
+from mailhost.backend import dav, lookup, model
 from mailhost.backend import mailcrypt as mail_crypt_store
+from mailhost.backend import render as render_module
 from mailhost.backend.apply import (
     FileChange,
     FileSpec,
@@ -572,12 +575,21 @@ def _execute_full(
     """The full pass: rows merged as they stream, in one SQLite transaction that commits
     before any file is written (as the incremental pass writes rows before files)."""
     retire_legacy_scripts(config.state_dir, managed, dry_run=dry_run)
+    inputs = _rows_inputs(node, config)  # before the store's state: see LookupSync.mark_verified
     with LookupSync(config.lookup_db, dry_run=dry_run) as sync:
-        # In a transaction, the database cursors stream (autocommit would make PostgreSQL
-        # materialise each result WITH HOLD before the first row).
-        with transaction.atomic():
-            streamed = _stream_rows(node, config, sync, managed, restore=not dry_run)
-        rows = sync.finish()
+        # Nothing the rows are rendered from changed, and nobody wrote a row, since a pass
+        # found them right: they still are, without reading a million of them again.
+        unchanged = inputs is not None and sync.verified(inputs)
+        if unchanged:
+            scripts = _with_scripts(snapshot.sieve_mailboxes(node))
+            streamed = _Streamed(sieve=_sieve_specs(scripts)[0])
+            rows = sync.changes
+        else:
+            # In a transaction, the database cursors stream (autocommit would make PostgreSQL
+            # materialise each result WITH HOLD before the first row).
+            with transaction.atomic():
+                streamed = _stream_rows(node, config, sync, managed, restore=not dry_run)
+            rows = sync.finish()
         desired = plan.files | streamed.sieve
         files = managed.plan(desired | plan.static, None)
         report = Report(revision=node.desired_revision, rows=rows, files=files)
@@ -591,8 +603,12 @@ def _execute_full(
     _forget_homes(managed, moved)
     # Calendars and contacts: every link, from the rows just committed (bounded: a cursor on
     # the store and one walk of the links, nothing held per mailbox).
-    dav.sync_links_from_store(config.state_dir, config.lookup_db, uid=MAIL_UID, gid=MAIL_GID)
+    if not (unchanged and _dav_links_synced(config, sync.writes)):
+        dav.sync_links_from_store(config.state_dir, config.lookup_db, uid=MAIL_UID, gid=MAIL_GID)
+        _note_dav_links_synced(config, sync.writes)
     _apply_files(config, stack, managed, desired, plan.static, files, report)
+    if inputs is not None and not unchanged:
+        sync.mark_verified(inputs)
     return report
 
 
@@ -602,6 +618,61 @@ def _apply_mail_crypt(config: NodeConfig, plan: Plan, report: Report, *, dry_run
     if plan.mail_crypt is not None:
         path = config.path(mail_crypt_store.MAIL_CRYPT_DB)
         report.mail_crypt = mail_crypt_store.apply(path, plan.mail_crypt, dry_run=dry_run)
+
+
+def _with_scripts(mailboxes: list[MailboxSnap]) -> list[MailboxSnap]:
+    """As the row stream takes them: a deleted mailbox's script goes with its home."""
+    return [m for m in mailboxes if m.sieve is not None and not m.deleted]
+
+
+@functools.cache
+def _renderer_digest() -> str:
+    """The code that turns snapshots into rows: a new version compares every row once."""
+    digest = hashlib.sha256()
+    for module in (render_module, model, lookup):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def _rows_inputs(node: MailNode, config: NodeConfig) -> str | None:
+    """What the node's rows are rendered from, as one digest: the database rows (by the apps'
+    own digest), the state dir (in every home path) and the renderer's code. None: unknown."""
+    found = snapshot.rows_inputs(node)
+    if found is None:
+        return None
+    text = f"{_renderer_digest()} {config.state_dir} {found}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# The DAV links' last sync: the store's write count then, and collection-root's mtime after.
+DAV_SYNC_MARKER = "lib/dav-links-synced"
+
+
+def _dav_links_stamp(config: NodeConfig, writes: int | None) -> str | None:
+    """Links made from the same rows, and nothing added to, removed from or replaced in the
+    links directory since (each changes its mtime): then they are as the last sync left them."""
+    try:
+        root = config.path(dav.COLLECTION_ROOT).stat()
+    except FileNotFoundError:
+        return None
+    return None if writes is None else f"{writes} {root.st_mtime_ns}"
+
+
+def _dav_links_synced(config: NodeConfig, writes: int | None) -> bool:
+    stamp = _dav_links_stamp(config, writes)
+    try:
+        return stamp is not None and config.path(DAV_SYNC_MARKER).read_text() == stamp
+    except FileNotFoundError:
+        return False
+
+
+def _note_dav_links_synced(config: NodeConfig, writes: int | None) -> None:
+    stamp = _dav_links_stamp(config, writes)
+    if stamp is not None:
+        write_atomic(config.path(DAV_SYNC_MARKER), stamp.encode(), mode=0o600)
+    else:
+        config.path(DAV_SYNC_MARKER).unlink(missing_ok=True)
 
 
 def _apply_files(

@@ -2,8 +2,9 @@
 
 The node control plane imports no app. Each app that owns part of a node's state registers the
 function that reads it, from its own `AppConfig.ready()` (mailboxes: domains, mailboxes,
-aliases — as lists, and as streams in address order for the full pass — and the names of the
-live domains, and the live domains of the other nodes with where those take mail; identity:
+aliases — as lists, and as streams in address order for the full pass — the names of the
+live domains, the live domains of the other nodes with where those take mail, a digest of
+what the rows are rendered from and the mailboxes with a portal Sieve script; identity:
 DKIM keys and the inbound policy files; delivery: the outbound policy
 stores, i.e. suppressions, sending quotas, application senders; routing: relays, the TLS
 policy map and the forwarding path's SRS secrets and ARC key; mailcrypt: the organisations'
@@ -26,7 +27,7 @@ from mailhost.backend.relays import RelaySnap
 SOURCES = (
     "domains", "mailboxes", "aliases", "mailboxes_by_address", "aliases_by_address",
     "live_domain_names", "dkim_keys", "inbound_files", "outbound", "relays", "tls_policy_files",
-    "forwarding", "peer_routes", "mail_crypt_keys",
+    "forwarding", "peer_routes", "mail_crypt_keys", "rows_inputs", "sieve_mailboxes",
 )  # fmt: skip
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -74,6 +75,18 @@ def mailboxes_by_address(node) -> Iterator[MailboxSnap]:
 def aliases_by_address(node) -> Iterator[AliasSnap]:
     """Every alias of the node in address order (byte order), streamed."""
     return _reader("aliases_by_address")(node)
+
+
+def rows_inputs(node) -> str | None:
+    """A digest of everything in the database the node's rows are rendered from, which any
+    write to it changes; None when the database cannot give one. The full pass uses it to
+    know, without reading them, that the rows it verified last time are still the ones."""
+    return _reader("rows_inputs")(node)
+
+
+def sieve_mailboxes(node) -> list[MailboxSnap]:
+    """The node's mailboxes with a portal Sieve script to render (forwarding or vacation)."""
+    return _reader("sieve_mailboxes")(node)
 
 
 def live_domain_names(node) -> list[str]:

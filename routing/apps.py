@@ -14,7 +14,7 @@ class RoutingConfig(AppConfig):
         from nodes import snapshot as node_state
         from routing import tasks  # noqa: F401
         from routing.node import tls_policy_files
-        from routing.selectors import spf_includes_of
+        from routing.selectors import spf_includes_by_domain, spf_includes_of
         from routing.snapshot import relay_snapshot
         from routing.srs_snapshot import arc_public_record, forwarding_snapshot
 
@@ -23,7 +23,7 @@ class RoutingConfig(AppConfig):
         node_state.register("relays", relay_snapshot)
         node_state.register("tls_policy_files", tls_policy_files)
         node_state.register("forwarding", forwarding_snapshot)
-        spf_includes.register(spf_includes_of)
+        spf_includes.register(spf_includes_of, many=spf_includes_by_domain)
 
         def arc_record() -> list[Record]:
             found = arc_public_record()

@@ -42,9 +42,33 @@ def spf_includes_of(domain: Domain) -> tuple[str, ...]:
     if found:
         include = found.get(domain.id, found.get(None, ""))
         return (include,) if include else ()
+    return _default_spf_includes()
+
+
+def _default_spf_includes() -> tuple[str, ...]:
     if settings.MAILHOST_RELAY_DEFAULT_HOST and settings.MAILHOST_RELAY_DEFAULT_SPF_INCLUDE:
         return (settings.MAILHOST_RELAY_DEFAULT_SPF_INCLUDE,)
     return ()
+
+
+def spf_includes_by_domain(domains: list[Domain]) -> dict[int, tuple[str, ...]]:
+    """spf_includes_of for many domains in one query (the organisations' relays)."""
+    relays: dict[int, dict[int | None, str]] = {}
+    organisations = {domain.organisation_id for domain in domains}
+    for organisation_id, domain_id, include in Relay.objects.filter(
+        organisation_id__in=organisations
+    ).values_list("organisation_id", "domain_id", "spf_include"):
+        relays.setdefault(organisation_id, {})[domain_id] = include
+    default = _default_spf_includes()
+    found = {}
+    for domain in domains:
+        own = relays.get(domain.organisation_id, {})
+        if domain.pk in own or None in own:  # as spf_includes_of: its own relay, else the org's
+            include = own.get(domain.pk, own.get(None, ""))
+            found[domain.pk] = (include,) if include else ()
+        else:
+            found[domain.pk] = default
+    return found
 
 
 SUMMARY_DAYS = 30

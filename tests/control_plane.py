@@ -121,6 +121,9 @@ def control_plane(throwaway_services):
             }
             | {f"MAILHOST_{name.upper()}_PORT": str(port) for name, port in ports.items()}
             | {"MAILHOST_INTERNAL_SMTP_PORT": str(ports["internal"])}
+            # Its own name too: without it the stack started by manage.py took Dovecot's
+            # default stats port, and failed whenever another stack on the host held it.
+            | {"MAILHOST_DOVECOT_STATS_PORT": str(ports["stats"])}
             | env
         )
         options = {"hostname": hostname, "bind_address": "127.0.0.1"} if node is None else node

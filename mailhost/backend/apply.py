@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailhost.backend import lookup
-from mailhost.backend.files import sha256, write_atomic
+from mailhost.backend.files import fsync_dirs, sha256, write_atomic
 from mailhost.backend.render import Rows
 
 MANIFEST = "managed.json"
@@ -149,6 +149,38 @@ class LookupSync:
         self._in_transaction = False
         self._pending: dict[str, list[tuple]] = {table: [] for table in lookup.TABLES}
         self._done_up_to: dict[str, str | None] = dict.fromkeys(lookup.TABLES)  # last range end
+        # (writes, verified, verified_writes) before this pass read a row (lookup.sync_state)
+        self._state = _sync_state(self._reader) if self._reader else None
+        self._writes = self._state[0] if self._state else None  # the count this pass leaves
+        self._foreign_write = False  # someone else wrote while this pass read
+
+    def verified(self, inputs: str) -> bool:
+        """Whether the store holds exactly the rows rendered from `inputs` (a digest of what
+        they are rendered from): a full pass verified that, and no row was written since."""
+        state = self._state
+        return state is not None and state[1] == inputs and state[2] == state[0]
+
+    @property
+    def writes(self) -> int | None:
+        """The store's write count as this pass leaves it (None: the store cannot tell)."""
+        return self._writes
+
+    def mark_verified(self, inputs: str) -> bool:
+        """After a pass that brought every row to what `inputs` render (and committed): record
+        it, unless another writer touched the store since this pass started reading it (its
+        rows may then differ from what the pass compared). True if recorded."""
+        if self._dry_run or self._foreign_write or self._writes is None:
+            return False
+        conn = lookup.connect(self._path)
+        try:
+            with conn:
+                done = conn.execute(
+                    "UPDATE sync_state SET verified = ?, verified_writes = writes"
+                    " WHERE id = 1 AND writes = ?", (inputs, self._writes),
+                )
+            return done.rowcount == 1
+        finally:
+            conn.close()
 
     def push(self, table: str, row: tuple) -> None:
         self.push_all([(table, row)])
@@ -207,10 +239,15 @@ class LookupSync:
         if not self._in_transaction:
             self._writer.execute("BEGIN IMMEDIATE")
             self._in_transaction = True
+            state = _sync_state(self._writer)  # nobody else writes until COMMIT
+            if state is None or state[0] != self._writes:
+                self._foreign_write = True
         return self._writer
 
     def commit(self) -> None:
         if self._in_transaction:
+            state = _sync_state(self._writer)
+            self._writes = state[0] if state else None
             self._writer.execute("COMMIT")
             self._in_transaction = False
 
@@ -229,6 +266,15 @@ class LookupSync:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _sync_state(conn: sqlite3.Connection) -> tuple[int, str, int] | None:
+    try:
+        return conn.execute(
+            "SELECT writes, verified, verified_writes FROM sync_state WHERE id = 1"
+        ).fetchone()
+    except sqlite3.OperationalError:  # a store made before sync_state (until stack.prepare)
+        return None
 
 
 def _write(conn: sqlite3.Connection, table: str, removed: set[tuple], added: set[tuple]) -> None:
@@ -312,15 +358,21 @@ class ManagedFiles:
 
     def apply(self, desired: dict[str, FileSpec], changes: list[FileChange]) -> None:
         before = dict(self.manifest)
+        written = set()
         for change in changes:
             target = self.state_dir / change.path
             if change.action == "write":
                 spec = desired[change.path]
-                write_atomic(target, spec.data, mode=spec.mode, uid=spec.uid, gid=spec.gid)
+                # Each directory is synced once below (10,000 DKIM keys share one), before the
+                # manifest records the files.
+                write_atomic(target, spec.data, mode=spec.mode, uid=spec.uid, gid=spec.gid,
+                             sync_dir=False)
+                written.add(target.parent)
                 self.manifest[change.path] = sha256(spec.data)
             else:
                 target.unlink(missing_ok=True)
                 self.manifest.pop(change.path, None)
+        fsync_dirs(written)
         # Adopt files that were already right, and correct a stale recorded hash: a writer
         # killed between renaming a file into place and saving the manifest leaves the new file
         # under the old hash, and the next pass finds the file right and writes nothing.

@@ -23,10 +23,13 @@ def write_atomic(
     uid: int = -1,
     gid: int = -1,
     validate: Callable[[Path], None] | None = None,
+    sync_dir: bool = True,
 ) -> bool:
     """Write `data` to `path` atomically; return False (and write nothing) if it is unchanged.
 
     `validate` gets the temp file's path and raises to refuse it; the target is then untouched.
+    `sync_dir=False`: the caller fsyncs the directory itself (`fsync_dirs`), once for many
+    files written into it.
     """
     path = Path(path)
     try:
@@ -51,8 +54,15 @@ def write_atomic(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
     return True
+
+
+def fsync_dirs(directories) -> None:
+    """Make the renames of files written with `sync_dir=False` durable."""
+    for directory in sorted(set(directories)):
+        _fsync_dir(directory)
 
 
 def _fsync_dir(directory: Path) -> None:

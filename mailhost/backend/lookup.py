@@ -65,6 +65,24 @@ CREATE INDEX IF NOT EXISTS sender_logins_src ON sender_logins (src);
 CREATE INDEX IF NOT EXISTS role_routes_src ON role_routes (src);
 """
 
+# Whether the store still holds what a full pass last verified. `writes` counts every row
+# written to a lookup table, by anyone (triggers: the reconciler, and a hand edit through the
+# sqlite3 shell); a full pass that found the store equal to the rows rendered from inputs with
+# digest `verified` records it with the `writes` it saw. While both still hold, the next full
+# pass knows the rows without reading them (mailhost.backend.apply.LookupSync.verified).
+SYNC_STATE_TABLE = """
+CREATE TABLE IF NOT EXISTS sync_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1), writes INTEGER NOT NULL,
+    verified TEXT NOT NULL DEFAULT '', verified_writes INTEGER NOT NULL DEFAULT -1);
+INSERT OR IGNORE INTO sync_state (id, writes) VALUES (1, 0);
+"""
+WRITE_COUNTERS = "".join(
+    f"CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()} AFTER {event} ON {table} "  # noqa: S608
+    "BEGIN UPDATE sync_state SET writes = writes + 1 WHERE id = 1; END;\n"
+    for table in TABLES
+    for event in ("INSERT", "UPDATE", "DELETE")
+)
+
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open the lookup store for writing (autocommit off; callers use `with conn:`)."""
@@ -83,6 +101,6 @@ def ensure_schema(path: Path) -> None:
     conn = connect(path)
     try:
         with conn:
-            conn.executescript(SCHEMA)
+            conn.executescript(SCHEMA + SYNC_STATE_TABLE + WRITE_COUNTERS)
     finally:
         conn.close()

@@ -512,7 +512,9 @@ class Stack:
         ensure_certificate(  # dovecot.conf reads the certificate while it is validated
             self.cfg.path("tls/cert.pem"), self.cfg.path("tls/key.pem"), self.cfg.hostname
         )
-        self._validate_postfix()
+        if any(rel.startswith("postfix/") and self._differs(rel, data)
+               for rel, data in files.items()):
+            self._validate_postfix()  # ~1 s of postconf: only for a Postfix file that changed
         validators: dict[str, Callable[[Path], None]] = {
             "dovecot/dovecot.conf": self._validate_dovecot,
             "opendkim/opendkim.conf": self._validate_opendkim,
@@ -537,6 +539,12 @@ class Stack:
         # Mark them managed, so the reconciler can tell a later hand edit from our own write.
         ManagedFiles(self.cfg.state_dir).record({rel: FileSpec(d) for rel, d in files.items()})
         return changed
+
+    def _differs(self, rel: str, data: bytes) -> bool:
+        try:
+            return self.cfg.path(rel).read_bytes() != data
+        except FileNotFoundError:
+            return True
 
     def _validate_postfix(self) -> None:
         """postconf parses main.cf, master.cf and the sqlite maps together. It opens the maps by
