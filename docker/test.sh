@@ -22,10 +22,14 @@ cleanup() {
   set +e
   if [ "${KEEP:-}" != 1 ]; then
     compose logs --no-color --tail 40 >"$RUNDIR/compose.log" 2>&1
+    # What ran in the node container, and the node's own logs' tails (the daemons log to files).
+    compose exec -T node sh -c 'ps -eo pid,user,args; for f in /var/lib/mailhost/node/log/*.log;
+      do echo "== $f"; tail -n 15 "$f"; done' >>"$RUNDIR/compose.log" 2>&1
     compose down -v --timeout 30 >/dev/null 2>&1
   fi
   [ -f "$RUNDIR/dockerd.pid" ] && kill "$(cat "$RUNDIR/dockerd.pid")" 2>/dev/null
   for _ in $(seq 100); do [ -f "$RUNDIR/dockerd.pid" ] || break; sleep 0.1; done
+  pkill -f -- "-address $RUNDIR/exec/" 2>/dev/null  # a container shim dockerd left behind
   for ns in "$RUNDIR"/exec/netns/*; do [ -e "$ns" ] && umount "$ns"; done 2>/dev/null
   [ "${FAILED:-0}" = 1 ] && { echo "--- compose logs:"; cat "$RUNDIR/compose.log"; }
   rm -rf "$RUNDIR"
@@ -37,7 +41,7 @@ fail() { FAILED=1; echo "test-docker: FAIL: $*" >&2; exit 1; }
 exec 9>"$CACHE/docker.lock"
 flock 9
 dockerd --data-root "$CACHE/docker" --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/dockerd.pid" \
-  -H "$DOCKER_HOST" --iptables=false --bridge=none >"$RUNDIR/dockerd.log" 2>&1 &
+  -H "$DOCKER_HOST" --iptables=false --bridge=none >"$RUNDIR/dockerd.log" 2>&1 9>&- &
 for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
 docker version >/dev/null 2>&1 || { cat "$RUNDIR/dockerd.log" >&2; fail "dockerd did not start"; }
 
@@ -45,9 +49,10 @@ start=$SECONDS
 IMAGE=$(docker/build.sh)
 echo "test-docker: image $IMAGE built in $((SECONDS - start)) s"
 
-read -r SMTP SUB SUBS IMAP IMAPS SIEVE INTERNAL POLICY RESOLVER HTTP HTTPS WEB REDIS DAV < <(
+read -r SMTP SUB SUBS IMAP IMAPS SIEVE INTERNAL POLICY RESOLVER HTTP HTTPS WEB REDIS DAV \
+  FORWARD SRS SRS_REVERSE STATS < <(
   python3 -c 'import socket
-socks = [socket.socket() for _ in range(14)]
+socks = [socket.socket() for _ in range(18)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 HOST=mail.docker-test.example
@@ -71,8 +76,15 @@ MAILHOST_HTTPS_PORT=$HTTPS
 MAILHOST_WEB_PORT=$WEB
 MAILHOST_REDIS_PORT=$REDIS
 MAILHOST_DAV_PORT=$DAV
+MAILHOST_FORWARD_PORT=$FORWARD
+MAILHOST_SRS_PORT=$SRS
+MAILHOST_SRS_REVERSE_PORT=$SRS_REVERSE
+MAILHOST_DOVECOT_STATS_PORT=$STATS
 DEBUG=false
 MAILHOST_HTTPS=true
+# No internet here: the resolver answers for hosted domains only, and greylisting's window is short.
+MAILHOST_RESOLVER_MODE=local
+MAILHOST_GREYLIST_DELAY_SECONDS=2
 ENV
 # The ports also go to the compose file's own substitutions (its defaults are the standard ones).
 set -a; source "$RUNDIR/test.env"; set +a
@@ -113,4 +125,13 @@ location=$(curl -ksS -o /dev/null -w '%{redirect_url}' --resolve "$HOST:$HTTPS:1
 dav=$(curl -ksS -o /dev/null -w '%{http_code}' -X PROPFIND --resolve "$HOST:$HTTPS:127.0.0.1" \
   "https://$HOST:$HTTPS/dav/")
 [ "$dav" = 401 ] || fail "PROPFIND /dav/ without a login: $dav (want 401 from Radicale)"
-echo "test-docker: ok (SMTP '$banner', IMAPS '$imaps', HTTP redirects to HTTPS, /dav/ asks for a login)"
+echo "test-docker: SMTP '$banner', IMAPS '$imaps', HTTP redirects to HTTPS, /dav/ asks for a login"
+
+# A client's whole path: an organisation's API token (made on the node, as an operator would),
+# then docker/e2e.py from the host: API over the edge, SMTP in, IMAPS, submission with DKIM.
+compose exec -T node python manage.py createorg e2e --name "Docker e2e" >/dev/null ||
+  fail "createorg in the node container"
+token=$(compose exec -T node python manage.py createapitoken --org e2e | tr -d '\r' | tail -n1)
+case "$token" in mh_*) ;; *) fail "createapitoken gave '$token'" ;; esac
+E2E_TOKEN="$token" .venv/bin/python docker/e2e.py || fail "the end-to-end mail path (docker/e2e.py)"
+echo "test-docker: ok"

@@ -744,10 +744,9 @@ class Stack:
             if daemon in PYTHON_DAEMONS:  # the interpreter runs many things: match the command
                 title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
                 return pid if self._python_command(daemon) in title else None
-            exe = os.readlink(f"/proc/{pid}/exe")
+            return pid if _runs(pid, _EXECUTABLES[daemon]) else None
         except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return None
-        return pid if exe == _EXECUTABLES[daemon] else None
 
     def status(self) -> dict[str, int | None]:
         return {daemon: self.pid(daemon) for daemon in self.daemons}
@@ -1069,6 +1068,18 @@ def _cool_down(path: Path) -> None:
 def _stderr_lines(text: str) -> str:
     """doveconf prints config on stdout and problems prefixed 'doveconf: '."""
     return "\n".join(line for line in text.splitlines() if line.startswith("doveconf:"))
+
+
+def _runs(pid: int, executable: str) -> bool:
+    """Whether the process runs this program. /proc/<pid>/exe takes ptrace rights over the
+    process, which a daemon that dropped to its own user (OpenDKIM, unbound, postsrsd) denies a
+    root without CAP_SYS_PTRACE: a container's root under Docker's default capabilities. There
+    the kernel's name for the process (comm, readable by anyone) stands in."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe") == executable
+    except PermissionError:
+        comm = Path(f"/proc/{pid}/comm").read_text().rstrip("\n")
+        return comm == Path(executable).name[:15]  # the kernel keeps 15 characters
 
 
 def _stat(pid: int) -> tuple[int, int] | None:
