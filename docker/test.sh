@@ -30,6 +30,8 @@ cleanup() {
   [ -f "$RUNDIR/dockerd.pid" ] && kill "$(cat "$RUNDIR/dockerd.pid")" 2>/dev/null
   for _ in $(seq 100); do [ -f "$RUNDIR/dockerd.pid" ] || break; sleep 0.1; done
   pkill -f -- "-address $RUNDIR/exec/" 2>/dev/null  # a container shim dockerd left behind
+  # containerd holds its database until it has exited: the next run's dockerd waits for it.
+  for _ in $(seq 100); do pgrep -f -- "$RUNDIR/exec" >/dev/null || break; sleep 0.1; done
   for ns in "$RUNDIR"/exec/netns/*; do [ -e "$ns" ] && umount "$ns"; done 2>/dev/null
   [ "${FAILED:-0}" = 1 ] && { echo "--- compose logs:"; cat "$RUNDIR/compose.log"; }
   rm -rf "$RUNDIR"

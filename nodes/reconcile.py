@@ -531,7 +531,12 @@ def _reload(stack: Stack, changes: list[FileChange]) -> list[str]:
     daemons = {_RELOADS.get(c.path.split("/", 1)[0]) for c in changes}
     daemons |= {"rspamd" for c in changes if c.path == ARC_CONF}
     daemons = sorted(daemons - {None})
-    if not daemons or not stack.is_running():
+    if not daemons:
+        return []
+    if not stack.is_running():
+        # Not an error (a node whose stack is stopped reads the files when it starts), but
+        # said: a stack that looks stopped while serving would otherwise keep stale tables.
+        logger.info("stack not running: %s not reloaded", ", ".join(daemons))
         return []
     for daemon in daemons:
         stack.reload(daemon)
