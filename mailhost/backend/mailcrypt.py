@@ -24,6 +24,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailhost.backend.stores import write_transaction
+
 MAIL_CRYPT_DB = "mailcrypt/keys.sqlite"  # relative to the state directory
 USERDB_CONF = "dovecot/sql-mailcrypt-userdb.conf.ext"
 SAVE_ENCRYPTED = 2  # mail_crypt_save_version: the current dcrypt format
@@ -116,21 +118,17 @@ def apply(path: Path, rows: set[tuple], *, dry_run: bool = False) -> KeyDiff:
     ensure_store(path)
     conn = connect(path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        have = set(conn.execute(f"SELECT {', '.join(COLUMNS)} FROM mail_crypt_keys"))  # noqa: S608
-        gone, new = have - rows, rows - have
-        wanted = {row[0] for row in rows}
-        diff = KeyDiff(added={row[0] for row in new},
-                       removed={row[0] for row in gone} - wanted)
-        if not dry_run:
-            conn.executemany("DELETE FROM mail_crypt_keys WHERE domain = ?",
-                             [(row[0],) for row in gone])
-            conn.executemany("INSERT OR REPLACE INTO mail_crypt_keys VALUES (?, ?, ?, ?)", new)
-        conn.execute("ROLLBACK" if dry_run else "COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        with write_transaction(conn, dry_run=dry_run):
+            have = set(conn.execute(f"SELECT {', '.join(COLUMNS)} FROM mail_crypt_keys"))  # noqa: S608
+            gone, new = have - rows, rows - have
+            wanted = {row[0] for row in rows}
+            diff = KeyDiff(added={row[0] for row in new},
+                           removed={row[0] for row in gone} - wanted)
+            if not dry_run:
+                conn.executemany("DELETE FROM mail_crypt_keys WHERE domain = ?",
+                                 [(row[0],) for row in gone])
+                conn.executemany("INSERT OR REPLACE INTO mail_crypt_keys VALUES (?, ?, ?, ?)",
+                                 new)
     finally:
         conn.close()
     return diff

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailhost.backend import quotas, senders, suppressions
+from mailhost.backend.stores import write_transaction
 
 # store → table → its columns, in the rows' order.
 TABLES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -68,6 +69,24 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _sync_table(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], want: set,
+                diff: OutboundDiff, *, dry_run: bool) -> None:
+    """Make `table` hold exactly `want`, noting in `diff` what differed."""
+    cols = ", ".join(columns)
+    have = set(conn.execute(f"SELECT {cols} FROM {table}"))  # noqa: S608 (fixed names)
+    gone, new = have - want, want - have
+    if gone:
+        diff.removed[table] = gone
+    if new:
+        diff.added[table] = new
+    if dry_run:
+        return
+    where = " AND ".join(f"{c} IS ?" for c in columns)
+    conn.executemany(f"DELETE FROM {table} WHERE {where}", gone)  # noqa: S608
+    marks = ", ".join("?" * len(columns))
+    conn.executemany(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", new)  # noqa: S608
+
+
 def apply(state_dir: Path, snap: OutboundSnap, *, dry_run: bool = False) -> OutboundDiff:
     """Make the stores hold exactly `snap`'s rows; returns what differed (nothing written
     with `dry_run`)."""
@@ -75,28 +94,10 @@ def apply(state_dir: Path, snap: OutboundSnap, *, dry_run: bool = False) -> Outb
     for store, tables in TABLES.items():
         conn = _connect(Path(state_dir) / store)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for table, columns in tables.items():
-                cols = ", ".join(columns)
-                have = set(conn.execute(f"SELECT {cols} FROM {table}"))  # noqa: S608 (fixed)
-                want = set(snap.table(table))
-                gone, new = have - want, want - have
-                if gone:
-                    diff.removed[table] = gone
-                if new:
-                    diff.added[table] = new
-                if dry_run:
-                    continue
-                where = " AND ".join(f"{c} IS ?" for c in columns)
-                conn.executemany(f"DELETE FROM {table} WHERE {where}", gone)  # noqa: S608
-                marks = ", ".join("?" * len(columns))
-                conn.executemany(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})",  # noqa: S608
-                                 new)
-            conn.execute("ROLLBACK" if dry_run else "COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            with write_transaction(conn, dry_run=dry_run):
+                for table, columns in tables.items():
+                    _sync_table(conn, table, columns, set(snap.table(table)), diff,
+                                dry_run=dry_run)
         finally:
             conn.close()
     return diff
