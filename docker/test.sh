@@ -2,8 +2,10 @@
 # `make test-docker`: builds the image (docker/build.sh) and runs docker/compose.yml against a
 # private Docker daemon, then checks what a client sees: the edge answers HTTPS with /health
 # ok and redirects plain HTTP, Postfix greets on SMTP as the mail host, Dovecot speaks TLS on
-# IMAPS. The compose file is the production one; only the ports are moved to free high ones
-# (network_mode: host, so they must not clash with anything on this box).
+# IMAPS, the portal's database is the postgres service's (what the API made is in its tables).
+# The compose file is the production one; only the ports are moved to free high ones
+# (network_mode: host, so they must not clash with anything on this box) and POSTGRES_PASSWORD
+# is a random one.
 #
 # The private daemon (as shared/notes: no bridge, no iptables; nothing left on the host):
 # its data root is kept under MAILHOST_DOCKER_CACHE (/var/cache/mailhost/docker), so the
@@ -52,9 +54,9 @@ IMAGE=$(docker/build.sh)
 echo "test-docker: image $IMAGE built in $((SECONDS - start)) s"
 
 read -r SMTP SUB SUBS IMAP IMAPS SIEVE INTERNAL POLICY RESOLVER HTTP HTTPS WEB REDIS DAV \
-  FORWARD SRS SRS_REVERSE STATS < <(
+  FORWARD SRS SRS_REVERSE STATS POSTGRES < <(
   python3 -c 'import socket
-socks = [socket.socket() for _ in range(18)]
+socks = [socket.socket() for _ in range(19)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 HOST=mail.docker-test.example
@@ -77,6 +79,8 @@ MAILHOST_HTTP_PORT=$HTTP
 MAILHOST_HTTPS_PORT=$HTTPS
 MAILHOST_WEB_PORT=$WEB
 MAILHOST_REDIS_PORT=$REDIS
+MAILHOST_POSTGRES_PORT=$POSTGRES
+POSTGRES_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
 MAILHOST_DAV_PORT=$DAV
 MAILHOST_FORWARD_PORT=$FORWARD
 MAILHOST_SRS_PORT=$SRS
@@ -101,6 +105,15 @@ for _ in $(seq 180); do health 2>/dev/null | grep -q '"ok": *true' && break; sle
 body=$(health 2>&1) || true
 echo "$body" | grep -q '"ok": *true' || fail "/health through the edge: $body"
 echo "test-docker: HTTPS /health ok through the edge $((SECONDS - start)) s after compose up"
+
+# The portal runs on the postgres service's database, not on a SQLite file in the volume.
+vendor=$(compose exec -T node python manage.py shell -c \
+  "from django.db import connection; print(connection.vendor, connection.settings_dict['HOST'])") ||
+  fail "manage.py shell in the node container: $vendor"
+vendor=$(tr -d '\r' <<<"$vendor" | tail -n1)
+[ "$vendor" = "postgresql 127.0.0.1" ] || fail "the node's database: '$vendor' (want postgresql)"
+compose exec -T node test ! -e /var/lib/mailhost/mailhost.sqlite3 ||
+  fail "a SQLite database appeared in the mailhost volume"
 
 location=$(curl -sS -o /dev/null -w '%{redirect_url}' --resolve "$HOST:$HTTP:127.0.0.1" \
   "http://$HOST:$HTTP/accounts/login/")
@@ -136,4 +149,13 @@ compose exec -T node python manage.py createorg e2e --name "Docker e2e" >/dev/nu
 token=$(compose exec -T node python manage.py createapitoken --org e2e | tr -d '\r' | tail -n1)
 case "$token" in mh_*) ;; *) fail "createapitoken gave '$token'" ;; esac
 E2E_TOKEN="$token" .venv/bin/python docker/e2e.py || fail "the end-to-end mail path (docker/e2e.py)"
+# The mailboxes e2e.py made through the API (the web service) are rows in the postgres
+# service's cluster (asked as its superuser, over the socket, as the operator would).
+rows=$(compose exec -T -u postgres postgres /usr/lib/postgresql/15/bin/psql -X -tA \
+  -h /run/postgresql -p "$POSTGRES" -d mailhost -c \
+  "SELECT count(*) FROM mailboxes_mailbox m JOIN mailboxes_domain d ON d.id = m.domain_id
+   WHERE d.name LIKE 'e2e-%.example'") || fail "psql in the postgres container: $rows"
+rows=$(tr -d '\r' <<<"$rows")
+[ "$rows" = 2 ] || fail "e2e's mailboxes in PostgreSQL: '$rows' rows (want 2)"
+echo "test-docker: the portal runs on PostgreSQL (e2e's 2 mailboxes are rows in the postgres service)"
 echo "test-docker: ok"
