@@ -158,4 +158,22 @@ rows=$(compose exec -T -u postgres postgres /usr/lib/postgresql/15/bin/psql -X -
 rows=$(tr -d '\r' <<<"$rows")
 [ "$rows" = 2 ] || fail "e2e's mailboxes in PostgreSQL: '$rows' rows (want 2)"
 echo "test-docker: the portal runs on PostgreSQL (e2e's 2 mailboxes are rows in the postgres service)"
+
+# A restart of the database: the second start finds its cluster in the volume (no initdb, the
+# role's password set again), the rows are still there, and the portal reconnects.
+start=$SECONDS
+compose restart postgres >/dev/null 2>&1 || fail "compose restart postgres"
+container=$(compose ps -q postgres)
+for _ in $(seq 60); do
+  [ "$(docker inspect -f '{{.State.Health.Status}}' "$container")" = healthy ] && break; sleep 1
+done
+for _ in $(seq 30); do health 2>/dev/null | grep -q '"ok": *true' && break; sleep 1; done
+body=$(health 2>&1) || true
+echo "$body" | grep -q '"ok": *true' || fail "/health after the database restarted: $body"
+again=$(compose exec -T -u postgres postgres /usr/lib/postgresql/15/bin/psql -X -tA \
+  -h /run/postgresql -p "$POSTGRES" -d mailhost -c "SELECT count(*) FROM mailboxes_mailbox") ||
+  fail "psql after the restart: $again"
+[ "$(tr -d '\r' <<<"$again")" -ge 2 ] || fail "mailboxes after the database restarted: '$again'"
+echo "test-docker: postgres restarted (its cluster kept in pgdata), /health ok again" \
+  "$((SECONDS - start)) s later"
 echo "test-docker: ok"
