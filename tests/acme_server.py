@@ -9,8 +9,16 @@ pebble validates HTTP-01 by fetching http://<name>:<http_port>/.well-known/acme-
 its DNS is pebble-challtestsrv answering every A query with 127.0.0.1 (the one seam where the
 public internet is mocked), so the request reaches the edge under test. pebble's own HTTPS API
 gets a certificate from a throwaway CA made here.
+
+Outside pytest (docker/test.sh runs the compose deployment against it):
+
+    python -m tests.acme_server --http-port PORT --state DIR
+
+starts the same pebble, writes DIR/pebble.env (PEBBLE_DIRECTORY_URL, PEBBLE_API_CA_FILE,
+PEBBLE_ROOTS_FILE: the issuing roots in PEM) once it answers, and stops it on SIGTERM/SIGINT.
 """
 
+import argparse
 import contextlib
 import datetime as dt
 import json
@@ -18,6 +26,7 @@ import os
 import signal
 import ssl
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,3 +152,33 @@ def running_pebble(*, http_port: int, state: Path) -> Iterator[Pebble]:
                 process.kill()
                 process.wait()
         log.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="pebble on loopback until SIGTERM")
+    parser.add_argument("--http-port", type=int, required=True,
+                        help="the port pebble fetches HTTP-01 challenges from (the edge's HTTP)")
+    parser.add_argument("--state", type=Path, required=True)
+    args = parser.parse_args(argv)
+    stop = False
+
+    def request_stop(*_):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    with running_pebble(http_port=args.http_port, state=args.state) as ca:
+        roots = args.state / "roots.pem"
+        roots.write_bytes(ca.issuing_roots())
+        env = args.state / "pebble.env"
+        env.with_suffix(".tmp").write_text(
+            f"PEBBLE_DIRECTORY_URL={ca.directory_url}\n"
+            f"PEBBLE_API_CA_FILE={ca.api_ca_file}\nPEBBLE_ROOTS_FILE={roots}\n")
+        env.with_suffix(".tmp").rename(env)
+        while not stop:
+            time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()
