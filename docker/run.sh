@@ -5,7 +5,9 @@
 #           password POSTGRES_PASSWORD (required)
 #   redis   Redis on 127.0.0.1:$MAILHOST_REDIS_PORT, its data in the volume
 #   node    migrations, the first staff account, the mail stack and the edge, then the Celery
-#           worker with beat in the foreground (it reconciles the stack in this container)
+#           worker with beat in the foreground (it reconciles the stack in this container);
+#           with ACME on, the due certificates are obtained once the worker runs (beat renews
+#           them every MAILHOST_ACME_RUN_SECONDS; the certificate watcher reloads the daemons)
 #   web     the portal (gunicorn on 127.0.0.1:$MAILHOST_WEB_PORT) once the node has migrated
 set -euo pipefail
 cd /opt/mailhost
@@ -102,6 +104,11 @@ case "$role" in
       -Q "celery,node.${MAILHOST_NODE_NAME:-local}" --loglevel INFO \
       --schedule "$VAR/celerybeat-schedule" &
     worker=$!
+    # The first certificates now, not at beat's first run (an hour away): the edge answers
+    # HTTP-01 already. A failure is logged and retried by beat within the back-off.
+    if [ -n "${MAILHOST_ACME_DIRECTORY_URL:-}" ]; then
+      python manage.py certificates renew 2>&1 | sed 's/^/certificates: /' &
+    fi
     trap 'kill -TERM $worker 2>/dev/null; wait $worker; python manage.py stack stop' TERM INT
     wait $worker
     ;;
