@@ -6,8 +6,15 @@ sends through submission (587, STARTTLS, its login) and the delivered copy carri
 signature by the domain that dkimpy verifies against the key the API says to publish.
 
 Settings from the environment (docker/test.sh): MAILHOST_HOSTNAME, MAILHOST_HTTPS_PORT,
-MAILHOST_SMTP_PORT, MAILHOST_SUBMISSION_PORT, MAILHOST_IMAPS_PORT, E2E_TOKEN.
+MAILHOST_SMTP_PORT, MAILHOST_SUBMISSION_PORT, MAILHOST_SUBMISSIONS_PORT, MAILHOST_IMAPS_PORT,
+E2E_TOKEN.
 Exit status 0 when every step held; otherwise the step that failed, on stderr.
+
+    e2e.py certificates --ca ROOTS [--not-serials FILE] [--write-serials FILE]
+
+instead waits until a new TLS client on 443, 25 and 587 (STARTTLS), 465 and 993 is given a
+certificate for the mail host name that verifies against ROOTS alone (the ACME CA's roots),
+and, with --not-serials, none of the serials in FILE (a renewal); it prints the serials.
 """
 
 import http.client
@@ -16,21 +23,22 @@ import json
 import os
 import secrets
 import smtplib
+import socket
 import ssl
 import sys
 import time
 from email.message import EmailMessage
 
 import dkim
+from cryptography import x509
 
 HOST = os.environ["MAILHOST_HOSTNAME"]
 PORT = {name: int(os.environ[f"MAILHOST_{name}_PORT"])
-        for name in ("HTTPS", "SMTP", "SUBMISSION", "IMAPS")}
-TOKEN = os.environ["E2E_TOKEN"]
+        for name in ("HTTPS", "SMTP", "SUBMISSION", "SUBMISSIONS", "IMAPS")}
 DOMAIN = f"e2e-{secrets.token_hex(3)}.example"  # special-use: verified without DNS
 PASSWORD = "Docker-e2e-" + secrets.token_hex(8)
 
-# The node's certificate is self-signed until ACME runs; the test checks the path, not the CA.
+# The mail path connects to 127.0.0.1 (no name to check); `certificates` checks the certificates.
 TLS = ssl.create_default_context()
 TLS.check_hostname = False
 TLS.verify_mode = ssl.CERT_NONE
@@ -38,6 +46,9 @@ TLS.verify_mode = ssl.CERT_NONE
 
 class StepFailed(Exception):
     pass
+
+
+TOKEN = ""
 
 
 def api(method: str, path: str, body: dict | None = None) -> dict:
@@ -139,9 +150,84 @@ def main() -> None:
     print(f"e2e: submission signs: DKIM d={DOMAIN} verifies against the published key")
 
 
+def _smtp_reply(reader) -> bytes:
+    lines = [reader.readline()]
+    while lines[-1][3:4] == b"-":
+        lines.append(reader.readline())
+    return b"".join(lines)
+
+
+def served_certificate(port_name: str, context: ssl.SSLContext) -> x509.Certificate:
+    """What a new client is given on one port, verified against `context` (chain and name)."""
+    raw = socket.create_connection(("127.0.0.1", PORT[port_name]), 10)
+    try:
+        if port_name in ("SMTP", "SUBMISSION"):  # STARTTLS
+            reader = raw.makefile("rb")
+            _smtp_reply(reader)
+            raw.sendall(b"EHLO client.example\r\n")
+            _smtp_reply(reader)
+            raw.sendall(b"STARTTLS\r\n")
+            if not (reply := _smtp_reply(reader)).startswith(b"220"):
+                raise StepFailed(f"STARTTLS on {port_name}: {reply!r}")
+        with context.wrap_socket(raw, server_hostname=HOST) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+    finally:
+        raw.close()
+
+
+def certificates(ca_file: str, not_serials: set[int], timeout: float) -> dict[str, int]:
+    """Wait until every TLS port presents a certificate for HOST from the CA of `ca_file` whose
+    serial is not among `not_serials`; return the serials by port."""
+    context = ssl.create_default_context(cafile=ca_file)  # these roots only, hostname checked
+
+    def probe() -> dict[str, int] | None:
+        serials = {}
+        for port_name in ("HTTPS", "SMTP", "SUBMISSION", "SUBMISSIONS", "IMAPS"):
+            try:
+                serials[port_name] = served_certificate(port_name, context).serial_number
+            except ssl.SSLCertVerificationError as exc:
+                probe.last = f"{port_name}: {exc.verify_message}"
+                return None
+            if serials[port_name] in not_serials:
+                probe.last = f"{port_name}: still serial {serials[port_name]:x}"
+                return None
+        return serials
+
+    probe.last = None
+    try:
+        return wait_for("a certificate from the ACME CA on every TLS port", probe, timeout)
+    except StepFailed as exc:
+        raise StepFailed(f"{exc}; last: {probe.last}") from None
+
+
+def certificates_main(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="e2e.py certificates")
+    parser.add_argument("--ca", required=True, help="PEM roots of the ACME CA")
+    parser.add_argument("--not-serials", help="a file of serials (hex) that must be gone")
+    parser.add_argument("--write-serials", help="write the serials seen (hex) to this file")
+    parser.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args(argv)
+    old = set()
+    if args.not_serials:
+        with open(args.not_serials) as f:
+            old = {int(word, 16) for word in f.read().split()}
+    serials = certificates(args.ca, old, args.timeout)
+    if args.write_serials:
+        with open(args.write_serials, "w") as f:
+            f.write(" ".join(f"{serial:x}" for serial in serials.values()) + "\n")
+    shown = ", ".join(f"{name} {serial:x}" for name, serial in serials.items())
+    print(f"e2e: {HOST}'s certificate from the ACME CA on every TLS port ({shown})")
+
+
 if __name__ == "__main__":
     try:
-        main()
+        if sys.argv[1:2] == ["certificates"]:
+            certificates_main(sys.argv[2:])
+        else:
+            TOKEN = os.environ["E2E_TOKEN"]
+            main()
     except StepFailed as exc:
         print(f"e2e: FAIL: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -3,14 +3,19 @@
 # private Docker daemon, then checks what a client sees: the edge answers HTTPS with /health
 # ok and redirects plain HTTP, Postfix greets on SMTP as the mail host, Dovecot speaks TLS on
 # IMAPS, the portal's database is the postgres service's (what the API made is in its tables).
+# Certificates: a pebble (Let's Encrypt's test CA, tests/acme_server.py) on loopback is the
+# ACME CA; every TLS port (443, 25 and 587 STARTTLS, 465, 993) must present its certificate
+# for the mail host name, and after a forced renewal (`manage.py certificates renew`) a new
+# one to a new client, nothing restarted.
 # The compose file is the production one; only the ports are moved to free high ones
-# (network_mode: host, so they must not clash with anything on this box) and POSTGRES_PASSWORD
-# is a random one.
+# (network_mode: host, so they must not clash with anything on this box), POSTGRES_PASSWORD
+# is a random one, and a small override file hands pebble's API CA to the node container.
 #
 # The private daemon (as shared/notes: no bridge, no iptables; nothing left on the host):
 # its data root is kept under MAILHOST_DOCKER_CACHE (/var/cache/mailhost/docker), so the
 # debootstrap base and the image layers survive between runs; the socket and exec root are
-# temporary. Needs root, dockerd, docker-compose and debootstrap (`scripts/install-system.sh docker`).
+# temporary. Needs root, dockerd, docker-compose and debootstrap (`scripts/install-system.sh docker`),
+# and pebble (the suite's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${MAILHOST_DOCKER_CACHE:-/var/cache/mailhost}"
@@ -18,7 +23,16 @@ mkdir -p "$CACHE/docker"
 RUNDIR=$(mktemp -d /tmp/mailhost-docker.XXXXXX)
 export DOCKER_HOST="unix://$RUNDIR/docker.sock"
 PROJECT="mailhost-test-$$"
-compose() { docker-compose -p "$PROJECT" -f docker/compose.yml "$@"; }
+# pebble's API is HTTPS from a throwaway CA (the ACME client must trust it: MAILHOST_ACME_CA_BUNDLE).
+PEBBLE="$RUNDIR/pebble"
+cat >"$RUNDIR/compose.acme.yml" <<YML
+version: "2.4"
+services:
+  node:
+    volumes:
+      - $PEBBLE/api-ca.pem:/etc/mailhost/acme-api-ca.pem:ro
+YML
+compose() { docker-compose -p "$PROJECT" -f docker/compose.yml -f "$RUNDIR/compose.acme.yml" "$@"; }
 
 cleanup() {
   set +e
@@ -29,6 +43,7 @@ cleanup() {
       do echo "== $f"; tail -n 15 "$f"; done' >>"$RUNDIR/compose.log" 2>&1
     compose down -v --timeout 30 >/dev/null 2>&1
   fi
+  [ -n "${pebble_pid:-}" ] && kill "$pebble_pid" 2>/dev/null && wait "$pebble_pid" 2>/dev/null
   [ -f "$RUNDIR/dockerd.pid" ] && kill "$(cat "$RUNDIR/dockerd.pid")" 2>/dev/null
   for _ in $(seq 100); do [ -f "$RUNDIR/dockerd.pid" ] || break; sleep 0.1; done
   pkill -f -- "-address $RUNDIR/exec/" 2>/dev/null  # a container shim dockerd left behind
@@ -60,6 +75,15 @@ socks = [socket.socket() for _ in range(19)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 HOST=mail.docker-test.example
+# The ACME CA: pebble fetches HTTP-01 challenges from the edge's (moved) HTTP port; its DNS
+# answers 127.0.0.1 for every name.
+.venv/bin/python -m tests.acme_server --http-port "$HTTP" --state "$PEBBLE" \
+  >"$RUNDIR/pebble.out" 2>&1 9>&- &
+pebble_pid=$!
+for _ in $(seq 300); do [ -s "$PEBBLE/pebble.env" ] && break; sleep 0.1; done
+[ -s "$PEBBLE/pebble.env" ] || { cat "$RUNDIR/pebble.out" >&2; fail "pebble did not start"; }
+# shellcheck disable=SC1091
+source "$PEBBLE/pebble.env"
 cat >"$RUNDIR/test.env" <<ENV
 MAILHOST_HOSTNAME=$HOST
 MAILHOST_PORTAL_URL=https://$HOST:$HTTPS
@@ -91,6 +115,11 @@ MAILHOST_HTTPS=true
 # No internet here: the resolver answers for hosted domains only, and greylisting's window is short.
 MAILHOST_RESOLVER_MODE=local
 MAILHOST_GREYLIST_DELAY_SECONDS=2
+# Certificates from pebble; the watcher looks every second (new certificates show at once).
+MAILHOST_ACME_DIRECTORY_URL=$PEBBLE_DIRECTORY_URL
+MAILHOST_ACME_CA_BUNDLE=/etc/mailhost/acme-api-ca.pem
+MAILHOST_ACME_EMAIL=hostmaster@docker-test.example
+MAILHOST_CERT_WATCH_SECONDS=1
 ENV
 # The ports also go to the compose file's own substitutions (its defaults are the standard ones).
 set -a; source "$RUNDIR/test.env"; set +a
@@ -101,7 +130,8 @@ compose up -d >/dev/null 2>&1 || fail "compose up"
 health() {
   curl -ksS --max-time 5 --resolve "$HOST:$HTTPS:127.0.0.1" "https://$HOST:$HTTPS/api/v1/health"
 }
-for _ in $(seq 180); do health 2>/dev/null | grep -q '"ok": *true' && break; sleep 1; done
+# A cold start (migrations, Rspamd compiling its regex cache) takes minutes on a loaded box.
+for _ in $(seq 420); do health 2>/dev/null | grep -q '"ok": *true' && break; sleep 1; done
 body=$(health 2>&1) || true
 echo "$body" | grep -q '"ok": *true' || fail "/health through the edge: $body"
 echo "test-docker: HTTPS /health ok through the edge $((SECONDS - start)) s after compose up"
@@ -128,7 +158,7 @@ case "$banner" in "220 $HOST"*) ;; *) fail "SMTP banner: '$banner'" ;; esac
 
 imaps=$(python3 -c "import socket, ssl
 context = ssl.create_default_context(); context.check_hostname = False
-context.verify_mode = ssl.CERT_NONE  # the node's self-signed certificate until ACME runs
+context.verify_mode = ssl.CERT_NONE  # the certificate: e2e.py certificates, below
 raw = socket.create_connection(('127.0.0.1', $IMAPS), 10)
 print(context.wrap_socket(raw, server_hostname='$HOST').recv(512).decode().strip())" || true)
 case "$imaps" in "* OK"*) ;; *) imaps= ;; esac
@@ -141,6 +171,23 @@ dav=$(curl -ksS -o /dev/null -w '%{http_code}' -X PROPFIND --resolve "$HOST:$HTT
   "https://$HOST:$HTTPS/dav/")
 [ "$dav" = 401 ] || fail "PROPFIND /dav/ without a login: $dav (want 401 from Radicale)"
 echo "test-docker: SMTP '$banner', IMAPS '$imaps', HTTP redirects to HTTPS, /dav/ asks for a login"
+
+# The node obtains the mail host's certificate from pebble at its start (run.sh, while the
+# checks above ran), and the watcher reloads Postfix, Dovecot and the edge: every TLS port
+# presents it.
+start=$SECONDS
+.venv/bin/python docker/e2e.py certificates --ca "$PEBBLE_ROOTS_FILE" \
+  --write-serials "$RUNDIR/serials" || fail "pebble's certificate on the TLS ports"
+echo "test-docker: waited $((SECONDS - start)) s more for the certificate from the ACME CA"
+# A renewal, forced (every certificate due), by the project's command: new TLS clients on each
+# port get the new certificate, nothing restarted by hand.
+start=$SECONDS
+renew=$(compose exec -T -e MAILHOST_ACME_RENEW_BEFORE_DAYS=100000 node \
+  python manage.py certificates renew 2>&1) || fail "certificates renew: $renew"
+grep -q "issued: mail-host" <<<"$renew" || fail "certificates renew issued nothing: $renew"
+.venv/bin/python docker/e2e.py certificates --ca "$PEBBLE_ROOTS_FILE" \
+  --not-serials "$RUNDIR/serials" || fail "the renewed certificate on the TLS ports"
+echo "test-docker: renewed; new clients got the new certificate $((SECONDS - start)) s later"
 
 # A client's whole path: an organisation's API token (made on the node, as an operator would),
 # then docker/e2e.py from the host: API over the edge, SMTP in, IMAPS, submission with DKIM.
