@@ -184,6 +184,8 @@ def sync_links_from_store(state_dir: Path, lookup_db: Path) -> int:
     mailboxes that used DAV, not the node's size, and nothing is held per mailbox; a node built
     from empty has no links to walk. Returns how many links it removed."""
     root = state_dir / COLLECTION_ROOT
+    if not root.is_dir():
+        return 0  # nobody has used DAV on this node yet
     mail_root = f"{state_dir}/mail/"
     changed = 0
     conn = lookup.connect(lookup_db)
@@ -194,17 +196,15 @@ def sync_links_from_store(state_dir: Path, lookup_db: Path) -> int:
                     continue
                 found = conn.execute(
                     "SELECT home FROM mailboxes WHERE address = ?", (entry.name,)).fetchone()
-                if found is None or not _links_home(found[0], mail_root, os.readlink(entry.path)):
-                    os.unlink(entry.path)
+                if found is None or not _links_home(found[0], mail_root, _link_at(entry.path)):
+                    Path(entry.path).unlink(missing_ok=True)  # or its owner's request did
                     changed += 1
-    except FileNotFoundError:
-        pass  # no collection-root/ yet: nobody has used DAV on this node
     finally:
         conn.close()
     return changed
 
 
-def _links_home(home: str, mail_root: str, target: str) -> bool:
+def _links_home(home: str, mail_root: str, target: str | None) -> bool:
     return (
         home.startswith(mail_root)
         and _SAFE_HOME.match(home[len(mail_root):]) is not None
@@ -257,7 +257,7 @@ def _ensure_link(root: Path, address: str, home_id: str) -> bool:
     return _replace_link(root, address, target)
 
 
-def _link_at(path: Path) -> str | None:
+def _link_at(path: Path | str) -> str | None:
     try:
         return os.readlink(path)
     except OSError:  # nothing there, or a real directory
