@@ -14,13 +14,14 @@
   `archive/` with its mail and come back with it on restore, are purged with it, and a renamed
   mailbox keeps them (its home is keyed by id, not by address).
 - **Made on first use**: no reconcile pass makes a home, its `dav/` or a link. Dovecot makes a
-  home on the mailbox's first login or delivery; the DAV server makes the home (if Dovecot has
-  not yet), its `dav/` and the link on the first request Dovecot accepts for that address
-  (`mailhost.backend.dav_auth`, Radicale's auth plugin: `ensure_principal`), before Radicale
-  looks for the principal. A node of a million mailboxes is therefore built from empty without
-  a million homes. The passes only take away: a deleted (or unverified) mailbox's link, and
-  a link whose address is gone from the node's store or now names another home
-  (`sync_links`, `sync_links_from_store`); the next request of its owner makes the right one.
+  home on the first use of the mailbox's storage (a delivery, a client opening a folder); the
+  DAV server makes the home (if Dovecot has not yet), its `dav/` and the link on the first
+  request Dovecot accepts for that address (`mailhost.backend.dav_auth`, Radicale's auth
+  plugin: `ensure_principal`), before Radicale looks for the principal. A node of a million
+  mailboxes is therefore built from empty without a million homes. The passes only take
+  away: a deleted (or unverified) mailbox's link, and a link whose address is gone from the
+  node's store or now names another home (`sync_links`, `sync_links_from_store`); the next
+  request of its owner makes the right one.
 - **How it runs**: `python -m mailhost.backend.dav --config dav/dav.json` (the stack runner's
   Python daemon "dav"): it writes its pid and runs Radicale's own server on a loopback port,
   as root like the node's other Python daemons. It cannot drop to the mail user: the project's
