@@ -47,7 +47,7 @@ def _instrument() -> None:
     _timed(stack.Stack, "write_config", "write + validate config")
     _timed(reconcile, "_sync_maildirs", "maildirs")
     _timed(reconcile, "_mark_applied", "record (Postgres)")
-    # The full pass's DAV links: from the committed store, one readlink per mailbox.
+    # The full pass's DAV links: the links there are (made on first use), checked against the store.
     _timed(dav, "sync_links_from_store", "DAV links")
     _timed(reconcile, "_rows_inputs", "rows inputs digest (Postgres)")
     _timed(reconcile, "reconcile_incremental", "incremental pre-pass")

@@ -567,8 +567,9 @@ def execute(node: MailNode, config: NodeConfig, plan: Plan, *, dry_run: bool = F
         if conn:
             conn.close()
     _sync_maildirs(config.state_dir, plan.mailboxes, managed, restore=False)
-    # Calendars and contacts live in the home (mail/<home>/dav); Radicale finds them by address.
-    dav.sync_links(config.state_dir, plan.mailboxes, uid=MAIL_UID, gid=MAIL_GID)
+    # Calendars and contacts live in the home (mail/<home>/dav); Radicale finds them by address
+    # through a link its first request makes. A deleted mailbox's link goes here.
+    dav.sync_links(config.state_dir, plan.mailboxes)
     _apply_files(config, stack, managed, plan.files, plan.static, files, report)
     return report
 
@@ -606,10 +607,11 @@ def _execute_full(
         sync.commit()
     moved = {h for h in streamed.deleted_homes if _move_home(config.state_dir, h, restore=False)}
     _forget_homes(managed, moved)
-    # Calendars and contacts: every link, from the rows just committed (bounded: a cursor on
-    # the store and one walk of the links, nothing held per mailbox).
+    # Calendars and contacts: the links there are (made on first use, not here), checked
+    # against the rows just committed: one walk of the links, nothing held per mailbox. No
+    # home is made: Dovecot and the DAV server make them on first use.
     if not (unchanged and _dav_links_synced(config, sync.writes)):
-        dav.sync_links_from_store(config.state_dir, config.lookup_db, uid=MAIL_UID, gid=MAIL_GID)
+        dav.sync_links_from_store(config.state_dir, config.lookup_db)
         _note_dav_links_synced(config, sync.writes)
     _apply_files(config, stack, managed, desired, plan.static, files, report)
     if inputs is not None and not unchanged:

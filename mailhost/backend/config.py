@@ -19,8 +19,9 @@ Layout of a state directory (every path below is relative to it):
   lookup/       lookup.sqlite                            root:postfix, dir 2770, file 0660
   bans/         bans.sqlite (the ban store)              root:postfix, dir 2770, file 0660
   banpolicy/    banpolicy.json, api-header (0600)        the ban policy server Dovecot asks
-  mail/<home>/  a mailbox home (Maildir, Sieve scripts)  mail:mail (8:8); .mailhost/ in it
-                holds the portal's Sieve scripts (mailhost/backend/sieve.py)
+  mail/<home>/  a mailbox home (Maildir, Sieve scripts)  mail:mail (8:8), 0700, made on first
+                use (by Dovecot, or the DAV server); .mailhost/ in it holds the portal's
+                Sieve scripts (mailhost/backend/sieve.py)
   spool/        Postfix queue_directory
   lib/          Postfix data_directory, Dovecot state_dir
   sender-policy/ sender-policy.json                     the sender-policy milter's config
@@ -33,7 +34,8 @@ Layout of a state directory (every path below is relative to it):
   certwatch/    certwatch.json    the certificate watcher's (mailhost/backend/certwatch.py)
   acme/         account.json, state.json (root only), live/<domain>/{cert,key}.pem, webroot/
   dav/          radicale.conf, dav.json, collections/collection-root/<address> → a link to
-                mail/<home>/dav (CalDAV/CardDAV: see mailhost/backend/dav.py)
+                mail/<home>/dav, made on the first DAV request (CalDAV/CardDAV: see
+                mailhost/backend/dav.py)
   edge/         nginx.conf, sites.conf (the reconciler's), tmp/   the HTTPS front door: see
                 mailhost/backend/edge.py; acme/webroot/ holds HTTP-01 challenges
 """

@@ -9,17 +9,26 @@
 - **What a user sees**: Radicale's `owner_only` rights: their own principal
   (`/dav/<address>/`) and the collections in it, nothing of another user's.
 - **Where it is stored**: in the mailbox's home, `mail/<home>/dav/`. Radicale's tree
-  (`dav/collections/collection-root/`) holds one link per mailbox, `<address>` →
-  `../../../mail/<home>/dav`, which the reconciler keeps (`sync_links`). So a deleted mailbox's
-  collections move to `archive/` with its mail and come back with it on restore, are purged
-  with it, and a renamed mailbox keeps them (its home is keyed by id, not by address).
+  (`dav/collections/collection-root/`) holds one link per mailbox that has used DAV,
+  `<address>` → `../../../mail/<home>/dav`. So a deleted mailbox's collections move to
+  `archive/` with its mail and come back with it on restore, are purged with it, and a renamed
+  mailbox keeps them (its home is keyed by id, not by address).
+- **Made on first use**: no reconcile pass makes a home, its `dav/` or a link. Dovecot makes a
+  home on the first use of the mailbox's storage (a delivery, a client opening a folder); the
+  DAV server makes the home (if Dovecot has not yet), its `dav/` and the link on the first
+  request Dovecot accepts for that address (`mailhost.backend.dav_auth`, Radicale's auth
+  plugin: `ensure_principal`), before Radicale looks for the principal. A node of a million
+  mailboxes is therefore built from empty without a million homes. The passes only take
+  away: a deleted (or unverified) mailbox's link, and a link whose address is gone from the
+  node's store or now names another home (`sync_links`, `sync_links_from_store`); the next
+  request of its owner makes the right one.
 - **How it runs**: `python -m mailhost.backend.dav --config dav/dav.json` (the stack runner's
   Python daemon "dav"): it writes its pid and runs Radicale's own server on a loopback port,
   as root like the node's other Python daemons. It cannot drop to the mail user: the project's
   interpreter and packages may live where only root reads (a checkout in /root, a pyenv), and
   Python imports lazily while it serves. Only the edge reaches it (loopback).
 
-The renderers are pure (golden-file tested); `sync_links` and `main` do the I/O.
+The renderers are pure (golden-file tested); the link functions and `main` do the I/O.
 """
 
 import argparse
@@ -27,6 +36,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,6 +52,8 @@ DAV_PID = "run/dav/dav.pid"
 # Radicale's filesystem_folder; its collection-root/ holds one link per mailbox.
 DAV_FOLDER = "dav/collections"
 COLLECTION_ROOT = f"{DAV_FOLDER}/collection-root"
+# Radicale's auth plugin: its dovecot auth plus the principal's link (dav_auth.py).
+AUTH_PLUGIN = "mailhost.backend.dav_auth"
 # The collections' directory inside a mailbox home (mail/<home>/dav).
 HOME_DAV_DIR = "dav"
 # The Dovecot auth socket Radicale asks (a client listener, root only).
@@ -76,7 +88,8 @@ def render_radicale_conf(*, state_dir: Path | str, port: int) -> str:
         "timeout = 30",
         "",
         "[auth]",
-        "type = dovecot",
+        "# Radicale's dovecot auth, which also makes the principal's home and link on first use.",
+        f"type = {AUTH_PLUGIN}",
         "dovecot_connection_type = AF_UNIX",
         f"dovecot_socket = {s}/{DOVECOT_AUTH_SOCKET}",
         "# The client's address for Dovecot's penalty and the ban policy: the edge sets this",
@@ -133,17 +146,15 @@ def link_target(home_id: str) -> str:
     return f"../../../mail/{home_id}/{HOME_DAV_DIR}"
 
 
-def sync_links(
-    state_dir: Path, mailboxes: Iterable[MailboxSnap], *, uid: int, gid: int
-) -> list[str]:
+def sync_links(state_dir: Path, mailboxes: Iterable[MailboxSnap]) -> list[str]:
     """The incremental pass: the links of these mailboxes' addresses, looked at one by one.
 
-    A live mailbox gets its home's dav/ directory (and the home, owned by `uid`/`gid`, if
-    Dovecot has not made it yet) and a link; a deleted one loses its link once its home moved
-    to archive/ (its collections went with it). Its cost follows the change, not the number of
-    mailboxes. Returns what it changed, in words."""
+    A deleted (or unverified) mailbox loses its link once its home moved to archive/ (its
+    collections went with it); a live one loses a link that points at another home (its address
+    was another mailbox's). Nothing is made: the owner's next DAV request makes the link
+    (`ensure_principal`). Its cost follows the change, not the number of mailboxes. Returns
+    what it changed, in words."""
     root = state_dir / COLLECTION_ROOT
-    root.mkdir(parents=True, exist_ok=True)
     wanted: dict[str, str] = {}
     gone: dict[str, str] = {}
     for mailbox in mailboxes:
@@ -155,8 +166,10 @@ def sync_links(
             wanted[mailbox.address] = mailbox.home_id
     changed = []
     for address, home_id in sorted(wanted.items()):
-        if _ensure_link(state_dir, root, address, home_id, uid, gid):
-            changed.append(f"+ dav link {address}")
+        current = _link_at(root / address)
+        if current is not None and current != link_target(home_id):
+            (root / address).unlink()
+            changed.append(f"- dav link {address} (another home's)")
     for address, home_id in sorted(gone.items()):
         if address not in wanted and _link_at(root / address) == link_target(home_id):
             (root / address).unlink()
@@ -164,54 +177,88 @@ def sync_links(
     return changed
 
 
-def sync_links_from_store(state_dir: Path, lookup_db: Path, *, uid: int, gid: int) -> int:
-    """The full pass: collection-root/ made to match the node's committed lookup store, whose
-    mailboxes table holds exactly the live mailboxes of verified domains, in bounded memory:
-    the store's mailboxes read through a cursor (one readlink each), then one walk of the
-    directory asking the store about each link's name (a renamed or purged mailbox's link
-    goes). Nothing is held per mailbox. Returns how many links it changed."""
+def sync_links_from_store(state_dir: Path, lookup_db: Path) -> int:
+    """The full pass: the links in collection-root/ checked against the node's committed lookup
+    store, whose mailboxes table holds exactly the live mailboxes of verified domains. One walk
+    of the directory, asking the store about each link's name: a link whose address is gone
+    (deleted, renamed, purged) or now names another home goes. Its cost follows the number of
+    mailboxes that used DAV, not the node's size, and nothing is held per mailbox; a node built
+    from empty has no links to walk. Returns how many links it removed."""
     root = state_dir / COLLECTION_ROOT
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.is_dir():
+        return 0  # nobody has used DAV on this node yet
     mail_root = f"{state_dir}/mail/"
     changed = 0
     conn = lookup.connect(lookup_db)
     try:
-        for address, home in conn.execute("SELECT address, home FROM mailboxes"):
-            if _SAFE_ADDRESS.match(address) and home.startswith(mail_root):
-                changed += _ensure_link(state_dir, root, address, home[len(mail_root):], uid, gid)
         with os.scandir(root) as entries:
             for entry in entries:
                 if entry.name.startswith(".") or not entry.is_symlink():
                     continue
-                live = conn.execute("SELECT 1 FROM mailboxes WHERE address = ?", (entry.name,))
-                if live.fetchone() is None:
-                    os.unlink(entry.path)
+                found = conn.execute(
+                    "SELECT home FROM mailboxes WHERE address = ?", (entry.name,)).fetchone()
+                if found is None or not _links_home(found[0], mail_root, _link_at(entry.path)):
+                    Path(entry.path).unlink(missing_ok=True)  # or its owner's request did
                     changed += 1
     finally:
         conn.close()
     return changed
 
 
-def _ensure_link(state_dir: Path, root: Path, address: str, home_id: str, uid: int,
-                 gid: int) -> bool:
+def _links_home(home: str, mail_root: str, target: str | None) -> bool:
+    return (
+        home.startswith(mail_root)
+        and _SAFE_HOME.match(home[len(mail_root):]) is not None
+        and target == link_target(home[len(mail_root):])
+    )
+
+
+def ensure_principal(state_dir: Path, lookup_db: Path, address: str, *, uid: int,
+                     gid: int) -> bool:
+    """On a request Dovecot accepted for `address`: its home (owned by `uid`/`gid`, if Dovecot
+    has not made it yet), the home's dav/ and the link Radicale finds them through, as the
+    node's lookup store says. False when the store has no home below mail/ for the address
+    (nothing made: Radicale then keeps that principal's collections in its own tree)."""
+    if not _SAFE_ADDRESS.match(address):
+        return False  # a catch-all or odd name: no principal link
+    conn = sqlite3.connect(f"file:{lookup_db}?mode=ro", uri=True, timeout=10)  # never creates
+    try:
+        found = conn.execute("SELECT home FROM mailboxes WHERE address = ?", (address,)).fetchone()
+    finally:
+        conn.close()
+    mail_root = f"{state_dir}/mail/"
+    if found is None or not found[0].startswith(mail_root):
+        return False
+    home_id = found[0][len(mail_root):]
+    if not _SAFE_HOME.match(home_id):
+        return False
+    root = state_dir / COLLECTION_ROOT
+    root.mkdir(parents=True, exist_ok=True)
+    _ensure_home_dav(state_dir, home_id, uid, gid)  # also when the link is there already
+    _ensure_link(root, address, home_id)
+    return True
+
+
+def _ensure_link(root: Path, address: str, home_id: str) -> bool:
     target = link_target(home_id)
     path = root / address
     current = _link_at(path)
     if current == target:
         return False
-    _ensure_home_dav(state_dir, home_id, uid, gid)
     if current is None:
-        # Usually nothing is there (a new mailbox, or a node built from empty: a million of
-        # these): make the link in place, one syscall instead of a temporary and a rename.
+        # Usually nothing is there (a first request): make the link in place, one syscall
+        # instead of a temporary and a rename.
         try:
             os.symlink(target, path)
             return True
         except FileExistsError:
-            pass  # a real directory (made by Radicale): _replace_link deals with it
+            if _link_at(path) == target:
+                return False  # made meanwhile (another request of the same user)
+            # else a real directory (made by Radicale): _replace_link deals with it
     return _replace_link(root, address, target)
 
 
-def _link_at(path: Path) -> str | None:
+def _link_at(path: Path | str) -> str | None:
     try:
         return os.readlink(path)
     except OSError:  # nothing there, or a real directory
@@ -230,8 +277,9 @@ def _ensure_home_dav(state_dir: Path, home_id: str, uid: int, gid: int) -> None:
 
 def _replace_link(root: Path, address: str, target: str) -> bool:
     """Point collection-root/<address> at `target` (atomically). A real directory there was
-    made by Radicale for a login that came before its link: its content moves into the home
-    when the home has none yet, else it is left alone (and logged)."""
+    made by Radicale for a request that found no link (a node from before the links, or one
+    whose link could not be made): its content moves into the home when the home has none yet,
+    else it is left alone (and logged)."""
     path = root / address
     if path.is_dir() and not path.is_symlink():
         home_dav = (root / target).resolve()

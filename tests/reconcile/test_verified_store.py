@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -108,16 +109,17 @@ def test_a_database_change_no_service_recorded_is_repaired(node, state_dir):
     assert store(state_dir) == rendered(node, state_dir)
 
 
-def test_a_dav_link_removed_by_hand_comes_back(node, state_dir, monkeypatch):
+def test_a_dav_link_pointed_elsewhere_by_hand_goes(node, state_dir, monkeypatch):
     mailbox = Mailbox.objects.get(local_part="cy")
-    link = state_dir / COLLECTION_ROOT / mailbox.address
-    assert os.readlink(link) == link_target(str(mailbox.home_id))
-    link.unlink()
+    root = state_dir / COLLECTION_ROOT
+    assert not os.path.lexists(root / mailbox.address)  # no pass makes one: first use does
+    root.mkdir(parents=True, exist_ok=True)
+    os.symlink(link_target(str(uuid.uuid4())), root / mailbox.address)
     refuse_to_stream(monkeypatch)  # the rows are still right: only the links are read
 
     reconcile_full(node)
 
-    assert os.readlink(link) == link_target(str(mailbox.home_id))
+    assert not os.path.lexists(root / mailbox.address)  # its owner's next request links it
 
 
 def test_a_write_racing_a_pass_keeps_the_next_pass_from_skipping(tmp_path):
