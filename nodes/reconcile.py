@@ -747,10 +747,11 @@ def _all_added(rows: Rows) -> RowDiff:
 
 
 def _mark_applied(node: MailNode, revision: int, **extra) -> None:
-    MailNode.objects.filter(pk=node.pk).update(
-        applied_revision=revision, applied_at=timezone.now(), last_error="", **extra
-    )
-    NodeChange.objects.filter(node=node, revision__lte=revision).delete()
+    with transaction.atomic():  # one commit, not two
+        MailNode.objects.filter(pk=node.pk).update(
+            applied_revision=revision, applied_at=timezone.now(), last_error="", **extra
+        )
+        NodeChange.objects.filter(node=node, revision__lte=revision).delete()
 
 
 def _record_failure(node: MailNode, exc: Exception) -> None:
