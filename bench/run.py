@@ -12,6 +12,7 @@ set-up failure. Nothing is left running: the runner checks before it exits.
 """
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -187,7 +188,9 @@ class Runner:
             f"B9 send API → loopback MX ({outbound.SENDERS} senders)", outbound.send_api, ctx,
             samples=ctx.size.live_samples, per_sender=2 if ctx.size.name == "small" else 4))
 
-    def run(self) -> None:
+    def run(self, *, levels_only: bool = False) -> None:
+        """Every scenario; with `levels_only` (`--only B1`), the levels alone: seed, B4, B1,
+        B2 and B5 at each, and nothing after them."""
         from bench import bulk, full, inbound, lists, live, mailflow, seed
 
         ctx, size = self.ctx, self.ctx.size
@@ -212,6 +215,8 @@ class Runner:
                                         samples=size.live_samples), many=True)
             self.record("B5", self.step(f"B5 list pages at {n:,}", lists.list_pages, ctx,
                                         repeats=size.list_repeats), many=True)
+        if levels_only:
+            return
         n = ctx.mailboxes
         peaks = {"incremental": self.swap_worker("full")}
         self.record("B7", self.step(f"B7 full render + diff per change → live at {n:,}",
@@ -271,8 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--keep-db", action="store_true", help="keep mailhost_bench afterwards")
-    parser.add_argument("--only", choices=["B6", "B8", "B9", "B11"],
-                        help="run one scenario (after seeding)")
+    parser.add_argument("--only", choices=["B1", "B2", "B5", "B6", "B8", "B9", "B11"],
+                        help="run one scenario (after seeding); B1, B2 and B5: the three at "
+                             "each level, nothing after the levels")
+    parser.add_argument("--levels", type=lambda text: tuple(int(n) for n in text.split(",")),
+                        help="domains of 100 mailboxes at each level instead of the size's, "
+                             "e.g. 10,1000 for 1,000 and 100,000")
     args = parser.parse_args(argv)
 
     env = bench_env.configure()
@@ -281,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from bench import report
 
-    ctx = Ctx(env=env, size=SIZES[args.size])
+    size = SIZES[args.size]
+    if args.levels:
+        size = dataclasses.replace(size, levels=args.levels)
+    ctx = Ctx(env=env, size=size)
     runner = Runner(ctx)
     runner.results |= {
         "size": args.size,
@@ -301,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.only == "B11":
             runner.run_backup_only()
         else:
-            runner.run()
+            runner.run(levels_only=args.only in ("B1", "B2", "B5"))
     except Exception as exc:  # BenchError, ChildError, StackError, database down …
         say(f"set-up failed: {exc}")
         runner.results["errors"].append(

@@ -22,7 +22,13 @@ from mailboxes.models import (
 )
 from mailhost.backend.render import ROLE_LOCAL_PARTS
 from mailhost.errors import NotFound
-from mailhost.names import HOSTED_LOCAL_PART, InvalidName, normalise_domain, split_address
+from mailhost.names import (
+    HOSTED_LOCAL_PART,
+    InvalidName,
+    domain_for_display,
+    normalise_domain,
+    split_address,
+)
 from tenants.access import Actor, require_read, require_write, visible_organisations
 from tenants.models import WRITE_ROLES, Membership
 
@@ -36,6 +42,24 @@ def domain_list(actor: Actor, *, organisation=None) -> QuerySet[Domain]:
     if organisation is not None:
         domains = domains.filter(organisation=organisation)
     return domains.order_by("name")
+
+
+@dataclass(frozen=True)
+class DomainName:
+    """A domain as a choice list shows it: its stored (A-label) name and its display form."""
+
+    name: str
+
+    @property
+    def display_name(self) -> str:
+        return domain_for_display(self.name)
+
+
+def domain_names(actor: Actor, *, organisation=None, limit: int) -> list[DomainName]:
+    """The first `limit` of the actor's domain names in name order (one query reading the
+    names alone: no rows of their organisations or nodes)."""
+    names = domain_list(actor, organisation=organisation).select_related(None)
+    return [DomainName(name) for name in names.values_list("name", flat=True)[:limit]]
 
 
 # Several organisations may claim one name; only one claim is verified. Someone who sees more

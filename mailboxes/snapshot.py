@@ -33,6 +33,7 @@ _MAILBOX_FIELDS = (
 )  # fmt: skip
 # What the holder set in /mailbox/, rendered into a Sieve script. Read in a second query, for
 # the mailboxes that set something only: decoding 100,000 empty JSON lists cost ~0.4 s a pass.
+# (With the rows themselves for the few mailboxes an incremental pass names.)
 _SIEVE_FIELDS = (
     "pk", "local_part", "domain__name",
     "forward_to", "forward_keep_copy", "vacation_enabled", "vacation_subject", "vacation_body",
@@ -86,6 +87,15 @@ def mailboxes(
         queryset = queryset.filter(pk__in=list(ids))
     if domain_ids is not None:
         queryset = queryset.filter(domain_id__in=list(domain_ids))
+    elif ids is not None:
+        # The mailboxes an incremental pass names (the changed ones): the Sieve settings in
+        # the same query, and no server-side cursor (one round trip, not four).
+        width = len(_MAILBOX_FIELDS)
+        snaps = [
+            _mailbox_snap(*row[:width], sieve=_sieve_spec(f"{row[1]}@{row[2]}", *row[width:]))
+            for row in queryset.values_list(*_MAILBOX_FIELDS, *_SIEVE_FIELDS[3:])
+        ]
+        return _with_app_passwords(snaps)
     sieve = _sieve_specs(queryset)
     rows = queryset.values_list(*_MAILBOX_FIELDS).iterator(chunk_size=BATCH)
     snaps = [_mailbox_snap(*row, sieve=sieve.get(row[0])) for row in rows]

@@ -64,3 +64,25 @@ def test_it_offers_a_typed_domain_filter_once_there_are_many_domains(
     assert '<select id="mdomain"' not in body and '<input id="mdomain"' in body
     filtered = owner_client.get(BASE + "?domain=acme.test").content.decode()
     assert addresses(filtered) == ["anna@acme.test"]
+
+
+def test_its_domain_choices_show_each_name_as_people_read_it(owner_client, mailbox):
+    DomainFactory(organisation=mailbox.domain.organisation, name="xn--bcher-kva.test")
+    body = owner_client.get(BASE).content.decode()
+    assert '<option value="xn--bcher-kva.test">bücher.test</option>' in body
+    assert '<option value="acme.test" selected>' not in body
+    filtered = owner_client.get(BASE + "?domain=acme.test").content.decode()
+    assert '<option value="acme.test" selected>acme.test</option>' in filtered
+
+
+def test_its_rows_show_address_name_status_quota_and_creation(owner_client, mailbox):
+    waiting = DomainFactory(organisation=mailbox.domain.organisation, name="later.test",
+                            verified_at=None, verification_method="")
+    MailboxFactory(domain=waiting, local_part="zoe", display_name="Zoe Z", quota_mb=512,
+                   status="suspended")
+    body = owner_client.get(BASE).content.decode()
+    row = body[body.index("zoe@later.test"):].split("</tr>")[0]
+    assert "Zoe Z" in row and "512 MB" in row and "Suspended" in row
+    assert "Waiting for domain verification" in row
+    assert f"{mailbox.created_at.day} " in row  # "j M Y"
+    assert 'href="/mail-admin/acme/mailboxes/zoe@later.test/"' in body

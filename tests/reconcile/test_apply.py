@@ -1,7 +1,8 @@
 import os
 
 from mailhost.backend import lookup
-from mailhost.backend.apply import FileSpec, ManagedFiles, diff_rows, write_rows
+from mailhost.backend.apply import MANIFEST, FileSpec, ManagedFiles, diff_rows, write_rows
+from mailhost.backend.files import sha256
 from mailhost.backend.render import empty_rows
 
 
@@ -74,3 +75,17 @@ def test_it_removes_files_it_no_longer_wants(tmp_path):
     managed.apply({}, changes)
     assert not (tmp_path / "opendkim/keys/a.test.s1.private").exists()
     assert ManagedFiles(tmp_path).manifest == {}
+
+
+def test_a_pass_that_touches_no_file_leaves_the_manifest_unread_and_unwritten(tmp_path):
+    managed = ManagedFiles(tmp_path)
+    desired = {"postfix/main.cf": FileSpec(b"one\n")}
+    managed.apply(desired, managed.plan(desired))
+    manifest = tmp_path / MANIFEST
+    written = manifest.stat()
+    quiet = ManagedFiles(tmp_path)
+    assert quiet.plan({}, set()) == []
+    quiet.apply({}, [])
+    assert "manifest" not in vars(quiet)  # never read
+    assert manifest.stat().st_ino == written.st_ino  # nor written again
+    assert ManagedFiles(tmp_path).manifest == {"postfix/main.cf": sha256(b"one\n")}
