@@ -4,6 +4,8 @@ Order (each size level = N domains × 100 mailboxes, seeded in bulk):
   for each level (small: 1,000 then 5,000; full: 1,000, 100,000 then 1,000,000):
       seed → B4 (full reconcile onto an emptied node, start the stack, no-op reconcile)
       → B1 (create → live) → B2 (rotate → live) → B5 (list pages)
+      at the second level (small: 5,000; full: 100,000): B10 (a second node's create → live
+      while this one rebuilds from empty)
   at the largest level: B7 (worker forced to rebuild everything, two designs)
       → B6 (mail throughput) → B3 (bulk create; last, as it adds mailboxes) → B9 (send API)
       → B11 (backup and restore through S3)
@@ -179,6 +181,34 @@ class Runner:
                                      backup.throughput, self.ctx, messages=messages,
                                      size=kb * 1000))
 
+    def run_b10_only(self) -> None:
+        """`--only B10`: seed B10's level, bring the node up (B4), start the web, then B10."""
+        self.seed_and_reconcile(self.ctx.size.levels[self.ctx.size.b10_level])
+        self.start_services()
+        self.run_b10()
+
+    def run_b10(self) -> None:
+        from bench import twonodes
+
+        ctx = self.ctx
+        node_b = twonodes.NodeB(ctx)
+        try:
+            node_b.start()
+            self.record("B10", self.step(
+                f"B10 create → live on node B while node A ({ctx.mailboxes:,}) rebuilds",
+                twonodes.isolation, ctx, node_b, samples=ctx.size.b10_samples))
+        except Exception as exc:
+            say(f"B10 FAILED: {exc}")
+            self.results["errors"].append({"step": "B10", "error": f"{type(exc).__name__}: {exc}",
+                                           "traceback": traceback.format_exc()})
+        finally:
+            if node_b.worker is not None and node_b.worker.pid not in self.started_groups:
+                self.started_groups.append(node_b.worker.pid)
+            for problem in node_b.stop():
+                self.results["errors"].append({"step": "B10 tear-down", "error": problem})
+            if not ctx.stack.is_running():  # a failed busy phase may have left A down
+                ctx.stack.start()
+
     def run_b9(self) -> None:
         from bench import outbound
 
@@ -212,6 +242,8 @@ class Runner:
                                         samples=size.live_samples), many=True)
             self.record("B5", self.step(f"B5 list pages at {n:,}", lists.list_pages, ctx,
                                         repeats=size.list_repeats), many=True)
+            if index == size.b10_level:
+                self.run_b10()
         n = ctx.mailboxes
         peaks = {"incremental": self.swap_worker("full")}
         self.record("B7", self.step(f"B7 full render + diff per change → live at {n:,}",
@@ -271,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--keep-db", action="store_true", help="keep mailhost_bench afterwards")
-    parser.add_argument("--only", choices=["B6", "B8", "B9", "B11"],
+    parser.add_argument("--only", choices=["B6", "B8", "B9", "B10", "B11"],
                         help="run one scenario (after seeding)")
     args = parser.parse_args(argv)
 
@@ -298,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             runner.run_inbound_only()
         elif args.only == "B9":
             runner.run_send_only()
+        elif args.only == "B10":
+            runner.run_b10_only()
         elif args.only == "B11":
             runner.run_backup_only()
         else:

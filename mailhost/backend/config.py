@@ -114,6 +114,18 @@ PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
     "resolver", "http", "https", "dav", "forward", "srs", "srs_reverse", "stats",
 )
+# The environment variable each port is read from (mailhost/settings.py, `from_settings`).
+PORT_ENV = {
+    "smtp": "MAILHOST_SMTP_PORT", "submission": "MAILHOST_SUBMISSION_PORT",
+    "submissions": "MAILHOST_SUBMISSIONS_PORT", "imap": "MAILHOST_IMAP_PORT",
+    "imaps": "MAILHOST_IMAPS_PORT", "managesieve": "MAILHOST_MANAGESIEVE_PORT",
+    "internal": "MAILHOST_INTERNAL_SMTP_PORT", "authpolicy": "MAILHOST_AUTHPOLICY_PORT",
+    "resolver": "MAILHOST_RESOLVER_PORT", "http": "MAILHOST_HTTP_PORT",
+    "https": "MAILHOST_HTTPS_PORT", "dav": "MAILHOST_DAV_PORT",
+    "forward": "MAILHOST_FORWARD_PORT", "srs": "MAILHOST_SRS_PORT",
+    "srs_reverse": "MAILHOST_SRS_REVERSE_PORT", "stats": "MAILHOST_DOVECOT_STATS_PORT",
+}  # fmt: skip
+assert set(PORT_ENV) == set(PORT_NAMES), "every port has its variable"
 DEFAULT_INTERNAL_PORT = 2526
 # The ban policy server Dovecot asks on every login; loopback only, like "internal".
 DEFAULT_AUTHPOLICY_PORT = 2527
@@ -1454,3 +1466,19 @@ def render_opendkim_internal_hosts(cfg: NodeConfig) -> str:
     """Empty on purpose: without this file OpenDKIM treats 127.0.0.1 as internal and signs
     whatever a loopback client hands the port-25 listener (see MTA in opendkim.conf)."""
     return _lines("# No host is internal by address; signing follows the listener (MTA).")
+
+
+def node_environment(cfg: NodeConfig, node_name: str) -> dict[str, str]:
+    """What a node's worker reads its own NodeConfig from, for `cfg`: its name, state dir, host
+    name, ports, the portal port its edge proxies to and (test harness) the internet MX. Two
+    nodes on one machine (the multi-node tests, `make bench` B10) start the second node's
+    worker with these on top of the portal's environment."""
+    env = {
+        "MAILHOST_NODE_NAME": node_name,
+        "MAILHOST_NODE_STATE_DIR": str(cfg.state_dir),
+        "MAILHOST_HOSTNAME": cfg.hostname,
+        "MAILHOST_TEST_INTERNET_MX": cfg.internet_mx,
+    }
+    if cfg.edge.upstream:
+        env["MAILHOST_WEB_PORT"] = cfg.edge.upstream.rsplit(":", 1)[1]
+    return env | {PORT_ENV[name]: str(port) for name, port in cfg.ports.items()}
