@@ -17,16 +17,12 @@ from bench.context import BenchError, Ctx
 from bench.env import ROOT
 
 
-def run_reconcile_child(ctx: Ctx, label: str, *, nice: int = 0) -> dict:
-    """The full reconcile in a fresh process (at `nice`, B10), measured from outside."""
+def run_reconcile_child(ctx: Ctx, label: str) -> dict:
     log = ctx.env.log_dir / f"reconcile-{label}.log"
-    argv = [sys.executable, "-m", "bench.reconcile_child"]
-    if nice:
-        argv = ["nice", "-n", str(nice), *argv]  # exec()s: the pid stays the child's
     with open(log, "wb") as stderr:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "bench.reconcile_child"], cwd=ROOT, stdout=subprocess.PIPE,
             stderr=stderr, stdin=subprocess.DEVNULL,
         )
         out = proc.stdout.read().decode(errors="replace")

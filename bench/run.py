@@ -185,9 +185,10 @@ class Runner:
         """`--only B10`: seed B10's level, bring the node up (B4), start the web, then B10."""
         self.seed_and_reconcile(self.ctx.size.levels[self.ctx.size.b10_level])
         self.start_services()
-        self.run_b10()
+        self.run_b10(restore=False)
 
-    def run_b10(self) -> None:
+    def run_b10(self, *, restore: bool) -> None:
+        """B10; `restore`: rebuild the node afterwards (else the next step rebuilds it)."""
         from bench import twonodes
 
         ctx = self.ctx
@@ -196,7 +197,8 @@ class Runner:
             node_b.start()
             self.record("B10", self.step(
                 f"B10 create → live on node B while node A ({ctx.mailboxes:,}) rebuilds",
-                twonodes.isolation, ctx, node_b, samples=ctx.size.b10_samples))
+                twonodes.isolation, ctx, node_b, samples=ctx.size.b10_samples,
+                restore=restore))
         except Exception as exc:
             say(f"B10 FAILED: {exc}")
             self.results["errors"].append({"step": "B10", "error": f"{type(exc).__name__}: {exc}",
@@ -206,8 +208,6 @@ class Runner:
                 self.started_groups.append(node_b.worker.pid)
             for problem in node_b.stop():
                 self.results["errors"].append({"step": "B10 tear-down", "error": problem})
-            if not ctx.stack.is_running():  # a failed busy phase may have left A down
-                ctx.stack.start()
 
     def run_b9(self) -> None:
         from bench import outbound
@@ -242,8 +242,8 @@ class Runner:
                                         samples=size.live_samples), many=True)
             self.record("B5", self.step(f"B5 list pages at {n:,}", lists.list_pages, ctx,
                                         repeats=size.list_repeats), many=True)
-            if index == size.b10_level:
-                self.run_b10()
+            if index == size.b10_level:  # the next level's B4 rebuilds the node anyway
+                self.run_b10(restore=index == len(size.levels) - 1)
         n = ctx.mailboxes
         peaks = {"incremental": self.swap_worker("full")}
         self.record("B7", self.step(f"B7 full render + diff per change → live at {n:,}",

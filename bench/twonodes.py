@@ -12,18 +12,21 @@ B1's measurement (POST /mailboxes → first IMAP LOGIN on B) runs three times:
             every row, file and maildir), in B4's child process;
   niced     the same, that child at nice 10 (what a full pass run at a lower CPU priority
             would give the other node's changes on a shared machine).
-Afterwards A's stack starts again on what the last pass wrote, and node B goes away.
+Leaving a busy phase stops the pass under way; afterwards one more pass rebuilds A and its
+stack starts again (unless the next step rebuilds A anyway), and node B goes away.
 
 On separate hosts the two nodes share only PostgreSQL and Redis; on the bench machine they
 share its CPUs too, which is the worst case this measures.
 """
 
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
 from bench.context import BenchError, Ctx
-from bench.env import free_ports, short_state_dir
+from bench.env import ROOT, free_ports, short_state_dir
 from bench.live import Node, create_live
 from bench.seed import PER_DOMAIN
 
@@ -147,28 +150,35 @@ def _delete_node(node) -> None:
 
 
 class BusyNode:
-    """Node A rebuilding from empty, pass after pass, in B4's child process, until stopped
-    (a pass that has begun is finished: A's state dir is then whole)."""
+    """Node A rebuilding from empty in B4's child process, pass after pass, while B is
+    measured. Leaving stops the pass under way: A's state dir is then partial (`rebuild`)."""
 
     def __init__(self, ctx: Ctx, *, nice: int = 0):
         self.ctx, self.nice = ctx, nice
-        self.passes: list[dict] = []
-        self.error: Exception | None = None
+        self.passes: list[float] = []  # seconds of each finished pass
+        self.error: str | None = None
+        self.proc: subprocess.Popen | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="busy-node-a", daemon=True)
 
     def _loop(self) -> None:
-        from bench.full import run_reconcile_child
-
-        try:
+        argv = [sys.executable, "-m", "bench.reconcile_child"]
+        if self.nice:
+            argv = ["nice", "-n", str(self.nice), *argv]  # exec()s: the pid stays the child's
+        log = self.ctx.env.log_dir / f"reconcile-b10-nice{self.nice}.log"
+        with open(log, "wb") as out:
             while not self._stop.is_set():
                 shutil.rmtree(self.ctx.env.state_dir, ignore_errors=True)
-                result = run_reconcile_child(self.ctx, f"busy-nice{self.nice}",
-                                             nice=self.nice)
-                self.passes.append({"seconds": result["process_wall_seconds"],
-                                    "cpu_seconds": result["cpu_seconds"]})
-        except Exception as exc:
-            self.error = exc
+                started = time.perf_counter()
+                self.proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                             stdout=out, stderr=out)
+                code = self.proc.wait()
+                if self._stop.is_set():
+                    return
+                if code != 0:
+                    self.error = f"exit {code}, see {log}"
+                    return
+                self.passes.append(round(time.perf_counter() - started, 1))
 
     def __enter__(self) -> "BusyNode":
         self.ctx.stack.stop()
@@ -177,15 +187,27 @@ class BusyNode:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.running_at_end = self.proc is not None and self.proc.poll() is None
         self._stop.set()
-        self._thread.join()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+        self._thread.join(60)
         if self.error is not None:
             raise BenchError(f"node A's busy reconcile failed: {self.error}")
 
     def summary(self) -> dict:
-        return {"nice": self.nice, "passes": len(self.passes),
-                "pass_seconds": [p["seconds"] for p in self.passes],
-                "pass_cpu_seconds": [p["cpu_seconds"] for p in self.passes]}
+        return {"nice": self.nice, "passes_finished": len(self.passes),
+                "pass_seconds": self.passes, "pass_running_at_end": self.running_at_end}
+
+
+def rebuild(ctx: Ctx) -> dict:
+    """A whole again after the busy phases: one more pass from empty (B4's), then its stack."""
+    from bench.full import run_reconcile_child
+
+    shutil.rmtree(ctx.env.state_dir, ignore_errors=True)
+    result = run_reconcile_child(ctx, "b10-rebuild")
+    ctx.stack.start()
+    return {"seconds": result["process_wall_seconds"], "cpu_seconds": result["cpu_seconds"]}
 
 
 def _loadavg() -> list[float]:
@@ -194,8 +216,9 @@ def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def isolation(ctx: Ctx, node_b: NodeB, *, samples: int) -> dict:
-    """B's create → live with A idle, then while A rebuilds from empty (nice 0, then nice 10)."""
+def isolation(ctx: Ctx, node_b: NodeB, *, samples: int, restore: bool = True) -> dict:
+    """B's create → live with A idle, then while A rebuilds from empty (nice 0, then nice 10).
+    `restore`: rebuild A afterwards (not needed when the next step rebuilds it anyway)."""
     target = node_b.target()
     result = {"busy_mailboxes": ctx.mailboxes, "node_b_mailboxes": target.mailboxes,
               "samples": samples}
@@ -207,9 +230,8 @@ def isolation(ctx: Ctx, node_b: NodeB, *, samples: int) -> dict:
             result[key] = create_live(ctx, tag=f"b10{key[0]}", samples=samples, node=target)
             result[key]["loadavg"] = _loadavg()
         result[key]["node_a"] = busy.summary()
-        if not busy.passes:
-            raise BenchError("node A finished no full reconcile while B was measured")
-    ctx.stack.start()  # on what the last pass wrote: A is whole again
+    if restore:
+        result["node_a_rebuilt"] = rebuild(ctx)
     idle_p95, idle_median = result["idle"]["live_ms"]["p95"], result["idle"]["live_ms"]["median"]
     for key in ("busy", "niced"):
         live = result[key]["live_ms"]
