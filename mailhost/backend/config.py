@@ -77,7 +77,7 @@ from mailhost.backend.mailcrypt import ITERATE_QUERY as MAIL_CRYPT_ITERATE_QUERY
 from mailhost.backend.mailcrypt import MAIL_CRYPT_DB
 from mailhost.backend.mailcrypt import USER_QUERY as MAIL_CRYPT_USER_QUERY
 from mailhost.backend.mailcrypt import USERDB_CONF as MAIL_CRYPT_USERDB
-from mailhost.backend.peers import PEER_TRANSPORT
+from mailhost.backend.peers import PEER_FILTER, PEER_TRANSPORT
 from mailhost.backend.quotas import QUOTAS_DB
 from mailhost.backend.relays import RELAY_HOSTS, RELAY_PASSWORDS, RELAY_TLS, nexthop
 from mailhost.backend.senders import DOVECOT_QUERY as SENDERS_DOVECOT_QUERY
@@ -771,6 +771,10 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "# Forwarded mail (a sender not hosted here, to another domain) leaves through the",
         "# forwarding listener: SRS and ARC (mailhost/backend/forwarding.py).",
         f"sender_dependent_default_transport_maps = {postfix_map(cfg, 'forwards')}",
+        "# Mail for another node's domains takes that path too (peer-transport): one recipient",
+        "# per message, as the listener picks each one's node by FILTER (mailhost/backend/",
+        "# peers.py).",
+        f"{FORWARD_TRANSPORT}_destination_recipient_limit = 1",
         "",
         "# Login protection: an address the ban store bans (too many failed logins on any",
         "# service, see mailhost/backend/bans.py) gets 421 and is disconnected. The MX port",
@@ -960,6 +964,13 @@ def render_postfix_master_cf(cfg: NodeConfig) -> str:
             f"cleanup_service_name={FORWARD_CLEANUP}",
             "smtpd_client_restrictions=permit_mynetworks,reject",
             "smtpd_relay_restrictions=permit_mynetworks,reject",
+            # Another node's domain leaves for that node (mailhost/backend/peers.py), matched
+            # by exact domain: Postfix's default minus smtpd_access_maps.
+            f"smtpd_recipient_restrictions=check_recipient_access,"
+            f"texthash:{cfg.path(PEER_FILTER)},check_recipient_access,"
+            f"{postfix_map(cfg, 'recipient-access')}",
+            "parent_domain_matches_subdomains=debug_peer_list,fast_flush_domains,mynetworks,"
+            "permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains",
         )),
         "# Loopback-only re-injection: Dovecot's Sieve redirect and vacation, local services.",
         *_smtpd(_host_port("127.0.0.1")(cfg.ports["internal"]), "internal", (
