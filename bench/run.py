@@ -4,8 +4,8 @@ Order (each size level = N domains × 100 mailboxes, seeded in bulk):
   for each level (small: 1,000 then 5,000; full: 1,000, 100,000 then 1,000,000):
       seed → B4 (full reconcile onto an emptied node, start the stack, no-op reconcile)
       → B1 (create → live) → B2 (rotate → live) → B5 (list pages)
-      at the second level (small: 5,000; full: 100,000): B10 (a second node's create → live
-      while this one rebuilds from empty)
+      at the second level (full: 100,000, before the next level; small: 5,000, last of all):
+      B10 (a second node's create → live while this one rebuilds from empty)
   at the largest level: B7 (worker forced to rebuild everything, two designs)
       → B6 (mail throughput) → B3 (bulk create; last, as it adds mailboxes) → B9 (send API)
       → B11 (backup and restore through S3)
@@ -185,10 +185,11 @@ class Runner:
         """`--only B10`: seed B10's level, bring the node up (B4), start the web, then B10."""
         self.seed_and_reconcile(self.ctx.size.levels[self.ctx.size.b10_level])
         self.start_services()
-        self.run_b10(restore=False)
+        self.run_b10()
 
-    def run_b10(self, *, restore: bool) -> None:
-        """B10; `restore`: rebuild the node afterwards (else the next step rebuilds it)."""
+    def run_b10(self) -> None:
+        """B10. It leaves the bench's node half rebuilt and stopped: it runs where the next
+        step rebuilds the node from empty (the next level's B4), or last."""
         from bench import twonodes
 
         ctx = self.ctx
@@ -197,8 +198,7 @@ class Runner:
             node_b.start()
             self.record("B10", self.step(
                 f"B10 create → live on node B while node A ({ctx.mailboxes:,}) rebuilds",
-                twonodes.isolation, ctx, node_b, samples=ctx.size.b10_samples,
-                restore=restore))
+                twonodes.isolation, ctx, node_b, samples=ctx.size.b10_samples))
         except Exception as exc:
             say(f"B10 FAILED: {exc}")
             self.results["errors"].append({"step": "B10", "error": f"{type(exc).__name__}: {exc}",
@@ -242,8 +242,8 @@ class Runner:
                                         samples=size.live_samples), many=True)
             self.record("B5", self.step(f"B5 list pages at {n:,}", lists.list_pages, ctx,
                                         repeats=size.list_repeats), many=True)
-            if index == size.b10_level:  # the next level's B4 rebuilds the node anyway
-                self.run_b10(restore=index == len(size.levels) - 1)
+            if index == size.b10_level < len(size.levels) - 1:
+                self.run_b10()  # B10 leaves the node half rebuilt: the next level's B4 redoes it
         n = ctx.mailboxes
         peaks = {"incremental": self.swap_worker("full")}
         self.record("B7", self.step(f"B7 full render + diff per change → live at {n:,}",
@@ -263,6 +263,8 @@ class Runner:
                                     ctx, rows=size.bulk_rows))
         self.run_b9()
         self.run_b11()
+        if size.b10_level == len(size.levels) - 1:
+            self.run_b10()  # last: it leaves the node half rebuilt
 
     # --- tear-down ---------------------------------------------------------------------------
 

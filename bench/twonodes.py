@@ -7,13 +7,14 @@ own daemons (`Stack`) and its own Celery worker *process* consuming only its que
 
 B1's measurement (POST /mailboxes → first IMAP LOGIN on B) runs three times:
   idle      A's stack up and quiet;
-  busy      A running full reconciles from empty, one after the other (A's daemons stopped and
-            its state dir removed before each, as B4 does: a node that lost its disk rebuilding
-            every row, file and maildir), in B4's child process;
+  busy      A running full reconciles from empty, one after the other (A's daemons stopped,
+            its state dir moved aside before each, as B4 removes it: a node that lost its
+            disk rebuilding every row, file and maildir), in B4's child process;
   niced     the same, that child at nice 10 (what a full pass run at a lower CPU priority
             would give the other node's changes on a shared machine).
-Leaving a busy phase stops the pass under way; afterwards one more pass rebuilds A and its
-stack starts again (unless the next step rebuilds A anyway), and node B goes away.
+Leaving a busy phase stops the pass under way, so A is left stopped and half rebuilt: the
+runner puts B10 where the next step rebuilds A from empty anyway (the next level's B4), or
+last. Node B goes away afterwards.
 
 On separate hosts the two nodes share only PostgreSQL and Redis; on the bench machine they
 share its CPUs too, which is the worst case this measures.
@@ -151,7 +152,7 @@ def _delete_node(node) -> None:
 
 class BusyNode:
     """Node A rebuilding from empty in B4's child process, pass after pass, while B is
-    measured. Leaving stops the pass under way: A's state dir is then partial (`rebuild`)."""
+    measured. Leaving stops the pass under way: A's state dir is then partial."""
 
     def __init__(self, ctx: Ctx, *, nice: int = 0):
         self.ctx, self.nice = ctx, nice
@@ -218,25 +219,15 @@ class BusyNode:
                 "pass_seconds": self.passes, "pass_running_at_end": self.running_at_end}
 
 
-def rebuild(ctx: Ctx) -> dict:
-    """A whole again after the busy phases: one more pass from empty (B4's), then its stack."""
-    from bench.full import run_reconcile_child
-
-    shutil.rmtree(ctx.env.state_dir, ignore_errors=True)  # what the stopped pass left
-    result = run_reconcile_child(ctx, "b10-rebuild")
-    ctx.stack.start()
-    return {"seconds": result["process_wall_seconds"], "cpu_seconds": result["cpu_seconds"]}
-
-
 def _loadavg() -> list[float]:
     import os
 
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def isolation(ctx: Ctx, node_b: NodeB, *, samples: int, restore: bool = True) -> dict:
+def isolation(ctx: Ctx, node_b: NodeB, *, samples: int) -> dict:
     """B's create → live with A idle, then while A rebuilds from empty (nice 0, then nice 10).
-    `restore`: rebuild A afterwards (not needed when the next step rebuilds it anyway)."""
+    A is left stopped and half rebuilt (the runner puts B10 where nothing needs A after)."""
     target = node_b.target()
     result = {"busy_mailboxes": ctx.mailboxes, "node_b_mailboxes": target.mailboxes,
               "samples": samples}
@@ -250,8 +241,6 @@ def isolation(ctx: Ctx, node_b: NodeB, *, samples: int, restore: bool = True) ->
         result[key]["node_a"] = busy.summary()
         if not busy.running_at_end and not busy.passes:
             raise BenchError("node A's reconcile was not running while B was measured")
-    if restore:
-        result["node_a_rebuilt"] = rebuild(ctx)
     idle_p95, idle_median = result["idle"]["live_ms"]["p95"], result["idle"]["live_ms"]["median"]
     for key in ("busy", "niced"):
         live = result[key]["live_ms"]
