@@ -22,13 +22,15 @@ class Size:
     mail_rounds: int  # B6: rounds per configuration, alternating
     mail_per_round: int
     list_repeats: int  # B5
+    b10_samples: int  # B10: per phase (A idle, busy, busy niced)
+    b10_level: int = 1  # B10 runs at this level (small: 5,000 mailboxes; full: 100,000)
 
 
 SIZES = {
     "small": Size("small", (10, 50), live_samples=12, rebuild_samples=3, bulk_rows=1000,
-                  mail_rounds=2, mail_per_round=100, list_repeats=10),
+                  mail_rounds=2, mail_per_round=100, list_repeats=10, b10_samples=6),
     "full": Size("full", (10, 1000, 10_000), live_samples=50, rebuild_samples=5, bulk_rows=10_000,
-                 mail_rounds=4, mail_per_round=500, list_repeats=30),
+                 mail_rounds=4, mail_per_round=500, list_repeats=30, b10_samples=40),
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
-from mailhost.backend.config import PORT_NAMES
+from mailhost.backend.config import PORT_ENV, PORT_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "var" / "bench"
@@ -21,25 +21,6 @@ BENCH_DB = os.environ.get("BENCH_DB_NAME", "mailhost_bench")
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "9"))
 NODE_NAME = "bench"
 HOSTNAME = "mail.bench.test"
-_PORT_VARS = {
-    "smtp": "MAILHOST_SMTP_PORT",
-    "submission": "MAILHOST_SUBMISSION_PORT",
-    "submissions": "MAILHOST_SUBMISSIONS_PORT",
-    "imap": "MAILHOST_IMAP_PORT",
-    "imaps": "MAILHOST_IMAPS_PORT",
-    "managesieve": "MAILHOST_MANAGESIEVE_PORT",
-    "internal": "MAILHOST_INTERNAL_SMTP_PORT",
-    "authpolicy": "MAILHOST_AUTHPOLICY_PORT",
-    "resolver": "MAILHOST_RESOLVER_PORT",
-    "http": "MAILHOST_HTTP_PORT",
-    "https": "MAILHOST_HTTPS_PORT",
-    "dav": "MAILHOST_DAV_PORT",
-    "forward": "MAILHOST_FORWARD_PORT",
-    "srs": "MAILHOST_SRS_PORT",
-    "srs_reverse": "MAILHOST_SRS_REVERSE_PORT",
-    "stats": "MAILHOST_DOVECOT_STATS_PORT",
-}
-assert set(_PORT_VARS) == set(PORT_NAMES), "every port the node needs gets a free one"
 
 
 @dataclass
@@ -137,7 +118,7 @@ def configure() -> BenchEnv:
         # B9 sends through the API to "the internet": *.example goes to its loopback MX.
         "MAILHOST_TEST_INTERNET_MX": f"127.0.0.1:{ports[-2]}",
     }
-    values |= {_PORT_VARS[name]: str(port) for name, port in env.ports.items()}
+    values |= {PORT_ENV[name]: str(port) for name, port in env.ports.items()}
     (OUT_DIR / "var").mkdir(parents=True, exist_ok=True)
     os.environ.pop("MAILHOST_RECONCILE_FORCE_FULL", None)
     os.environ.update(values)

@@ -11,6 +11,8 @@ idle, so samples do not coalesce.
 import sqlite3
 import time
 import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from bench.context import BenchError, Ctx
 from bench.seed import PASSWORD, domain_name, seeded_address
@@ -20,8 +22,9 @@ from bench.stats import ms, summary
 class RowWatch:
     """Polls the node's lookup store (read-only, WAL) for the moment a condition holds."""
 
-    def __init__(self, ctx: Ctx, sql: str, args: tuple, holds):
-        self.db = sqlite3.connect(f"file:{ctx.stack.cfg.lookup_db}?mode=ro", uri=True)
+    def __init__(self, ctx: Ctx, sql: str, args: tuple, holds, *, lookup_db=None):
+        lookup_db = lookup_db or ctx.stack.cfg.lookup_db
+        self.db = sqlite3.connect(f"file:{lookup_db}?mode=ro", uri=True)
         self.sql, self.args, self.holds = sql, args, holds
         self.seen_at: float | None = None
         self.last = 0.0
@@ -37,48 +40,69 @@ class RowWatch:
         self.db.close()
 
 
-def _login_cost(ctx: Ctx, address: str, password: str, n: int = 10) -> list[float]:
+def _login_cost(probe, address: str, password: str, n: int = 10) -> list[float]:
     costs = []
     for _ in range(n):
         started = time.perf_counter()
-        if not ctx.probe.login(address, password):
+        if not probe.login(address, password):
             raise BenchError(f"{address} stopped logging in")
         costs.append(ms(time.perf_counter() - started))
     return costs
 
 
-def create_live(ctx: Ctx, *, tag: str, samples: int, timeout: float = 30.0) -> dict:
-    """POST /mailboxes (generated password) → first successful IMAP LOGIN."""
+@dataclass
+class Node:
+    """Where create → live is measured: the node's IMAP probe and lookup store, the domains
+    of its that get the new mailboxes, and a wait until the node is idle."""
+
+    probe: object  # bench.imap.ImapRace
+    lookup_db: object  # Path
+    domains: list[str]
+    settle: Callable[[], None]
+    mailboxes: int
+
+
+def bench_node(ctx: Ctx) -> Node:
+    """The bench's own node, with every seeded domain."""
+    return Node(ctx.probe, ctx.stack.cfg.lookup_db,
+                [domain_name(i) for i in range(ctx.domains)], ctx.settle, ctx.mailboxes)
+
+
+def create_live(ctx: Ctx, *, tag: str, samples: int, timeout: float = 30.0,
+                node: Node | None = None) -> dict:
+    """POST /mailboxes (generated password) → first successful IMAP LOGIN, on the bench's
+    node or on `node`."""
+    node = node or bench_node(ctx)
     api_ms, live_ms, row_ms, attempts = [], [], [], []
     address = password = None
     for i in range(samples):
-        address = f"{tag}{i:03d}@{domain_name((i * 37) % ctx.domains)}"
+        address = f"{tag}{i:03d}@{node.domains[(i * 37) % len(node.domains)]}"
         watch = RowWatch(ctx, "SELECT can_login FROM mailboxes WHERE address = ?", (address,),
-                         lambda row: row is not None and row[0] == 1)
+                         lambda row: row is not None and row[0] == 1, lookup_db=node.lookup_db)
         try:
             status, body, elapsed = ctx.api.request("POST", "/mailboxes", {"address": address})
             answered = time.perf_counter()
             if status != 201:
                 raise BenchError(f"POST /mailboxes {address}: {status} {body}")
             password = body["password"]
-            race = ctx.probe.run(address, password, start=answered, timeout=timeout,
-                                 on_tick=watch)
+            race = node.probe.run(address, password, start=answered, timeout=timeout,
+                                  on_tick=watch)
         finally:
             watch.close()
         api_ms.append(ms(elapsed))
         live_ms.append(ms(race.ok_at - answered))
         row_ms.append(ms(watch.seen_at - answered) if watch.seen_at else None)
         attempts.append(race.attempts)
-        ctx.settle()
+        node.settle()
         time.sleep(0.05)
     return {
-        "mailboxes": ctx.mailboxes,
-        "domains": ctx.domains,
+        "mailboxes": node.mailboxes,
+        "domains": len(node.domains),
         "live_ms": summary(live_ms),
         "row_visible_ms": summary([x for x in row_ms if x is not None]),
         "api_ms": summary(api_ms),
         "attempts": summary(attempts),
-        "imap_login_ms": summary(_login_cost(ctx, address, password)),
+        "imap_login_ms": summary(_login_cost(node.probe, address, password)),
         "samples": {"live_ms": live_ms, "row_visible_ms": row_ms, "api_ms": api_ms,
                     "attempts": attempts},
     }

@@ -99,22 +99,24 @@ def group_members(pgid: int) -> list[int]:
 WORKER_MODES = ("incremental", "full", "rewrite")
 
 
-def start_worker(env: BenchEnv, queue: str, *, mode: str = "incremental") -> Child:
+def start_worker(env: BenchEnv, queue: str, *, mode: str = "incremental",
+                 node_env: dict[str, str] | None = None, label: str = "") -> Child:
     """incremental: the portal as shipped; full: MAILHOST_RECONCILE_FORCE_FULL (a full render
-    and diff-apply per change); rewrite: bench.rebuild_worker (everything rewritten, reloads)."""
+    and diff-apply per change); rewrite: bench.rebuild_worker (everything rewritten, reloads).
+    `node_env` (`node_environment`) makes it another node's worker; `label` names its log."""
     if mode not in WORKER_MODES:
         raise ValueError(f"worker mode {mode!r}")
-    child_env = os.environ.copy()
+    child_env = os.environ.copy() | (node_env or {})
     if mode == "full":
         child_env["MAILHOST_RECONCILE_FORCE_FULL"] = "true"
-    log = env.log_dir / f"worker-{mode}.log"
+    log = env.log_dir / f"worker{label}-{mode}.log"
     log.write_bytes(b"")
     app = "bench.rebuild_worker" if mode == "rewrite" else "mailhost"
     argv = [
         str(VENV_BIN / "celery"), "-A", app, "worker", "-Q", queue,
         "--concurrency", "1", "--pool", "solo", "--loglevel", "INFO",
         "--without-mingle", "--without-gossip", "--without-heartbeat",
-        "-n", f"bench-{os.getpid()}@%h",
+        "-n", f"bench{label}-{os.getpid()}@%h",
     ]
     worker = Child("worker", argv, log, child_env)
     _wait(lambda: b" ready." in log.read_bytes(), worker, "the Celery worker", 180)

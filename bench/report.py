@@ -158,6 +158,8 @@ def build(results: dict) -> Table:
                   " s")
         table.add("B11", size, "restore ← S3 MB/s", b11["restore_mb_per_s"], None, " MB/s")
         table.add("B11", size, "restore msg/s", b11["restore_msg_per_s"], None, "/s")
+    if b10 := s.get("B10"):
+        _isolation_rows(table, b10)
     labels = {"B7": ("full render + diff → login", "(the portal's full pass)"),
               "B7_rewrite": ("rewrite all + reload → login", "(docker-mailserver's)")}
     for key, (label, design) in labels.items():
@@ -171,6 +173,21 @@ def build(results: dict) -> Table:
             table.add("B7", size, "  × B1 (median)", round(ratio, 1), None, "×", "≥ 50×",
                       ratio >= 50)
     return table
+
+
+def _isolation_rows(table: Table, b10: dict) -> None:
+    size = f"B {_size(b10['node_b_mailboxes'])}, A {_size(b10['busy_mailboxes'])}"
+    phases = (("idle", "create → login on B, A idle"),
+              ("busy", "  A rebuilding from empty"),
+              ("niced", "  A rebuilding, nice 10"))
+    for key, label in phases:
+        live = b10[key]["live_ms"]
+        load = "load " + " ".join(f"{x:.1f}" for x in b10[key]["loadavg"])
+        table.add("B10", size, label, live["median"], live["p95"], " ms", load)
+    for key, label in (("busy", "  busy / idle"), ("niced", "  niced busy / idle")):
+        ratio = b10[f"{key}_ratio_p95"]
+        table.add("B10", size, label, b10[f"{key}_ratio_median"], ratio, "×", "p95 ≤ 1.2×",
+                  ratio <= 1.2)
 
 
 def _list_rows(table: Table, runs: list[dict]) -> None:

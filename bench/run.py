@@ -4,6 +4,8 @@ Order (each size level = N domains × 100 mailboxes, seeded in bulk):
   for each level (small: 1,000 then 5,000; full: 1,000, 100,000 then 1,000,000):
       seed → B4 (full reconcile onto an emptied node, start the stack, no-op reconcile)
       → B1 (create → live) → B2 (rotate → live) → B5 (list pages)
+      at the second level (full: 100,000, before the next level; small: 5,000, last of all):
+      B10 (a second node's create → live while this one rebuilds from empty)
   at the largest level: B7 (worker forced to rebuild everything, two designs)
       → B6 (mail throughput) → B3 (bulk create; last, as it adds mailboxes) → B9 (send API)
       → B11 (backup and restore through S3)
@@ -180,6 +182,34 @@ class Runner:
                                      backup.throughput, self.ctx, messages=messages,
                                      size=kb * 1000))
 
+    def run_b10_only(self) -> None:
+        """`--only B10`: seed B10's level, bring the node up (B4), start the web, then B10."""
+        self.seed_and_reconcile(self.ctx.size.levels[self.ctx.size.b10_level])
+        self.start_services()
+        self.run_b10()
+
+    def run_b10(self) -> None:
+        """B10. It leaves the bench's node half rebuilt and stopped: it runs where the next
+        step rebuilds the node from empty (the next level's B4), or last."""
+        from bench import twonodes
+
+        ctx = self.ctx
+        node_b = twonodes.NodeB(ctx)
+        try:
+            node_b.start()
+            self.record("B10", self.step(
+                f"B10 create → live on node B while node A ({ctx.mailboxes:,}) rebuilds",
+                twonodes.isolation, ctx, node_b, samples=ctx.size.b10_samples))
+        except Exception as exc:
+            say(f"B10 FAILED: {exc}")
+            self.results["errors"].append({"step": "B10", "error": f"{type(exc).__name__}: {exc}",
+                                           "traceback": traceback.format_exc()})
+        finally:
+            if node_b.worker is not None and node_b.worker.pid not in self.started_groups:
+                self.started_groups.append(node_b.worker.pid)
+            for problem in node_b.stop():
+                self.results["errors"].append({"step": "B10 tear-down", "error": problem})
+
     def run_b9(self) -> None:
         from bench import outbound
 
@@ -215,6 +245,8 @@ class Runner:
                                         samples=size.live_samples), many=True)
             self.record("B5", self.step(f"B5 list pages at {n:,}", lists.list_pages, ctx,
                                         repeats=size.list_repeats), many=True)
+            if not levels_only and index == size.b10_level < len(size.levels) - 1:
+                self.run_b10()  # B10 leaves the node half rebuilt: the next level's B4 redoes it
         if levels_only:
             return
         n = ctx.mailboxes
@@ -236,6 +268,8 @@ class Runner:
                                     ctx, rows=size.bulk_rows))
         self.run_b9()
         self.run_b11()
+        if size.b10_level == len(size.levels) - 1:
+            self.run_b10()  # last: it leaves the node half rebuilt
 
     # --- tear-down ---------------------------------------------------------------------------
 
@@ -276,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--keep-db", action="store_true", help="keep mailhost_bench afterwards")
-    parser.add_argument("--only", choices=["B1", "B2", "B5", "B6", "B8", "B9", "B11"],
+    parser.add_argument("--only", choices=["B1", "B2", "B5", "B6", "B8", "B9", "B10", "B11"],
                         help="run one scenario (after seeding); B1, B2 and B5: the three at "
                              "each level, nothing after the levels")
     parser.add_argument("--levels", type=lambda text: tuple(int(n) for n in text.split(",")),
@@ -310,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             runner.run_inbound_only()
         elif args.only == "B9":
             runner.run_send_only()
+        elif args.only == "B10":
+            runner.run_b10_only()
         elif args.only == "B11":
             runner.run_backup_only()
         else:

@@ -213,10 +213,10 @@ def _relay_specs(node: MailNode) -> dict[str, FileSpec]:
         else FileSpec(data)
         for path, data in render_relay_files(snapshot.relays(node)).items()
     }
-def _peer_specs(node: MailNode) -> dict[str, FileSpec]:
+def _peer_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
     """The transports to the other nodes' domains (rendered whole: one line per domain)."""
-    return {path: FileSpec(data)
-            for path, data in render_peer_transport(snapshot.peer_routes(node)).items()}
+    routes = render_peer_transport(snapshot.peer_routes(node), config.ports["forward"])
+    return {path: FileSpec(data) for path, data in routes.items()}
 
 
 def _tls_policy_specs(node: MailNode, config: NodeConfig) -> dict[str, FileSpec]:
@@ -302,7 +302,7 @@ def plan_incremental(node: MailNode, config: NodeConfig, changes: list[tuple[str
         files |= tls
         scope |= set(tls)
     if ids[NodeChange.Kind.PEERS]:  # another node's live domains: the transports to it
-        peers = _peer_specs(node)
+        peers = _peer_specs(node, config)
         files |= peers
         scope |= set(peers)
     if ids[NodeChange.Kind.FORWARDING]:  # SRS secrets or the ARC key
@@ -341,7 +341,7 @@ def plan_full(node: MailNode, config: NodeConfig) -> Plan:
     files |= _relay_specs(node)
     files |= _tls_policy_specs(node, config)
     files |= _forwarding_specs(node, config)
-    files |= _peer_specs(node)
+    files |= _peer_specs(node, config)
     return Plan(rows=None, srcs=None, files=files, static=static, file_scope=None, mailboxes=[],
                 outbound=snapshot.outbound(node), mail_crypt=_mail_crypt_rows(node))
 

@@ -79,7 +79,7 @@ from mailhost.backend.mailcrypt import ITERATE_QUERY as MAIL_CRYPT_ITERATE_QUERY
 from mailhost.backend.mailcrypt import MAIL_CRYPT_DB
 from mailhost.backend.mailcrypt import USER_QUERY as MAIL_CRYPT_USER_QUERY
 from mailhost.backend.mailcrypt import USERDB_CONF as MAIL_CRYPT_USERDB
-from mailhost.backend.peers import PEER_TRANSPORT
+from mailhost.backend.peers import PEER_FILTER, PEER_TRANSPORT
 from mailhost.backend.quotas import QUOTAS_DB
 from mailhost.backend.relays import RELAY_HOSTS, RELAY_PASSWORDS, RELAY_TLS, nexthop
 from mailhost.backend.senders import DOVECOT_QUERY as SENDERS_DOVECOT_QUERY
@@ -116,6 +116,18 @@ PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
     "resolver", "http", "https", "dav", "forward", "srs", "srs_reverse", "stats",
 )
+# The environment variable each port is read from (mailhost/settings.py, `from_settings`).
+PORT_ENV = {
+    "smtp": "MAILHOST_SMTP_PORT", "submission": "MAILHOST_SUBMISSION_PORT",
+    "submissions": "MAILHOST_SUBMISSIONS_PORT", "imap": "MAILHOST_IMAP_PORT",
+    "imaps": "MAILHOST_IMAPS_PORT", "managesieve": "MAILHOST_MANAGESIEVE_PORT",
+    "internal": "MAILHOST_INTERNAL_SMTP_PORT", "authpolicy": "MAILHOST_AUTHPOLICY_PORT",
+    "resolver": "MAILHOST_RESOLVER_PORT", "http": "MAILHOST_HTTP_PORT",
+    "https": "MAILHOST_HTTPS_PORT", "dav": "MAILHOST_DAV_PORT",
+    "forward": "MAILHOST_FORWARD_PORT", "srs": "MAILHOST_SRS_PORT",
+    "srs_reverse": "MAILHOST_SRS_REVERSE_PORT", "stats": "MAILHOST_DOVECOT_STATS_PORT",
+}  # fmt: skip
+assert set(PORT_ENV) == set(PORT_NAMES), "every port has its variable"
 DEFAULT_INTERNAL_PORT = 2526
 # The ban policy server Dovecot asks on every login; loopback only, like "internal".
 DEFAULT_AUTHPOLICY_PORT = 2527
@@ -761,6 +773,10 @@ def render_postfix_main_cf(cfg: NodeConfig) -> str:
         "# Forwarded mail (a sender not hosted here, to another domain) leaves through the",
         "# forwarding listener: SRS and ARC (mailhost/backend/forwarding.py).",
         f"sender_dependent_default_transport_maps = {postfix_map(cfg, 'forwards')}",
+        "# Mail for another node's domains takes that path too (peer-transport): one recipient",
+        "# per message, as the listener picks each one's node by FILTER (mailhost/backend/",
+        "# peers.py).",
+        f"{FORWARD_TRANSPORT}_destination_recipient_limit = 1",
         "",
         "# Login protection: an address the ban store bans (too many failed logins on any",
         "# service, see mailhost/backend/bans.py) gets 421 and is disconnected. The MX port",
@@ -950,6 +966,13 @@ def render_postfix_master_cf(cfg: NodeConfig) -> str:
             f"cleanup_service_name={FORWARD_CLEANUP}",
             "smtpd_client_restrictions=permit_mynetworks,reject",
             "smtpd_relay_restrictions=permit_mynetworks,reject",
+            # Another node's domain leaves for that node (mailhost/backend/peers.py), matched
+            # by exact domain: Postfix's default minus smtpd_access_maps.
+            f"smtpd_recipient_restrictions=check_recipient_access,"
+            f"texthash:{cfg.path(PEER_FILTER)},check_recipient_access,"
+            f"{postfix_map(cfg, 'recipient-access')}",
+            "parent_domain_matches_subdomains=debug_peer_list,fast_flush_domains,mynetworks,"
+            "permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains",
         )),
         "# Loopback-only re-injection: Dovecot's Sieve redirect and vacation, local services.",
         *_smtpd(_host_port("127.0.0.1")(cfg.ports["internal"]), "internal", (
@@ -1456,3 +1479,19 @@ def render_opendkim_internal_hosts(cfg: NodeConfig) -> str:
     """Empty on purpose: without this file OpenDKIM treats 127.0.0.1 as internal and signs
     whatever a loopback client hands the port-25 listener (see MTA in opendkim.conf)."""
     return _lines("# No host is internal by address; signing follows the listener (MTA).")
+
+
+def node_environment(cfg: NodeConfig, node_name: str) -> dict[str, str]:
+    """What a node's worker reads its own NodeConfig from, for `cfg`: its name, state dir, host
+    name, ports, the portal port its edge proxies to and (test harness) the internet MX. Two
+    nodes on one machine (the multi-node tests, `make bench` B10) start the second node's
+    worker with these on top of the portal's environment."""
+    env = {
+        "MAILHOST_NODE_NAME": node_name,
+        "MAILHOST_NODE_STATE_DIR": str(cfg.state_dir),
+        "MAILHOST_HOSTNAME": cfg.hostname,
+        "MAILHOST_TEST_INTERNET_MX": cfg.internet_mx,
+    }
+    if cfg.edge.upstream:
+        env["MAILHOST_WEB_PORT"] = cfg.edge.upstream.rsplit(":", 1)[1]
+    return env | {PORT_ENV[name]: str(port) for name, port in cfg.ports.items()}

@@ -17,6 +17,11 @@ so that nothing else is rewritten or sealed:
      users' mail keeps its return path and its DKIM-aligned SPF).
   3. The message then leaves like any other (its new sender is the SRS domain's).
 
+Mail for another node's domain takes the same listener whatever its sender (transport_maps
+outrank the sender-dependent transport, so it cannot be chosen by sender before it), and
+leaves it for that node by FILTER: forwarded copies get their SRS address there too, our own
+users' mail keeps its sender (mailhost/backend/peers.py).
+
 Bounces come back to `SRS0=…@<SRS domain>`: the SRS domain is a virtual alias domain of
 Postfix, and recipient_canonical_maps ask postsrsd's reverse table, which maps a valid
 address back to the original sender and knows nothing of a forged or expired one (Postfix

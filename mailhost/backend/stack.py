@@ -381,7 +381,7 @@ class Stack:
         """The relay tables main.cf names (texthash: Postfix will not start without them),
         empty until the reconciler writes them; the password table root:postfix 0640."""
         # The transports to other nodes (peers.py): the same, and empty on a lone node.
-        tables = render_relay_files([]) | render_peer_transport([])
+        tables = render_relay_files([]) | render_peer_transport([], self.cfg.ports["forward"])
         for rel, data in tables.items():
             if not self.cfg.path(rel).exists():
                 secret = rel in RELAY_SECRET_FILES

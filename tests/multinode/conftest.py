@@ -25,29 +25,19 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from mailhost.backend.config import node_environment
 from mailhost.backend.stack import Stack
 from mailhost.redis import get_redis
 from nodes.models import MailNode
 from nodes.peers import node_set_smtp_address
 from nodes.queues import node_queue, pending_key
 from tests.portal import ROOT, database_url
-from tests.stack import make_state_dir, stack_config, stack_web_port, wait_for
+from tests.stack import make_state_dir, stack_config, wait_for
 
 NODE_B = "node-b"
 # Another host name: Postfix refuses to deliver to a server that greets with its own name
 # ("mail loops back to myself"), as two real hosts would never share one.
 HOSTNAME_B = "mail-b.stack.test"
-# The environment variable of each port (mailhost/settings.py, NodeConfig.from_settings).
-PORT_ENV = {
-    "smtp": "MAILHOST_SMTP_PORT", "submission": "MAILHOST_SUBMISSION_PORT",
-    "submissions": "MAILHOST_SUBMISSIONS_PORT", "imap": "MAILHOST_IMAP_PORT",
-    "imaps": "MAILHOST_IMAPS_PORT", "managesieve": "MAILHOST_MANAGESIEVE_PORT",
-    "internal": "MAILHOST_INTERNAL_SMTP_PORT", "authpolicy": "MAILHOST_AUTHPOLICY_PORT",
-    "resolver": "MAILHOST_RESOLVER_PORT", "http": "MAILHOST_HTTP_PORT",
-    "https": "MAILHOST_HTTPS_PORT", "dav": "MAILHOST_DAV_PORT",
-    "forward": "MAILHOST_FORWARD_PORT", "srs": "MAILHOST_SRS_PORT",
-    "srs_reverse": "MAILHOST_SRS_REVERSE_PORT", "stats": "MAILHOST_DOVECOT_STATS_PORT",
-}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -64,17 +54,11 @@ def node_b_stack() -> Iterator[Stack]:
 def worker_environment(stack: Stack, node_name: str) -> dict[str, str]:
     """The environment a node's worker runs with on its own host: this run's database and
     broker, the node's name, state dir, host name and ports."""
-    env = os.environ | {
+    return os.environ | {
         "DATABASE_URL": database_url(),
         "DATABASE_CONN_MAX_AGE": "0",  # no idle connection outlives a task (test DB drop)
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "MAILHOST_NODE_NAME": node_name,
-        "MAILHOST_NODE_STATE_DIR": str(stack.cfg.state_dir),
-        "MAILHOST_HOSTNAME": stack.cfg.hostname,
-        "MAILHOST_TEST_INTERNET_MX": stack.cfg.internet_mx,
-        "MAILHOST_WEB_PORT": str(stack_web_port(stack)),
-    }
-    return env | {PORT_ENV[name]: str(port) for name, port in stack.cfg.ports.items()}
+    } | node_environment(stack.cfg, node_name)
 
 
 @dataclass

@@ -5,7 +5,7 @@ import pytest
 
 from mailboxes.models import DomainStatus
 from mailhost.backend.config import NodeConfig
-from mailhost.backend.peers import PEER_TRANSPORT
+from mailhost.backend.peers import PEER_FILTER, PEER_TRANSPORT
 from nodes.changes import node_default
 from nodes.models import MailNode, NodeChange
 from nodes.reconcile import plan_full, plan_incremental
@@ -16,6 +16,11 @@ pytestmark = pytest.mark.django_db
 
 def transport(plan) -> str:
     return plan.files[PEER_TRANSPORT].data.decode()
+
+
+def route(plan) -> str:
+    """Where the forwarding listener sends each domain (mailhost/backend/peers.py)."""
+    return plan.files[PEER_FILTER].data.decode()
 
 
 def routed(plan) -> set[str]:
@@ -42,7 +47,8 @@ def test_a_node_routes_the_other_nodes_live_domains_to_them_and_keeps_its_own(no
     DomainFactory(name="unaddressed.test", node=c)
     config = NodeConfig.from_settings(local.state_dir)
     plan = plan_full(local, config)
-    assert "there.test smtp:[10.0.0.2]:25\n" in transport(plan)
+    assert f"there.test mailhost-forward:[127.0.0.1]:{config.ports['forward']}\n" in transport(plan)
+    assert "there.test FILTER smtp:[10.0.0.2]:25\n" in route(plan)
     assert routed(plan) == {"there.test"}  # not its own, disabled, unverified, unaddressed
     # Node B routes nothing to itself, nor to the default node while that has no address.
     assert routed(plan_full(b, NodeConfig.from_settings(b.state_dir))) == set()
@@ -53,6 +59,6 @@ def test_a_peer_change_re_renders_the_table_alone(nodes):
     DomainFactory(name="there.test", node=b)
     config = NodeConfig.from_settings(local.state_dir)
     plan = plan_incremental(local, config, [(NodeChange.Kind.PEERS, b.pk)])
-    assert "there.test smtp:[10.0.0.2]:25\n" in transport(plan)
-    assert plan.file_scope == {PEER_TRANSPORT}
+    assert "there.test FILTER smtp:[10.0.0.2]:25\n" in route(plan)
+    assert plan.file_scope == {PEER_TRANSPORT, PEER_FILTER}
     assert not any(plan.rows.values())

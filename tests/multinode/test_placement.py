@@ -7,7 +7,13 @@ from django.db import transaction
 
 from mailboxes import services
 from mailboxes.models import Domain
-from mailhost.backend.peers import PeerRoute, UnsafePeer, render_peer_transport
+from mailhost.backend.peers import (
+    PEER_FILTER,
+    PEER_TRANSPORT,
+    PeerRoute,
+    UnsafePeer,
+    render_peer_transport,
+)
 from mailhost.errors import Forbidden, Invalid
 from nodes.changes import node_default
 from nodes.models import MailNode, NodeChange
@@ -167,11 +173,15 @@ def test_the_node_address_command_checks_the_address_and_tells_the_other_nodes(
 ])
 def test_the_transport_table_refuses_what_could_inject_a_line(route):
     with pytest.raises(UnsafePeer):
-        render_peer_transport([route])
+        render_peer_transport([route], 2528)
 
 
 def test_the_transport_table_is_sorted_and_bracketed():
     table = render_peer_transport([PeerRoute("b.test", "10.0.0.2", 25),
-                                   PeerRoute("a.test", "mx.example.net", 2525)])
-    lines = next(iter(table.values())).decode().splitlines()[1:]
-    assert lines == ["a.test smtp:[mx.example.net]:2525", "b.test smtp:[10.0.0.2]:25"]
+                                   PeerRoute("a.test", "mx.example.net", 2525)], 2528)
+    # Through the loopback forwarding listener (SRS for forwarded mail), then to the node.
+    lines = table[PEER_TRANSPORT].decode().splitlines()[1:]
+    assert lines == ["a.test mailhost-forward:[127.0.0.1]:2528",
+                     "b.test mailhost-forward:[127.0.0.1]:2528"]
+    lines = table[PEER_FILTER].decode().splitlines()[1:]
+    assert lines == ["a.test FILTER smtp:[mx.example.net]:2525", "b.test FILTER smtp:[10.0.0.2]:25"]

@@ -13,7 +13,7 @@ from django.test import Client
 
 from mailboxes import services
 from mailboxes.models import Mailbox
-from mailhost.backend.peers import PEER_TRANSPORT
+from mailhost.backend.peers import PEER_FILTER, PEER_TRANSPORT
 from mailhost.passwords import generate_password
 from nodes.models import MailNode
 from status.models import State, StatusCheck
@@ -73,18 +73,18 @@ def test_each_node_s_lookup_store_holds_only_its_own_domains(two_nodes, placed):
     assert not imap_login(two_nodes.a_stack, bob.address, bob_pw)
     # Each node sends the other's domain to the other, by address (no DNS), and never its own.
     b_port, a_port = two_nodes.b.stack.cfg.ports["smtp"], two_nodes.a_stack.cfg.ports["smtp"]
-    wait_for(lambda: f"{on_b.name} smtp:[127.0.0.1]:{b_port}\n"
-             in two_nodes.a_stack.cfg.path(PEER_TRANSPORT).read_text(), timeout=30)
-    wait_for(lambda: f"{on_a.name} smtp:[127.0.0.1]:{a_port}\n"
-             in two_nodes.b.stack.cfg.path(PEER_TRANSPORT).read_text(), timeout=30)
+    wait_for(lambda: f"{on_b.name} FILTER smtp:[127.0.0.1]:{b_port}\n"
+             in two_nodes.a_stack.cfg.path(PEER_FILTER).read_text(), timeout=30)
+    wait_for(lambda: f"{on_a.name} FILTER smtp:[127.0.0.1]:{a_port}\n"
+             in two_nodes.b.stack.cfg.path(PEER_FILTER).read_text(), timeout=30)
     assert on_a.name not in two_nodes.a_stack.cfg.path(PEER_TRANSPORT).read_text()
 
 
 def test_mail_from_node_a_to_node_b_travels_over_smtp_between_them(two_nodes, placed):
     _, on_a, on_b, (alice, alice_pw), (bob, bob_pw) = placed
     b_port = two_nodes.b.stack.cfg.ports["smtp"]
-    peer_route = f"{on_b.name} smtp:[127.0.0.1]:{b_port}\n"
-    wait_for(lambda: peer_route in two_nodes.a_stack.cfg.path(PEER_TRANSPORT).read_text(), 30)
+    peer_route = f"{on_b.name} FILTER smtp:[127.0.0.1]:{b_port}\n"
+    wait_for(lambda: peer_route in two_nodes.a_stack.cfg.path(PEER_FILTER).read_text(), 30)
     smtp_send(two_nodes.a_stack, "submission", alice.address, bob.address,
               make_message(alice.address, bob.address, "across nodes"),
               login=(alice.address, alice_pw))
