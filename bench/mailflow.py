@@ -34,8 +34,9 @@ _SQLITE_MAP = re.compile(r"sqlite:\S+/postfix/sqlite-([a-z-]+)\.cf")
 # The maps a hand-configured server has too, exported from the node's rows (_export_maps)…
 EXPORTED_MAPS = ("domains", "mailboxes", "aliases", "sender-logins", "recipient-access", "bans")
 # …and the portal's own features it has not (VERP return paths, report intake addresses,
-# application senders): empty there, and nothing in the benchmark's traffic uses them.
-EMPTY_MAPS = ("verp", "report-intake", "app-sender-logins")
+# application senders, the forwarding transport for aliases that leave the node with SRS):
+# empty there, and nothing in the benchmark's traffic uses them.
+EMPTY_MAPS = ("verp", "report-intake", "app-sender-logins", "forwards")
 _SQL_BLOCK = re.compile(r"(passdb|userdb) \{\n  driver = sql\n  args = [^\n]*\n\}\n")
 
 
