@@ -47,6 +47,7 @@ PORT_ENV = {
     "https": "MAILHOST_HTTPS_PORT", "dav": "MAILHOST_DAV_PORT",
     "forward": "MAILHOST_FORWARD_PORT", "srs": "MAILHOST_SRS_PORT",
     "srs_reverse": "MAILHOST_SRS_REVERSE_PORT", "stats": "MAILHOST_DOVECOT_STATS_PORT",
+    "doveadm": "MAILHOST_DOVEADM_PORT",
 }  # fmt: skip
 
 
