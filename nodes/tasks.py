@@ -5,6 +5,7 @@ them; tasks added since are named `nodes.`."""
 
 import logging
 import sqlite3
+import time
 from pathlib import Path
 
 from celery import shared_task
@@ -21,6 +22,7 @@ from nodes.queues import clear_pending, node_queue
 logger = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, sqlite3.OperationalError, OSError)
+FINAL_PASS_PAUSE_SECONDS = 5
 
 
 @shared_task(
@@ -100,12 +102,18 @@ def move_pull(move_id: int, step: str, users: list[str], host: str, port: int) -
         return
     conf = NodeConfig.from_settings(state_dir=Path(move.target.state_dir)).path(
         "dovecot/dovecot.conf")
+    mirror = step == DomainMove.Step.COPYING
     try:
         DomainMove.objects.filter(pk=move_id).update(mailboxes_done=0)
         for done, user in enumerate(users, start=1):
-            mailmove.pull_mailbox(conf, user, host, port,
-                                  mirror=step == DomainMove.Step.COPYING)
+            mailmove.pull_mailbox(conf, user, host, port, mirror=mirror)
             DomainMove.objects.filter(pk=move_id).update(mailboxes_done=done)
+        if not mirror:
+            # Once more after a pause: a message the source's Postfix had handed to local
+            # delivery just before its route to this node took effect is in by now.
+            time.sleep(FINAL_PASS_PAUSE_SECONDS)
+            for user in users:
+                mailmove.pull_mailbox(conf, user, host, port, mirror=False)
     except Exception as exc:
         logger.warning("move %s: copying from %s:%s failed: %s", move_id, host, port, exc)
         _move_failed(move_id, step, exc)
