@@ -11,8 +11,8 @@ every step may run again):
               source keeps delivering the domain itself until the target has applied the
               switch (then both deliver for a moment; never a bounce or a loop).
   final_sync  the source routes the domain to the target (peer transport); once that is
-              live, the target merges what reached the source meanwhile (`doveadm sync`,
-              de-duplicated by message GUID).
+              live, the target takes what reached the source meanwhile (`doveadm sync -1 -R`,
+              by message GUID: nothing twice; the source is left as it is).
   retiring    the source forgets the domain (lookup store), then removes its maildirs.
   done
 
