@@ -25,6 +25,7 @@ import logging
 import time
 from datetime import timedelta
 
+from celery import current_app
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -41,6 +42,7 @@ from tenants.access import Actor
 logger = logging.getLogger(__name__)
 
 S = DomainMove.Step
+DRIVE_TASK = "mailboxes.drive_move"
 MAX_ATTEMPTS = 5  # failed drives of one step before the move is marked failed
 LEASE = timedelta(minutes=2)  # a driver renews it while it works
 POLL_SECONDS = 0.5
@@ -93,9 +95,8 @@ def move_start(*, actor: Actor, domain: Domain, node: str) -> DomainMove:
 
 
 def schedule_move(move_id: int, countdown: float = 0) -> None:
-    from mailboxes.tasks import drive_move  # the task module imports this one
-
-    drive_move.apply_async(args=[move_id], countdown=countdown)
+    """Queue the driver (mailboxes.tasks.drive_move, by name: that module imports this one)."""
+    current_app.send_task(DRIVE_TASK, args=[move_id], countdown=countdown)
 
 
 def move_resume(move: DomainMove) -> DomainMove:
