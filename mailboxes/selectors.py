@@ -29,6 +29,7 @@ from mailhost.names import (
     normalise_domain,
     split_address,
 )
+from nodes.moves import held_domain_ids
 from tenants.access import Actor, require_read, require_write, visible_organisations
 from tenants.models import WRITE_ROLES, Membership
 
@@ -490,3 +491,12 @@ def node_choices() -> list[tuple[str, str]]:
     nodes = MailNode.objects.annotate(domain_count=Count("domains")).order_by("name")
     return [(n.name, f"{n.name} ({n.domain_count} domain{'s' if n.domain_count != 1 else ''})")
             for n in nodes]
+
+
+def held_on_node_q(node, prefix: str = "") -> Q:
+    """The domains whose mail state `node` holds: its own, and those moving to or from it while
+    both nodes need the mailboxes (nodes.moves). `prefix`: "domain__" to filter mailboxes or
+    aliases by their domain, "mailbox__domain__" for app passwords."""
+    own = Q(**{f"{prefix}node": node})
+    moving = held_domain_ids(node)
+    return own | Q(**{f"{prefix}pk__in": moving}) if moving else own

@@ -18,11 +18,12 @@ from django.db.models.functions import Cast, Collate, Concat
 
 from mailboxes import selectors
 from mailboxes.models import Alias, AppPassword, Domain, Mailbox
-from mailboxes.selectors import first_admin_addresses, live_domain_q
+from mailboxes.selectors import first_admin_addresses, held_on_node_q, live_domain_q
 from mailhost.backend.model import AliasSnap, DomainSnap, MailboxSnap
 from mailhost.backend.peers import PeerRoute
 from mailhost.backend.sieve import SieveSpec, VacationSpec
 from nodes.models import MailNode
+from nodes.moves import held_domain_ids, unrouted_domain_ids
 from tenants.models import Membership, Organisation
 
 BATCH = 5000
@@ -56,12 +57,13 @@ def peer_routes(node: MailNode) -> list[PeerRoute]:
     """Every live domain of the other nodes that have an SMTP address, and that address. A name
     is live (verified) on one node at most, so none of this node's domains is routed away."""
     rows = (Domain.objects.filter(live_domain_q()).exclude(node=node).exclude(node__smtp_host="")
+            .exclude(pk__in=unrouted_domain_ids(node))  # switching away: still delivered here
             .values_list("name", "node__smtp_host", "node__smtp_port"))
     return [PeerRoute(domain=name, host=host, port=port) for name, host, port in rows]
 
 
 def domains(node: MailNode, ids: Iterable[int] | None = None) -> list[DomainSnap]:
-    queryset = Domain.objects.filter(node=node).annotate(live=_live())
+    queryset = Domain.objects.filter(held_on_node_q(node)).annotate(live=_live())
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
     rows = list(queryset.values_list(
@@ -81,7 +83,7 @@ def domains(node: MailNode, ids: Iterable[int] | None = None) -> list[DomainSnap
 def mailboxes(
     node: MailNode, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
 ) -> list[MailboxSnap]:
-    queryset = Mailbox.objects.filter(domain__node=node).order_by()  # renderers sort
+    queryset = Mailbox.objects.filter(held_on_node_q(node, "domain__")).order_by()  # renderers sort
     queryset = queryset.annotate(domain_live=_live("domain__"))
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
@@ -146,7 +148,7 @@ def _with_app_passwords(
     hashes: dict[int, list[str]] = defaultdict(list)
     live = AppPassword.objects.filter(revoked_at=None).order_by("id")
     if whole_node is not None:
-        queries = [live.filter(mailbox__domain__node=whole_node)]
+        queries = [live.filter(held_on_node_q(whole_node, "mailbox__domain__"))]
     else:
         ids = [snap.id for snap in snaps]
         queries = [
@@ -179,7 +181,7 @@ def mailboxes_by_address(node: MailNode) -> Iterator[MailboxSnap]:
     cursor in the same order, joined as both stream; forwarding/vacation from the query of the
     mailboxes that set them (usually few). The columns come ready-made (address, home id as
     text, flags as booleans): this runs once per mailbox of the node."""
-    queryset = Mailbox.objects.filter(domain__node=node)
+    queryset = Mailbox.objects.filter(held_on_node_q(node, "domain__"))
     sieve = _sieve_specs(queryset.order_by())
     rows = (
         queryset.annotate(
@@ -197,7 +199,7 @@ def mailboxes_by_address(node: MailNode) -> Iterator[MailboxSnap]:
     )
     home_as_text = connection.vendor != "postgresql"
     hashes = (
-        AppPassword.objects.filter(revoked_at=None, mailbox__domain__node=node)
+        AppPassword.objects.filter(held_on_node_q(node, "mailbox__domain__"), revoked_at=None)
         .annotate(address_key=_address_key("mailbox__"))
         .order_by("address_key", "mailbox_id", "id")
         .values_list("address_key", "mailbox_id", "password_hash")
@@ -251,7 +253,7 @@ def _grouped(rows: Iterator[tuple[str, int, str]]) -> Iterator[tuple[tuple[str, 
 def aliases_by_address(node: MailNode) -> Iterator[AliasSnap]:
     """Every alias of the node, ordered by address (byte order), streamed."""
     queryset = (
-        Alias.objects.filter(domain__node=node)
+        Alias.objects.filter(held_on_node_q(node, "domain__"))
         .annotate(domain_live=_live("domain__"), address_key=_address_key())
         .order_by("address_key", "pk")
     )
@@ -275,7 +277,8 @@ def aliases_by_address(node: MailNode) -> Iterator[AliasSnap]:
 def aliases(
     node: MailNode, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
 ) -> list[AliasSnap]:
-    queryset = Alias.objects.filter(domain__node=node).annotate(domain_live=_live("domain__"))
+    queryset = Alias.objects.filter(held_on_node_q(node, "domain__")).annotate(
+        domain_live=_live("domain__"))
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
     if domain_ids is not None:
@@ -314,7 +317,8 @@ def rows_inputs(node: MailNode) -> str | None:
     changes it. Computed inside PostgreSQL (~0.1 s at 100,000 mailboxes; no row leaves the
     database); None on another database or inside a transaction (then a full pass reads every
     row)."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    if connection.vendor != "postgresql" or connection.in_atomic_block or held_domain_ids(node):
+        # (A domain moving to or from the node: its rows are not all the node's own.)
         # Inside a transaction, the rows it changes keep its xmin however often it changes
         # them: the digest cannot see those changes.
         return None
@@ -350,7 +354,7 @@ def _snapshot_code() -> str:
 def sieve_mailboxes(node: MailNode) -> list[MailboxSnap]:
     """The node's mailboxes whose holder set forwarding or vacation (usually few): what a full
     pass that need not read every mailbox renders the portal's Sieve files from."""
-    configured = Mailbox.objects.filter(domain__node=node).exclude(
+    configured = Mailbox.objects.filter(held_on_node_q(node, "domain__")).exclude(
         forward_to=[], vacation_enabled=False
     )
     return mailboxes(node, ids=list(configured.values_list("pk", flat=True)))

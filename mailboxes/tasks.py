@@ -4,10 +4,10 @@ from pathlib import Path
 
 from celery import shared_task
 
-from mailboxes.services import mailbox_purge_expired, mailbox_usage_record
+from mailboxes.services import mailbox_purge_expired, mailbox_usage_record, moves
 from mailhost.backend.config import NodeConfig
 from mailhost.backend.stack import Stack
-from nodes.models import MailNode
+from nodes.models import DomainMove, MailNode
 from nodes.queues import node_queue
 from nodes.tasks import TRANSIENT
 
@@ -33,3 +33,23 @@ def collect_usage_all() -> None:
     """Beat: ask every node for its mailboxes' storage use, each on its own queue."""
     for node_id, name in MailNode.objects.values_list("pk", "name"):
         collect_usage.apply_async(args=[node_id], queue=node_queue(name))
+
+
+@shared_task(name="mailboxes.drive_move", acks_late=True)
+def drive_move(move_id: int) -> str:
+    """Take a domain move as far as it goes (mailboxes.services.moves); while it waits on a
+    node, drive it again shortly (the beat resumes it too, after a crash)."""
+    move = moves.move_drive(move_id)
+    if move is None:
+        return "held"  # another driver has it
+    if move.step not in (DomainMove.Step.DONE, DomainMove.Step.FAILED) and not move.last_error:
+        moves.schedule_move(move_id, countdown=2)
+    elif move.last_error and move.step != DomainMove.Step.FAILED:
+        moves.schedule_move(move_id, countdown=30)  # a failed attempt: again, a little later
+    return move.step
+
+
+@shared_task(name="mailboxes.resume_moves")
+def resume_moves() -> int:
+    """Beat: drive the open domain moves that no driver holds."""
+    return moves.moves_resume_all()

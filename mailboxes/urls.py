@@ -15,6 +15,7 @@ urlpatterns = [
     path("<slug:org>/domains/<str:name>/edit/", views.domain_edit, name="domain_edit"),
     path("<slug:org>/domains/<str:name>/delete/", views.domain_delete, name="domain_delete"),
     path("<slug:org>/domains/<str:name>/verify/", views.domain_verify, name="domain_verify"),
+    path("<slug:org>/domains/<str:name>/move/", views.domain_move, name="domain_move"),
     path(
         "<slug:org>/domains/<str:name>/verify/staff/",
         views.domain_mark_verified,

@@ -30,10 +30,12 @@ from mailboxes.forms import (
     lines,
 )
 from mailboxes.models import MailboxStatus
+from mailboxes.services import moves
 from mailhost.backend.certificates import MAIL_HOST
 from mailhost.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from mailhost.keyset import keyset_page
 from nodes.certificates import certificate_statuses
+from nodes.models import DomainMove, MailNode
 from tenants.pages import (
     confirm_then_post,
     form_errors_from,
@@ -235,7 +237,41 @@ def domain_detail(request, name):
         "roles": selectors.role_routing(domain),
         "sending": sending_usage(domain),
     }
+    if request.role == "staff":  # where it lives and how a move goes: the staff's business
+        context["move"] = DomainMove.objects.select_related("source", "target").filter(
+            domain_id=domain.pk).first()
+        context["other_nodes"] = MailNode.objects.exclude(pk=domain.node_id)
     return _render(request, "mail_admin/domain.html", context, section="domains")
+
+
+@operator_page
+def domain_move(request, name):
+    """Staff only: move the domain and its mail to another node, after a confirmation."""
+    domain = page_domain(request, name)
+    if request.role != "staff":
+        raise Forbidden("Only the mail service's staff move a domain between nodes.")
+    node = (request.POST.get("node") or "")[:50]
+    back = reverse("mailboxes:domain", args=[request.organisation.slug, domain.name])
+
+    def perform():
+        try:
+            moves.move_start(actor=request.actor, domain=domain, node=node)
+        except DomainError as exc:
+            messages.error(request, exc.detail)
+        else:
+            messages.success(request, f"{domain.display_name} is moving to {node}; its "
+                             "progress is shown below.")
+        return redirect(back)
+
+    return confirm_then_post(
+        request, perform, confirmed_by="confirmed", fields={"node": node, "confirmed": "1"},
+        title=f"Move {domain.display_name} to {node}?",
+        body="Its mail is copied to the other node while this one still serves it, then the "
+        "domain switches over, what arrived meanwhile is copied too, and this node's copy is "
+        "removed. No mail is lost; IMAP clients connected here are disconnected at the end. "
+        "Update the domain's MX and the clients' server name to the new node afterwards.",
+        button="Move the domain", cancel=back, section="domains", danger=False,
+    )
 
 
 @operator_page

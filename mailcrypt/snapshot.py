@@ -4,6 +4,7 @@ reconciler through `nodes.snapshot` (registered in MailcryptConfig.ready())."""
 import base64
 
 from mailboxes.models import Domain
+from mailboxes.selectors import held_on_node_q
 from mailcrypt.models import MailCryptKey
 from mailhost import crypto
 from mailhost.backend.mailcrypt import MailCryptKeySnap
@@ -19,10 +20,12 @@ def mail_crypt_keys(node) -> list[MailCryptKeySnap]:
     the node (the login's domain picks the key). Kept while encryption is off, so what was
     stored encrypted stays readable; only verified domains, so a claim on another
     organisation's name never reaches the store."""
+    held = held_on_node_q(node)  # its own and those moving to or from it (nodes.moves)
+    orgs = Domain.objects.filter(held).values("organisation_id")
     keys = {key.organisation_id: key for key in MailCryptKey.objects.filter(
-        organisation__domains__node=node).distinct()}
+        organisation_id__in=orgs)}
     domains = Domain.objects.filter(
-        node=node, organisation_id__in=keys, verified_at__isnull=False
+        held, organisation_id__in=keys, verified_at__isnull=False
     ).values_list("organisation_id", "name").order_by("name")
     # Unwrapped once per organisation; an unreadable one raises (SecretUnreadable) and the
     # reconcile fails, rather than taking the keys of encrypted mailboxes off the node.

@@ -493,6 +493,7 @@ from delivery.api import router as delivery_router  # noqa: E402
 from delivery.api import staff_router as delivery_staff_router  # noqa: E402
 from identity.api import router as identity_router  # noqa: E402
 from mailboxes.api import router as mailboxes_router  # noqa: E402  (the routers import the above)
+from mailboxes.staff_api import staff_router as mailboxes_staff_router  # noqa: E402
 from mailcrypt.api import staff_router as mailcrypt_staff_router  # noqa: E402
 from reports.api import router as reports_router  # noqa: E402
 from routing.api import router as routing_router  # noqa: E402
@@ -509,6 +510,7 @@ api.add_router("", reports_router)
 api.add_router("/staff", staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 api.add_router("/staff", delivery_staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 api.add_router("/staff", mailcrypt_staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
+api.add_router("/staff", mailboxes_staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 api.add_router("", routing_router)
 api.add_router("/staff", routing_staff_router, auth=[StaffTokenAuth(), StaffSessionAuth()])
 api.add_router("/staff", routing_tls_router, auth=[StaffTokenAuth(), StaffSessionAuth()])

@@ -229,7 +229,15 @@ MAILHOST_PORTS = {
     "dav": env_int("MAILHOST_DAV_PORT", 5232),
     # Loopback-only: Dovecot's counters (OpenMetrics) from its stats process.
     "stats": env_int("MAILHOST_DOVECOT_STATS_PORT", 2531),
+    # Dovecot's doveadm server on the bind address: another node pulls a moving domain's mail
+    # from it (nodes/moves.py), with MAILHOST_DOVEADM_PASSWORD.
+    "doveadm": env_int("MAILHOST_DOVEADM_PORT", 2532),
 }
+# The nodes' shared doveadm password (generated once into the var dir unless set; every node of
+# an install must have the same one: set it, or copy the file, on each node's host).
+MAILHOST_DOVEADM_PASSWORD = secret_generated_once(
+    "MAILHOST_DOVEADM_PASSWORD", VAR_DIR / "doveadm_password", lambda: secrets.token_urlsafe(32)
+)
 # Certificates (mailhost/backend/certificates.py; README "Certificates"). ACME is off while the
 # directory URL is empty (operator-provided certificates); Let's Encrypt's is
 # https://acme-v02.api.letsencrypt.org/directory. MAILHOST_ACME_CA_BUNDLE: a CA file to trust
@@ -324,6 +332,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": MAILHOST_FULL_RECONCILE_SECONDS,
     },
     "purge-deleted-mailboxes": {"task": "mailboxes.purge_deleted_mailboxes", "schedule": 3600},
+    # Domain moves between nodes whose driver is gone (a crash) continue from their step.
+    "resume-domain-moves": {"task": "mailboxes.resume_moves", "schedule": 60},
     "collect-usage": {
         "task": "mailboxes.collect_usage_all",
         "schedule": env_int("MAILHOST_USAGE_COLLECT_SECONDS", 900),

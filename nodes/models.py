@@ -24,6 +24,9 @@ class MailNode(models.Model):
     # the other nodes reach it. Empty: the others find its domains' MX in DNS like any sender.
     smtp_host = models.CharField(max_length=253, blank=True)
     smtp_port = models.PositiveIntegerField(default=25)
+    # Its doveadm server (MAILHOST_DOVEADM_PORT on that node), at `smtp_host`: where another
+    # node pulls the mail of a domain moving away from this one (DomainMove).
+    doveadm_port = models.PositiveIntegerField(default=2532)
 
     class Meta:
         db_table = "mailboxes_mailnode"  # moved from mailboxes/ with its rows (no data moved)
@@ -79,3 +82,64 @@ class NodeChange(models.Model):
 
     def __str__(self) -> str:
         return f"r{self.revision} {self.kind}:{self.object_id}"
+
+
+class DomainMove(models.Model):
+    """A domain moving from one node to another, step by step (nodes.moves drives it).
+
+    Each step is recorded only after it completed, so a crash leaves the move at the step to
+    redo, and every step may run again. The domain is named by id and name (the control plane
+    imports no app): `domain_id` is a mailboxes.Domain.
+    """
+
+    class Step(models.TextChoices):
+        QUEUED = "queued"  # recorded; nothing done yet
+        COPYING = "copying"  # the target holds the domain (routed to the source) and copies
+        SWITCHING = "switching"  # the domain's node becomes the target
+        FINAL_SYNC = "final_sync"  # the source routes to the target; the last copy
+        RETIRING = "retiring"  # the source forgets the domain and removes its maildirs
+        DONE = "done"
+        FAILED = "failed"  # gave up after MAX_ATTEMPTS; `failed_step` is where (resumable)
+
+    OPEN_STEPS = (Step.QUEUED, Step.COPYING, Step.SWITCHING, Step.FINAL_SYNC, Step.RETIRING,
+                  Step.FAILED)
+
+    domain_id = models.BigIntegerField()
+    domain_name = models.CharField(max_length=253)
+    source = models.ForeignKey(MailNode, on_delete=models.PROTECT, related_name="moves_out")
+    target = models.ForeignKey(MailNode, on_delete=models.PROTECT, related_name="moves_in")
+    step = models.CharField(max_length=12, choices=Step.choices, default=Step.QUEUED)
+    failed_step = models.CharField(max_length=12, choices=Step.choices, blank=True)
+    mailboxes_total = models.PositiveIntegerField(default=0)
+    mailboxes_done = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    copied_at = models.DateTimeField(null=True, blank=True)
+    switched_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The node work of a step (the copies, the retirement) runs on a node's worker, which
+    # writes here: "running:<step>" when sent, "<step>" when done, "failed:<step>" if not.
+    work = models.CharField(max_length=24, blank=True)
+    # A driver holds the move until then (renewed while it works): one driver at a time.
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain_id"], condition=~Q(step="done"), name="domainmove_one_open",
+            ),
+            models.CheckConstraint(condition=~Q(source=models.F("target")),
+                                   name="domainmove_other_node"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain_name}: {self.source} → {self.target} ({self.step})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.step != self.Step.DONE

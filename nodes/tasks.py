@@ -5,20 +5,24 @@ them; tasks added since are named `nodes.`."""
 
 import logging
 import sqlite3
+import time
 from pathlib import Path
 
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
+from mailhost.backend import mailmove
+from mailhost.backend.config import NodeConfig
 from mailhost.env import env_bool
 from nodes import certificates, reconcile
-from nodes.models import MailNode
+from nodes.models import DomainMove, MailNode
 from nodes.queues import clear_pending, node_queue
 
 logger = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, sqlite3.OperationalError, OSError)
+FINAL_PASS_PAUSE_SECONDS = 5
 
 
 @shared_task(
@@ -81,3 +85,53 @@ def renew_all_certificates() -> None:
         return
     for node_id, name in MailNode.objects.values_list("pk", "name"):
         renew_certificates.apply_async(args=[node_id], queue=node_queue(name))
+
+
+def _move_failed(move_id: int, step: str, exc: Exception) -> None:
+    DomainMove.objects.filter(pk=move_id, step=step).update(
+        work=f"failed:{step}", last_error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+@shared_task(name="nodes.move_pull", acks_late=True)
+def move_pull(move_id: int, step: str, users: list[str], host: str, port: int) -> None:
+    """On the target node of a domain move: pull each mailbox from the source's doveadm server
+    (the first copy mirrors, the final one merges), counting them on the move; then mark the
+    step's node work done. Nothing happens for a move that is no longer at `step`."""
+    move = DomainMove.objects.filter(pk=move_id, step=step).first()
+    if move is None:
+        return
+    conf = NodeConfig.from_settings(state_dir=Path(move.target.state_dir)).path(
+        "dovecot/dovecot.conf")
+    mirror = step == DomainMove.Step.COPYING
+    try:
+        DomainMove.objects.filter(pk=move_id).update(mailboxes_done=0)
+        for done, user in enumerate(users, start=1):
+            mailmove.pull_mailbox(conf, user, host, port, mirror=mirror)
+            DomainMove.objects.filter(pk=move_id).update(mailboxes_done=done)
+        if not mirror:
+            # Once more after a pause: a message the source's Postfix had handed to local
+            # delivery just before its route to this node took effect is in by now.
+            time.sleep(FINAL_PASS_PAUSE_SECONDS)
+            for user in users:
+                mailmove.pull_mailbox(conf, user, host, port, mirror=False)
+    except Exception as exc:
+        logger.warning("move %s: copying from %s:%s failed: %s", move_id, host, port, exc)
+        _move_failed(move_id, step, exc)
+        raise
+    DomainMove.objects.filter(pk=move_id, step=step).update(work=step)
+
+
+@shared_task(name="nodes.move_retire", acks_late=True)
+def move_retire(move_id: int, home_ids: list[str]) -> None:
+    """On the source node of a domain move: remove the moved mailboxes' maildirs (the lookup
+    store no longer has them; the target holds every message)."""
+    step = DomainMove.Step.RETIRING
+    move = DomainMove.objects.filter(pk=move_id, step=step).first()
+    if move is None:
+        return
+    try:
+        mailmove.remove_homes(Path(move.source.state_dir), home_ids)
+    except Exception as exc:
+        _move_failed(move_id, step, exc)
+        raise
+    DomainMove.objects.filter(pk=move_id, step=step).update(work=step)

@@ -90,6 +90,8 @@ def stack_config(state_dir: Path, **overrides) -> NodeConfig:
         # resolver, XCLIENT from 127.0.0.1, a short greylisting window, the shared regex cache).
         "inbound": inbound_config_from_settings(django_settings),
         "report_local_parts": tuple(django_settings.MAILHOST_REPORT_INTAKE_LOCAL_PARTS),
+        # Every node of the install shares it: a domain moves between the suite's nodes.
+        "doveadm_password": django_settings.MAILHOST_DOVEADM_PASSWORD,
         # The edge proxies to a portal port of its own (nothing answers there until a test
         # starts a portal on it: tests.portal.running_portal(port=stack_web_port(stack))).
         "cert_watch_seconds": float(django_settings.MAILHOST_CERT_WATCH_SECONDS),

@@ -114,7 +114,7 @@ OPENDKIM_USER = "opendkim"
 
 PORT_NAMES = (
     "smtp", "submission", "submissions", "imap", "imaps", "managesieve", "internal", "authpolicy",
-    "resolver", "http", "https", "dav", "forward", "srs", "srs_reverse", "stats",
+    "resolver", "http", "https", "dav", "forward", "srs", "srs_reverse", "stats", "doveadm",
 )
 # The environment variable each port is read from (mailhost/settings.py, `from_settings`).
 PORT_ENV = {
@@ -126,6 +126,7 @@ PORT_ENV = {
     "https": "MAILHOST_HTTPS_PORT", "dav": "MAILHOST_DAV_PORT",
     "forward": "MAILHOST_FORWARD_PORT", "srs": "MAILHOST_SRS_PORT",
     "srs_reverse": "MAILHOST_SRS_REVERSE_PORT", "stats": "MAILHOST_DOVECOT_STATS_PORT",
+    "doveadm": "MAILHOST_DOVEADM_PORT",
 }  # fmt: skip
 assert set(PORT_ENV) == set(PORT_NAMES), "every port has its variable"
 DEFAULT_INTERNAL_PORT = 2526
@@ -137,6 +138,13 @@ DEFAULT_RESOLVER_PORT = 2553
 DEFAULT_DAV_PORT = 5232
 # Dovecot's stats process serves its counters (OpenMetrics) here; loopback only.
 DEFAULT_STATS_PORT = 2531
+# Dovecot's doveadm server (mail copied between nodes when a domain moves, doveadm sync over
+# TCP); on the node's bind address, authenticated by the install's doveadm password.
+DEFAULT_DOVEADM_PORT = 2532
+# A doveadm password as dovecot.conf may hold it literally (no quote, space or '<').
+_DOVEADM_PASSWORD = re.compile(r"^[A-Za-z0-9_-]{16,200}$")
+# Where the node keeps it (root only, 0600; Stack.write_config), read by Dovecot's config process.
+DOVEADM_PASSWORD_FILE = "dovecot/doveadm-password"
 # The dev/test relaxations exempt these from Dovecot's penalty and from bans; attack tests use
 # other loopback addresses (127.0.0.9, …) and meet the production rules.
 DEV_TRUSTED = ("127.0.0.1/32", "::1/128")
@@ -222,6 +230,10 @@ class NodeConfig:
     # The domain of forwarded mail's SRS return paths (MAILHOST_SRS_DOMAIN); "" for the mail
     # host name. See mailhost/backend/forwarding.py.
     srs_domain: str = ""
+    # The shared secret of the nodes' doveadm servers (MAILHOST_DOVEADM_PASSWORD): the target
+    # node of a domain move pulls the mail from the source's doveadm port with it. "": no
+    # doveadm listener (a node alone never needs one).
+    doveadm_password: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -252,6 +264,7 @@ class NodeConfig:
         ports.setdefault("srs_reverse",
                          env_int("MAILHOST_SRS_REVERSE_PORT", DEFAULT_SRS_REVERSE_PORT))
         ports.setdefault("stats", env_int("MAILHOST_DOVECOT_STATS_PORT", DEFAULT_STATS_PORT))
+        ports.setdefault("doveadm", env_int("MAILHOST_DOVEADM_PORT", DEFAULT_DOVEADM_PORT))
         values = {
             "state_dir": state,
             "hostname": settings.MAILHOST_HOSTNAME,
@@ -277,6 +290,7 @@ class NodeConfig:
             ),
             "outbound_tls": outbound_tls_from_settings(settings),
             "srs_domain": getattr(settings, "MAILHOST_SRS_DOMAIN", ""),
+            "doveadm_password": getattr(settings, "MAILHOST_DOVEADM_PASSWORD", ""),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -473,6 +487,8 @@ def _check(cfg: NodeConfig) -> None:
     if cfg.srs_domain and (not _HOSTNAME.match(cfg.srs_domain) or ".." in cfg.srs_domain):
         raise ValueError(f"srs_domain {cfg.srs_domain!r} is not a lower-case domain name")
     ipaddress.ip_address(cfg.bind_address)  # raises ValueError
+    if cfg.doveadm_password and not _DOVEADM_PASSWORD.match(cfg.doveadm_password):
+        raise ValueError("doveadm_password must be 16–200 letters, digits, '-' or '_'")
     missing = [name for name in PORT_NAMES if name not in cfg.ports]
     if missing:
         raise ValueError(f"ports lacks {', '.join(missing)}")
@@ -1324,6 +1340,7 @@ def _dovecot_services(cfg: NodeConfig, p: Mapping[str, int]) -> list[str]:
         f"    port = {p['stats']}",
         "  }",
         "}",
+        *_dovecot_doveadm(cfg, p),
         "metric auth_success {",
         "  filter = event=auth_request_finished AND success=yes",
         "}",
@@ -1337,6 +1354,26 @@ def _dovecot_services(cfg: NodeConfig, p: Mapping[str, int]) -> list[str]:
         "metric mail_delivery {",
         "  filter = event=mail_delivery_finished",
         "}",
+    ]
+
+
+def _dovecot_doveadm(cfg: NodeConfig, p: Mapping[str, int]) -> list[str]:
+    """The doveadm server another node's `doveadm sync` talks to when a domain moves between
+    nodes (nodes/moves: the target pulls each mailbox from the source). doveadm_port and the
+    password are also what this node's own doveadm uses as the client. Without a password,
+    no listener: doveadm over TCP refuses everyone then anyway."""
+    if not cfg.doveadm_password:
+        return []
+    return [
+        "# Mail between nodes (a domain moving): `doveadm sync` over TCP, password required.",
+        "service doveadm {",
+        "  inet_listener {",
+        f"    address = {cfg.bind_address}",
+        f"    port = {p['doveadm']}",
+        "  }",
+        "}",
+        f"doveadm_port = {p['doveadm']}",
+        f"doveadm_password = <{cfg.path(DOVEADM_PASSWORD_FILE)}",
     ]
 
 

@@ -37,7 +37,12 @@ DOVEADM_TIMEOUT = 600
 
 
 class MailSnapshotError(RuntimeError):
-    """doveadm failed, or a message's metadata is not something we would write to disk."""
+    """doveadm failed, or a message's metadata is not something we would write to disk.
+    `returncode`: doveadm's exit status, when it ran (dsync's 2: "run it again")."""
+
+    def __init__(self, message: str, returncode: int | None = None):
+        super().__init__(message)
+        self.returncode = returncode
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,8 @@ def doveadm(dovecot_conf: Path, *args: str) -> str:
     if proc.returncode != 0:
         stderr = proc.stderr.decode(errors="replace").strip()
         command = " ".join(args[:3])
-        raise MailSnapshotError(f"doveadm {command} failed ({proc.returncode}): {stderr}")
+        raise MailSnapshotError(f"doveadm {command} failed ({proc.returncode}): {stderr}",
+                                proc.returncode)
     return proc.stdout.decode(errors="replace")
 
 

@@ -38,6 +38,7 @@ from mailhost.backend.bans import BanStore
 from mailhost.backend.config import (
     BOUNCE_SOCKET,
     CERT_WATCH_CONFIG,
+    DOVEADM_PASSWORD_FILE,
     EVENT_AGENT_CONFIG,
     EVENTS_DB,
     MAIL_GID,
@@ -509,6 +510,9 @@ class Stack:
     def write_config(self) -> list[str]:
         """Write every static file that differs, validated first; return the changed paths."""
         files = render_static_files(self.cfg)
+        if self.cfg.doveadm_password:  # dovecot.conf reads it (a secret: not a static file)
+            write_atomic(self.cfg.path(DOVEADM_PASSWORD_FILE), self.cfg.doveadm_password.encode(),
+                         mode=0o600)
         ensure_certificate(  # dovecot.conf reads the certificate while it is validated
             self.cfg.path("tls/cert.pem"), self.cfg.path("tls/key.pem"), self.cfg.hostname
         )

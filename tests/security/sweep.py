@@ -362,6 +362,7 @@ API_BODIES: dict[str, Callable[[World], object]] = {
     "POST /app-senders": lambda a: {"name": "sweep", "addresses": [f"sweep@{a.domain.name}"]},
     "PUT /staff/organisations/{slug}/sending-quota": lambda a: {"hourly": 10},
     "PUT /staff/organisations/{slug}/encryption": lambda a: {"enabled": True},
+    "POST /staff/domains/{name}/move": lambda a: {"node": "local"},
     "POST /webhooks": lambda a: {"url": "https://93.184.215.14/sweep"},
     "POST /staff/tls-policies": lambda a: {"domain": f"partner.{a.domain.name}",
                                            "level": "dane-only"},
@@ -407,6 +408,7 @@ PAGE_FORMS: dict[str, Callable[[World], dict]] = {
     "tenants:members": lambda a: {"email": "newcomer@operators.test", "role": "viewer"},
     "tenants:member_role": lambda a: {"role": "admin"},
     "tenants:encryption": lambda a: {"enabled": "on"},
+    "mailboxes:domain_move": lambda a: {"node": "local", "confirmed": "1"},
     "tenants:tokens": lambda a: {"name": "sweep", "expires_in_days": ""},
     "mailbox:password": lambda a: {
         "current_password": TEST_PASSWORD, "new_password": "a brand new password",

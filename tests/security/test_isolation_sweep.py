@@ -142,6 +142,10 @@ WRITER_REFUSED: dict[str, tuple[set[int], str]] = {
     "GET mailboxes:domain_verify": ({405}, "POST only"),
     "GET mailbox:webmail": ({405}, "POST only: a sign-on token comes from the form, never a link"),
     "GET mailboxes:domain_mark_verified": ({405}, "POST only"),
+    "POST /staff/domains/{name}/move": (
+        {409, 422}, "the sweep runs one node: there is no other to move the domain to "
+        "(tests/multinode/test_move_doors.py and test_move.py move between two)"
+    ),
     "POST /domains/{name}/dns/publish": (
         {409}, "needs an RFC 2136 server set up for the domain (tests/identity/test_publish.py)"
     ),
@@ -179,6 +183,8 @@ WRITER_NO_CHANGE: dict[str, str] = {
     "POST mailboxes:domain_verify": "the sample .test domain is verified at creation",
     "POST mailboxes:domain_mark_verified": "the sample .test domain is verified at creation",
     "POST routing_staff:queue": "a read-only page (staff's queue list): a POST shows it",
+    "POST mailboxes:domain_move": "the sweep runs one node: there is no other to move the "
+    "domain to (tests/multinode/test_move_doors.py moves one from its page)",
 }
 # Operations only a person (a signed-in session) may do, not an API token, and why: A's
 # read-write token is refused (403) and changes nothing; A's owner's session does them.
@@ -212,6 +218,9 @@ STAFF_ONLY: dict[str, str] = {
     "tenants:unsuspend": "lifting a suspension is staff's",
     "tenants:encryption": "encryption at rest is staff's to set",
     "mailboxes:domain_mark_verified": "marking a domain verified without DNS is staff's call",
+    "GET /staff/domains/{name}/move": "which node a domain lives on is the service's business",
+    "POST /staff/domains/{name}/move": "moving a domain between nodes is an operator action",
+    "mailboxes:domain_move": "moving a domain between nodes is an operator action",
     **{
         f"{method} /staff/tls-{path}": "outbound TLS is install-wide: a policy applies to "
         "every sender, a TLS-RPT report is the service's"
