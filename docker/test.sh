@@ -66,7 +66,9 @@ docker version >/dev/null 2>&1 || { cat "$RUNDIR/dockerd.log" >&2; fail "dockerd
 
 start=$SECONDS
 IMAGE=$(docker/build.sh)
-echo "test-docker: image $IMAGE built in $((SECONDS - start)) s"
+echo "test-docker: image $IMAGE built in $((SECONDS - start)) s;" \
+  "$(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')," \
+  "base $(docker image inspect -f '{{.Size}}' mailhost/base:bookworm | awk '{printf "%.0f MB", $1 / 1e6}')"
 
 read -r SMTP SUB SUBS IMAP IMAPS SIEVE INTERNAL POLICY RESOLVER HTTP HTTPS WEB REDIS DAV \
   FORWARD SRS SRS_REVERSE STATS POSTGRES < <(
