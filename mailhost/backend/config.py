@@ -989,6 +989,10 @@ def render_postfix_master_cf(cfg: NodeConfig) -> str:
             f"{postfix_map(cfg, 'recipient-access')}",
             "parent_domain_matches_subdomains=debug_peer_list,fast_flush_domains,mynetworks,"
             "permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains",
+            # What comes in here this node accepted already. A domain moving away that it
+            # still lists (nodes/moves.py) leaves by its FILTER line: checking it against the
+            # mailboxes this node is dropping would bounce mail the new node holds.
+            "smtpd_reject_unlisted_recipient=no",
         )),
         "# Loopback-only re-injection: Dovecot's Sieve redirect and vacation, local services.",
         *_smtpd(_host_port("127.0.0.1")(cfg.ports["internal"]), "internal", (
