@@ -7,16 +7,12 @@
 # (network_mode: host, so they must not clash with anything on this box) and POSTGRES_PASSWORD
 # is a random one.
 #
-# The private daemon (as shared/notes: no bridge, no iptables; nothing left on the host):
-# its data root is kept under MAILHOST_DOCKER_CACHE (/var/cache/mailhost/docker), so the
-# debootstrap base and the image layers survive between runs; the socket and exec root are
-# temporary. Needs root, dockerd, docker-compose and debootstrap (`scripts/install-system.sh docker`).
+# The private daemon: docker/dockerd.sh (its data root, the image cache, is kept between runs).
+# Needs root, dockerd, docker-compose and debootstrap (`scripts/install-system.sh docker`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE="${MAILHOST_DOCKER_CACHE:-/var/cache/mailhost}"
-mkdir -p "$CACHE/docker"
+source docker/dockerd.sh
 RUNDIR=$(mktemp -d /tmp/mailhost-docker.XXXXXX)
-export DOCKER_HOST="unix://$RUNDIR/docker.sock"
 PROJECT="mailhost-test-$$"
 compose() { docker-compose -p "$PROJECT" -f docker/compose.yml "$@"; }
 
@@ -29,25 +25,14 @@ cleanup() {
       do echo "== $f"; tail -n 15 "$f"; done' >>"$RUNDIR/compose.log" 2>&1
     compose down -v --timeout 30 >/dev/null 2>&1
   fi
-  [ -f "$RUNDIR/dockerd.pid" ] && kill "$(cat "$RUNDIR/dockerd.pid")" 2>/dev/null
-  for _ in $(seq 100); do [ -f "$RUNDIR/dockerd.pid" ] || break; sleep 0.1; done
-  pkill -f -- "-address $RUNDIR/exec/" 2>/dev/null  # a container shim dockerd left behind
-  # containerd holds its database until it has exited: the next run's dockerd waits for it.
-  for _ in $(seq 100); do pgrep -f -- "$RUNDIR/exec" >/dev/null || break; sleep 0.1; done
-  for ns in "$RUNDIR"/exec/netns/*; do [ -e "$ns" ] && umount "$ns"; done 2>/dev/null
+  dockerd_stop
   [ "${FAILED:-0}" = 1 ] && { echo "--- compose logs:"; cat "$RUNDIR/compose.log"; }
   rm -rf "$RUNDIR"
 }
 trap cleanup EXIT
 fail() { FAILED=1; echo "test-docker: FAIL: $*" >&2; exit 1; }
 
-# A lock: one private daemon per data root at a time.
-exec 9>"$CACHE/docker.lock"
-flock 9
-dockerd --data-root "$CACHE/docker" --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/dockerd.pid" \
-  -H "$DOCKER_HOST" --iptables=false --bridge=none >"$RUNDIR/dockerd.log" 2>&1 9>&- &
-for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
-docker version >/dev/null 2>&1 || { cat "$RUNDIR/dockerd.log" >&2; fail "dockerd did not start"; }
+dockerd_start "$RUNDIR" || fail "dockerd did not start"
 
 start=$SECONDS
 IMAGE=$(docker/build.sh)
