@@ -14,6 +14,7 @@
 # Caches (a cold machine works without them; they only save downloads):
 #   APT_ARCHIVES   the host's .deb cache, mounted as the box's (/var/cache/apt/archives)
 #   PIP_CACHE      the host's pip cache dir, mounted as the box's (default: `pip cache dir`)
+#   CA_BUNDLE      the certificates pip in the box trusts (the host's: /etc/ssl/certs/ca-certificates.crt)
 #   FRESHBOX_COLD=1  run with empty temporary caches instead (measures a cold machine)
 #   KEEP=1         leave the box (container) for a look; `docker rm -f` it after
 set -euo pipefail
@@ -47,6 +48,8 @@ APT_ARCHIVES="${APT_ARCHIVES:-/var/cache/apt/archives}"
 PIP_CACHE="${PIP_CACHE:-$( (.venv/bin/python -m pip cache dir || python3 -m pip cache dir) 2>/dev/null ||
   echo /root/.cache/pip)}"
 mkdir -p "$APT_ARCHIVES/partial" "$PIP_CACHE"
+# pip in the box trusts what the host trusts (a network whose proxy inspects TLS has its own CA).
+CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 mirror=$(docker/build.sh --mirror)
 
 dockerd_start "$RUNDIR" || fail "dockerd did not start"
@@ -76,6 +79,7 @@ docker run --name "$BOX" --network host --shm-size 1g ${FRESHBOX_DOCKER_OPTS:-} 
   -v "$RUNDIR/mailhost.git:/freshbox/mailhost.git:ro" -v "$RUNDIR/up.env:/freshbox/up.env:ro" \
   -v "$PWD/docker/freshbox-box.sh:/freshbox/box.sh:ro" \
   -v "$APT_ARCHIVES:/var/cache/apt/archives" -v "$PIP_CACHE:/root/.cache/pip" \
+  -v "$CA_BUNDLE:/freshbox/ca-certificates.crt:ro" -e PIP_CERT=/freshbox/ca-certificates.crt \
   -e FRESHBOX_COMMIT="$commit" -e FRESHBOX_MIRROR="$mirror" -e FRESHBOX_TESTS_PG="$FRESHBOX_TESTS_PG" \
   -e MAILHOST_PG_URL="postgres://postgres@127.0.0.1:$PG_CLOSED" -e MAILHOST_PG_FALLBACK_PORT="$PG_OWN" \
   -e MAILHOST_REDIS_PORT="$REDIS_CLOSED" -e MAILHOST_REDIS_FALLBACK_PORT="$REDIS_OWN" \
