@@ -7,7 +7,7 @@
 #   FRESHBOX_MIRROR          the Debian mirror; FRESHBOX_TESTS_PG: the PostgreSQL selection
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-SRC=/root/mailhost
+SRC=/srv/mailhost
 step() { echo "freshbox: [$(date -u +%T) +${SECONDS}s] $*"; }
 tails() {
   for f in "$SRC"/var/log/*.log "$SRC"/var/node/log/*.log; do
@@ -44,7 +44,7 @@ echo force-unsafe-io >/etc/dpkg/dpkg.cfg.d/unsafe-io
 step "apt-get update && apt-get install -y make git  (README)"
 logged apt sh -c 'apt-get update && apt-get install -y make git'
 step "git clone"
-logged clone git clone /freshbox/mailhost.git "$SRC"
+logged clone git clone /freshbox/mailhost.git "$SRC"  # where README says
 cd "$SRC"
 [ "$(git rev-parse HEAD)" = "$FRESHBOX_COMMIT" ] || fail "the clone is at $(git rev-parse HEAD)"
 cp /freshbox/up.env var/up.env 2>/dev/null || { mkdir -p var; cp /freshbox/up.env var/up.env; }
