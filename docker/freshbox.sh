@@ -22,8 +22,10 @@ cd "$(dirname "$0")/.."
 source docker/dockerd.sh
 RUNDIR=$(mktemp -d /tmp/mailhost-freshbox.XXXXXX)
 BOX="mailhost-freshbox-$$"
-FRESHBOX_TESTS_PG="${FRESHBOX_TESTS_PG:-tests/reconcile/test_mail_flow.py::test_it_makes_a_new_mailbox_live
-  tests/browser/test_pages_browser.py::test_it_keeps_tenants_apart_and_viewers_read_only}"
+default_pg="tests/reconcile/test_mail_flow.py::test_it_makes_a_new_mailbox_live"
+default_pg+=" tests/browser/test_pages_browser.py::test_it_keeps_tenants_apart_and_viewers_read_only"
+FRESHBOX_TESTS_PG="${FRESHBOX_TESTS_PG:-$default_pg}"
+FRESHBOX_TESTS_PG=$(tr -s '\n' ' ' <<<"$FRESHBOX_TESTS_PG")  # one line: it goes into make's command line
 
 cleanup() {
   set +e
