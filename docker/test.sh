@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source docker/dockerd.sh
 RUNDIR=$(mktemp -d /tmp/mailhost-docker.XXXXXX)
+export DOCKER_HOST="unix://$RUNDIR/docker.sock"  # dockerd_start listens there
 PROJECT="mailhost-test-$$"
 compose() { docker-compose -p "$PROJECT" -f docker/compose.yml "$@"; }
 
