@@ -95,7 +95,9 @@ step "make test: a stack test and a browser test on PostgreSQL"
 make test PYTEST_ARGS="$FRESHBOX_TESTS_PG -q -p no:randomly" TEST_DOCKER=no \
   >/root/freshbox-test-pg.log 2>&1 ||
   { tail -n 80 /root/freshbox-test-pg.log >&2; fail "make test (PostgreSQL selection)"; }
-grep -q "starting a throwaway PostgreSQL" /root/freshbox-test-pg.log ||
-  fail "the tests did not run on the box's own PostgreSQL"
+# The PostgreSQL the tests used: the box's own (the host's standard port is pointed at a closed one).
+grep -q "DATABASE_URL=postgres://postgres@127.0.0.1:$MAILHOST_PG_FALLBACK_PORT/" \
+  var/run/test-services.env || fail "the tests did not run on the box's own PostgreSQL:
+$(cat var/run/test-services.env)"
 grep -E "^=* ?[0-9]+ passed" /root/freshbox-test-pg.log | tail -n 1 || true
 step "ok"
