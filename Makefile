@@ -4,13 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SIZE ?= full
 
-.PHONY: help install up down test test-docker lint bench lock
+.PHONY: help install up down test test-docker test-freshbox lint bench lock
 
 help:
 	@echo "make up     install what is missing, start portal + worker + mail stack, print login"
 	@echo "make down   stop everything 'make up' started"
 	@echo "make test   install what is missing, run ruff, the whole test suite and make test-docker"
 	@echo "make test-docker  build the image and prove docker/compose.yml on a private dockerd"
+	@echo "make test-freshbox  make up, make down and a make test selection in a fresh Debian 12 container"
 	@echo "make bench  benchmarks against a real stack (SIZE=small: < 3 min; SIZE=full)"
 	@echo "make lock   add what pyproject.toml newly asks for to requirements.lock (UPGRADE=1: upgrade all)"
 
@@ -32,13 +33,22 @@ down:
 
 # The suite, then the docker deployment (a cold first run builds the Debian base: ~10 min; the
 # base and the image layers are cached in /var/cache/mailhost for the next runs: ~2-5 min).
+# PYTEST_ARGS: a selection instead of the whole suite (scripts/test.sh's arguments, e.g.
+# PYTEST_ARGS='--sqlite -m embedded'); TEST_DOCKER=no skips make test-docker (a box without Docker).
+PYTEST_ARGS ?=
+TEST_DOCKER ?= yes
 test: install
-	@scripts/test.sh
-	@$(MAKE) --no-print-directory test-docker
+	@scripts/test.sh $(PYTEST_ARGS)
+	@$(if $(filter no,$(TEST_DOCKER)),echo "make test: TEST_DOCKER=no: make test-docker skipped",$(MAKE) --no-print-directory test-docker)
 
 test-docker: install
 	@scripts/install-system.sh docker
 	@docker/test.sh
+
+# The README's commands in a fresh Debian 12 container (docker/freshbox.sh): ~6 min warm.
+test-freshbox: install
+	@scripts/install-system.sh docker
+	@docker/freshbox.sh
 
 lint: install
 	@$(VENV)/bin/ruff check .

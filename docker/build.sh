@@ -25,6 +25,7 @@ mirror() {
   echo "${found:-http://deb.debian.org/debian}"
 }
 
+[ "${1:-}" = --mirror ] && { mirror; exit 0; }  # the mirror it uses (make test-freshbox's too)
 if [ ! -s "$BASE_TAR" ]; then
   command -v debootstrap >/dev/null || { echo "build.sh: debootstrap is not installed" >&2; exit 1; }
   mkdir -p "$CACHE"
@@ -36,6 +37,11 @@ if [ ! -s "$BASE_TAR" ]; then
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
   tar -C "$root" -cf "$BASE_TAR.tmp" . && mv "$BASE_TAR.tmp" "$BASE_TAR"
 fi
+import_base() {
+  docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || docker import "$BASE_TAR" "$BASE_IMAGE" >/dev/null
+}
+# `docker/build.sh --base`: only the bare base (make test-freshbox starts from it).
+if [ "${1:-}" = --base ]; then import_base; echo "$BASE_IMAGE"; exit 0; fi
 # The wheels, for exactly requirements.lock (redone when it changes).
 WHEELS="$CACHE/wheels"
 if ! cmp -s requirements.lock "$WHEELS/requirements.lock"; then
@@ -48,9 +54,7 @@ if ! cmp -s requirements.lock "$WHEELS/requirements.lock"; then
   "$pip" wheel -q --require-hashes -r requirements.lock -w "$WHEELS" >&2
   cp requirements.lock "$WHEELS/requirements.lock"
 fi
-if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-  docker import "$BASE_TAR" "$BASE_IMAGE" >/dev/null
-fi
+import_base
 # The classic builder (BuildKit needs buildx, which Debian's docker.io lacks), on the host's
 # network (a daemon may run without a bridge: --bridge=none).
 # The context: the checkout as src/ (without .git, .venv, var) and the wheels as wheels/.

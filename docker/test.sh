@@ -11,17 +11,14 @@
 # (network_mode: host, so they must not clash with anything on this box), POSTGRES_PASSWORD
 # is a random one, and a small override file hands pebble's API CA to the node container.
 #
-# The private daemon (as shared/notes: no bridge, no iptables; nothing left on the host):
-# its data root is kept under MAILHOST_DOCKER_CACHE (/var/cache/mailhost/docker), so the
-# debootstrap base and the image layers survive between runs; the socket and exec root are
-# temporary. Needs root, dockerd, docker-compose and debootstrap (`scripts/install-system.sh docker`),
+# The private daemon: docker/dockerd.sh (its data root, the image cache, is kept between runs).
+# Needs root, dockerd, docker-compose and debootstrap (`scripts/install-system.sh docker`),
 # and pebble (the suite's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE="${MAILHOST_DOCKER_CACHE:-/var/cache/mailhost}"
-mkdir -p "$CACHE/docker"
+source docker/dockerd.sh
 RUNDIR=$(mktemp -d /tmp/mailhost-docker.XXXXXX)
-export DOCKER_HOST="unix://$RUNDIR/docker.sock"
+export DOCKER_HOST="unix://$RUNDIR/docker.sock"  # dockerd_start listens there
 PROJECT="mailhost-test-$$"
 # pebble's API is HTTPS from a throwaway CA (the ACME client must trust it: MAILHOST_ACME_CA_BUNDLE).
 PEBBLE="$RUNDIR/pebble"
@@ -44,25 +41,14 @@ cleanup() {
     compose down -v --timeout 30 >/dev/null 2>&1
   fi
   [ -n "${pebble_pid:-}" ] && kill "$pebble_pid" 2>/dev/null && wait "$pebble_pid" 2>/dev/null
-  [ -f "$RUNDIR/dockerd.pid" ] && kill "$(cat "$RUNDIR/dockerd.pid")" 2>/dev/null
-  for _ in $(seq 100); do [ -f "$RUNDIR/dockerd.pid" ] || break; sleep 0.1; done
-  pkill -f -- "-address $RUNDIR/exec/" 2>/dev/null  # a container shim dockerd left behind
-  # containerd holds its database until it has exited: the next run's dockerd waits for it.
-  for _ in $(seq 100); do pgrep -f -- "$RUNDIR/exec" >/dev/null || break; sleep 0.1; done
-  for ns in "$RUNDIR"/exec/netns/*; do [ -e "$ns" ] && umount "$ns"; done 2>/dev/null
+  dockerd_stop
   [ "${FAILED:-0}" = 1 ] && { echo "--- compose logs:"; cat "$RUNDIR/compose.log"; }
   rm -rf "$RUNDIR"
 }
 trap cleanup EXIT
 fail() { FAILED=1; echo "test-docker: FAIL: $*" >&2; exit 1; }
 
-# A lock: one private daemon per data root at a time.
-exec 9>"$CACHE/docker.lock"
-flock 9
-dockerd --data-root "$CACHE/docker" --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/dockerd.pid" \
-  -H "$DOCKER_HOST" --iptables=false --bridge=none >"$RUNDIR/dockerd.log" 2>&1 9>&- &
-for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
-docker version >/dev/null 2>&1 || { cat "$RUNDIR/dockerd.log" >&2; fail "dockerd did not start"; }
+dockerd_start "$RUNDIR" || fail "dockerd did not start"
 
 start=$SECONDS
 IMAGE=$(docker/build.sh)
@@ -71,9 +57,9 @@ echo "test-docker: image $IMAGE built in $((SECONDS - start)) s;" \
   "base $(docker image inspect -f '{{.Size}}' mailhost/base:bookworm | awk '{printf "%.0f MB", $1 / 1e6}')"
 
 read -r SMTP SUB SUBS IMAP IMAPS SIEVE INTERNAL POLICY RESOLVER HTTP HTTPS WEB REDIS DAV \
-  FORWARD SRS SRS_REVERSE STATS POSTGRES < <(
+  FORWARD SRS SRS_REVERSE STATS POSTGRES DOVEADM < <(
   python3 -c 'import socket
-socks = [socket.socket() for _ in range(19)]
+socks = [socket.socket() for _ in range(20)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 HOST=mail.docker-test.example
@@ -112,6 +98,7 @@ MAILHOST_FORWARD_PORT=$FORWARD
 MAILHOST_SRS_PORT=$SRS
 MAILHOST_SRS_REVERSE_PORT=$SRS_REVERSE
 MAILHOST_DOVECOT_STATS_PORT=$STATS
+MAILHOST_DOVEADM_PORT=$DOVEADM
 DEBUG=false
 MAILHOST_HTTPS=true
 # No internet here: the resolver answers for hosted domains only, and greylisting's window is short.

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
+scripts/check-checkout.sh
 VAR="$PWD/var"; RUN="$VAR/run"; LOG="$VAR/log"
 mkdir -p "$RUN" "$LOG"
 [ -f "$VAR/up.env" ] && source "$VAR/up.env"
