@@ -278,6 +278,15 @@ def make_message(sender: str, to: str, subject: str, body: str = "Hello.\n") -> 
     return msg
 
 
+def applied(obj) -> bool:
+    """The node of `obj` (a domain, mailbox or alias) has applied the revision it needs."""
+    from nodes.models import MailNode  # Django's models: only once the app registry is ready
+
+    obj.refresh_from_db()
+    node_id = obj.node_id if hasattr(obj, "node_id") else obj.domain.node_id
+    return MailNode.objects.get(pk=node_id).applied_revision >= obj.revision
+
+
 def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05) -> T:
     """Poll until `predicate()` is truthy and return it; fail the test after `timeout` s."""
     deadline = time.monotonic() + timeout

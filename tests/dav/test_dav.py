@@ -13,11 +13,10 @@ import vobject
 from mailboxes import services
 from mailboxes.models import Mailbox
 from mailhost.passwords import generate_password
-from nodes.models import MailNode
 from tenants.access import SYSTEM
 from tests.dav.support import dav, dav_client, event, make_address_book, vcard
 from tests.factories import OrganisationFactory
-from tests.stack import unique_domain, wait_for
+from tests.stack import applied, unique_domain, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
@@ -26,11 +25,6 @@ pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 def domain(reconcile_worker):
     org = OrganisationFactory()
     return services.domain_create(actor=SYSTEM, organisation=org, name=unique_domain("dav"))
-
-
-def applied(mailbox: Mailbox) -> bool:
-    node = MailNode.objects.get(pk=mailbox.domain.node_id)
-    return node.applied_revision >= Mailbox.objects.get(pk=mailbox.pk).revision
 
 
 def live_mailbox(domain, local_part: str) -> tuple[str, str]:

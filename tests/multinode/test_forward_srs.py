@@ -14,21 +14,14 @@ from mailhost.backend.forwarding import srs0_address
 from mailhost.backend.peers import PEER_FILTER
 from mailhost.crypto import decrypt
 from mailhost.passwords import generate_password
-from nodes.models import MailNode
 from routing.models import SrsSecret
 from routing.srs import forwarding_ensure
 from tenants.access import SYSTEM
 from tests.factories import OrganisationFactory
 from tests.multinode.conftest import NODE_B
-from tests.stack import fetch_inbox, make_message, smtp_send, unique_domain, wait_for
+from tests.stack import applied, fetch_inbox, make_message, smtp_send, unique_domain, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
-
-
-def applied(obj) -> bool:
-    obj.refresh_from_db()
-    node_id = obj.node_id if hasattr(obj, "node_id") else obj.domain.node_id
-    return MailNode.objects.get(pk=node_id).applied_revision >= obj.revision
 
 
 def _try_send(stack, port, sender, rcpt, message, login=None) -> bool:

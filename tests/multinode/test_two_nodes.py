@@ -21,16 +21,17 @@ from status.services import status_check_portal
 from tenants.access import SYSTEM
 from tests.factories import OrganisationFactory, UserFactory
 from tests.multinode.conftest import NODE_B
-from tests.stack import fetch_inbox, imap_login, make_message, smtp_send, unique_domain, wait_for
+from tests.stack import (
+    applied,
+    fetch_inbox,
+    imap_login,
+    make_message,
+    smtp_send,
+    unique_domain,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
-
-
-def applied(obj) -> bool:
-    """The node of `obj` (a domain, mailbox or alias) has applied the revision it needs."""
-    obj.refresh_from_db()
-    node_id = obj.node_id if hasattr(obj, "node_id") else obj.domain.node_id
-    return MailNode.objects.get(pk=node_id).applied_revision >= obj.revision
 
 
 def stored_domains(stack) -> set[str]:

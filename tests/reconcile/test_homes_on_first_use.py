@@ -22,6 +22,7 @@ from tests.dav.support import dav
 from tests.factories import OrganisationFactory
 from tests.stack import (
     _imap,
+    applied,
     fetch_inbox,
     imap_login,
     make_message,
@@ -37,11 +38,6 @@ pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 def domain(reconcile_worker):
     org = OrganisationFactory()
     return services.domain_create(actor=SYSTEM, organisation=org, name=unique_domain("homes"))
-
-
-def applied(mailbox: Mailbox) -> bool:
-    node = MailNode.objects.get(pk=mailbox.domain.node_id)
-    return node.applied_revision >= Mailbox.objects.get(pk=mailbox.pk).revision
 
 
 def new_mailboxes(domain, *local_parts) -> dict[str, tuple[Mailbox, str]]:
