@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The mail daemons run as their own users (postfix, dovecot, _rspamd, …) from state directories
-# under the checkout (var/node, var/test), so every directory above it must let others through
+# under the checkout (var/node), so every directory above it must let others through
 # (o+x). A clone under /root (mode 700 on Debian) does not: Postfix would stop with "open lock
-# file … Permission denied". Say so before anything starts.
+# file … Permission denied". `make up` says so before anything starts (the test suite runs its
+# stacks under /tmp, MAILHOST_TEST_STACK_BASE, and does not need it).
 set -euo pipefail
 dir=$(cd "$(dirname "$0")/.." && pwd -P)
 checkout=$dir

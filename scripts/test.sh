@@ -6,7 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-scripts/check-checkout.sh
 mkdir -p var/run
 # Written to a file and sourced only once it succeeded: `source <(…)` would hide a failure
 # and leave the tests on SQLite and Redis database 0, the one `make up` uses.
