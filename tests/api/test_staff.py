@@ -149,4 +149,5 @@ def test_it_documents_the_staff_endpoints(anonymous):
         "/api/v1/staff/tls-policies",
         "/api/v1/staff/tls-policies/{domain}",
         "/api/v1/staff/tls-failures",
+        "/api/v1/staff/domains/{name}/move",
     }
