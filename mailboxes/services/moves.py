@@ -254,9 +254,8 @@ def _step_switching(move: DomainMove, deadline: float) -> None:
     with transaction.atomic():
         # Now the source may route the domain to the target (nodes.moves.unrouted_domain_ids).
         _advance(move, S.FINAL_SYNC, switched_at=timezone.now())
-        revision = record_changes(node_id=move.source_id, kind=NodeChange.Kind.PEERS)
-        NodeChange.objects.create(node_id=move.source_id, revision=revision,
-                                  kind=NodeChange.Kind.PEERS, object_id=move.target_id)
+        record_change(node_id=move.source_id, kind=NodeChange.Kind.PEERS,
+                      object_id=move.target_id)
 
 
 def _step_final_sync(move: DomainMove, deadline: float) -> None:
