@@ -35,12 +35,18 @@ SQLITE_URL="sqlite:///$MAILHOST_VAR_DIR/mailhost.sqlite3"
 ruff check .
 python manage.py collectstatic --noinput -v0  # whitenoise serves from STATIC_ROOT, as in production
 
+# Worker processes (pytest-xdist; MAILHOST_TEST_WORKERS=0 runs in this process): most tests
+# wait on daemons, so two workers on two cores nearly halve the run. tests/worker_env.py gives
+# each worker its own Redis database, test database and node state dir; a test file stays on
+# one worker, so its module fixtures start once.
+WORKERS=(-n "${MAILHOST_TEST_WORKERS:-2}" --dist loadfile)
+
 if [ "${1:-}" = "--sqlite" ]; then
   shift
-  DATABASE_URL="$SQLITE_URL" exec python -m pytest "$@"
+  DATABASE_URL="$SQLITE_URL" exec python -m pytest "${WORKERS[@]}" "$@"
 fi
-python -m pytest "$@"
+python -m pytest "${WORKERS[@]}" "$@"
 if [ $# -eq 0 ]; then
   echo "--- again on the embedded default (SQLite file database): the suites marked 'embedded'"
-  DATABASE_URL="$SQLITE_URL" python -m pytest -m embedded
+  DATABASE_URL="$SQLITE_URL" python -m pytest "${WORKERS[@]}" -m embedded
 fi

@@ -1,0 +1,39 @@
+"""Each pytest-xdist worker gets its own Redis database, test database and node state dir.
+
+Loaded with `-p tests.worker_env` (pyproject's addopts), so it runs before pytest-django
+imports the settings: xdist names the worker in PYTEST_XDIST_WORKER ("gw0", "gw1", …) before
+the worker reads its options. Without it two workers would share the broker's queues (one
+worker's Celery consuming the other's node tasks), the Redis cache, the SQLite test file and
+the lookup files a reconcile writes outside a test stack. Ports and stack state dirs are
+picked free per stack already (tests/stack.py)."""
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+REDIS_SETTINGS = ("CELERY_BROKER_URL", "REDIS_URL", "MAILHOST_RSPAMD_REDIS_URL")
+
+
+def other_redis_db(url: str, offset: int) -> str:
+    """`url` with its database number lowered by `offset` (15 → 14 → …): the suite's
+    database counts down, away from database 0, the one `make up` uses."""
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0) - offset
+    if db < 1:
+        raise RuntimeError(f"too many test workers for Redis database {parts.path}: {url}")
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def isolate_worker(worker: str) -> None:
+    index = int(worker.removeprefix("gw"))
+    for name in REDIS_SETTINGS:
+        if os.environ.get(name):
+            os.environ[name] = other_redis_db(os.environ[name], index)
+    suffix = os.environ.get("TEST_DB_SUFFIX")
+    os.environ["TEST_DB_SUFFIX"] = f"{suffix}_{worker}" if suffix else worker
+    var_dir = os.environ.get("MAILHOST_VAR_DIR")
+    if var_dir and "MAILHOST_NODE_STATE_DIR" not in os.environ:
+        os.environ["MAILHOST_NODE_STATE_DIR"] = os.path.join(var_dir, f"node-{worker}")
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    isolate_worker(os.environ["PYTEST_XDIST_WORKER"])
