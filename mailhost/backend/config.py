@@ -234,6 +234,9 @@ class NodeConfig:
     # node of a domain move pulls the mail from the source's doveadm port with it. "": no
     # doveadm listener (a node alone never needs one).
     doveadm_password: str = ""
+    # Where the doveadm server listens (MAILHOST_DOVEADM_BIND_ADDRESS); "" for bind_address.
+    # A single node keeps it on loopback: nothing outside needs it, and it is an admin door.
+    doveadm_bind_address: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -291,6 +294,7 @@ class NodeConfig:
             "outbound_tls": outbound_tls_from_settings(settings),
             "srs_domain": getattr(settings, "MAILHOST_SRS_DOMAIN", ""),
             "doveadm_password": getattr(settings, "MAILHOST_DOVEADM_PASSWORD", ""),
+            "doveadm_bind_address": getattr(settings, "MAILHOST_DOVEADM_BIND_ADDRESS", ""),
         }
         if values["dev"] is None:
             values["dev"] = env_bool("MAILHOST_STACK_DEV", False)
@@ -487,6 +491,8 @@ def _check(cfg: NodeConfig) -> None:
     if cfg.srs_domain and (not _HOSTNAME.match(cfg.srs_domain) or ".." in cfg.srs_domain):
         raise ValueError(f"srs_domain {cfg.srs_domain!r} is not a lower-case domain name")
     ipaddress.ip_address(cfg.bind_address)  # raises ValueError
+    if cfg.doveadm_bind_address:
+        ipaddress.ip_address(cfg.doveadm_bind_address)
     if cfg.doveadm_password and not _DOVEADM_PASSWORD.match(cfg.doveadm_password):
         raise ValueError("doveadm_password must be 16–200 letters, digits, '-' or '_'")
     missing = [name for name in PORT_NAMES if name not in cfg.ports]
@@ -901,8 +907,10 @@ def _internet_mx_lines(cfg: NodeConfig) -> list[str]:
         "# Test harness only (MAILHOST_TEST_INTERNET_MX): every other domain is the tests'",
         "# internet, a fake MX on loopback: the relayhost above unless a default relay is set",
         "# (the lowest next hop, so forwarded mail and relays still take their own paths",
-        "# first); deferred mail is retried within seconds, not minutes.",
+        "# first); deferred mail is retried within seconds, not minutes, and a delivery agent",
+        "# that failed (a reload while it started) is tried again after a second, not a minute.",
         "queue_run_delay = 1s",
+        "transport_retry_time = 1s",
         f"minimal_backoff_time = {TEST_BACKOFF[0]}s",
         f"maximal_backoff_time = {TEST_BACKOFF[1]}s",
     ]
@@ -1372,7 +1380,7 @@ def _dovecot_doveadm(cfg: NodeConfig, p: Mapping[str, int]) -> list[str]:
         "# Mail between nodes (a domain moving): `doveadm sync` over TCP, password required.",
         "service doveadm {",
         "  inet_listener {",
-        f"    address = {cfg.bind_address}",
+        f"    address = {cfg.doveadm_bind_address or cfg.bind_address}",
         f"    port = {p['doveadm']}",
         "  }",
         "}",

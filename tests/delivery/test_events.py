@@ -12,6 +12,7 @@ import pytest
 from delivery.models import DeliveryEvent, EventCursor, Recipient
 from delivery.tasks import collect_events
 from mailhost.backend.config import EVENTS_DB
+from mailhost.backend.stack import Stack
 from tests.delivery.support import internet_address
 from tests.inbound.support import Client, deliver_from_internet
 from tests.stack import wait_for
@@ -26,9 +27,10 @@ def send(client, hosted, *to, **extra) -> str:
     return response.json()["id"]
 
 
-def timeline(client, message_id: str, until: str, recipient: str | None = None) -> dict:
+def timeline(client, message_id: str, until: str, recipient: str | None = None,
+             stack: Stack | None = None) -> dict:
     """The message once `recipient` (or the message) reached `until`, collecting events as
-    the Celery task would."""
+    the Celery task would. On a timeout, `stack`'s Postfix log says why."""
 
     def reached():
         collect_events()
@@ -37,14 +39,20 @@ def timeline(client, message_id: str, until: str, recipient: str | None = None) 
         done = statuses.get(recipient) == until if recipient else body["status"] == until
         return body if done else None
 
-    return wait_for(reached, timeout=40, interval=0.2)
+    try:
+        return wait_for(reached, timeout=40, interval=0.2)
+    except AssertionError as timeout:
+        if stack is None:
+            raise
+        log = stack.log_file("postfix").read_text(errors="replace").splitlines()[-60:]
+        raise AssertionError("\n".join([str(timeout), "Postfix's log:", *log])) from None
 
 
-def test_it_shows_deferred_then_delivered(sender, internet, stack_node):
+def test_it_shows_deferred_then_delivered(sender, internet, stack_node, mail_stack):
     hosted, client = sender()
     to = internet_address("defer-1-bob")
     message_id = send(client, hosted, to)
-    body = timeline(client, message_id, "delivered")
+    body = timeline(client, message_id, "delivered", stack=mail_stack)
     events = [(e["status"], e["recipient"]) for e in body["events"] if e["source"] == "log"]
     assert events == [("deferred", to), ("delivered", to)]
     deferred, delivered = (e for e in body["events"] if e["source"] == "log")
