@@ -235,6 +235,10 @@ MAILHOST_PORTS = {
 }
 # The nodes' shared doveadm password (generated once into the var dir unless set; every node of
 # an install must have the same one: set it, or copy the file, on each node's host).
+# Where that server listens; empty: MAILHOST_BIND_ADDRESS. A node alone needs no outside
+# access (docker/compose.yml keeps it on 127.0.0.1); several nodes set an address the other
+# nodes reach at their `nodeaddress` host.
+MAILHOST_DOVEADM_BIND_ADDRESS = env_str("MAILHOST_DOVEADM_BIND_ADDRESS", "")
 MAILHOST_DOVEADM_PASSWORD = secret_generated_once(
     "MAILHOST_DOVEADM_PASSWORD", VAR_DIR / "doveadm_password", lambda: secrets.token_urlsafe(32)
 )

@@ -150,6 +150,19 @@ def test_it_uses_the_configured_ports_and_address():
     assert b"\n192.0.2.7:25 " in files["postfix/master.cf"]
     assert b"127.0.0.1:2526 " in files["postfix/master.cf"]  # re-injection stays on loopback
     assert b"listen = 192.0.2.7\n" in files["dovecot/dovecot.conf"]
+    assert doveadm_listener(files) == b"address = 192.0.2.7\n    port = 2532"
+
+
+def doveadm_listener(files) -> bytes:
+    conf = files["dovecot/dovecot.conf"]
+    return re.search(rb"service doveadm \{\s+inet_listener \{\s+(.*?)\n\s+\}", conf, re.S)[1]
+
+
+def test_it_keeps_the_doveadm_server_where_it_is_told():
+    """A node alone (the compose file) keeps its doveadm door on loopback while its mail
+    ports face the internet."""
+    cfg = replace(CONFIG, bind_address="0.0.0.0", doveadm_bind_address="127.0.0.1")
+    assert doveadm_listener(render_static_files(cfg)) == b"address = 127.0.0.1\n    port = 2532"
 
 
 @pytest.mark.parametrize(
@@ -160,6 +173,7 @@ def test_it_uses_the_configured_ports_and_address():
         {"state_dir": Path("/" + "x" * 70)},
         {"hostname": "Mail Host"},
         {"bind_address": "localhost"},
+        {"doveadm_bind_address": "0.0.0.0 port=1"},
         {"ports": {**CONFIG.ports, "imap": 2525}},
         {"ports": {k: v for k, v in CONFIG.ports.items() if k != "internal"}},
     ],
