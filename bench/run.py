@@ -218,10 +218,10 @@ class Runner:
             f"B9 send API → loopback MX ({outbound.SENDERS} senders)", outbound.send_api, ctx,
             samples=ctx.size.live_samples, per_sender=2 if ctx.size.name == "small" else 4))
 
-    def run(self, *, levels_only: bool = False) -> None:
+    def run(self, *, levels_only: bool = False, bulk_after: bool = False) -> None:
         """Every scenario; with `levels_only` (`--only B1`), the levels alone: seed, B4, B1,
-        B2 and B5 at each, and nothing after them."""
-        from bench import bulk, full, inbound, lists, live, mailflow, seed
+        B2 and B5 at each, and nothing after them but B3 with `bulk_after` (`--only B3`)."""
+        from bench import full, inbound, lists, live, mailflow, seed
 
         ctx, size = self.ctx, self.ctx.size
         for index, domains in enumerate(size.levels):
@@ -248,6 +248,8 @@ class Runner:
             if not levels_only and index == size.b10_level < len(size.levels) - 1:
                 self.run_b10()  # B10 leaves the node half rebuilt: the next level's B4 redoes it
         if levels_only:
+            if bulk_after:
+                self.run_b3()
             return
         n = ctx.mailboxes
         peaks = {"incremental": self.swap_worker("full")}
@@ -264,12 +266,19 @@ class Runner:
                                     rounds=size.mail_rounds, per_round=size.mail_per_round))
         self.record("B8", self.step(f"B8 inbound throughput at {n:,}", inbound.throughput, ctx,
                                     rounds=size.mail_rounds, per_round=size.mail_per_round))
-        self.record("B3", self.step(f"B3 bulk {size.bulk_rows:,} into {n:,}", bulk.bulk_create,
-                                    ctx, rows=size.bulk_rows))
+        self.run_b3()
         self.run_b9()
         self.run_b11()
         if size.b10_level == len(size.levels) - 1:
             self.run_b10()  # last: it leaves the node half rebuilt
+
+    def run_b3(self) -> None:
+        """B3, last at its level: it adds the mailboxes it creates."""
+        from bench import bulk
+
+        ctx, rows = self.ctx, self.ctx.size.bulk_rows
+        self.record("B3", self.step(f"B3 bulk {rows:,} into {ctx.mailboxes:,}", bulk.bulk_create,
+                                    ctx, rows=rows))
 
     # --- tear-down ---------------------------------------------------------------------------
 
@@ -310,9 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--keep-db", action="store_true", help="keep mailhost_bench afterwards")
-    parser.add_argument("--only", choices=["B1", "B2", "B5", "B6", "B8", "B9", "B10", "B11"],
+    parser.add_argument("--only", choices=["B1", "B2", "B3", "B5", "B6", "B8", "B9", "B10",
+                                           "B11"],
                         help="run one scenario (after seeding); B1, B2 and B5: the three at "
-                             "each level, nothing after the levels")
+                             "each level, nothing after the levels; B3: those, then B3")
     parser.add_argument("--levels", type=lambda text: tuple(int(n) for n in text.split(",")),
                         help="domains of 100 mailboxes at each level instead of the size's, "
                              "e.g. 10,1000 for 1,000 and 100,000")
@@ -349,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.only == "B11":
             runner.run_backup_only()
         else:
-            runner.run(levels_only=args.only in ("B1", "B2", "B5"))
+            runner.run(levels_only=args.only in ("B1", "B2", "B3", "B5"),
+                       bulk_after=args.only == "B3")
     except Exception as exc:  # BenchError, ChildError, StackError, database down …
         say(f"set-up failed: {exc}")
         runner.results["errors"].append(
