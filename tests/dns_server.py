@@ -26,6 +26,8 @@ import dns.query
 import dns.rdatatype
 import pytest
 
+from tests.stack import free_ports
+
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
 KNOTC = shutil.which("knotc") or "/usr/sbin/knotc"
 TSIG_KEY_NAME = "mailhost-test"
@@ -33,17 +35,7 @@ TSIG_KEY_NAME = "mailhost-test"
 
 def free_port() -> int:
     """A port free for both TCP and UDP on 127.0.0.1 (knotd needs both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free TCP+UDP port on 127.0.0.1")
+    return free_ports(1)[0]
 
 
 def zone_text(zone: str, records: str, serial: int) -> str:

@@ -43,20 +43,32 @@ from mailhost.backend.config import (
     inbound_config_from_settings,
 )
 from mailhost.backend.stack import Stack
+from tests.worker_env import PORT_BLOCK_SIZE, port_candidates
 
 T = TypeVar("T")
 HOSTNAME = "mail.stack.test"
 _counter = itertools.count()
 
 
+_PORT_CANDIDATES = port_candidates()
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free on 127.0.0.1 for TCP and UDP both (DNS tests reuse them)."""
+    """`count` distinct ports free on 127.0.0.1 for TCP and UDP both (DNS tests reuse them),
+    from this xdist worker's block (tests/worker_env.py)."""
     held: list[socket.socket] = []
     ports: list[int] = []
+    tries = itertools.count()
     try:
         while len(ports) < count:
+            if next(tries) == 2 * PORT_BLOCK_SIZE:
+                raise RuntimeError(f"no {count} free ports on 127.0.0.1 (found {ports})")
             tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            tcp.bind(("127.0.0.1", 0))
+            try:
+                tcp.bind(("127.0.0.1", next(_PORT_CANDIDATES)))
+            except OSError:  # in use, or in TIME_WAIT
+                tcp.close()
+                continue
             held.append(tcp)
             port = tcp.getsockname()[1]
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

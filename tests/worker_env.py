@@ -4,10 +4,14 @@ Loaded with `-p tests.worker_env` (pyproject's addopts), so it runs before pytes
 imports the settings: xdist names the worker in PYTEST_XDIST_WORKER ("gw0", "gw1", …) before
 the worker reads its options. Without it two workers would share the broker's queues (one
 worker's Celery consuming the other's node tasks), the Redis cache, the SQLite test file and
-the lookup files a reconcile writes outside a test stack. Ports and stack state dirs are
-picked free per stack already (tests/stack.py)."""
+the lookup files a reconcile writes outside a test stack; and its own block of ports
+(`port_candidates`), so a port one worker found free is not the one another worker's daemon
+binds a moment later. Stack state dirs are fresh per stack already (tests/stack.py)."""
 
+import itertools
 import os
+import random
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 REDIS_SETTINGS = ("CELERY_BROKER_URL", "REDIS_URL", "MAILHOST_RSPAMD_REDIS_URL")
@@ -21,6 +25,24 @@ def other_redis_db(url: str, offset: int) -> str:
     if db < 1:
         raise RuntimeError(f"too many test workers for Redis database {parts.path}: {url}")
     return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+# Each worker's ports: a block below Linux's ephemeral range (32768–60999), so they are never
+# another worker's, nor a client socket's source port either.
+PORT_BLOCK_START, PORT_BLOCK_SIZE, PORT_BLOCKS_END = 10000, 2500, 32768
+
+
+def port_candidates() -> Iterator[int]:
+    """Ports to try, endlessly: this worker's block in turn from a random place (a port comes
+    round again only after the whole block), or 0 (the kernel's pick) outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return itertools.repeat(0)
+    low = PORT_BLOCK_START + int(worker.removeprefix("gw")) * PORT_BLOCK_SIZE
+    if low + PORT_BLOCK_SIZE > PORT_BLOCKS_END:
+        raise RuntimeError(f"too many test workers for a port block each: {worker}")
+    start = random.randrange(PORT_BLOCK_SIZE)
+    return (low + (start + step) % PORT_BLOCK_SIZE for step in itertools.count())
 
 
 def isolate_worker(worker: str) -> None:
