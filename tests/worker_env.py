@@ -1,12 +1,12 @@
-"""Each pytest-xdist worker gets its own Redis database, test database and node state dir.
+"""Each pytest-xdist worker gets its own Redis database, test database, node state dir and ports.
 
 Loaded with `-p tests.worker_env` (pyproject's addopts), so it runs before pytest-django
 imports the settings: xdist names the worker in PYTEST_XDIST_WORKER ("gw0", "gw1", …) before
 the worker reads its options. Without it two workers would share the broker's queues (one
 worker's Celery consuming the other's node tasks), the Redis cache, the SQLite test file and
-the lookup files a reconcile writes outside a test stack; and its own block of ports
-(`port_candidates`), so a port one worker found free is not the one another worker's daemon
-binds a moment later. Stack state dirs are fresh per stack already (tests/stack.py)."""
+the lookup files a reconcile writes outside a test stack, and a port one worker found free
+could be the one another worker's daemon binds a moment later (`port_candidates`, used by
+tests.stack.free_ports). Stack state dirs are fresh per stack already (tests/stack.py)."""
 
 import itertools
 import os
