@@ -33,11 +33,6 @@ KNOTC = shutil.which("knotc") or "/usr/sbin/knotc"
 TSIG_KEY_NAME = "mailhost-test"
 
 
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 (knotd needs both)."""
-    return free_ports(1)[0]
-
-
 def zone_text(zone: str, records: str, serial: int) -> str:
     """A complete zone file: SOA, NS (with glue), then `records` (absolute or relative names)."""
     return (
@@ -154,7 +149,7 @@ def knot():
         directories.append(directory)
         server = KnotServer(
             directory=Path(directory),
-            port=free_port(),
+            port=free_ports(1)[0],
             zones=dict(zones),
             broken=list(broken),
             key_secret=base64.b64encode(secrets.token_bytes(32)).decode(),

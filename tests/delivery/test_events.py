@@ -44,8 +44,7 @@ def timeline(client, message_id: str, until: str, recipient: str | None = None,
     except AssertionError as timeout:
         if stack is None:
             raise
-        log = stack.log_file("postfix").read_text(errors="replace").splitlines()[-60:]
-        raise AssertionError("\n".join([str(timeout), "Postfix's log:", *log])) from None
+        raise AssertionError(f"{timeout}\n{stack.log_tails()}") from None
 
 
 def test_it_shows_deferred_then_delivered(sender, internet, stack_node, mail_stack):

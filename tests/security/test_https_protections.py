@@ -19,10 +19,9 @@ from django.test import Client
 
 from tenants.models import AuditEvent
 from tests.api.conftest import make_tenant
-from tests.dns_server import free_port
 from tests.factories import MembershipFactory
 from tests.security.support import page_urls
-from tests.stack import wait_for
+from tests.stack import free_ports, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,7 +61,7 @@ def gunicorn(db):
     processes = []
 
     def start(**extra: str):
-        port = free_port()
+        port = free_ports(1)[0]
         database = settings.DATABASES["default"]
         url = (f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
                f"{database['NAME']}")

@@ -33,10 +33,11 @@ from django.db import transaction
 from django.test import Client, TestCase
 from django.urls import reverse
 
-from tests.dns_server import KnotServer, free_port
+from tests.dns_server import KnotServer
 from tests.factories import TEST_PASSWORD, MembershipFactory, UserFactory
 from tests.security import sweep
 from tests.security.sweep import VICTIM, World
+from tests.stack import free_ports
 
 pytestmark = pytest.mark.django_db
 
@@ -274,8 +275,9 @@ def knot_resolver():
     """A real Knot server for the domains' live DNS checks (answers at once, mostly "wrong")."""
     directory = tempfile.mkdtemp(prefix="mh-sweep-knot-", dir="/tmp")
     server = KnotServer(
-        directory=Path(directory), port=free_port(), zones={"victim.test": "@ IN A 127.0.0.1"},
-        broken=[], key_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
+        directory=Path(directory), port=free_ports(1)[0],
+        zones={"victim.test": "@ IN A 127.0.0.1"}, broken=[],
+        key_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
     )
     server.start()
     yield server.address
