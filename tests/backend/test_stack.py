@@ -7,7 +7,9 @@ import os
 import pickle
 import pwd
 import re
+import shutil
 import smtplib
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -531,3 +533,18 @@ def test_it_points_django_and_the_default_node_at_the_test_stack(stack_node, mai
 
     assert node_default().pk == stack_node.pk
     assert NodeConfig.from_settings(stack_node.state_dir) == mail_stack.cfg
+
+
+def test_the_doveadm_server_answers_only_on_its_own_address():
+    """An attacker who reaches the node's mail address (bind_address) finds no doveadm door
+    when MAILHOST_DOVEADM_BIND_ADDRESS keeps it elsewhere; the other address does answer."""
+    stack = Stack(stack_config(make_state_dir(), doveadm_bind_address="127.0.0.2"))
+    try:
+        stack.start()
+        port = stack.cfg.ports["doveadm"]
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        socket.create_connection(("127.0.0.2", port), timeout=5).close()
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.cfg.state_dir, ignore_errors=True)
