@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-PASSWORD = "Bench-seed-password-1"  # every seeded mailbox's password
+PASSWORD = "BenchSeedPassword0001"  # every seeded mailbox's password (a generated one's form)
 PER_DOMAIN = 100
 ORG_SLUG = "bench"
 
@@ -50,7 +50,7 @@ def setup_tenant() -> Tenant:
     )
     Membership.objects.create(user=user, organisation=organisation, role="owner")
     _, raw = api_token_create(actor=SYSTEM, organisation=organisation, name="bench")
-    # The cost a generated password gets (MAILHOST_GENERATED_BCRYPT_ROUNDS), like B1's.
+    # Stored as a generated password is ({SSHA512}), like B1's.
     return Tenant(organisation, user, raw, node_default(), hash_password(PASSWORD, generated=True))
 
 

@@ -6,6 +6,7 @@ import binascii
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from mailhost import passwords
 from mailhost.backend.config import inbound_config_from_settings, outbound_tls_from_settings
 from mailhost.http import trusted_networks
 from mailhost.names import InvalidName, normalise_domain
@@ -63,9 +64,23 @@ def check_mailhost_settings(app_configs, **kwargs):
                 id="mailhost.W001",
             )
         )
+    problems += _generated_password_problems(settings.MAILHOST_GENERATED_PASSWORD_LENGTH)
     if settings.MAILHOST_DELETED_RETENTION_DAYS < 0:
         problems.append(Error("MAILHOST_DELETED_RETENTION_DAYS must be ≥ 0.", id="mailhost.E007"))
     return problems
+
+
+def _generated_password_problems(length: int) -> list:
+    if not passwords.MIN_LENGTH <= length <= passwords.MAX_BYTES:
+        return [Error(f"MAILHOST_GENERATED_PASSWORD_LENGTH must be {passwords.MIN_LENGTH}–"
+                      f"{passwords.MAX_BYTES}.", id="mailhost.E008")]
+    if length < passwords.MIN_GENERATED_LENGTH:
+        return [Warning(
+            f"MAILHOST_GENERATED_PASSWORD_LENGTH below {passwords.MIN_GENERATED_LENGTH} gives "
+            f"generated passwords under {passwords.UNGUESSABLE_BITS} bits: they are hashed with "
+            "bcrypt at MAILHOST_BCRYPT_ROUNDS, like chosen ones (slower bulk creates and logins).",
+            id="mailhost.W002")]
+    return []
 
 
 @register()

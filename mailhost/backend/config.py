@@ -1069,7 +1069,7 @@ def _dovecot_sql_common(cfg: NodeConfig) -> list[str]:
         f"# {HEADER}",
         "driver = sqlite",
         f"connect = {cfg.lookup_db}",
-        "# Hashes are stored with their scheme prefix: {BLF-CRYPT}$2b$…",
+        "# Hashes carry their scheme: {BLF-CRYPT}$2b$… (chosen), {SSHA512}… (generated)",
         "default_pass_scheme = BLF-CRYPT",
     ]
 

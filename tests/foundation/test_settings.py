@@ -45,6 +45,8 @@ def test_it_passes_its_own_checks_by_default():
         ({"MAILHOST_NODE_STATE_DIR": "/" + "x" * 80}, "mailhost.E004"),
         ({"DKIM_ENCRYPTION_KEY": "short"}, "mailhost.E005"),
         ({"MAILHOST_BCRYPT_ROUNDS": 30}, "mailhost.E006"),
+        ({"MAILHOST_GENERATED_PASSWORD_LENGTH": 8}, "mailhost.E008"),
+        ({"MAILHOST_GENERATED_PASSWORD_LENGTH": 16}, "mailhost.W002"),
     ],
 )
 def test_it_reports_misconfiguration_with_a_stable_id(overrides, check_id):
