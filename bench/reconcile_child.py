@@ -5,11 +5,14 @@ JSON line. The phases are measured by wrapping the reconciler's own functions (n
 reconciler changes); the runner reads the process's peak RSS from wait4() as well.
 """
 
+import cProfile
 import json
+import os
 import resource
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 PHASES: dict[str, float] = defaultdict(float)
 
@@ -61,9 +64,16 @@ def main() -> None:
     from nodes.changes import node_default
     from nodes.reconcile import reconcile_full
 
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")  # where to leave a cProfile of the pass
+    profiler = cProfile.Profile() if profile_dir else None
     started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     report = reconcile_full(node_default())
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(Path(profile_dir) / f"reconcile-{os.getpid()}.prof")
     result = {
         "seconds": seconds,
         "rows_changed": report.rows.count,
