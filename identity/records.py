@@ -10,6 +10,7 @@ list of character-strings that dnspython quotes and escapes, so even a value tha
 validation cannot end its string or start a second record.
 """
 
+import functools
 from dataclasses import dataclass
 
 import dns.name
@@ -18,7 +19,6 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.reversename
-import dns.rrset
 import dns.tokenizer
 
 from identity import dkim, dmarc, mtasts
@@ -216,15 +216,37 @@ def record_rdata(record: Record) -> dns.rdata.Rdata:
     the portal makes itself (host names, addresses, numbers), parsed by dnspython and required
     to be exactly one rdata, so a stray line break fails loudly instead of adding a record.
     """
-    if record.type == "TXT":
-        return dns.rdtypes.ANY.TXT.TXT(
-            dns.rdataclass.IN, dns.rdatatype.TXT, txt_strings(record.value)
-        )
-    tokens = dns.tokenizer.Tokenizer(record.value)
-    rdata = dns.rdata.from_text(dns.rdataclass.IN, record.type, tokens)
+    try:
+        return _typed_rdata(record.type, record.value)
+    except _MoreThanOne:
+        raise ValueError(
+            f"{record.key}: {record.value!r} is more than one {record.type} record"
+        ) from None
+
+
+class _MoreThanOne(ValueError):
+    pass
+
+
+# Most records of a node's domains share their data (the MX, CNAME and SRV targets are the
+# mail host; SPF and report addresses are often the install's): parsed once, not per domain.
+# Rdata objects are immutable, so one can be shared.
+@functools.lru_cache(maxsize=4096)
+def _typed_rdata(rtype: str, value: str) -> dns.rdata.Rdata:
+    if rtype == "TXT":
+        return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, txt_strings(value))
+    tokens = dns.tokenizer.Tokenizer(value)
+    rdata = dns.rdata.from_text(dns.rdataclass.IN, rtype, tokens)
     if not tokens.get().is_eof():
-        raise ValueError(f"{record.key}: {record.value!r} is more than one {record.type} record")
+        raise _MoreThanOne
     return rdata
+
+
+@functools.lru_cache(maxsize=4096)
+def _typed_text(rtype: str, value: str) -> str:
+    """`TYPE data` as a zone file line ends."""
+    rdata = _typed_rdata(rtype, value)
+    return f"{dns.rdatatype.to_text(rdata.rdtype)} {rdata.to_text()}"
 
 
 def rdata_text(record: Record) -> str:
@@ -236,9 +258,9 @@ def zone_line(record: Record, *, ttl: int) -> str:
     """`name ttl IN type data`: the owner and the typed rdata each rendered by dnspython, as
     its one-record RRset would print them (without building the set: a node's hosted zone is
     ~14 lines per domain, and the set's hashing was half the cost)."""
+    record_rdata(record)  # refuses a value that is more than one record, naming the record
     owner = dns.name.from_text(record.name.rstrip(".") + ".")
-    rdata = record_rdata(record)
-    return f"{owner} {ttl} IN {dns.rdatatype.to_text(rdata.rdtype)} {rdata.to_text()}"
+    return f"{owner} {ttl} IN {_typed_text(record.type, record.value)}"
 
 
 def _comment(text: str) -> str:
