@@ -4,10 +4,12 @@ from identity import dmarc, mtasts
 from identity.records import (
     DkimKeySnap,
     PostureSnap,
+    Record,
     expected_records,
     rdata_text,
     txt_chunks,
     zone_fragment,
+    zone_line,
 )
 from mailhost.endpoints import ClientEndpoints
 from tests.identity.support import lookup_at
@@ -183,3 +185,14 @@ def test_it_writes_a_fragment_that_a_real_dns_server_loads_as_is(knot):
     assert lookup.texts("mh20260101._domainkey.example.test", "TXT") == [f"v=DKIM1; k=rsa; p={KEY}"]
     answer = lookup.answer("_imaps._tcp.example.test", "SRV")
     assert [(rr.port, rr.target.to_text()) for rr in answer] == [(993, "mail.provider.test.")]
+
+
+def test_it_refuses_a_value_that_is_more_than_one_record_every_time():
+    # The parsed data is shared between records with the same value: the refusal must not be.
+    record = Record("mx", "victim.example", "MX", "10 a.example.\n10 b.example.", "")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="mx: .* is more than one MX record"):
+            zone_line(record, ttl=300)
+    assert zone_line(Record("mx", "victim.example", "MX", "10 a.example.", ""), ttl=300) == (
+        "victim.example. 300 IN MX 10 a.example."
+    )
