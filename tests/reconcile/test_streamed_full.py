@@ -126,24 +126,22 @@ def test_it_writes_nothing_until_it_commits_and_nothing_on_failure(tmp_path, mon
     assert store(path) == current
 
 
-def src_indexes(path: Path) -> set[str]:
+def query(path: Path, sql: str) -> list[tuple]:
     conn = sqlite3.connect(path)
     try:
-        return {name for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_src'")}
+        return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+def src_indexes(path: Path) -> set[str]:
+    sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_src'"
+    return {name for (name,) in query(path, sql)}
 
 
 def plan_uses_src_index(path: Path, table: str) -> bool:
-    conn = sqlite3.connect(path)
-    try:
-        plan = conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT * FROM {table} WHERE src = 'mailbox:1'"  # noqa: S608
-        ).fetchall()
-        return any(f"{table}_src" in row[-1] for row in plan)
-    finally:
-        conn.close()
+    plan = query(path, f"EXPLAIN QUERY PLAN SELECT * FROM {table} WHERE src = 'mailbox:1'")  # noqa: S608
+    return any(f"{table}_src" in row[-1] for row in plan)
 
 
 def test_it_loads_an_empty_store_and_leaves_every_src_index_built(tmp_path, monkeypatch):
@@ -164,9 +162,7 @@ def test_it_loads_an_empty_store_and_leaves_every_src_index_built(tmp_path, monk
     assert store(path) == desired
     assert src_indexes(path) == every_index
     assert all(plan_uses_src_index(path, table) for table in lookup.TABLES)
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)  # index = table
-    conn.close()
+    assert query(path, "PRAGMA integrity_check") == [("ok",)]  # every index matches its table
 
 
 def test_a_failed_load_into_an_empty_store_keeps_its_src_indexes(tmp_path, monkeypatch):
