@@ -25,7 +25,7 @@ from pathlib import Path
 from bench.context import BenchError, Ctx
 from bench.env import free_ports, short_state_dir
 from bench.seed import seeded_address
-from mailhost.backend.stack import Stack, _run
+from mailhost.backend.stack import READY_TIMEOUT, Stack, _run
 
 CONNECTIONS = 4
 RECIPIENTS = 100
@@ -38,6 +38,9 @@ EXPORTED_MAPS = ("domains", "mailboxes", "aliases", "sender-logins", "recipient-
 # empty there, and nothing in the benchmark's traffic uses them.
 EMPTY_MAPS = ("verp", "report-intake", "app-sender-logins", "forwards")
 _SQL_BLOCK = re.compile(r"(passdb|userdb) \{\n  driver = sql\n  args = [^\n]*\n\}\n")
+# Dovecot's auth reads the whole passwd-file before it answers a login: at 1,000,000 users
+# that may take longer than the node's own stack is given to start.
+STATIC_READY_TIMEOUT = 600
 
 
 class StaticMapsStack(Stack):
@@ -48,6 +51,9 @@ class StaticMapsStack(Stack):
         self.source_db, self.source_state_dir = source_db, source_state_dir
         self.dkim_tables = dkim_tables
         self.swapped: list[str] = []
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        super().wait_ready(timeout=max(timeout, STATIC_READY_TIMEOUT))
 
     @property
     def maps_dir(self) -> Path:
@@ -75,7 +81,10 @@ class StaticMapsStack(Stack):
         conf = self.cfg.path("dovecot/dovecot.conf")
         text, count = _SQL_BLOCK.subn("", conf.read_text())
         users = self.maps_dir / "users"
+        # Dovecot's auth holds the whole passwd-file in memory: ~250 MB at 1,000,000 users,
+        # past its default 256 MB address-space limit (a hand-configured server raises it).
         blocks = (
+            "default_vsz_limit = 2G\n"
             f"passdb {{\n  driver = passwd-file\n  args = scheme=BLF-CRYPT {users}\n}}\n"
             f"userdb {{\n  driver = passwd-file\n  args = {users}\n}}\n"
         )

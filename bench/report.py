@@ -113,9 +113,15 @@ def build(results: dict) -> Table:
         peak = max(full["peak_rss_mb"], noop["peak_rss_mb"])
         table.add("B4", size, "  incl. config validators run", peak, None, " MB")
     if worker := s.get("worker_peak_rss_mb"):
-        peak = max(v for v in worker.values() if v is not None)
-        table.add("B4", "", "worker peak RSS (B1–B7)", peak, None, " MB", "≤ 500 MB",
-                  peak <= 500)
+        # The portal's worker, as shipped and forced to full passes; the rewrite-everything
+        # worker is B7's baseline (a design the portal does not use), shown without a target.
+        ours = [worker.get(mode) for mode in ("incremental", "forced_full")]
+        peak = max((v for v in ours if v is not None), default=None)
+        if peak is not None:
+            table.add("B4", "", "worker peak RSS (B1–B7)", peak, None, " MB", "≤ 500 MB",
+                      peak <= 500)
+        if worker.get("rewrite") is not None:
+            table.add("B4", "", "  B7 rewrite baseline's worker", worker["rewrite"], None, " MB")
     _list_rows(table, s.get("B5", []))
     if b6 := s.get("B6"):
         size = f"{_size(b6['messages_per_config'])} msgs"
