@@ -154,7 +154,6 @@ class LookupSync:
         self._state = _sync_state(self._reader) if self._reader else None
         self._writes = self._state[0] if self._state else None  # the count this pass leaves
         self._foreign_write = False  # someone else wrote while this pass read
-        self._deferred_indexes: list[str] = []  # tables loaded without their src index
 
     def verified(self, inputs: str) -> bool:
         """Whether the store holds exactly the rows rendered from `inputs` (a digest of what
@@ -244,28 +243,10 @@ class LookupSync:
             state = _sync_state(self._writer)  # nobody else writes until COMMIT
             if state is None or state[0] != self._writes:
                 self._foreign_write = True
-            self._defer_src_indexes()
         return self._writer
-
-    def _defer_src_indexes(self) -> None:
-        """A table still empty when the first write begins (a new or wiped node) is loaded
-        without its `src` index, which is built once before COMMIT: rows arrive in address
-        order, so the primary key only appends, while the index's keys arrive at random (at a
-        million rows, keeping it up row by row cost more than all the other writes together).
-        Inside the transaction: a crash rolls the drop back with the rows."""
-        for table in lookup.TABLES:
-            if self._writer.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None:  # noqa: S608
-                self._writer.execute(f"DROP INDEX IF EXISTS {table}_src")  # noqa: S608
-                self._deferred_indexes.append(table)
-
-    def _build_deferred_indexes(self) -> None:
-        for table in self._deferred_indexes:
-            self._writer.execute(lookup.src_index(table))
-        self._deferred_indexes = []
 
     def commit(self) -> None:
         if self._in_transaction:
-            self._build_deferred_indexes()
             state = _sync_state(self._writer)
             self._writes = state[0] if state else None
             self._writer.execute("COMMIT")

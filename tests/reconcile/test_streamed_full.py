@@ -126,62 +126,6 @@ def test_it_writes_nothing_until_it_commits_and_nothing_on_failure(tmp_path, mon
     assert store(path) == current
 
 
-def query(path: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
-def src_indexes(path: Path) -> set[str]:
-    sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_src'"
-    return {name for (name,) in query(path, sql)}
-
-
-def plan_uses_src_index(path: Path, table: str) -> bool:
-    plan = query(path, f"EXPLAIN QUERY PLAN SELECT * FROM {table} WHERE src = 'mailbox:1'")  # noqa: S608
-    return any(f"{table}_src" in row[-1] for row in plan)
-
-
-def test_it_loads_an_empty_store_and_leaves_every_src_index_built(tmp_path, monkeypatch):
-    # Empty tables are loaded without their src index, built once before COMMIT.
-    monkeypatch.setattr(apply, "CHUNK_ROWS", 5)
-    path = tmp_path / "lookup.sqlite"
-    lookup.ensure_schema(path)
-    _, desired = mixed(5)
-    desired["domains"] = set()  # one table with nothing to load keeps its index as it was
-    every_index = {f"{table}_src" for table in lookup.TABLES}
-    assert src_indexes(path) == every_index
-
-    with LookupSync(path) as sync:
-        sync.push_all(in_address_order(desired))
-        sync.finish()
-        sync.commit()
-
-    assert store(path) == desired
-    assert src_indexes(path) == every_index
-    assert all(plan_uses_src_index(path, table) for table in lookup.TABLES)
-    assert query(path, "PRAGMA integrity_check") == [("ok",)]  # every index matches its table
-
-
-def test_a_failed_load_into_an_empty_store_keeps_its_src_indexes(tmp_path, monkeypatch):
-    monkeypatch.setattr(apply, "CHUNK_ROWS", 3)
-    path = tmp_path / "lookup.sqlite"
-    lookup.ensure_schema(path)
-    _, desired = mixed(6)
-    pairs = in_address_order(desired)
-
-    with pytest.raises(RuntimeError, match="worker died"), LookupSync(path) as sync:
-        for number, (table, row) in enumerate(pairs):
-            sync.push(table, row)
-            if number == len(pairs) // 2:
-                raise RuntimeError("worker died")
-
-    assert store(path) == {table: set() for table in lookup.TABLES}
-    assert src_indexes(path) == {f"{table}_src" for table in lookup.TABLES}
-
-
 def test_it_refuses_rows_out_of_order_before_deleting_anything(tmp_path):
     path = tmp_path / "lookup.sqlite"
     rows = {"mailboxes": {("mailbox:1", "b@a.test", HASH, "/h", 1, 1, 1),
