@@ -89,3 +89,24 @@ def test_a_pass_that_touches_no_file_leaves_the_manifest_unread_and_unwritten(tm
     assert "manifest" not in vars(quiet)  # never read
     assert manifest.stat().st_ino == written.st_ino  # nor written again
     assert ManagedFiles(tmp_path).manifest == {"postfix/main.cf": sha256(b"one\n")}
+
+
+def test_each_pass_sees_the_manifest_as_it_is_on_disk_though_it_is_parsed_once(tmp_path):
+    first = {"postfix/main.cf": FileSpec(b"one\n")}
+    writer = ManagedFiles(tmp_path)
+    writer.apply(first, writer.plan(first))
+    reader = ManagedFiles(tmp_path)
+    assert reader.manifest == {"postfix/main.cf": sha256(b"one\n")}
+    reader.manifest["scratch"] = "a pass's own change, never saved"
+    assert ManagedFiles(tmp_path).manifest == {"postfix/main.cf": sha256(b"one\n")}
+
+    second = {"postfix/main.cf": FileSpec(b"two\n")}  # another writer replaces the file
+    other = ManagedFiles(tmp_path)
+    other.apply(second, other.plan(second))
+    assert ManagedFiles(tmp_path).manifest == {"postfix/main.cf": sha256(b"two\n")}
+
+    manifest = tmp_path / MANIFEST  # a hand edit in place, same inode
+    manifest.write_text('{"postfix/main.cf": "edited by hand"}')
+    assert ManagedFiles(tmp_path).manifest == {"postfix/main.cf": "edited by hand"}
+    manifest.unlink()
+    assert ManagedFiles(tmp_path).manifest == {}
