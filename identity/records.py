@@ -216,8 +216,13 @@ def record_rdata(record: Record) -> dns.rdata.Rdata:
     the portal makes itself (host names, addresses, numbers), parsed by dnspython and required
     to be exactly one rdata, so a stray line break fails loudly instead of adding a record.
     """
+    return _parsed(record, _typed_rdata)
+
+
+def _parsed(record: Record, parse):
+    """`parse(type, value)`, a value that is more than one record refused with its key."""
     try:
-        return _typed_rdata(record.type, record.value)
+        return parse(record.type, record.value)
     except _MoreThanOne:
         raise ValueError(
             f"{record.key}: {record.value!r} is more than one {record.type} record"
@@ -258,9 +263,8 @@ def zone_line(record: Record, *, ttl: int) -> str:
     """`name ttl IN type data`: the owner and the typed rdata each rendered by dnspython, as
     its one-record RRset would print them (without building the set: a node's hosted zone is
     ~14 lines per domain, and the set's hashing was half the cost)."""
-    record_rdata(record)  # refuses a value that is more than one record, naming the record
     owner = dns.name.from_text(record.name.rstrip(".") + ".")
-    return f"{owner} {ttl} IN {_typed_text(record.type, record.value)}"
+    return f"{owner} {ttl} IN {_parsed(record, _typed_text)}"
 
 
 def _comment(text: str) -> str:

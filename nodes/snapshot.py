@@ -47,15 +47,19 @@ def _reader(source: str) -> Callable[..., Any]:
         raise LookupError(f"no app registered the node state source {source!r}") from None
 
 
-def _none_asked(*selections: Iterable[int] | None) -> bool:
+def _listed(selection: Iterable[int] | None) -> list[int] | None:
+    return None if selection is None else list(selection)
+
+
+def _none_asked(*selections: list[int] | None) -> bool:
     """An empty selection asks for nothing: an incremental pass names no domain or alias of
     most changes, and asking the database costs it queries all the same."""
-    return any(selection is not None and not selection for selection in selections)
+    return any(selection == [] for selection in selections)
 
 
 def domains(node, ids: Iterable[int] | None = None) -> list[DomainSnap]:
     """The node's domains (all, or those with `ids`)."""
-    ids = None if ids is None else list(ids)
+    ids = _listed(ids)
     if _none_asked(ids):
         return []
     return _reader("domains")(node, ids)
@@ -65,8 +69,7 @@ def mailboxes(
     node, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
 ) -> list[MailboxSnap]:
     """The node's mailboxes: all, those with `ids`, or those of the domains `domain_ids`."""
-    ids = None if ids is None else list(ids)
-    domain_ids = None if domain_ids is None else list(domain_ids)
+    ids, domain_ids = _listed(ids), _listed(domain_ids)
     if _none_asked(ids, domain_ids):
         return []
     return _reader("mailboxes")(node, ids=ids, domain_ids=domain_ids)
@@ -76,8 +79,7 @@ def aliases(
     node, *, ids: Iterable[int] | None = None, domain_ids: Iterable[int] | None = None
 ) -> list[AliasSnap]:
     """The node's aliases: all, those with `ids`, or those of the domains `domain_ids`."""
-    ids = None if ids is None else list(ids)
-    domain_ids = None if domain_ids is None else list(domain_ids)
+    ids, domain_ids = _listed(ids), _listed(domain_ids)
     if _none_asked(ids, domain_ids):
         return []
     return _reader("aliases")(node, ids=ids, domain_ids=domain_ids)
