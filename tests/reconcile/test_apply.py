@@ -1,5 +1,6 @@
 import os
 
+from mailhost.backend import apply as apply_module
 from mailhost.backend import lookup
 from mailhost.backend.apply import MANIFEST, FileSpec, ManagedFiles, diff_rows, write_rows
 from mailhost.backend.files import sha256
@@ -110,3 +111,16 @@ def test_each_pass_sees_the_manifest_as_it_is_on_disk_though_it_is_parsed_once(t
     assert ManagedFiles(tmp_path).manifest == {"postfix/main.cf": "edited by hand"}
     manifest.unlink()
     assert ManagedFiles(tmp_path).manifest == {}
+
+
+def test_an_unchanged_manifest_is_parsed_once_per_process(tmp_path, monkeypatch):
+    desired = {"postfix/main.cf": FileSpec(b"one\n")}
+    writer = ManagedFiles(tmp_path)
+    writer.apply(desired, writer.plan(desired))
+    parses = []
+    real_loads = apply_module.json.loads
+    monkeypatch.setattr(apply_module.json, "loads",
+                        lambda data: parses.append(1) or real_loads(data))
+    for _ in range(3):
+        assert ManagedFiles(tmp_path).manifest == {"postfix/main.cf": sha256(b"one\n")}
+    assert len(parses) == 1

@@ -223,3 +223,16 @@ def test_a_full_reconcile_brings_the_store_to_the_rendered_rows(state_dir):
     assert any("xa@a.test" in line for line in report.drift)
     assert report.rows.added and report.rows.removed
     assert reconcile_full(node).rows.count == 0  # and a second pass finds nothing left
+
+
+@pytest.mark.django_db
+def test_an_empty_selection_asks_the_database_nothing(django_assert_num_queries):
+    # An incremental pass for one mailbox names no domain and no alias.
+    node = node_default()
+    mailbox = MailboxFactory(domain=DomainFactory(node=node))
+    with django_assert_num_queries(0):
+        assert snapshot.domains(node, set()) == []
+        assert snapshot.mailboxes(node, ids=set()) == []
+        assert snapshot.aliases(node, ids=[], domain_ids=None) == []
+        assert snapshot.mailboxes(node, domain_ids=iter(())) == []
+    assert [m.id for m in snapshot.mailboxes(node, ids={mailbox.pk})] == [mailbox.pk]
